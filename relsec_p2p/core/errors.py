@@ -1,0 +1,100 @@
+"""Typed errors, split by who broke the protocol (as h11 does).
+
+Rules of this file:
+- ``LocalProtocolError``: this program asked the core for something the rules
+  forbid (a bad argument, an action the local member may not take). It is a
+  bug or a user mistake on *this* laptop and never comes from the network.
+- ``RemoteProtocolError``: bytes that arrived from someone else are malformed,
+  oversized, forged, replayed or out of the roster. The input is dropped and
+  nothing already accepted changes. Each subclass has a stable ``code`` that
+  the spec (protocol/SPEC.md §8) and the test vectors name.
+"""
+
+from __future__ import annotations
+
+
+class RelsecError(Exception):
+    """Base of every error the core raises on purpose."""
+
+    code = "error"
+
+
+class LocalProtocolError(RelsecError):
+    """The local program misused the core API."""
+
+    code = "local"
+
+
+class RemoteProtocolError(RelsecError):
+    """Input from the network broke the protocol; it was dropped."""
+
+    code = "remote"
+
+
+# --- framing and encoding -------------------------------------------------
+
+
+class FrameTooLarge(RemoteProtocolError):
+    code = "frame_too_large"
+
+
+class MalformedFrame(RemoteProtocolError):
+    """Not valid msgpack, a wrong shape, a wrong type or a field out of range."""
+
+    code = "malformed"
+
+
+class LimitExceeded(MalformedFrame):
+    """A string, bytes, list, map or nesting depth beyond the stated limits."""
+
+    code = "limit_exceeded"
+
+
+class NonCanonical(MalformedFrame):
+    """Valid msgpack, but not the one canonical encoding of its value."""
+
+    code = "non_canonical"
+
+
+class UnsupportedVersion(RemoteProtocolError):
+    code = "unsupported_version"
+
+
+# --- feed entries ---------------------------------------------------------
+
+
+class WrongMeeting(RemoteProtocolError):
+    code = "wrong_meeting"
+
+
+class UnknownAuthor(RemoteProtocolError):
+    """The author was never a member of this meeting's roster."""
+
+    code = "unknown_author"
+
+
+class BadSignature(RemoteProtocolError):
+    code = "bad_signature"
+
+
+class BrokenChain(RemoteProtocolError):
+    """``prev`` does not hash-link to the author's previous entry, or the
+    Lamport clock does not increase along the author's feed."""
+
+    code = "broken_chain"
+
+
+class FrozenFeed(RemoteProtocolError):
+    """The author equivocated; their feed accepts nothing at or after the fork."""
+
+    code = "frozen_feed"
+
+
+class BufferFull(RemoteProtocolError):
+    """Out-of-order entries beyond the gap buffer's bound are dropped."""
+
+    code = "buffer_full"
+
+
+class BadForkProof(RemoteProtocolError):
+    code = "bad_fork_proof"

@@ -1,0 +1,428 @@
+"""The façade the network layer drives: frames in, events out; local actions
+in, frames to send out. No I/O, no clock of its own (the driver injects one).
+
+Rules of this file (sync messages: protocol/SPEC.md §7):
+- Peers are identified by their public signing key; the driver has
+  authenticated the link before it calls ``receive``.
+- Every frame from a peer is decoded with limits; anything wrong becomes an
+  ``InputRejected`` event and changes nothing. One bad entry in a batch does
+  not spoil the others.
+- A local action is checked against the current meeting with the very rule
+  every peer will apply (``state.why_ignored``) before it is signed and sent,
+  so this laptop never writes an entry the others would ignore.
+- The fold is incremental while entries arrive in fold order, and redone
+  lazily (once, on the next read) when one arrives out of order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .codec import DEFAULT_MAX_FRAME, FRAME_LIMITS, pack, unpack
+from .errors import (
+    LocalProtocolError,
+    MalformedFrame,
+    RemoteProtocolError,
+    UnknownAuthor,
+    WrongMeeting,
+)
+from .events import EntryAccepted, Event, ForkDetected, InputRejected, MeetingChanged, Send
+from .feed import HASH_BYTES, MEETING_ID_BYTES, Entry, IngestResult, Log, encode_entry
+from .identity import KEY_BYTES, Identity
+from .state import MeetingState, apply_entry, fold, why_ignored
+
+Clock = Callable[[], int]
+
+# Room for the message's own fields around a batch of entries.
+_BATCH_BUDGET = DEFAULT_MAX_FRAME - 4096
+MAX_WANT_RANGES = 256
+MAX_ENTRIES_PER_WANT = 20_000
+
+
+def _sync_message(kind: str, mid: bytes, **fields: Any) -> bytes:
+    return pack({"t": kind, "mid": mid, **fields})
+
+
+class Session:
+    """One member's view of one meeting."""
+
+    def __init__(self, identity: Identity, mid: bytes, creator: bytes, clock: Clock) -> None:
+        if len(mid) != MEETING_ID_BYTES or len(creator) != KEY_BYTES:
+            raise LocalProtocolError("a meeting id is 16 bytes and a creator key 32")
+        self.identity = identity
+        self.mid = mid
+        self.creator = creator
+        self._clock = clock
+        self._known: set[bytes] = {creator}
+        self.log = Log(mid, self._known.__contains__)
+        self._state = MeetingState(mid=mid, creator=creator)
+        self._last_folded: tuple[int, bytes, int] | None = None
+        self._dirty = False
+        self._peers: set[bytes] = set()
+        self._outbox: list[Send] = []
+
+    # -- construction ---------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        identity: Identity,
+        *,
+        title: str,
+        name: str,
+        agenda: list[dict[str, Any]],
+        settings: dict[str, Any] | None = None,
+        clock: Clock,
+        mid: bytes | None = None,
+    ) -> Session:
+        """Start a new meeting with this identity as creator and facilitator."""
+        session = cls(identity, mid or os.urandom(MEETING_ID_BYTES), identity.key, clock)
+        session.act(
+            "meeting.create",
+            {
+                "title": title,
+                "name": name,
+                "ring": identity.ring_key,
+                "agenda": agenda,
+                "settings": settings or {},
+            },
+        )
+        return session
+
+    @classmethod
+    def join(cls, identity: Identity, mid: bytes, creator: bytes, clock: Clock) -> Session:
+        """An empty view of an existing meeting; sync fills it in once a
+        member has added this identity to the roster."""
+        return cls(identity, mid, creator, clock)
+
+    # -- reading --------------------------------------------------------------
+
+    @property
+    def me(self) -> bytes:
+        return self.identity.key
+
+    @property
+    def state(self) -> MeetingState:
+        if self._dirty:
+            ordered = sorted(self.log.entries(), key=lambda e: e.order_key)
+            frozen = {au: proof.seq for au, proof in self.log.forks.items()}
+            self._state = fold(self.mid, self.creator, ordered, frozen)
+            self._last_folded = ordered[-1].order_key if ordered else None
+            self._dirty = False
+        return self._state
+
+    def digest(self) -> bytes:
+        return self.state.digest()
+
+    @property
+    def peers(self) -> frozenset[bytes]:
+        return frozenset(self._peers)
+
+    def take_sends(self) -> list[Send]:
+        """Frames for the driver to deliver, in order."""
+        sends, self._outbox = self._outbox, []
+        return sends
+
+    # -- folding --------------------------------------------------------------
+
+    def _note_accepted(self, entry: Entry) -> None:
+        if entry.type == "roster.add":
+            key = entry.data.get("key")
+            if isinstance(key, bytes) and len(key) == KEY_BYTES:
+                self._known.add(key)
+        if self._dirty:
+            return
+        key_order = entry.order_key
+        if self._last_folded is not None and key_order < self._last_folded:
+            self._dirty = True
+            return
+        applied = apply_entry(self._state, entry) is None
+        self._last_folded = key_order
+        if applied and entry.type == "roster.remove":
+            # Entries of the removed member past ``upto`` may already be
+            # folded; the full fold knows how to take them out (SPEC §5.3).
+            self._dirty = True
+
+    def _take(self, result: IngestResult, events: list[Event]) -> None:
+        for entry in result.accepted:
+            self._note_accepted(entry)
+            events.append(EntryAccepted(entry.author, entry.seq, entry.type, entry.hash))
+        if result.fork is not None:
+            self._dirty = True
+            events.append(ForkDetected(result.fork.author, result.fork.seq))
+            self._broadcast(_sync_message("fork", self.mid, p=result.fork.envelopes()))
+
+    # -- local actions ----------------------------------------------------------
+
+    def act(self, kind: str, data: dict[str, Any]) -> Entry:
+        """Sign, store and send one entry; refuse what the fold would ignore."""
+        head = self.log.head(self.me)
+        if self.log.frozen_at(self.me) is not None:
+            raise LocalProtocolError("this laptop's feed is frozen after a fork")
+        mine = self.log.feed(self.me)
+        entry = encode_entry(
+            self.identity,
+            mid=self.mid,
+            seq=len(mine) + 1,
+            prev=head.hash if head else None,
+            lam=max(self.log.max_lamport, head.lam if head else 0) + 1,
+            ts=self._clock(),
+            kind=kind,
+            data=data,
+        )
+        reason = why_ignored(self.state, entry)
+        if reason is not None:
+            raise LocalProtocolError(reason)
+        self._take(self.log.add(entry), [])
+        self._broadcast(_sync_message("entries", self.mid, e=[entry.envelope]))
+        return entry
+
+    def add_member(self, key: bytes, ring: bytes, name: str) -> Entry:
+        return self.act("roster.add", {"key": key, "ring": ring, "name": name})
+
+    def leave(self) -> Entry:
+        return self.act("roster.leave", {})
+
+    def remove(self, who: bytes) -> Entry:
+        return self.act("roster.remove", {"who": who, "upto": len(self.log.feed(who))})
+
+    def hand_over(self, to: bytes) -> Entry:
+        return self.act("facil.handover", {"to": to})
+
+    def declare_absent(self) -> Entry:
+        return self.act("facil.absent", {"term": self.state.term})
+
+    def open_step(self, step: int) -> Entry:
+        return self.act("step.open", {"step": step})
+
+    def close_step(self, step: int) -> Entry:
+        return self.act("step.close", {"step": step})
+
+    def advance(self) -> Entry:
+        current = self.state.current
+        return self.open_step(0 if current is None else current + 1)
+
+    def contribute(
+        self, step: int, text: str, *, tag: str | None = None, ref: bytes | None = None
+    ) -> Entry:
+        data: dict[str, Any] = {"step": step, "text": text}
+        if tag is not None:
+            data["tag"] = tag
+        if ref is not None:
+            data["ref"] = ref
+        return self.act("contrib.add", data)
+
+    def rate(self, step: int, value: int, *, ref: bytes | None = None) -> Entry:
+        data: dict[str, Any] = {"step": step, "value": value}
+        if ref is not None:
+            data["ref"] = ref
+        return self.act("rating.set", data)
+
+    def propose(self, step: int, text: str) -> Entry:
+        return self.act("proposal.add", {"step": step, "text": text})
+
+    def open_poll(self, proposal: bytes) -> Entry:
+        return self.act("poll.open", {"proposal": proposal})
+
+    def vote(self, poll: bytes, choice: str) -> Entry:
+        return self.act("vote.cast", {"poll": poll, "choice": choice})
+
+    def close_poll(self, poll: bytes) -> Entry:
+        # The cut: every feed's length as this laptop holds it. Votes beyond
+        # it were not seen by the facilitator and do not count (SPEC §6.5).
+        cut = [[author, seq] for author, seq, _ in self.log.summary()]
+        return self.act("poll.close", {"poll": poll, "cut": cut})
+
+    def raise_hand(self) -> Entry:
+        return self.act("hand.raise", {})
+
+    def lower_hand(self, who: bytes | None = None) -> Entry:
+        return self.act("hand.lower", {} if who is None else {"who": who})
+
+    def next_speaker(self) -> Entry:
+        return self.act("hand.next", {})
+
+    # -- peers and sync ---------------------------------------------------------
+
+    def peer_connected(self, peer: bytes) -> None:
+        """A link to ``peer`` is up: swap summaries and known fork proofs."""
+        self._peers.add(peer)
+        self._send(peer, self._have_message())
+        for proof in self.log.forks.values():
+            self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
+
+    def peer_disconnected(self, peer: bytes) -> None:
+        self._peers.discard(peer)
+
+    def tick(self) -> None:
+        """Periodic anti-entropy: send our summary vector to every peer."""
+        message = self._have_message()
+        for peer in sorted(self._peers):
+            self._send(peer, message)
+
+    def _have_message(self) -> bytes:
+        return _sync_message("have", self.mid, heads=self.log.summary())
+
+    def _send(self, peer: bytes, payload: bytes) -> None:
+        self._outbox.append(Send(peer, payload))
+
+    def _broadcast(self, payload: bytes, *, skip: bytes | None = None) -> None:
+        for peer in sorted(self._peers):
+            if peer != skip:
+                self._send(peer, payload)
+
+    def _send_entries(self, peer: bytes, entries: list[Entry]) -> None:
+        batch: list[bytes] = []
+        size = 0
+        for entry in entries:
+            if batch and size + len(entry.envelope) + 8 > _BATCH_BUDGET:
+                self._send(peer, _sync_message("entries", self.mid, e=batch))
+                batch, size = [], 0
+            batch.append(entry.envelope)
+            size += len(entry.envelope) + 8
+        if batch:
+            self._send(peer, _sync_message("entries", self.mid, e=batch))
+
+    def receive(self, peer: bytes, payload: bytes) -> list[Event]:
+        """Take one frame's payload from an authenticated peer."""
+        events: list[Event] = []
+        try:
+            message = unpack(payload, FRAME_LIMITS)
+            if not isinstance(message, dict) or not isinstance(message.get("t"), str):
+                raise MalformedFrame("a sync message is a map with a type t")
+            if message.get("mid") != self.mid:
+                raise WrongMeeting("sync message for another meeting")
+            handler = self._HANDLERS.get(message["t"])
+            if handler is None:
+                raise MalformedFrame(f"unknown sync message type {message['t']!r}")
+            handler(self, peer, message, events)
+        except RemoteProtocolError as error:
+            events.append(InputRejected(peer, error))
+        if any(isinstance(event, EntryAccepted | ForkDetected) for event in events):
+            events.append(MeetingChanged())
+        return events
+
+    def _on_entries(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        if set(message) != {"t", "mid", "e"} or not isinstance(message["e"], list):
+            raise MalformedFrame("entries has e: [entry, ...]")
+        waiting: list[bytes] = []
+        gaps: dict[bytes, tuple[int, int]] = {}
+        for envelope in message["e"]:
+            if not isinstance(envelope, bytes):
+                raise MalformedFrame("an entry travels as bin")
+            self._ingest_one(peer, envelope, events, waiting, gaps)
+        # A batch may carry a member's entries before the roster.add that
+        # introduces them: retry those while retrying helps.
+        while waiting:
+            before = len(self._known)
+            retry, waiting = waiting, []
+            for envelope in retry:
+                self._ingest_one(peer, envelope, events, waiting, gaps)
+            if len(self._known) == before:
+                break
+        for envelope in waiting:
+            events.append(InputRejected(peer, UnknownAuthor("author is not in the roster")))
+        ranges = [[author, first, last] for author, (first, last) in gaps.items()]
+        if ranges:
+            self._send(peer, _sync_message("want", self.mid, r=ranges[:MAX_WANT_RANGES]))
+
+    def _ingest_one(
+        self,
+        peer: bytes,
+        envelope: bytes,
+        events: list[Event],
+        waiting: list[bytes],
+        gaps: dict[bytes, tuple[int, int]],
+    ) -> None:
+        try:
+            result = self.log.ingest(envelope)
+        except UnknownAuthor:
+            waiting.append(envelope)
+            return
+        except RemoteProtocolError as error:
+            events.append(InputRejected(peer, error))
+            return
+        self._take(result, events)
+        if result.buffered is not None:
+            missing = self.log.missing_ranges(result.buffered.author)
+            if missing is not None:
+                gaps[result.buffered.author] = missing
+        elif result.accepted:
+            gaps.pop(result.accepted[0].author, None)
+
+    def _on_have(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        heads = message.get("heads")
+        if set(message) != {"t", "mid", "heads"} or not isinstance(heads, list):
+            raise MalformedFrame("have has heads: [[author, seq, hash], ...]")
+        theirs: dict[bytes, tuple[int, bytes]] = {}
+        for item in heads:
+            if not (
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], bytes)
+                and len(item[0]) == KEY_BYTES
+                and isinstance(item[1], int)
+                and item[1] >= 1
+                and isinstance(item[2], bytes)
+                and len(item[2]) == HASH_BYTES
+            ):
+                raise MalformedFrame("a head is [author: bin32, seq: int>=1, hash: bin32]")
+            theirs[item[0]] = (item[1], item[2])
+        to_send: list[Entry] = []
+        for author, _, _ in self.log.summary():
+            feed = self.log.feed(author)
+            seq, head = theirs.get(author, (0, b""))
+            if seq < len(feed):
+                if seq >= 1 and feed[seq - 1].hash != head:
+                    to_send.append(feed[seq - 1])  # they hold a fork: let them see it
+                to_send.extend(feed[seq:])
+            elif seq >= 1 and seq == len(feed) and feed[-1].hash != head:
+                to_send.append(feed[-1])
+            frozen = self.log.frozen_at(author)
+            if frozen is not None and seq >= frozen:
+                proof = self.log.forks[author]
+                self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
+        self._send_entries(peer, to_send)
+
+    def _on_want(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        ranges = message.get("r")
+        if set(message) != {"t", "mid", "r"} or not isinstance(ranges, list):
+            raise MalformedFrame("want has r: [[author, first, last], ...]")
+        if len(ranges) > MAX_WANT_RANGES:
+            raise MalformedFrame("too many ranges in one want")
+        to_send: list[Entry] = []
+        for item in ranges:
+            if not (
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], bytes)
+                and all(isinstance(x, int) and x >= 1 for x in item[1:])
+            ):
+                raise MalformedFrame("a range is [author, first, last]")
+            author, first, last = item
+            feed = self.log.feed(author)
+            to_send.extend(feed[first - 1 : min(last, len(feed), first - 1 + MAX_ENTRIES_PER_WANT)])
+        self._send_entries(peer, to_send[:MAX_ENTRIES_PER_WANT])
+
+    def _on_fork(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        proof = message.get("p")
+        if (
+            set(message) != {"t", "mid", "p"}
+            or not isinstance(proof, list)
+            or not all(isinstance(x, bytes) for x in proof)
+        ):
+            raise MalformedFrame("fork has p: [entry, entry]")
+        result = self.log.ingest_fork_proof(proof)
+        if result.fork is not None:
+            self._dirty = True
+            events.append(ForkDetected(result.fork.author, result.fork.seq))
+            self._broadcast(_sync_message("fork", self.mid, p=result.fork.envelopes()), skip=peer)
+
+    _HANDLERS: dict[str, Callable[[Session, bytes, dict[str, Any], list[Event]], None]] = {
+        "entries": _on_entries,
+        "have": _on_have,
+        "want": _on_want,
+        "fork": _on_fork,
+    }

@@ -1,0 +1,1 @@
+"""asyncio I/O: discovery, links, the node that drives a core Session."""
