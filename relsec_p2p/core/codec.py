@@ -79,20 +79,31 @@ def pack(value: Any) -> bytes:
 
 
 def _check_canonical_shape(value: Any, depth: int, limits: Limits) -> None:
+    """Depth, key order and no floats. Leaves are tested inline, without a
+    call each: this walk runs on every entry received and is on the hot path."""
     if depth > limits.max_depth:
         raise LimitExceeded(f"nesting deeper than {limits.max_depth}")
-    if isinstance(value, dict):
+    kind = type(value)
+    if kind is dict:
         previous: str | None = None
         for key, item in value.items():
             # str order equals UTF-8 byte order, so this is the SPEC's order.
             if previous is not None and key <= previous:
                 raise NonCanonical("map keys not in canonical order")
             previous = key
-            _check_canonical_shape(item, depth + 1, limits)
-    elif isinstance(value, list):
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                _check_canonical_shape(item, depth + 1, limits)
+            elif item_kind is float:
+                raise NonCanonical("floats are not allowed")
+    elif kind is list:
         for item in value:
-            _check_canonical_shape(item, depth + 1, limits)
-    elif isinstance(value, float):
+            item_kind = type(item)
+            if item_kind is dict or item_kind is list:
+                _check_canonical_shape(item, depth + 1, limits)
+            elif item_kind is float:
+                raise NonCanonical("floats are not allowed")
+    elif kind is float:
         raise NonCanonical("floats are not allowed")
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .codec import DEFAULT_MAX_FRAME, FRAME_LIMITS, pack, unpack
 from .errors import (
@@ -29,7 +29,15 @@ from .errors import (
     WrongMeeting,
 )
 from .events import EntryAccepted, Event, ForkDetected, InputRejected, MeetingChanged, Send
-from .feed import HASH_BYTES, MEETING_ID_BYTES, Entry, IngestResult, Log, encode_entry
+from .feed import (
+    HASH_BYTES,
+    MEETING_ID_BYTES,
+    Entry,
+    IngestResult,
+    Log,
+    decode_entry,
+    encode_entry,
+)
 from .identity import KEY_BYTES, Identity
 from .state import MeetingState, apply_entry, fold, why_ignored
 
@@ -307,50 +315,55 @@ class Session:
     def _on_entries(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         if set(message) != {"t", "mid", "e"} or not isinstance(message["e"], list):
             raise MalformedFrame("entries has e: [entry, ...]")
-        waiting: list[bytes] = []
-        gaps: dict[bytes, tuple[int, int]] = {}
+        waiting: list[Entry] = []
+        buffered: set[bytes] = set()
         for envelope in message["e"]:
             if not isinstance(envelope, bytes):
                 raise MalformedFrame("an entry travels as bin")
-            self._ingest_one(peer, envelope, events, waiting, gaps)
+            try:
+                entry = decode_entry(envelope)
+            except RemoteProtocolError as error:
+                events.append(InputRejected(peer, error))
+                continue
+            self._ingest_one(peer, entry, events, waiting, buffered)
         # A batch may carry a member's entries before the roster.add that
         # introduces them: retry those while retrying helps.
         while waiting:
             before = len(self._known)
             retry, waiting = waiting, []
-            for envelope in retry:
-                self._ingest_one(peer, envelope, events, waiting, gaps)
+            for entry in retry:
+                self._ingest_one(peer, entry, events, waiting, buffered)
             if len(self._known) == before:
                 break
-        for envelope in waiting:
+        for _ in waiting:
             events.append(InputRejected(peer, UnknownAuthor("author is not in the roster")))
-        ranges = [[author, first, last] for author, (first, last) in gaps.items()]
+        ranges = []
+        for author in sorted(buffered):
+            missing = self.log.missing_range(author)
+            if missing is not None:
+                ranges.append([author, *missing])
         if ranges:
             self._send(peer, _sync_message("want", self.mid, r=ranges[:MAX_WANT_RANGES]))
 
     def _ingest_one(
         self,
         peer: bytes,
-        envelope: bytes,
+        entry: Entry,
         events: list[Event],
-        waiting: list[bytes],
-        gaps: dict[bytes, tuple[int, int]],
+        waiting: list[Entry],
+        buffered: set[bytes],
     ) -> None:
         try:
-            result = self.log.ingest(envelope)
+            result = self.log.add(self.log.authenticate_entry(entry))
         except UnknownAuthor:
-            waiting.append(envelope)
+            waiting.append(entry)
             return
         except RemoteProtocolError as error:
             events.append(InputRejected(peer, error))
             return
         self._take(result, events)
         if result.buffered is not None:
-            missing = self.log.missing_ranges(result.buffered.author)
-            if missing is not None:
-                gaps[result.buffered.author] = missing
-        elif result.accepted:
-            gaps.pop(result.accepted[0].author, None)
+            buffered.add(result.buffered.author)
 
     def _on_have(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         heads = message.get("heads")
@@ -420,7 +433,9 @@ class Session:
             events.append(ForkDetected(result.fork.author, result.fork.seq))
             self._broadcast(_sync_message("fork", self.mid, p=result.fork.envelopes()), skip=peer)
 
-    _HANDLERS: dict[str, Callable[[Session, bytes, dict[str, Any], list[Event]], None]] = {
+    _HANDLERS: ClassVar[
+        dict[str, Callable[[Session, bytes, dict[str, Any], list[Event]], None]]
+    ] = {
         "entries": _on_entries,
         "have": _on_have,
         "want": _on_want,

@@ -230,9 +230,7 @@ class MeetingState:
                 [step, ref or b"", author, value]
                 for (step, ref, author), value in self.ratings.items()
             ),
-            "proposals": sorted(
-                [p.id, p.step, p.author, p.text] for p in self.proposals.values()
-            ),
+            "proposals": sorted([p.id, p.step, p.author, p.text] for p in self.proposals.values()),
             "polls": sorted(
                 [
                     p.id,
