@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgpack
+from msgpack import ExtType
 
 from .errors import (
     FrameTooLarge,
@@ -87,6 +88,10 @@ def _check_canonical_shape(value: Any, depth: int, limits: Limits) -> None:
     if kind is dict:
         previous: str | None = None
         for key, item in value.items():
+            # strict_map_key still lets bin keys through, and comparing a bin
+            # key with a str key would raise TypeError on remote input.
+            if type(key) is not str:
+                raise MalformedFrame("map keys must be str")
             # str order equals UTF-8 byte order, so this is the SPEC's order.
             if previous is not None and key <= previous:
                 raise NonCanonical("map keys not in canonical order")
@@ -94,17 +99,18 @@ def _check_canonical_shape(value: Any, depth: int, limits: Limits) -> None:
             item_kind = type(item)
             if item_kind is dict or item_kind is list:
                 _check_canonical_shape(item, depth + 1, limits)
-            elif item_kind is float:
-                raise NonCanonical("floats are not allowed")
+            elif item_kind is float or item_kind is ExtType:
+                raise NonCanonical("floats and ext types are not allowed")
     elif kind is list:
         for item in value:
             item_kind = type(item)
             if item_kind is dict or item_kind is list:
                 _check_canonical_shape(item, depth + 1, limits)
-            elif item_kind is float:
-                raise NonCanonical("floats are not allowed")
-    elif kind is float:
-        raise NonCanonical("floats are not allowed")
+            elif item_kind is float or item_kind is ExtType:
+                raise NonCanonical("floats and ext types are not allowed")
+    elif kind is float or kind is ExtType:
+        # max_ext_len=0 stops every ext type except an empty one (c7 00 tt).
+        raise NonCanonical("floats and ext types are not allowed")
 
 
 def unpack(data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
@@ -128,6 +134,8 @@ def unpack(data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
     except msgpack.StackError as exc:
         raise LimitExceeded("nesting too deep") from exc
     except ValueError as exc:  # includes UnicodeDecodeError and exceeded max_*_len
+        if "max_ext_len" in str(exc):
+            raise NonCanonical("ext types are not allowed") from exc
         if "exceeds max" in str(exc):
             raise LimitExceeded(str(exc)) from exc
         raise MalformedFrame(f"not valid msgpack: {exc}") from exc

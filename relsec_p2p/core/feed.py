@@ -32,6 +32,7 @@ from .errors import (
     FrozenFeed,
     LocalProtocolError,
     MalformedFrame,
+    RemoteProtocolError,
     UnknownAuthor,
     UnsupportedVersion,
     WrongMeeting,
@@ -166,7 +167,12 @@ def encode_entry(
     envelope = pack([body, identity.sign(ENTRY_CONTEXT, body)])
     if len(envelope) > ENTRY_LIMITS.max_bytes:
         raise LocalProtocolError("entry too large")
-    return decode_entry(envelope)
+    try:
+        return decode_entry(envelope)
+    except RemoteProtocolError as exc:
+        # Our own entry breaking a limit (a body over max_bin, an out-of-range
+        # field) is a local misuse, not something a peer sent.
+        raise LocalProtocolError(f"entry cannot be encoded: {exc}") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,11 +286,14 @@ class Log:
         return entry
 
     def _holds(self, entry: Entry) -> bool:
+        # The whole envelope, not the body hash: the hash leaves out the
+        # signature, so a held body with a forged signature would skip the
+        # check and could ride into a fork proof that other peers reject.
         feed = self._feeds.get(entry.author)
         if feed is not None and entry.seq <= len(feed):
-            return feed[entry.seq - 1].hash == entry.hash
+            return feed[entry.seq - 1].envelope == entry.envelope
         waiting = self._pending.get(entry.author, {}).get(entry.seq)
-        return waiting is not None and waiting.hash == entry.hash
+        return waiting is not None and waiting.envelope == entry.envelope
 
     def ingest(self, envelope: bytes) -> IngestResult:
         """Take one entry from anywhere; raises a ``RemoteProtocolError`` and

@@ -243,6 +243,11 @@ class Session:
         cut = [[author, seq] for author, seq, _ in self.log.summary()]
         return self.act("poll.close", {"poll": poll, "cut": cut})
 
+    def set_join_code(self, nameplate: int, words: tuple[str, ...]) -> Entry:
+        """Publish the join code to the members (inside the encrypted log), so
+        any of them can sponsor a joiner; a new one replaces it (rotation)."""
+        return self.act("join.code", {"np": nameplate, "words": list(words)})
+
     def raise_hand(self) -> Entry:
         return self.act("hand.raise", {})
 
@@ -384,7 +389,9 @@ class Session:
                 raise MalformedFrame("a head is [author: bin32, seq: int>=1, hash: bin32]")
             theirs[item[0]] = (item[1], item[2])
         to_send: list[Entry] = []
-        for author, _, _ in self.log.summary():
+        # Forked authors too: a fork at seq 1 leaves an empty feed, which the
+        # summary omits, and the proof must still reach a peer that holds it.
+        for author in sorted({au for au, _, _ in self.log.summary()} | set(self.log.forks)):
             feed = self.log.feed(author)
             seq, head = theirs.get(author, (0, b""))
             if seq < len(feed):

@@ -184,6 +184,7 @@ class MeetingState:
     queue: SpeakingQueue = field(default_factory=SpeakingQueue)
     named_counts: dict[bytes, int] = field(default_factory=dict)
     frozen: dict[bytes, int] = field(default_factory=dict)  # author -> fork seq
+    join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
     applied: int = 0
     ignored: list[tuple[bytes, str]] = field(default_factory=list)  # diagnostics only
 
@@ -251,6 +252,9 @@ class MeetingState:
                 sorted([k, v] for k, v in self.queue.turns.items()),
             ],
             "frozen": sorted([k, v] for k, v in self.frozen.items()),
+            "join_code": None
+            if self.join_code is None
+            else [self.join_code[0], list(self.join_code[1])],
             "applied": self.applied,
         }
 
@@ -681,7 +685,10 @@ def check_poll_open(state: MeetingState, entry: Entry) -> str | None:
     data = entry.data
     if reason := _member_check(state, entry) or _facilitator_check(state, entry):
         return reason
-    if not _only(data, ("proposal",)) or data["proposal"] not in state.proposals:
+    # _hash first: a list or map as the key would raise TypeError in every fold.
+    if not _only(data, ("proposal",)) or not _hash(data["proposal"]):
+        return "poll.open names a known proposal"
+    if data["proposal"] not in state.proposals:
         return "poll.open names a known proposal"
     if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
         return "a poll on that proposal is already open"
@@ -841,6 +848,31 @@ def apply_hand_next(state: MeetingState, entry: Entry) -> None:
             break
 
 
+# joining ------------------------------------------------------------------------
+
+JOIN_CODE_WORDS = 3
+
+
+def check_join_code(state: MeetingState, entry: Entry) -> str | None:
+    data = entry.data
+    if reason := _member_check(state, entry):
+        return reason
+    if not _only(data, ("np", "words")) or not _uint(data["np"], 99) or data["np"] < 10:
+        return "join.code has np (10 to 99) and words"
+    words = data["words"]
+    if not (
+        isinstance(words, list)
+        and len(words) == JOIN_CODE_WORDS
+        and all(isinstance(w, str) and w.isalpha() and w.islower() and len(w) <= 12 for w in words)
+    ):
+        return "join.code words are three short lowercase words"
+    return None
+
+
+def apply_join_code(state: MeetingState, entry: Entry) -> None:
+    state.join_code = (entry.data["np"], tuple(entry.data["words"]))
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     check: Check
@@ -865,6 +897,7 @@ RULES: dict[str, Rule] = {
     "hand.raise": Rule(check_hand_raise, apply_hand_raise),
     "hand.lower": Rule(check_hand_lower, apply_hand_lower),
     "hand.next": Rule(check_hand_next, apply_hand_next),
+    "join.code": Rule(check_join_code, apply_join_code),
 }
 
 

@@ -1,0 +1,676 @@
+"""Admission: join codes, the SPAKE2 join handshake, the roster safety number.
+
+Rules of this file (normative text: protocol/SPEC.md, "Joining"): sans-IO, so
+bytes come in and bytes to send and results go out; the code, the PAKE secret
+and the channel keys never appear in a message, a repr or an exception; every
+remote input is shape-checked before use; a handshake that raised is dead.
+
+Why an eavesdropper cannot brute-force the code offline. The code is never
+used as a key. It enters only SPAKE2 (Abdalla and Pointcheval, CT-RSA 2005;
+the symmetric variant of the ``spake2`` package, as magic-wormhole uses it),
+where each side sends ``x*G + pw*S`` for a fresh secret ``x``. For every
+candidate code ``pw'`` that element minus ``pw'*S`` is a uniformly random
+group element, so the recorded pake messages fit every code equally well, and
+everything sent later (confirmation MACs, sealed payloads) is keyed by the
+shared secret ``x*y*G``, which an observer cannot compute without solving
+Diffie-Hellman, even if it learns the code later. An active attacker commits
+to one code in its own pake message and learns only whether that one code was
+right: a side sends its confirmation MAC only after it holds the peer's pake
+message. So each guess costs one online run, the sponsor counts every run that
+got a pake message but no valid confirmation (a wrong MAC, a timeout, a
+hang-up) as a spent guess, and ``CodeGuard`` changes the words after three.
+The nameplate is public (it is in mDNS), so the secret is the three distinct
+words: with the 333-word list, 333*332*331 or about 36.6 million codes, and
+three guesses per code win with a chance of about 1 in 12 million.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import hmac
+import re
+import secrets
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from nacl import bindings, pwhash
+from nacl.exceptions import CryptoError
+from nacl.secret import SecretBox
+from spake2 import SPAKE2_Symmetric
+
+from .codec import Limits, pack, unpack
+from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
+from .feed import MEETING_ID_BYTES
+from .identity import KEY_BYTES
+from .wordlist import ALIASES, WORDS
+
+# --- errors ---------------------------------------------------------------
+
+
+class BadJoinCode(LocalProtocolError):
+    """Typed or supplied join code is not a valid code; the message is one
+    sentence a person can act on, and never repeats what was typed."""
+
+    code = "bad_join_code"
+
+
+class WrongCode(RemoteProtocolError):
+    """The peer's confirmation MAC does not match: the two laptops used
+    different codes (or someone is guessing)."""
+
+    code = "wrong_code"
+
+    def __init__(
+        self,
+        message: str = (
+            "The join code did not match on the other laptop; "
+            "check the code with the person who shared it and try again."
+        ),
+    ) -> None:
+        super().__init__(message)
+
+
+class UnexpectedMessage(RemoteProtocolError):
+    """A well-formed handshake message arrived in a state that does not take it."""
+
+    code = "unexpected_message"
+
+
+class BadPakeMessage(MalformedFrame):
+    """The peer's SPAKE2 element is not a valid group element (or is our own
+    message reflected back)."""
+
+    code = "bad_pake"
+
+
+class BadSeal(RemoteProtocolError):
+    """A sealed payload failed authentication: tampered, or from another run."""
+
+    code = "bad_seal"
+
+
+# --- join codes -----------------------------------------------------------
+
+NAMEPLATE_MIN: Final = 10
+NAMEPLATE_MAX: Final = 99
+CODE_WORDS: Final = 3
+EXAMPLE_CODE: Final = "42-harbor-velvet-orbit"
+
+_WORD_SET: Final = frozenset(WORDS)
+_ORDINALS: Final = ("first", "second", "third")
+# Dashes, the Unicode dashes phones substitute for them, underscores and any
+# whitespace all separate the parts of a typed code.
+_SEPARATORS: Final = re.compile(r"[\s\-_\u2010-\u2015\u2212]+")
+_MAX_CODE_TEXT: Final = 100
+
+_SHAPE_HELP: Final = (
+    f"That code is not right: it looks like {EXAMPLE_CODE}, a number and three words; "
+    "check it with the person who shared it."
+)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class JoinCode:
+    """A nameplate (public: it is advertised by mDNS) and three secret words.
+
+    ``str(code)`` is the canonical form, which is also the SPAKE2 password;
+    ``repr`` hides the words so a code never lands in a log by accident."""
+
+    nameplate: int
+    words: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.nameplate, bool) or not isinstance(self.nameplate, int):
+            raise BadJoinCode("A join code's number must be an integer between 10 and 99.")
+        if not NAMEPLATE_MIN <= self.nameplate <= NAMEPLATE_MAX:
+            raise BadJoinCode(
+                f"That code's number must be between {NAMEPLATE_MIN} and {NAMEPLATE_MAX}, "
+                f"like the 42 in {EXAMPLE_CODE}; check it with the person who shared it."
+            )
+        if not isinstance(self.words, tuple) or len(self.words) != CODE_WORDS:
+            raise BadJoinCode(_SHAPE_HELP)
+        for index, word in enumerate(self.words):
+            if word not in _WORD_SET:
+                raise BadJoinCode(_unknown_word_help(index))
+
+    def __str__(self) -> str:
+        return "-".join((str(self.nameplate), *self.words))
+
+    def __repr__(self) -> str:
+        return f"JoinCode(nameplate={self.nameplate}, words=<hidden>)"
+
+    @property
+    def password(self) -> bytes:
+        """The SPAKE2 password: the full canonical code (ASCII by construction)."""
+        return str(self).encode("ascii")
+
+
+def _unknown_word_help(index: int) -> str:
+    # Name the position, not the word: what was typed is close to a secret.
+    return (
+        f"The {_ORDINALS[index]} word of that code is not one of relsec's code words; "
+        "check its spelling with the person who shared the code."
+    )
+
+
+def new_join_code(nameplate: int | None = None) -> JoinCode:
+    """A fresh code: a random nameplate (unless given) and three distinct random
+    words, all from ``secrets`` (the OS CSPRNG)."""
+    if nameplate is None:
+        nameplate = NAMEPLATE_MIN + secrets.randbelow(NAMEPLATE_MAX - NAMEPLATE_MIN + 1)
+    # Distinct words: a repeated word looks like a typo when read aloud.
+    words = tuple(secrets.SystemRandom().sample(WORDS, CODE_WORDS))
+    return JoinCode(nameplate, words)
+
+
+def parse_join_code(text: str) -> JoinCode:
+    """Read a code as a person typed it: any case, surrounding whitespace,
+    spaces or other dashes instead of ``-``. Raises ``BadJoinCode``."""
+    cleaned = text.strip().lower()
+    if not cleaned:
+        raise BadJoinCode(
+            "The join code is empty: type the code shown on the facilitator's screen, "
+            f"like {EXAMPLE_CODE}."
+        )
+    parts = [part for part in _SEPARATORS.split(cleaned) if part]
+    if len(cleaned) > _MAX_CODE_TEXT or len(parts) != 1 + CODE_WORDS:
+        raise BadJoinCode(_SHAPE_HELP)
+    number, words = parts[0], parts[1:]
+    if not (number.isascii() and number.isdigit()):
+        raise BadJoinCode(_SHAPE_HELP)
+    words = [ALIASES.get(word, word) for word in words]
+    for index, word in enumerate(words):
+        if word not in _WORD_SET:
+            raise BadJoinCode(_unknown_word_help(index))
+    return JoinCode(int(number), tuple(words))
+
+
+# --- the join handshake ---------------------------------------------------
+
+JOIN_CONTEXT: Final = b"relsec/v1/join"  # SPAKE2 idSymmetric
+MAX_NAME_CHARS: Final = 64
+MAC_BYTES: Final = 32
+_PAKE_MESSAGE_BYTES: Final = 33  # the spake2 side byte b"S" and a 32-byte element
+_SIDE_SYMMETRIC: Final = b"S"
+_KDF_PERSON: Final = b"relsec/v1/kdf"
+_MAC_PERSON: Final = b"relsec/v1/mac"
+_SEALED_MIN: Final = SecretBox.NONCE_SIZE + SecretBox.MACBYTES + 1
+
+# Outer frames are tiny; inner (sealed) payloads carry at most a 64-character
+# name (256 UTF-8 bytes) and three 32-byte keys.
+_OUTER_LIMITS: Final = Limits(
+    max_bytes=2048, max_depth=2, max_str=16, max_bin=1024, max_array=4, max_map=4
+)
+_INNER_LIMITS: Final = Limits(
+    max_bytes=1024, max_depth=2, max_str=4 * MAX_NAME_CHARS, max_bin=64, max_array=4, max_map=4
+)
+# Each message type, and the one value field it carries (besides "t").
+_FIELDS: Final = {"pake": "m", "confirm": "c", "hello": "s", "grant": "s"}
+
+
+def _kdf(secret: bytes, label: bytes) -> bytes:
+    """One subkey per label: keyed BLAKE2b as a PRF (RFC 7693 §2.5, the
+    construction of libsodium's crypto_kdf), key = the SPAKE2 output."""
+    return hashlib.blake2b(label, key=secret, digest_size=32, person=_KDF_PERSON).digest()
+
+
+def _mac(key: bytes, transcript: bytes) -> bytes:
+    return hashlib.blake2b(transcript, key=key, digest_size=MAC_BYTES, person=_MAC_PERSON).digest()
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class _Keys:
+    """Everything derived from one SPAKE2 run. Key confirmation follows RFC 9382
+    §4: separate confirmation keys per role, each MAC over the transcript, so a
+    MAC reflected back to its sender never verifies."""
+
+    joiner_tag: bytes
+    sponsor_tag: bytes
+    joiner_box: SecretBox  # seals joiner -> sponsor
+    sponsor_box: SecretBox  # seals sponsor -> joiner
+
+    @classmethod
+    def derive(cls, secret: bytes, transcript: bytes) -> _Keys:
+        return cls(
+            joiner_tag=_mac(_kdf(secret, b"confirm/joiner"), transcript),
+            sponsor_tag=_mac(_kdf(secret, b"confirm/sponsor"), transcript),
+            joiner_box=SecretBox(_kdf(secret, b"box/joiner-to-sponsor")),
+            sponsor_box=SecretBox(_kdf(secret, b"box/sponsor-to-joiner")),
+        )
+
+
+class _Role(enum.Enum):
+    JOINER = "joiner"
+    SPONSOR = "sponsor"
+
+
+class _State(enum.Enum):
+    NEW = "new"  # nothing sent or received yet
+    STARTED = "started"  # our pake message is out; the peer's has not come
+    KEYED = "keyed"  # SPAKE2 done and our MAC sent; waiting for the peer's MAC
+    AWAIT_HELLO = "await_hello"  # sponsor: the joiner's sealed keys and name
+    DECIDING = "deciding"  # sponsor: JoinRequest handed out; waiting for grant()
+    AWAIT_GRANT = "await_grant"  # joiner: the sponsor's sealed grant
+    DONE = "done"
+    FAILED = "failed"
+
+
+# The whole transition table: which message each role takes in each state.
+_EXPECTS: Final[dict[_Role, dict[_State, str]]] = {
+    _Role.JOINER: {
+        _State.NEW: "pake",
+        _State.STARTED: "pake",
+        _State.KEYED: "confirm",
+        _State.AWAIT_GRANT: "grant",
+    },
+    _Role.SPONSOR: {
+        _State.NEW: "pake",
+        _State.STARTED: "pake",
+        _State.KEYED: "confirm",
+        _State.AWAIT_HELLO: "hello",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """What a sponsor learns from a joiner who knew the code."""
+
+    key: bytes  # Ed25519 public signing key
+    ring_key: bytes  # ed25519 point for ring signatures
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class JoinGranted:
+    """What a joiner learns once the sponsor has admitted it."""
+
+    mid: bytes
+    creator: bytes
+    sponsor: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """The outcome of one received message: payloads to send, in order (the
+    driver frames each with ``codec.frame``), and at most one result."""
+
+    send: tuple[bytes, ...] = ()
+    result: JoinRequest | JoinGranted | None = None
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a display name, or None. Control, bidi and other
+    invisible format characters could forge what other screens show; the two
+    joiners (ZWJ, ZWNJ) stay allowed for emoji sequences and scripts that
+    need them."""
+    if not isinstance(name, str):
+        return "the name must be text"
+    if not name.strip():
+        return "the name is empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"the name is longer than {MAX_NAME_CHARS} characters"
+    for char in name:
+        category = unicodedata.category(char)
+        if char in "\u200c\u200d":
+            continue
+        if category[0] == "C" or category in ("Zl", "Zp"):
+            return "the name contains control or invisible characters"
+    return None
+
+
+def _is_point(key: object) -> bool:
+    # Canonical, on the curve, in the prime-order subgroup, not small order:
+    # honest Ed25519 and ring keys always are.
+    return (
+        isinstance(key, bytes)
+        and len(key) == KEY_BYTES
+        and bool(bindings.crypto_core_ed25519_is_valid_point(key))
+    )
+
+
+def _decode(payload: bytes, limits: Limits, fields: frozenset[str]) -> dict[str, Any]:
+    """Unpack a canonical map with exactly ``fields``, or raise MalformedFrame."""
+    value = unpack(payload, limits)
+    if not isinstance(value, dict) or set(value) != fields:
+        raise MalformedFrame("handshake message has the wrong fields")
+    return value
+
+
+def _decode_outer(payload: bytes) -> tuple[str, bytes]:
+    value = unpack(payload, _OUTER_LIMITS)
+    if not isinstance(value, dict) or not isinstance(value.get("t"), str):
+        raise MalformedFrame("handshake message without a type")
+    kind = value["t"]
+    if kind not in _FIELDS:
+        raise MalformedFrame("unknown handshake message type")
+    data = value.get(_FIELDS[kind])
+    if set(value) != {"t", _FIELDS[kind]} or not isinstance(data, bytes):
+        raise MalformedFrame(f"{kind} message has the wrong fields")
+    return kind, data
+
+
+class _Handshake:
+    """What joiner and sponsor share: SPAKE2 and key confirmation. Either side
+    may send its pake message first, or both at once (SPAKE2 is symmetric)."""
+
+    _role: _Role
+
+    def __init__(self, code: JoinCode) -> None:
+        if not isinstance(code, JoinCode):
+            raise LocalProtocolError("a handshake needs a JoinCode")
+        self._spake: Any = SPAKE2_Symmetric(code.password, idSymmetric=JOIN_CONTEXT)
+        self._state = _State.NEW
+        self._my_pake: bytes | None = None
+        self._keys: _Keys | None = None
+        self._confirmed = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(state={self._state.value})"
+
+    @property
+    def state(self) -> str:
+        return self._state.value
+
+    @property
+    def guess_spent(self) -> bool:
+        """The peer's pake message has been used: the peer could now test one
+        guess of the code against our MAC."""
+        return self._keys is not None
+
+    @property
+    def confirmed(self) -> bool:
+        """The peer proved it knows the code (its MAC verified)."""
+        return self._confirmed
+
+    @property
+    def failed(self) -> bool:
+        return self._state is _State.FAILED
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE
+
+    def start(self) -> bytes:
+        """Our pake message. Optional: ``receive`` sends it when needed."""
+        if self._state is not _State.NEW:
+            raise LocalProtocolError("start() is only allowed before anything else")
+        self._state = _State.STARTED
+        return pack({"t": "pake", "m": self._start_pake()})
+
+    def receive(self, payload: bytes) -> Step:
+        """Take one message from the peer. Raises a RemoteProtocolError (and the
+        handshake is dead) when the message is malformed, out of order or
+        forged, or the peer used another code (``WrongCode``)."""
+        if self._state in (_State.DONE, _State.FAILED):
+            raise LocalProtocolError(f"the handshake is {self._state.value}")
+        try:
+            kind, data = _decode_outer(payload)
+            if _EXPECTS[self._role].get(self._state) != kind:
+                raise UnexpectedMessage(f"a {kind} message is not expected now")
+            if kind == "pake":
+                return self._on_pake(data)
+            if kind == "confirm":
+                return self._on_confirm(data)
+            return self._on_sealed(data)
+        except RemoteProtocolError:
+            self._fail()
+            raise
+
+    # -- shared steps --
+
+    def _start_pake(self) -> bytes:
+        message: bytes = self._spake.start()
+        self._my_pake = message
+        return message
+
+    def _on_pake(self, peer: bytes) -> Step:
+        if len(peer) != _PAKE_MESSAGE_BYTES or peer[:1] != _SIDE_SYMMETRIC:
+            raise BadPakeMessage("pake message of the wrong size or side")
+        send: list[bytes] = []
+        mine = self._my_pake
+        if mine is None:
+            mine = self._start_pake()
+            send.append(pack({"t": "pake", "m": mine}))
+        try:
+            # Rejects points off the curve, outside the prime-order subgroup,
+            # the identity, and our own message reflected back.
+            secret: bytes = self._spake.finish(peer)
+        except Exception:
+            raise BadPakeMessage("pake message is not a valid group element") from None
+        self._spake = None  # the exponent and the password are needed no more
+        transcript = mine + peer if self._role is _Role.JOINER else peer + mine
+        self._keys = _Keys.derive(secret, transcript)
+        self._state = _State.KEYED
+        # Our MAC goes out now, before we check the peer's: both sides then learn
+        # of a wrong code at once. The peer has already committed to its guess.
+        send.append(pack({"t": "confirm", "c": self._my_tag(self._keys)}))
+        return Step(send=tuple(send))
+
+    def _on_confirm(self, mac: bytes) -> Step:
+        keys = self._require_keys()
+        if not hmac.compare_digest(mac, self._peer_tag(keys)):
+            raise WrongCode()
+        self._confirmed = True
+        return self._after_confirm(keys)
+
+    def _require_keys(self) -> _Keys:
+        if self._keys is None:
+            raise LocalProtocolError("no key yet")  # unreachable by the table
+        return self._keys
+
+    def _fail(self) -> None:
+        self._state = _State.FAILED
+        self._spake = None  # drop the secret exponent and password early
+
+    # -- per role --
+
+    def _my_tag(self, keys: _Keys) -> bytes:
+        raise NotImplementedError
+
+    def _peer_tag(self, keys: _Keys) -> bytes:
+        raise NotImplementedError
+
+    def _after_confirm(self, keys: _Keys) -> Step:
+        raise NotImplementedError
+
+    def _on_sealed(self, sealed: bytes) -> Step:
+        raise NotImplementedError
+
+
+def _open(box: SecretBox, sealed: bytes, fields: frozenset[str]) -> dict[str, Any]:
+    if len(sealed) < _SEALED_MIN:
+        raise BadSeal("sealed payload too short")
+    try:
+        plaintext = box.decrypt(sealed)
+    except CryptoError:
+        raise BadSeal("sealed payload failed authentication") from None
+    return _decode(plaintext, _INNER_LIMITS, fields)
+
+
+_HELLO_FIELDS: Final = frozenset({"key", "ring", "name"})
+_GRANT_FIELDS: Final = frozenset({"mid", "creator", "sponsor"})
+
+
+class JoinerHandshake(_Handshake):
+    """The laptop that wants in. Flow (each line one message):
+
+    ``start()`` -> pake; ``receive(pake)`` -> confirm; ``receive(confirm)`` ->
+    sealed hello (our keys and name); ``receive(grant)`` -> ``JoinGranted``."""
+
+    _role = _Role.JOINER
+
+    def __init__(self, code: JoinCode, key: bytes, ring_key: bytes, name: str) -> None:
+        if not (_is_point(key) and _is_point(ring_key)):
+            raise LocalProtocolError("key and ring_key must be 32-byte ed25519 public keys")
+        problem = name_problem(name)
+        if problem is not None:
+            raise LocalProtocolError(problem)
+        super().__init__(code)
+        self._hello: dict[str, object] = {"key": key, "ring": ring_key, "name": name}
+
+    def _my_tag(self, keys: _Keys) -> bytes:
+        return keys.joiner_tag
+
+    def _peer_tag(self, keys: _Keys) -> bytes:
+        return keys.sponsor_tag
+
+    def _after_confirm(self, keys: _Keys) -> Step:
+        # Only now, talking to someone who proved the code, do our keys go out.
+        sealed = bytes(keys.joiner_box.encrypt(pack(self._hello)))
+        self._state = _State.AWAIT_GRANT
+        return Step(send=(pack({"t": "hello", "s": sealed}),))
+
+    def _on_sealed(self, sealed: bytes) -> Step:
+        grant = _open(self._require_keys().sponsor_box, sealed, _GRANT_FIELDS)
+        mid, creator, sponsor = grant["mid"], grant["creator"], grant["sponsor"]
+        if not (isinstance(mid, bytes) and len(mid) == MEETING_ID_BYTES):
+            raise MalformedFrame("grant: the meeting id must be 16 bytes")
+        if not (_is_point(creator) and _is_point(sponsor)):
+            raise MalformedFrame("grant: creator and sponsor must be ed25519 public keys")
+        self._state = _State.DONE
+        return Step(result=JoinGranted(mid=mid, creator=creator, sponsor=sponsor))
+
+
+class SponsorHandshake(_Handshake):
+    """A member admitting a joiner. Flow: ``receive(pake)`` -> pake (unless
+    ``start()`` sent it already) and confirm; ``receive(confirm)`` -> nothing;
+    ``receive(hello)`` -> ``JoinRequest``; the node appends ``roster.add`` and
+    calls ``grant()`` -> sealed grant.
+
+    When a run ends, however it ends, pass it to ``CodeGuard.settle``: a run
+    that used a pake message but saw no valid MAC is a spent guess."""
+
+    _role = _Role.SPONSOR
+
+    def __init__(self, code: JoinCode) -> None:
+        super().__init__(code)
+        self._settled = False
+
+    def _my_tag(self, keys: _Keys) -> bytes:
+        return keys.sponsor_tag
+
+    def _peer_tag(self, keys: _Keys) -> bytes:
+        return keys.joiner_tag
+
+    def _after_confirm(self, keys: _Keys) -> Step:
+        self._state = _State.AWAIT_HELLO
+        return Step()
+
+    def _on_sealed(self, sealed: bytes) -> Step:
+        hello = _open(self._require_keys().joiner_box, sealed, _HELLO_FIELDS)
+        key, ring, name = hello["key"], hello["ring"], hello["name"]
+        if not (_is_point(key) and _is_point(ring)):
+            raise MalformedFrame("hello: key and ring must be ed25519 public keys")
+        problem = name_problem(name)
+        if problem is not None:
+            raise MalformedFrame(f"hello: {problem}")
+        self._state = _State.DECIDING
+        return Step(result=JoinRequest(key=key, ring_key=ring, name=name))
+
+    def grant(self, mid: bytes, creator: bytes, sponsor: bytes) -> bytes:
+        """The sealed grant, once ``roster.add`` for the joiner is appended."""
+        if self._state is not _State.DECIDING:
+            raise LocalProtocolError("grant() needs a JoinRequest first")
+        if not (isinstance(mid, bytes) and len(mid) == MEETING_ID_BYTES):
+            raise LocalProtocolError("mid must be 16 bytes")
+        if not (_is_point(creator) and _is_point(sponsor)):
+            raise LocalProtocolError("creator and sponsor must be ed25519 public keys")
+        box = self._require_keys().sponsor_box
+        sealed = bytes(box.encrypt(pack({"mid": mid, "creator": creator, "sponsor": sponsor})))
+        self._state = _State.DONE
+        return pack({"t": "grant", "s": sealed})
+
+    def _take_charge(self) -> bool:
+        """True exactly once if this run spent a guess without a valid MAC."""
+        if self._settled or not self.guess_spent or self.confirmed:
+            return False
+        self._settled = True
+        return True
+
+
+@dataclass(repr=False)
+class CodeGuard:
+    """Counts spent guesses against the current code and replaces its words.
+
+    ``rotate`` keeps the nameplate: it is public and carries no secret, so the
+    mDNS advertisement stays as it is (re-announcing takes about 1.6 s) and
+    joiners already browsing still find the meeting; only the words change."""
+
+    code: JoinCode = field(default_factory=new_join_code)
+    max_failures: int = 3
+    failures: int = 0
+
+    @property
+    def should_rotate(self) -> bool:
+        return self.failures >= self.max_failures
+
+    def record_failure(self) -> bool:
+        """Count one failed attempt; True when it is time to ``rotate``."""
+        self.failures += 1
+        return self.should_rotate
+
+    def settle(self, handshake: SponsorHandshake) -> bool:
+        """Call once a sponsor run ends (success, error, timeout or hang-up).
+        Counts it if it spent a guess; True when it is time to ``rotate``."""
+        if handshake._take_charge():
+            return self.record_failure()
+        return self.should_rotate
+
+    def rotate(self) -> JoinCode:
+        """A new code with the same nameplate; the count starts again."""
+        fresh = new_join_code(self.code.nameplate)
+        while fresh.words == self.code.words:
+            fresh = new_join_code(self.code.nameplate)
+        self.code = fresh
+        self.failures = 0
+        return fresh
+
+    def __repr__(self) -> str:
+        return f"CodeGuard(code={self.code!r}, failures={self.failures}/{self.max_failures})"
+
+
+# --- roster safety number -------------------------------------------------
+
+SAFETY_DIGITS: Final = 20
+# Argon2id (RFC 9106) with t=3 passes over 2 MiB: about 2 ms here. The number
+# is ~66 bits; a member who wanted two different rosters to show the same
+# number would grind keys for a birthday collision, about 2**33 evaluations,
+# which stretching makes years of work in the hours a meeting lasts (and the
+# meeting id, unknown in advance, rules out precomputation).
+_SN_OPSLIMIT: Final = 3
+_SN_MEMLIMIT: Final = 2 * 1024 * 1024
+
+
+def safety_number(mid: bytes, epoch: int, keys: Iterable[bytes]) -> str:
+    """The roster's safety number, as four groups of five digits.
+
+    Inputs: the meeting id, the roster epoch, and the members' public signing
+    keys in sorted order (so any order gives the same number; the count is
+    bound too). They are hashed with BLAKE2b, then stretched with Argon2id using
+    a salt derived from that hash (deterministic: every laptop must agree)."""
+    if not isinstance(mid, bytes) or not 0 < len(mid) <= 64:
+        raise LocalProtocolError("mid must be 1 to 64 bytes")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 1 << 64:
+        raise LocalProtocolError("epoch must be an integer from 0 to 2**64 - 1")
+    members = sorted(bytes(key) for key in keys)
+    if any(len(key) != KEY_BYTES for key in members):
+        raise LocalProtocolError("every roster key must be 32 bytes")
+    digest = hashlib.blake2b(digest_size=64, person=b"relsec/v1/sn")
+    # Fixed-width fields (and the length of mid first): no two inputs share
+    # an encoding.
+    digest.update(len(mid).to_bytes(1, "big") + mid)
+    digest.update(epoch.to_bytes(8, "big") + len(members).to_bytes(4, "big"))
+    for key in members:
+        digest.update(key)
+    material = digest.digest()
+    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v1/snsalt").digest()
+    stretched: bytes = pwhash.argon2id.kdf(
+        16, material, salt, opslimit=_SN_OPSLIMIT, memlimit=_SN_MEMLIMIT
+    )
+    number = int.from_bytes(stretched, "big") % 10**SAFETY_DIGITS  # bias < 2**-60
+    text = f"{number:0{SAFETY_DIGITS}d}"
+    return " ".join(text[i : i + 5] for i in range(0, SAFETY_DIGITS, 5))

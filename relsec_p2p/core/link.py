@@ -1,0 +1,265 @@
+"""Sans-IO link security: the authenticated key exchange and the AEAD stream.
+
+Rules of this file (normative text: protocol/SPEC.md §11):
+- Handshake: three messages in the shape of SIGMA-I (Krawczyk 2003, §5.2) /
+  Noise XX: ephemeral X25519 first, then each side's identity key, roster
+  epoch and an Ed25519 signature over the transcript, sent inside a
+  secretbox under a key from the ephemeral secret, so a passive observer on
+  the LAN sees no identity at all. The meeting id is mixed into every key: a
+  peer of another meeting cannot even decrypt the second message.
+- Both sides sign fresh ephemeral keys of both sides, so a replayed
+  handshake message never completes a new link.
+- ``accept(key)`` (the driver's roster check) decides who may link; a
+  refused peer gets nothing beyond the first two messages.
+- After the handshake, each direction is a libsodium secretstream
+  (XChaCha20-Poly1305) whose messages cannot be dropped, reordered or
+  replayed without the receiver noticing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nacl import bindings
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.secret import SecretBox
+from nacl.signing import VerifyKey
+
+from .codec import Limits, pack, unpack
+from .errors import BadSignature, LocalProtocolError, MalformedFrame, RemoteProtocolError
+from .identity import KEY_BYTES, Identity
+
+LINK_CONTEXT_RESPONDER = b"relsec/v1/link-responder\x00"
+LINK_CONTEXT_INITIATOR = b"relsec/v1/link-initiator\x00"
+HANDSHAKE_LIMITS = Limits(max_bytes=4096, max_depth=3, max_str=64, max_bin=1024, max_array=4)
+STREAM_OVERHEAD = bindings.crypto_secretstream_xchacha20poly1305_ABYTES
+STREAM_HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+
+
+class HandshakeFailed(RemoteProtocolError):
+    """The peer could not prove a roster identity for this meeting."""
+
+    code = "handshake_failed"
+
+
+class NotAMember(HandshakeFailed):
+    code = "not_a_member"
+
+
+class BadCiphertext(RemoteProtocolError):
+    code = "bad_ciphertext"
+
+
+def _kdf(secret: bytes, label: bytes, transcript: bytes) -> bytes:
+    """BLAKE2b keyed by the X25519 secret; the label separates every key."""
+    return hashlib.blake2b(label + transcript, key=secret, digest_size=32).digest()
+
+
+@dataclass(frozen=True, slots=True)
+class LinkKeys:
+    peer: bytes
+    peer_epoch: int
+    send_key: bytes
+    receive_key: bytes
+
+
+class Handshake:
+    """One side of the link handshake.
+
+    Initiator: ``start()`` → hi1; ``receive(hi2)`` → hi3 and done.
+    Responder: ``receive(hi1)`` → hi2; ``receive(hi3)`` → None and done.
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        mid: bytes,
+        *,
+        initiator: bool,
+        epoch: int,
+        accept: Callable[[bytes], bool],
+    ) -> None:
+        self.identity = identity
+        self.mid = mid
+        self.initiator = initiator
+        self.epoch = epoch
+        self._accept = accept
+        self._secret_key = bytes(os.urandom(32))
+        self._public_key: bytes = bindings.crypto_scalarmult_base(self._secret_key)
+        self._stage = "start" if initiator else "await-hi1"
+        self._shared = b""
+        self._transcript = b""
+        self._peer_ephemeral = b""
+        self._peer_epoch = 0
+        self.result: LinkKeys | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None
+
+    def start(self) -> bytes:
+        if self._stage != "start":
+            raise LocalProtocolError("start() is for the initiator, once")
+        self._stage = "await-hi2"
+        return pack({"t": "hi1", "e": self._public_key})
+
+    def receive(self, payload: bytes) -> bytes | None:
+        try:
+            message = unpack(payload, HANDSHAKE_LIMITS)
+            if not isinstance(message, dict):
+                raise MalformedFrame("a handshake message is a map")
+            return self._step(message)
+        except RemoteProtocolError:
+            self._stage = "failed"
+            raise
+
+    # -- internals ------------------------------------------------------------
+
+    def _mix(self, peer_ephemeral: Any) -> None:
+        if not (isinstance(peer_ephemeral, bytes) and len(peer_ephemeral) == 32):
+            raise MalformedFrame("an ephemeral key is 32 bytes")
+        try:
+            shared: bytes = bindings.crypto_scalarmult(self._secret_key, peer_ephemeral)
+        except (CryptoError, RuntimeError) as exc:
+            raise HandshakeFailed("degenerate ephemeral key") from exc
+        if not any(shared):
+            raise HandshakeFailed("degenerate ephemeral key")
+        self._peer_ephemeral = peer_ephemeral
+        self._shared = shared
+        first, second = (
+            (self._public_key, peer_ephemeral)
+            if self.initiator
+            else (peer_ephemeral, self._public_key)
+        )
+        self._transcript = hashlib.blake2b(
+            b"relsec/v1/link\x00" + self.mid + first + second, digest_size=32
+        ).digest()
+
+    def _box(self, label: bytes) -> SecretBox:
+        return SecretBox(_kdf(self._shared, label, self._transcript))
+
+    def _seal_identity(self, label: bytes, context: bytes, extra: bytes) -> bytes:
+        signed = self._transcript + extra + self.identity.key + self.epoch.to_bytes(8, "big")
+        inner = pack(
+            {
+                "key": self.identity.key,
+                "epoch": self.epoch,
+                "sig": self.identity.sign(context, signed),
+            }
+        )
+        return bytes(self._box(label).encrypt(inner, nonce=bytes(24)).ciphertext)
+
+    def _open_identity(self, label: bytes, context: bytes, box: Any, extra: bytes) -> bytes:
+        if not isinstance(box, bytes):
+            raise MalformedFrame("identity box must be bin")
+        try:
+            inner = unpack(self._box(label).decrypt(box, nonce=bytes(24)), HANDSHAKE_LIMITS)
+        except CryptoError as exc:
+            raise HandshakeFailed("cannot open the peer's identity (another meeting?)") from exc
+        if not (
+            isinstance(inner, dict)
+            and set(inner) == {"key", "epoch", "sig"}
+            and isinstance(inner["key"], bytes)
+            and len(inner["key"]) == KEY_BYTES
+            and isinstance(inner["epoch"], int)
+            and 0 <= inner["epoch"] < 1 << 63
+            and isinstance(inner["sig"], bytes)
+            and len(inner["sig"]) == 64
+        ):
+            raise MalformedFrame("identity box has key, epoch, sig")
+        key, epoch = inner["key"], inner["epoch"]
+        signed = self._transcript + extra + key + epoch.to_bytes(8, "big")
+        try:
+            VerifyKey(key).verify(context + signed, inner["sig"])
+        except (BadSignatureError, ValueError) as exc:
+            raise BadSignature("handshake signature does not verify") from exc
+        if key == self.identity.key:
+            raise HandshakeFailed("a link to ourselves")
+        if not self._accept(key):
+            raise NotAMember("the peer is not a current member of this meeting")
+        self._peer_epoch = epoch
+        return bytes(key)
+
+    def _finish(self, peer: bytes) -> None:
+        initiator_key = self.identity.key if self.initiator else peer
+        responder_key = peer if self.initiator else self.identity.key
+        final = hashlib.blake2b(
+            self._transcript + responder_key + initiator_key, digest_size=32
+        ).digest()
+        i2r = _kdf(self._shared, b"stream-i2r", final)
+        r2i = _kdf(self._shared, b"stream-r2i", final)
+        send, receive = (i2r, r2i) if self.initiator else (r2i, i2r)
+        self.result = LinkKeys(peer, self._peer_epoch, send, receive)
+        self._stage = "done"
+        self._secret_key = b""
+        self._shared = b""
+
+    def _step(self, message: dict[str, Any]) -> bytes | None:
+        kind = message.get("t")
+        if self._stage == "await-hi1" and kind == "hi1" and set(message) == {"t", "e"}:
+            self._mix(message["e"])
+            self._stage = "await-hi3"
+            box = self._seal_identity(b"box-r", LINK_CONTEXT_RESPONDER, b"")
+            return pack({"t": "hi2", "e": self._public_key, "box": box})
+        if self._stage == "await-hi2" and kind == "hi2" and set(message) == {"t", "e", "box"}:
+            self._mix(message["e"])
+            peer = self._open_identity(b"box-r", LINK_CONTEXT_RESPONDER, message["box"], b"")
+            box = self._seal_identity(b"box-i", LINK_CONTEXT_INITIATOR, peer)
+            self._finish(peer)
+            return pack({"t": "hi3", "box": box})
+        if self._stage == "await-hi3" and kind == "hi3" and set(message) == {"t", "box"}:
+            peer = self._open_identity(
+                b"box-i", LINK_CONTEXT_INITIATOR, message["box"], self.identity.key
+            )
+            self._finish(peer)
+            return None
+        raise MalformedFrame(f"unexpected handshake message at stage {self._stage}")
+
+
+class StreamSender:
+    """The sending half of a secretstream; the header goes out first."""
+
+    def __init__(self, key: bytes) -> None:
+        self._state = bindings.crypto_secretstream_xchacha20poly1305_state()
+        self.header: bytes = bindings.crypto_secretstream_xchacha20poly1305_init_push(
+            self._state, key
+        )
+
+    def seal(self, plaintext: bytes) -> bytes:
+        sealed: bytes = bindings.crypto_secretstream_xchacha20poly1305_push(
+            self._state, plaintext
+        )
+        return sealed
+
+
+class StreamReceiver:
+    """The receiving half; any tampering, loss or reordering fails ``open``."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._state: Any = None
+
+    def start(self, header: bytes) -> None:
+        if self._state is not None or len(header) != STREAM_HEADER_BYTES:
+            raise MalformedFrame("bad stream header")
+        self._state = bindings.crypto_secretstream_xchacha20poly1305_state()
+        bindings.crypto_secretstream_xchacha20poly1305_init_pull(self._state, header, self._key)
+
+    @property
+    def started(self) -> bool:
+        return self._state is not None
+
+    def open(self, sealed: bytes) -> bytes:
+        if self._state is None:
+            raise LocalProtocolError("stream not started")
+        try:
+            plaintext, _tag = bindings.crypto_secretstream_xchacha20poly1305_pull(
+                self._state, sealed
+            )
+        except (CryptoError, RuntimeError, ValueError) as exc:
+            raise BadCiphertext("a link frame failed authentication") from exc
+        return bytes(plaintext)
