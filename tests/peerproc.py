@@ -34,11 +34,11 @@ class PeerProcess:
         self,
         *args: str,
         prefix: Sequence[str] = (),
-        interface: str = "127.0.0.1",
+        interface: str | None = "127.0.0.1",
         env: dict[str, str] | None = None,
     ) -> None:
-        command = [*prefix, sys.executable, "-m", "relsec_p2p", "peer", "--interface", interface,
-                   *args]
+        chosen = [] if interface is None else ["--interface", interface]
+        command = [*prefix, sys.executable, "-m", "relsec_p2p", "peer", *chosen, *args]
         self.proc = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             text=True, bufsize=1, env={**os.environ, **(env or {})},
