@@ -16,6 +16,7 @@ from . import __version__
 
 BENCH_SUITES: dict[str, str] = {
     "core": "decode, verify, append and fold 10 000 entries from 20 authors",
+    "net": "real peer processes on loopback: join time, fan-out latency, late-joiner sync",
 }
 
 
@@ -25,6 +26,10 @@ def _bench(args: argparse.Namespace) -> int:
         from .bench import core
 
         runner = core.run
+    elif args.suite == "net":
+        from .bench import net
+
+        runner = net.run
     else:  # argparse restricts the choices; this guards a new suite without a runner
         print(f"relsec: no benchmark suite called {args.suite!r}.", file=sys.stderr)
         return 2

@@ -230,9 +230,7 @@ class StreamSender:
         )
 
     def seal(self, plaintext: bytes) -> bytes:
-        sealed: bytes = bindings.crypto_secretstream_xchacha20poly1305_push(
-            self._state, plaintext
-        )
+        sealed: bytes = bindings.crypto_secretstream_xchacha20poly1305_push(self._state, plaintext)
         return sealed
 
 

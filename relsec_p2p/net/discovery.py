@@ -184,6 +184,12 @@ def choose_interfaces(requested: str | None) -> list[str]:
 # --- discovery --------------------------------------------------------------
 
 
+# Instance names are 64 random bits, so the RFC 6762 §8.1 conflict probe
+# (about a second of waiting before the first announcement) cannot find
+# anything; python-zeroconf skips it for "cooperating responders".
+_NO_PROBE: dict[str, Any] = {"cooperating_responders": True}
+
+
 def _check_nameplate(nameplate: int | None) -> None:
     if nameplate is not None and (
         isinstance(nameplate, bool)
@@ -355,13 +361,13 @@ class Discovery:
             if wanted is None or wanted is current:
                 return
             if current is None:
-                await (await zc.async_register_service(wanted))
+                await (await zc.async_register_service(wanted, **_NO_PROBE))
             elif current.port == wanted.port:
                 await (await zc.async_update_service(wanted))
             else:
                 await (await zc.async_unregister_service(current))
                 self._registered = None
-                await (await zc.async_register_service(wanted))
+                await (await zc.async_register_service(wanted, **_NO_PROBE))
             self._registered = wanted
 
     def _on_service_state_change(

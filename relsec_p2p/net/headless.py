@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +35,24 @@ def _bytes(value: Any, what: str) -> bytes:
         return bytes.fromhex(str(value))
     except ValueError:
         raise LocalProtocolError(f"{what} must be hex") from None
+
+
+def status_summary(node: Node) -> dict[str, Any]:
+    """Counts only: cheap to ask for often."""
+    state = node.state
+    if state is None or node.session is None:
+        return {"event": "status", "in_meeting": False}
+    return {
+        "event": "status",
+        "in_meeting": True,
+        "member": node.is_member,
+        "digest": node.session.digest().hex(),
+        "epoch": state.epoch,
+        "members": len(state.active_members()),
+        "log_entries": len(node.session.log),
+        "links": len(node.links),
+        "facilitator": _hex(state.facilitator),
+    }
 
 
 def state_summary(node: Node) -> dict[str, Any]:
@@ -139,12 +158,14 @@ class HeadlessPeer:
 
     def _on_event(self, event: NodeEvent) -> None:
         if isinstance(event, EntryAccepted):
+            self.node.state  # noqa: B018 -- fold now, so "t" is when the meeting shows it
             self.emit(
                 {
                     "event": "entry",
                     "type": event.type,
                     "author": event.author.hex(),
                     "seq": event.seq,
+                    "t": time.monotonic(),
                 }
             )
         elif isinstance(event, InputRejected):
@@ -180,14 +201,22 @@ class HeadlessPeer:
             return {"event": "joined"}
         if name == "state":
             return state_summary(node)
+        if name == "status":
+            return status_summary(node)
         if name == "quit":
             self._stop.set()
             return {"event": "bye"}
         action = ACTIONS.get(str(name))
         if action is None:
             raise LocalProtocolError(f"unknown command {name!r}")
+        repeat = int(command.get("repeat", 1))
+        if not 1 <= repeat <= 100_000:
+            raise LocalProtocolError("repeat is a count from 1 to 100000")
+        for i in range(repeat - 1):  # scripted bulk input (benchmarks): "text #i"
+            numbered = {**command, "text": f"{command.get('text')} #{i}"}
+            node.act(lambda s: action(s, numbered))  # noqa: B023 -- called at once
         entry = node.act(lambda s: action(s, command))
-        return {"event": "ok", "entry": entry.hash.hex()}
+        return {"event": "ok", "entry": entry.hash.hex(), "seq": entry.seq, "t": time.monotonic()}
 
     async def run(self) -> None:
         await self.node.start()

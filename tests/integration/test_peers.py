@@ -16,7 +16,8 @@ from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.link import Handshake
 from relsec_p2p.net.link import FrameReader
 from relsec_p2p.net.node import Node
-from peerproc import AGENDA, PeerProcess, wait_all_equal
+from relsec_p2p.peerproc import SAMPLE_AGENDA as AGENDA
+from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 
 
 @pytest.fixture
@@ -98,8 +99,9 @@ def test_facilitator_killed_meeting_goes_on(peers: list[PeerProcess]) -> None:
     facilitator = peers[0].key
     peers[0].kill()
     survivors = peers[1:]
-    states = [p.wait_state(lambda s: s["facilitator"] not in (facilitator, None), 30)
-              for p in survivors]
+    states = [
+        p.wait_state(lambda s: s["facilitator"] not in (facilitator, None), 30) for p in survivors
+    ]
     successor = states[0]["facilitator"]
     assert successor == peers[1].key  # next in join order
     by_key = {p.key: p for p in survivors}
@@ -173,8 +175,13 @@ async def test_replayed_handshake_is_refused() -> None:
         # Record a genuine handshake from the member to the host.
         reader, writer = await asyncio.open_connection("127.0.0.1", host.port)
         frames = FrameReader(reader, 4096)
-        handshake = Handshake(member.identity, host.session.mid, initiator=True,
-                              epoch=host.session.state.epoch, accept=lambda k: True)
+        handshake = Handshake(
+            member.identity,
+            host.session.mid,
+            initiator=True,
+            epoch=host.session.state.epoch,
+            accept=lambda k: True,
+        )
         hi1 = handshake.start()
         writer.write(frame(hi1))
         hi2 = await frames.read()
@@ -202,7 +209,10 @@ def test_cli_rejects_a_bad_interface() -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "relsec_p2p", "peer", "--interface", "nosuch0"],
-        capture_output=True, text=True, timeout=30, input="",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        input="",
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "relsec:" in result.stderr

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from lan import Lan, netns_available
-from peerproc import AGENDA, PeerProcess, wait_all_equal
+
+from relsec_p2p.peerproc import SAMPLE_AGENDA as AGENDA
+from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 
 pytestmark = pytest.mark.netns
 
@@ -43,12 +45,18 @@ def spawn(lan: Lan, peers: list[PeerProcess], i: int, *args: str) -> PeerProcess
     return peer
 
 
-def meeting(lan: Lan, peers: list[PeerProcess], *args: str, names: list[str] | None = None,
-            count: int = HOSTS) -> str:
+def meeting(
+    lan: Lan,
+    peers: list[PeerProcess],
+    *args: str,
+    names: list[str] | None = None,
+    count: int = HOSTS,
+) -> str:
     hosts = [spawn(lan, peers, i, *args) for i in range(count)]
     names = names or [f"member{i}" for i in range(count)]
-    code: str = hosts[0].ok(cmd="start", title="Threat assessment", name=names[0],
-                            agenda=AGENDA)["code"]
+    code: str = hosts[0].ok(cmd="start", title="Threat assessment", name=names[0], agenda=AGENDA)[
+        "code"
+    ]
     for host, name in zip(hosts[1:], names[1:], strict=True):
         host.ok(cmd="join", code=code, name=name, timeout=20)
     hosts[0].ok(cmd="open_step", step=0)
@@ -69,7 +77,9 @@ def test_join_partition_heal_and_loss(lan: Lan, peers: list[PeerProcess]) -> Non
     lan.plug(3)
     states = wait_all_equal(peers, timeout=40)
     assert sorted(c["text"] for c in states[0]["contributions"]) == [
-        "written alone", "written by the majority"]
+        "written alone",
+        "written by the majority",
+    ]
     # 20 % packet loss on host 2: everything still arrives.
     lan.lossy(2, 20)
     for i, peer in enumerate(peers):
@@ -99,8 +109,9 @@ def test_facilitator_crash_loses_nothing(lan: Lan, peers: list[PeerProcess]) -> 
     assert texts == sorted([*(f"before the crash {i}" for i in range(HOSTS)), "after the crash"])
 
 
-def test_outsider_can_neither_join_nor_read(lan: Lan, peers: list[PeerProcess],
-                                            tmp_path: Path) -> None:
+def test_outsider_can_neither_join_nor_read(
+    lan: Lan, peers: list[PeerProcess], tmp_path: Path
+) -> None:
     pcap = tmp_path / "bridge.pcap"
     lan.capture(pcap)
     names = ["Amaranth", "Birchwood", "Calloway", "Delphine"]
@@ -108,8 +119,7 @@ def test_outsider_can_neither_join_nor_read(lan: Lan, peers: list[PeerProcess],
     code = meeting(lan, peers, names=names, count=4)
     stranger = spawn(lan, peers, 4)  # on the same LAN, with a guessed code
     nameplate, *words = code.split("-")
-    answer = stranger.cmd(cmd="join", code="-".join([nameplate, *reversed(words)]),
-                          name="Intruder")
+    answer = stranger.cmd(cmd="join", code="-".join([nameplate, *reversed(words)]), name="Intruder")
     assert answer["event"] == "error"
     for text, peer in zip(secrets_said, peers[:2], strict=True):
         peer.ok(cmd="contribute", step=0, text=text)

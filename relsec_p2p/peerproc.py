@@ -1,9 +1,9 @@
-"""Real ``relsec peer`` processes for integration tests.
+"""Drive real ``relsec peer`` processes: for tests, benchmarks and the demo.
 
 Each ``PeerProcess`` is a separate OS process speaking JSON lines; a reader
 thread collects its events. ``prefix`` runs it inside something else (for
-example ``ip netns exec H1``), so the same helper serves loopback and
-network-namespace tests.
+example ``ip netns exec H1``), so the same driver serves loopback and
+network-namespace runs.
 """
 
 from __future__ import annotations
@@ -19,13 +19,29 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-AGENDA: list[dict[str, Any]] = [
-    {"id": "threats", "title": "Threats", "prompt": "What threatens us?", "mode": "both",
-     "kind": "text"},
-    {"id": "options", "title": "Options", "prompt": "What could we do?", "mode": "named",
-     "kind": "text", "links": ["threats"]},
-    {"id": "way", "title": "Way forward", "prompt": "What do we propose?", "mode": "named",
-     "kind": "proposal"},
+SAMPLE_AGENDA: list[dict[str, Any]] = [
+    {
+        "id": "threats",
+        "title": "Threats",
+        "prompt": "What threatens us?",
+        "mode": "both",
+        "kind": "text",
+    },
+    {
+        "id": "options",
+        "title": "Options",
+        "prompt": "What could we do?",
+        "mode": "named",
+        "kind": "text",
+        "links": ["threats"],
+    },
+    {
+        "id": "way",
+        "title": "Way forward",
+        "prompt": "What do we propose?",
+        "mode": "named",
+        "kind": "proposal",
+    },
 ]
 
 
@@ -39,9 +55,14 @@ class PeerProcess:
     ) -> None:
         chosen = [] if interface is None else ["--interface", interface]
         command = [*prefix, sys.executable, "-m", "relsec_p2p", "peer", *chosen, *args]
-        self.proc = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, bufsize=1, env={**os.environ, **(env or {})},
+        self.proc = subprocess.Popen(  # noqa: S603 -- our own program, fixed arguments
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env={**os.environ, **(env or {})},
         )
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self.answers: dict[int, dict[str, Any]] = {}
@@ -56,8 +77,7 @@ class PeerProcess:
         self.key: str = ready["key"]
 
     def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
+        for line in self.proc.stdout or ():
             try:
                 message = json.loads(line)
             except json.JSONDecodeError:
@@ -69,12 +89,12 @@ class PeerProcess:
                 self._cond.notify_all()
 
     def _read_err(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
+        for line in self.proc.stderr or ():
             self.stderr_lines.append(line)
 
-    def wait_event(self, predicate: Callable[[dict[str, Any]], bool],
-                   timeout: float = 10) -> dict[str, Any]:
+    def wait_event(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         seen = 0
         with self._cond:
@@ -90,12 +110,15 @@ class PeerProcess:
                     )
                 self._cond.wait(remaining)
 
+    def forget_history(self) -> None:
+        """Drop the events seen so far (long runs, exact waits)."""
+        with self._cond:
+            self.history.clear()
+
     def cmd(self, timeout: float = 20, **command: Any) -> dict[str, Any]:
         ident = next(self._ids)
         command["id"] = ident
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command) + "\n")
-        self.proc.stdin.flush()
+        self._write(command)
         deadline = time.monotonic() + timeout
         with self._cond:
             while ident not in self.answers:
@@ -107,16 +130,25 @@ class PeerProcess:
                 self._cond.wait(remaining)
             return self.answers.pop(ident)
 
+    def _write(self, command: dict[str, Any]) -> None:
+        if self.proc.stdin is None:
+            raise RuntimeError("peer process has no stdin")
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+
     def ok(self, **command: Any) -> dict[str, Any]:
+        """Run a command that must succeed."""
         answer = self.cmd(**command)
-        assert answer["event"] not in ("error",), answer
+        if answer["event"] == "error":
+            raise RuntimeError(f"{command.get('cmd')} failed: {answer}")
         return answer
 
     def state(self) -> dict[str, Any]:
         return self.cmd(cmd="state")
 
-    def wait_state(self, predicate: Callable[[dict[str, Any]], bool],
-                   timeout: float = 15) -> dict[str, Any]:
+    def wait_state(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15
+    ) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             state = self.state()
@@ -134,9 +166,7 @@ class PeerProcess:
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
-                assert self.proc.stdin is not None
-                self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-                self.proc.stdin.flush()
+                self._write({"cmd": "quit"})
                 self.proc.wait(timeout=5)
             except (subprocess.TimeoutExpired, BrokenPipeError, OSError):
                 self.proc.kill()
@@ -152,7 +182,8 @@ def wait_all_equal(peers: Sequence[PeerProcess], timeout: float = 20) -> list[di
         if len(digests) == 1 and None not in digests:
             return states
         if time.monotonic() > deadline:
-            summary = [(s.get("log_entries"), s.get("epoch"), (s.get("digest") or "")[:8])
-                       for s in states]
-            raise AssertionError(f"digests never converged: {summary}")
+            summary = [
+                (s.get("log_entries"), s.get("epoch"), (s.get("digest") or "")[:8]) for s in states
+            ]
+            raise TimeoutError(f"digests never converged: {summary}")
         time.sleep(0.2)
