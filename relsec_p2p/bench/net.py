@@ -17,6 +17,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from ..peerproc import SAMPLE_AGENDA, PeerProcess
@@ -70,6 +71,10 @@ def discovery_join(n: int = 5) -> float:
         _close_all(peers)
 
 
+def _is_entry(wanted: tuple[str, int], event: dict[str, Any]) -> bool:
+    return event.get("event") == "entry" and (event.get("author"), event.get("seq")) == wanted
+
+
 def fanout(n: int, messages: int = 60) -> dict[str, float]:
     peers = _start(n)
     try:
@@ -88,12 +93,7 @@ def fanout(n: int, messages: int = 60) -> dict[str, float]:
             for peer in peers:
                 if peer is author:
                     continue
-                event = peer.wait_event(
-                    lambda e, wanted=wanted: (
-                        e.get("event") == "entry" and (e.get("author"), e.get("seq")) == wanted
-                    ),
-                    timeout=30,
-                )
+                event = peer.wait_event(partial(_is_entry, wanted), timeout=30)
                 latest = max(latest, event["t"])
             samples.append((latest - answer["t"]) * 1000)
             for peer in peers:
