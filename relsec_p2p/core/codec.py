@@ -45,7 +45,9 @@ class Limits:
 
 
 # Entries are small; a frame may carry many of them.
-ENTRY_LIMITS = Limits(max_bytes=64 * 1024, max_bin=32 * 1024, max_array=1024)
+# The body travels as bin inside the envelope, so max_bin leaves room for the
+# envelope's own bytes (array header, signature) within max_bytes.
+ENTRY_LIMITS = Limits(max_bytes=64 * 1024, max_bin=64 * 1024 - 128, max_array=1024)
 FRAME_LIMITS = Limits()
 
 _INT_MIN = -(1 << 63)

@@ -99,7 +99,7 @@ def decode_entry(envelope: bytes) -> Entry:
     if not isinstance(fields, dict) or tuple(fields) != BODY_KEYS:
         raise MalformedFrame(f"an entry body has exactly the keys {', '.join(BODY_KEYS)}")
     version = fields["v"]
-    if version != PROTOCOL_VERSION:
+    if type(version) is not int or version != PROTOCOL_VERSION:
         raise UnsupportedVersion(f"entry version {version!r}, this program speaks 1")
     mid, author, seq, prev = fields["mid"], fields["au"], fields["seq"], fields["prev"]
     lam, ts, kind, data = fields["lam"], fields["ts"], fields["type"], fields["data"]

@@ -31,6 +31,7 @@ from .errors import (
 from .events import EntryAccepted, Event, ForkDetected, InputRejected, MeetingChanged, Send
 from .feed import (
     HASH_BYTES,
+    MAX_LAMPORT,
     MEETING_ID_BYTES,
     Entry,
     IngestResult,
@@ -46,6 +47,7 @@ Clock = Callable[[], int]
 # Room for the message's own fields around a batch of entries.
 _BATCH_BUDGET = DEFAULT_MAX_FRAME - 4096
 MAX_WANT_RANGES = 256
+MAX_KNOWN_AUTHORS = 1024
 MAX_ENTRIES_PER_WANT = 20_000
 
 
@@ -138,7 +140,13 @@ class Session:
     def _note_accepted(self, entry: Entry) -> None:
         if entry.type == "roster.add":
             key = entry.data.get("key")
-            if isinstance(key, bytes) and len(key) == KEY_BYTES:
+            # Bounded: a member could name keys in roster.add entries the fold
+            # ignores, to make every laptop track ever more authors.
+            if (
+                isinstance(key, bytes)
+                and len(key) == KEY_BYTES
+                and len(self._known) < MAX_KNOWN_AUTHORS
+            ):
                 self._known.add(key)
         if self._dirty:
             return
@@ -175,7 +183,7 @@ class Session:
             mid=self.mid,
             seq=len(mine) + 1,
             prev=head.hash if head else None,
-            lam=max(self.log.max_lamport, head.lam if head else 0) + 1,
+            lam=self._next_lamport(head),
             ts=self._clock(),
             kind=kind,
             data=data,
@@ -186,6 +194,15 @@ class Session:
         self._take(self.log.add(entry), [])
         self._broadcast(_sync_message("entries", self.mid, e=[entry.envelope]))
         return entry
+
+    def _next_lamport(self, head: Entry | None) -> int:
+        """One more than anything seen, but never past the limit: a member who
+        writes the largest possible clock must not stop everyone else writing
+        (their entries then sort before it, which harms nothing)."""
+        own = head.lam if head else 0
+        if own >= MAX_LAMPORT:
+            raise LocalProtocolError("this laptop's Lamport clock is exhausted")
+        return max(own + 1, min(self.log.max_lamport + 1, MAX_LAMPORT))
 
     def add_member(self, key: bytes, ring: bytes, name: str) -> Entry:
         return self.act("roster.add", {"key": key, "ring": ring, "name": name})
@@ -240,13 +257,24 @@ class Session:
     def close_poll(self, poll: bytes) -> Entry:
         # The cut: every feed's length as this laptop holds it. Votes beyond
         # it were not seen by the facilitator and do not count (SPEC §6.5).
-        cut = [[author, seq] for author, seq, _ in self.log.summary()]
+        members = {m.key for m in self.state.active_members()}
+        cut = [[author, seq] for author, seq, _ in self.log.summary() if author in members]
         return self.act("poll.close", {"poll": poll, "cut": cut})
 
     def set_join_code(self, nameplate: int, words: tuple[str, ...]) -> Entry:
         """Publish the join code to the members (inside the encrypted log), so
         any of them can sponsor a joiner; a new one replaces it (rotation)."""
         return self.act("join.code", {"np": nameplate, "words": list(words)})
+
+    def sign_tally(self, poll: bytes) -> Entry:
+        """Co-sign a closed poll's tally as this laptop computed it."""
+        closed = self.state.polls.get(poll)
+        if closed is None or closed.tally_digest is None:
+            raise LocalProtocolError("that poll is not closed")
+        return self.act("tally.sign", {"poll": poll, "digest": closed.tally_digest})
+
+    def record_outcome(self, poll: bytes, text: str) -> Entry:
+        return self.act("outcome.record", {"poll": poll, "text": text})
 
     def raise_hand(self) -> Entry:
         return self.act("hand.raise", {})
@@ -276,7 +304,9 @@ class Session:
             self._send(peer, message)
 
     def _have_message(self) -> bytes:
-        return _sync_message("have", self.mid, heads=self.log.summary())
+        return _sync_message(
+            "have", self.mid, heads=self.log.summary(), forks=sorted(self.log.forks)
+        )
 
     def _send(self, peer: bytes, payload: bytes) -> None:
         self._outbox.append(Send(peer, payload))
@@ -371,9 +401,14 @@ class Session:
             buffered.add(result.buffered.author)
 
     def _on_have(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
-        heads = message.get("heads")
-        if set(message) != {"t", "mid", "heads"} or not isinstance(heads, list):
-            raise MalformedFrame("have has heads: [[author, seq, hash], ...]")
+        heads, their_forks = message.get("heads"), message.get("forks")
+        if (
+            set(message) != {"t", "mid", "heads", "forks"}
+            or not isinstance(heads, list)
+            or not isinstance(their_forks, list)
+            or len(their_forks) > MAX_KNOWN_AUTHORS
+        ):
+            raise MalformedFrame("have has heads: [[author, seq, hash], ...] and forks: [author]")
         theirs: dict[bytes, tuple[int, bytes]] = {}
         for item in heads:
             if not (
@@ -381,7 +416,7 @@ class Session:
                 and len(item) == 3
                 and isinstance(item[0], bytes)
                 and len(item[0]) == KEY_BYTES
-                and isinstance(item[1], int)
+                and type(item[1]) is int
                 and item[1] >= 1
                 and isinstance(item[2], bytes)
                 and len(item[2]) == HASH_BYTES
@@ -400,9 +435,10 @@ class Session:
                 to_send.extend(feed[seq:])
             elif seq >= 1 and seq == len(feed) and feed[-1].hash != head:
                 to_send.append(feed[-1])
-            frozen = self.log.frozen_at(author)
-            if frozen is not None and seq >= frozen:
-                proof = self.log.forks[author]
+            proof = self.log.forks.get(author)
+            if proof is not None and author not in their_forks:
+                # They do not know this author equivocated (whether or not
+                # they hold any of the entries): the digest covers it.
                 self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
         self._send_entries(peer, to_send)
 
@@ -418,7 +454,7 @@ class Session:
                 isinstance(item, list)
                 and len(item) == 3
                 and isinstance(item[0], bytes)
-                and all(isinstance(x, int) and x >= 1 for x in item[1:])
+                and all(type(x) is int and x >= 1 for x in item[1:])
             ):
                 raise MalformedFrame("a range is [author, first, last]")
             author, first, last = item

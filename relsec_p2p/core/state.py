@@ -131,6 +131,9 @@ class Poll:
     status: str = "open"
     votes: list[Vote] = field(default_factory=list)  # every counted-so-far vote, fold order
     result: PollResult | None = None
+    tally_digest: bytes | None = None  # what members co-sign once the poll closes
+    cosigners: set[bytes] = field(default_factory=set)
+    outcome: str | None = None  # the facilitator's record of what was decided
 
     def latest_votes(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each member's latest vote (within ``cut`` if given): latest wins."""
@@ -185,6 +188,7 @@ class MeetingState:
     named_counts: dict[bytes, int] = field(default_factory=dict)
     frozen: dict[bytes, int] = field(default_factory=dict)  # author -> fork seq
     join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
+    caps: dict[bytes, int] = field(default_factory=dict)  # removed author -> last seq counted
     applied: int = 0
     ignored: list[tuple[bytes, str]] = field(default_factory=list)  # diagnostics only
 
@@ -222,7 +226,10 @@ class MeetingState:
             "facilitator": self.facilitator,
             "term": self.term,
             "absent": sorted(self.absent_votes),
-            "steps": [[s.id, s.status] for s in self.steps],
+            "steps": [
+                [s.id, s.title, s.prompt, s.help, s.mode, s.kind, s.scale, s.links, s.status]
+                for s in self.steps
+            ],
             "current": self.current,
             "contributions": [
                 [c.id, c.step, c.author, c.text, c.tag, c.ref] for c in self.contributions
@@ -241,6 +248,8 @@ class MeetingState:
                     None
                     if p.result is None
                     else [p.result.outcome, p.result.counts, p.result.voters, p.result.quorum],
+                    sorted(p.cosigners),
+                    p.outcome,
                 ]
                 for p in self.polls.values()
             ),
@@ -389,16 +398,21 @@ def _set_facilitator(state: MeetingState, key: bytes | None) -> None:
     state.absent_votes.clear()
 
 
-def _member_gone(state: MeetingState, key: bytes, how: str, upto: int) -> None:
+def _member_gone(state: MeetingState, key: bytes, how: str, upto: int, now_ms: int) -> None:
     member = state.members[key]
     member.active, member.gone, member.upto = False, how, upto
     queue = state.queue
     if key in queue.waiting:
         queue.waiting.remove(key)
+    if queue.speaker == key:
+        queue.end_turn(now_ms)
     state.absent_votes.discard(key)
     _new_epoch(state)
     if state.facilitator == key:
         _set_facilitator(state, state.successor(key))
+    elif state.facilitator is not None and len(state.absent_votes) >= absent_quorum(state):
+        # Fewer members now: the declarations already made may be a majority.
+        _set_facilitator(state, state.successor(state.facilitator))
 
 
 # meeting.create -------------------------------------------------------------
@@ -476,7 +490,7 @@ def check_leave(state: MeetingState, entry: Entry) -> str | None:
 
 
 def apply_leave(state: MeetingState, entry: Entry) -> None:
-    _member_gone(state, entry.author, "left", entry.seq)
+    _member_gone(state, entry.author, "left", entry.seq, entry.ts)
 
 
 def check_remove(state: MeetingState, entry: Entry) -> str | None:
@@ -489,11 +503,13 @@ def check_remove(state: MeetingState, entry: Entry) -> str | None:
         return "the facilitator leaves with roster.leave"
     if not state.is_member(data["who"]):
         return "who is not a current member"
+    if data["who"] == state.creator and data["upto"] < 1:
+        return "a removal cannot cut the meeting's creation"
     return None
 
 
 def apply_remove(state: MeetingState, entry: Entry) -> None:
-    _member_gone(state, entry.data["who"], "removed", entry.data["upto"])
+    _member_gone(state, entry.data["who"], "removed", entry.data["upto"], entry.ts)
 
 
 # facilitation -----------------------------------------------------------------
@@ -785,6 +801,61 @@ def apply_poll_close(state: MeetingState, entry: Entry) -> None:
             counts[choice] += 1
     poll.status = "closed"
     poll.result = decide(counts, len(state.active_members()), state.settings)
+    poll.tally_digest = tally_digest(state.mid, poll.id, poll.result)
+
+
+def tally_digest(mid: bytes, poll: bytes, result: PollResult) -> bytes:
+    """The closed tally in a form members co-sign (SPEC §6.5): each client
+    recomputes it from its own log and signs only if it agrees."""
+    record = [
+        mid,
+        poll,
+        result.outcome,
+        result.counts,
+        result.voters,
+        result.members,
+        result.quorum,
+        result.stand_aside_limit,
+    ]
+    return hashlib.blake2b(b"relsec/v1/tally\x00" + pack(record), digest_size=32).digest()
+
+
+def check_tally_sign(state: MeetingState, entry: Entry) -> str | None:
+    data = entry.data
+    if reason := _member_check(state, entry):
+        return reason
+    if not _only(data, ("digest", "poll")) or not _hash(data["poll"]):
+        return "tally.sign has poll and digest"
+    poll = state.polls.get(data["poll"])
+    if poll is None or poll.tally_digest is None:
+        return "that poll is not closed"
+    if data["digest"] != poll.tally_digest:
+        return "the signed tally differs from the one every laptop computes"
+    if entry.author in poll.cosigners:
+        return "already co-signed"
+    return None
+
+
+def apply_tally_sign(state: MeetingState, entry: Entry) -> None:
+    state.polls[entry.data["poll"]].cosigners.add(entry.author)
+
+
+def check_outcome(state: MeetingState, entry: Entry) -> str | None:
+    data = entry.data
+    if reason := _member_check(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not _only(data, ("poll", "text")) or not _hash(data["poll"]):
+        return "outcome.record has poll and text"
+    poll = state.polls.get(data["poll"])
+    if poll is None or poll.status != "closed":
+        return "record the outcome of a closed poll"
+    if not _text(data["text"], MAX_TEXT):
+        return f"text must be 1 to {MAX_TEXT} characters"
+    return None
+
+
+def apply_outcome(state: MeetingState, entry: Entry) -> None:
+    state.polls[entry.data["poll"]].outcome = entry.data["text"]
 
 
 # speaking queue -------------------------------------------------------------
@@ -898,13 +969,18 @@ RULES: dict[str, Rule] = {
     "hand.lower": Rule(check_hand_lower, apply_hand_lower),
     "hand.next": Rule(check_hand_next, apply_hand_next),
     "join.code": Rule(check_join_code, apply_join_code),
+    "tally.sign": Rule(check_tally_sign, apply_tally_sign),
+    "outcome.record": Rule(check_outcome, apply_outcome),
 }
 
 
 def why_ignored(state: MeetingState, entry: Entry) -> str | None:
     """The reason ``entry`` would have no effect on ``state``, or ``None``."""
-    cap = state.members.get(entry.author)
-    if cap is not None and cap.upto is not None and entry.seq > cap.upto:
+    cap = state.caps.get(entry.author)
+    if cap is not None and entry.seq > cap:
+        return "after the author was removed"
+    member = state.members.get(entry.author)
+    if member is not None and member.upto is not None and entry.seq > member.upto:
         return "after the author left or was removed"
     rule = RULES.get(entry.type)
     if rule is None:
@@ -935,28 +1011,28 @@ def fold(
 
     A removal names the last seq of the removed member that counts (``upto``).
     A removed member could back-date later entries with a low Lamport clock, so
-    if the fold meets such an entry before the removal, it starts again with
-    the cap known; the caps only grow, so this ends (SPEC §5.3)."""
+    if the fold has applied such an entry when it meets the removal, it starts
+    again with that cap known (``state.caps``). A restart only ever adds a cap
+    or lowers one to another removal's ``upto``, so there are at most as many
+    restarts as removals (SPEC §5.3)."""
     ordered = list(entries)
+    removals = sum(1 for entry in ordered if entry.type == "roster.remove")
     caps: dict[bytes, int] = {}
-    # Each restart learns a new cap; there are at most as many as members.
-    for _ in range(MAX_MEMBERS + 2):
-        state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen))
+    state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen))
+    for _ in range(removals + 1):
+        state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen), caps=dict(caps))
         applied_seq: dict[bytes, int] = {}
         restart = False
         for entry in ordered:
-            cap = caps.get(entry.author)
-            if cap is not None and entry.seq > cap:
-                state.ignored.append((entry.hash, "after the author was removed"))
+            if apply_entry(state, entry) is not None:
                 continue
-            if apply_entry(state, entry) is None:
-                applied_seq[entry.author] = max(applied_seq.get(entry.author, 0), entry.seq)
-                if entry.type == "roster.remove":
-                    who, upto = entry.data["who"], entry.data["upto"]
-                    if applied_seq.get(who, 0) > upto and caps.get(who) != upto:
-                        caps[who] = upto
-                        restart = True
-                        break
+            applied_seq[entry.author] = max(applied_seq.get(entry.author, 0), entry.seq)
+            if entry.type == "roster.remove":
+                who, upto = entry.data["who"], entry.data["upto"]
+                if applied_seq.get(who, 0) > upto:
+                    caps[who] = min(upto, caps.get(who, upto))
+                    restart = True
+                    break
         if not restart:
             break
     return state

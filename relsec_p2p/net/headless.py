@@ -100,6 +100,8 @@ def state_summary(node: Node) -> dict[str, Any]:
                 "proposal": p.proposal.hex(),
                 "status": p.status,
                 "tally": p.tally(),
+                "cosigners": sorted(k.hex() for k in p.cosigners),
+                "outcome": p.outcome,
                 "result": None
                 if p.result is None
                 else {
@@ -142,6 +144,7 @@ ACTIONS: dict[str, Action] = {
     "lower_hand": lambda s, a: s.lower_hand(_bytes(a["who"], "who") if a.get("who") else None),
     "next_speaker": lambda s, a: s.next_speaker(),
     "hand_over": lambda s, a: s.hand_over(_bytes(a["to"], "to")),
+    "record_outcome": lambda s, a: s.record_outcome(_bytes(a["poll"], "poll"), str(a["text"])),
     "leave": lambda s, a: s.leave(),
     "remove": lambda s, a: s.remove(_bytes(a["who"], "who")),
 }

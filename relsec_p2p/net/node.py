@@ -21,6 +21,7 @@ import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from ..core import admission
@@ -117,6 +118,7 @@ class Node:
         self._known_epoch = -1
         self._code_guard = admission.CodeGuard()
         self._closing = False
+        self._cosigning = False
         self.rejections: list[InputRejected] = []
 
     # -- lifecycle ----------------------------------------------------------------
@@ -204,6 +206,7 @@ class Node:
         state = self.state
         if state is None:
             return
+        self._cosign_tallies(state)
         if state.epoch != self._known_epoch:
             self._known_epoch = state.epoch
             # New members may now be admitted; departed ones must go.
@@ -214,6 +217,24 @@ class Node:
                     link.close("no longer a member")
             if self._discovery is not None and state.join_code is not None:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
+
+    def _cosign_tallies(self, state: MeetingState) -> None:
+        """Co-sign every closed tally this laptop agrees with (it recomputed
+        it from its own log; a different digest would not be accepted)."""
+        if self._cosigning or not state.is_member(self.identity.key):
+            return
+        unsigned = [
+            poll.id
+            for poll in state.polls.values()
+            if poll.tally_digest is not None and self.identity.key not in poll.cosigners
+        ]
+        self._cosigning = True
+        try:
+            for poll_id in unsigned:
+                with contextlib.suppress(LocalProtocolError):
+                    self.act(partial(Session.sign_tally, poll=poll_id))
+        finally:
+            self._cosigning = False
 
     def act(self, action: Callable[[Session], Entry]) -> Entry:
         """Run one local action on the Session and send what it produced."""

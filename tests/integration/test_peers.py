@@ -216,3 +216,28 @@ def test_cli_rejects_a_bad_interface() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "relsec:" in result.stderr
+
+
+def test_consensus_poll_is_cosigned_by_every_laptop(peers: list[PeerProcess]) -> None:
+    start_meeting(peers, 3)
+    peers[0].ok(cmd="open_step", step=2)
+    peers[1].wait_state(lambda s: s["current"] == 2)
+    proposal = peers[1].ok(cmd="propose", step=2, text="we pause the project for a month")
+    peers[0].wait_state(lambda s: len(s["proposals"]) == 1)
+    poll = peers[0].ok(cmd="open_poll", proposal=proposal["entry"])["entry"]
+    for peer, choice in zip(peers, ["agree", "concerns", "block"], strict=True):
+        peer.wait_state(lambda s: any(p["id"] == poll for p in s["polls"]))
+        peer.ok(cmd="vote", poll=poll, choice=choice)
+    peers[2].ok(cmd="vote", poll=poll, choice="agree")  # changed: latest wins
+    peers[0].wait_state(lambda s: s["polls"][0]["tally"]["agree"] == 2)
+    peers[0].ok(cmd="close_poll", poll=poll)
+    peers[0].ok(cmd="record_outcome", poll=poll, text="Paused; revisit on the 1st.")
+    states = wait_all_equal(peers)
+    for state in states:
+        (closed,) = state["polls"]
+        assert closed["result"]["outcome"] == "consensus"
+        assert closed["result"]["counts"] == {"agree": 2, "concerns": 1, "stand_aside": 0,
+                                              "block": 0}
+        assert "stand aside" in closed["result"]["rule"]
+        assert closed["outcome"] == "Paused; revisit on the 1st."
+        assert sorted(closed["cosigners"]) == sorted(p.key for p in peers)
