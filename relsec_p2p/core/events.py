@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .errors import MalformedFrame, RemoteProtocolError
+from .errors import (
+    BadForkProof,
+    BadSignature,
+    MalformedFrame,
+    RemoteProtocolError,
+    WrongMeeting,
+)
 
 
 def short(key: bytes) -> str:
@@ -58,8 +64,11 @@ class InputRejected:
 
     @property
     def fatal(self) -> bool:
-        """The frame itself was malformed: the link should be dropped."""
-        return isinstance(self.error, MalformedFrame)
+        """The link should be dropped: the frame was malformed, or it carried
+        something no honest member relays (a forged signature, another
+        meeting's data, a false fork proof: every laptop checks before it
+        stores or passes anything on)."""
+        return isinstance(self.error, MalformedFrame | BadSignature | WrongMeeting | BadForkProof)
 
     def __str__(self) -> str:
         return f"rejected from {short(self.peer)}: {self.error.code}: {self.error}"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -43,6 +44,34 @@ IDLE_TIMEOUT_S = 10.0
 HANDSHAKE_TIMEOUT_S = 5.0
 MAX_QUEUE_BYTES = 16 * 1024 * 1024
 MAX_LINK_FRAME = DEFAULT_MAX_FRAME + STREAM_OVERHEAD + 1
+
+
+FLOOD_RATE = 500  # frames a second, sustained; sync batches many entries per frame
+FLOOD_BURST = 2000
+
+
+class Flooding(RemoteProtocolError):
+    code = "flooding"
+
+
+class FloodGuard:
+    """A token bucket over received frames: a member's laptop that sends
+    faster than any honest one would is cut off, so it cannot keep this one
+    busy for everyone else."""
+
+    def __init__(self, rate: float = FLOOD_RATE, burst: float = FLOOD_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.last: float | None = None
+
+    def allow(self, now: float) -> bool:
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 class LinkClosed(Exception):
@@ -225,9 +254,12 @@ class Link:
         try:
             header = await asyncio.wait_for(self._reader.read(), IDLE_TIMEOUT_S)
             self._receiver.start(header)
+            budget = FloodGuard()
             while not self._closed:
                 sealed = await asyncio.wait_for(self._reader.read(), IDLE_TIMEOUT_S)
                 self.bytes_received += len(sealed) + 4
+                if not budget.allow(time.monotonic()):
+                    raise Flooding(f"more than {FLOOD_RATE} frames a second")
                 plaintext = self._receiver.open(sealed)
                 if plaintext[:1] == KIND_DATA:
                     on_payload(self, plaintext[1:])

@@ -1,0 +1,230 @@
+"""A member who misbehaves on purpose, over real TCP links on loopback.
+
+The adversary is a real member (it joined by code), so it holds a real link
+to each honest node and can put any bytes on it. For each behaviour the test
+shows what the honest nodes report and that the meeting goes on for them.
+Behaviour → outcome is the adversary matrix in the README.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import pytest
+
+from relsec_p2p.core.codec import pack
+from relsec_p2p.core.feed import encode_entry
+from relsec_p2p.core.session import Session
+from relsec_p2p.net.link import FLOOD_BURST, Link
+from relsec_p2p.net.node import Node, PeerDown
+from relsec_p2p.peerproc import SAMPLE_AGENDA
+
+
+@dataclass
+class Room:
+    host: Node
+    honest: Node
+    adversary: Node
+    downs: list[PeerDown]
+
+    def link(self, node: Node, to: Node) -> Link:
+        return node.links[to.identity.key]
+
+    async def until(self, predicate: Callable[[], bool], timeout: float = 10) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate():
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError("condition never held")
+            await asyncio.sleep(0.02)
+
+    async def meeting_goes_on(self) -> None:
+        """The honest members still work together."""
+        assert self.honest.state is not None
+        before = len(self.honest.state.contributions)
+        self.honest.act(lambda s: s.contribute(0, "still working"))
+        await self.until(
+            lambda: self.host.state is not None and len(self.host.state.contributions) == before + 1
+        )
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[Room]:
+    downs: list[PeerDown] = []
+
+    def record(event: object) -> None:
+        if isinstance(event, PeerDown):
+            downs.append(event)
+
+    host = Node(interfaces=["127.0.0.1"], on_event=record)
+    honest = Node(interfaces=["127.0.0.1"])
+    adversary = Node(interfaces=["127.0.0.1"])
+    nodes = [host, honest, adversary]
+    for node in nodes:
+        await node.start()
+    try:
+        code = host.start_meeting(title="t", name="Host", agenda=SAMPLE_AGENDA)
+        await honest.join(code, "Honest")
+        await adversary.join(code, "Mallory")
+        host.act(lambda s: s.open_step(0))
+        r = Room(host, honest, adversary, downs)
+        await r.until(
+            lambda: all(
+                n.state is not None and n.state.current == 0 and len(n.links) == 2 for n in nodes
+            )
+        )
+        yield r
+    finally:
+        for node in nodes:
+            await node.close()
+
+
+def rejected_codes(node: Node) -> list[str]:
+    return [event.code for event in node.rejections]
+
+
+async def test_forged_entry_is_rejected_and_the_forger_cut_off(room: Room) -> None:
+    session = room.adversary.session
+    assert session is not None
+    entry = session.contribute(0, "a real one")
+    session.take_sends()
+    forged = bytearray(entry.envelope)
+    forged[-1] ^= 0x01  # one bit of the signature
+    digest = room.host.session.digest() if room.host.session else b""
+    room.link(room.adversary, room.host).send(
+        pack({"t": "entries", "mid": session.mid, "e": [bytes(forged)]})
+    )
+    await room.until(lambda: "bad_signature" in rejected_codes(room.host))
+    await room.until(lambda: room.adversary.identity.key not in room.host.links)
+    assert room.host.session is not None and room.host.session.digest() == digest
+    await room.meeting_goes_on()
+
+
+async def test_flooding_member_is_cut_off(room: Room) -> None:
+    session = room.adversary.session
+    assert session is not None
+    have = pack({"t": "have", "mid": session.mid, "heads": [], "forks": []})
+    link = room.link(room.adversary, room.host)
+    for _ in range(FLOOD_BURST * 3):
+        link.send(have)
+    await room.until(lambda: room.adversary.identity.key not in room.host.links)
+    assert any(d.reason == "flooding" for d in room.downs)
+    await room.meeting_goes_on()
+
+
+async def test_replayed_frames_change_nothing(room: Room) -> None:
+    session = room.adversary.session
+    assert session is not None and room.host.session is not None
+    entry = room.adversary.act(lambda s: s.contribute(0, "said once"))
+    await room.until(
+        lambda: room.host.state is not None and len(room.host.state.contributions) == 1
+    )
+    digest = room.host.session.digest()
+    payload = pack({"t": "entries", "mid": session.mid, "e": [entry.envelope]})
+    for _ in range(50):
+        room.link(room.adversary, room.host).send(payload)
+    await asyncio.sleep(0.3)
+    assert room.host.session.digest() == digest
+    assert room.adversary.identity.key in room.host.links  # replays are harmless, not hostile
+    await room.meeting_goes_on()
+
+
+async def test_equivocation_freezes_the_member_everywhere(room: Room) -> None:
+    session = room.adversary.session
+    assert session is not None
+    head = session.log.head(session.me)
+    common = {
+        "mid": session.mid,
+        "seq": (head.seq + 1) if head else 1,
+        "prev": head.hash if head else None,
+        "lam": session.log.max_lamport + 1,
+        "ts": 1,
+        "kind": "contrib.add",
+    }
+    one = encode_entry(session.identity, data={"step": 0, "text": "to the host"}, **common)
+    two = encode_entry(session.identity, data={"step": 0, "text": "to the other"}, **common)
+    room.link(room.adversary, room.host).send(
+        pack({"t": "entries", "mid": session.mid, "e": [one.envelope]})
+    )
+    room.link(room.adversary, room.honest).send(
+        pack({"t": "entries", "mid": session.mid, "e": [two.envelope]})
+    )
+    key = room.adversary.identity.key
+    await room.until(
+        lambda: all(n.state is not None and key in n.state.frozen for n in (room.host, room.honest))
+    )
+    await room.until(lambda: room.host.session.digest() == room.honest.session.digest())  # type: ignore[union-attr]
+    texts = [c.text for c in room.host.state.contributions]  # type: ignore[union-attr]
+    assert "to the host" not in texts and "to the other" not in texts
+    await room.meeting_goes_on()
+
+
+async def test_oversized_frame_cuts_the_link(room: Room) -> None:
+    link = room.link(room.adversary, room.host)
+    # Below the link layer: a raw header announcing 64 MiB on the encrypted stream.
+    link._writer.write((64 << 20).to_bytes(4, "big") + os.urandom(1024))
+    await room.until(lambda: room.adversary.identity.key not in room.host.links)
+    await room.meeting_goes_on()
+
+
+async def test_a_member_who_stops_reading_is_cut_off_not_buffered(room: Room) -> None:
+    """The adversary stops reading its socket; the host's queue to it is
+    bounded, so the host drops the link instead of buffering without end."""
+    link_on_host = room.link(room.host, room.adversary)
+    link_on_host._max_queue = 256 * 1024  # a small bound, so the test is quick
+    adversary_link = room.link(room.adversary, room.host)
+    adversary_link._reader._reader._transport.pause_reading()  # type: ignore[attr-defined]
+    big = "x" * 3000
+    for _ in range(400):
+        room.host.act(lambda s: s.contribute(0, big))
+        if link_on_host.closed:
+            break
+        await asyncio.sleep(0)
+    await room.until(lambda: room.adversary.identity.key not in room.host.links)
+    assert "too slow" in link_on_host.close_reason
+    await room.meeting_goes_on()
+
+
+async def test_stolen_identity_is_caught_as_a_fork(room: Room) -> None:
+    """Someone copies the adversary's secret keys to a second laptop. Both
+    laptops write; whichever of them a member links to, two different entries
+    at one place meet somewhere, and the feed freezes everywhere."""
+    victim = room.adversary.session
+    assert victim is not None
+    key = room.adversary.identity.key
+    room.adversary.act(lambda s: s.contribute(0, "from the real laptop"))
+    await room.until(
+        lambda: room.host.state is not None and len(room.host.state.contributions) == 1
+    )
+    # The real laptop loses its link to the host (Wi-Fi hiccup) ...
+    room.adversary._closing = True  # keep it from dialling again ...
+    assert room.adversary._server is not None
+    room.adversary._server.close()  # ... or being dialled
+    room.link(room.adversary, room.host).close("unplugged")
+    await room.until(lambda: key not in room.host.links)
+    # ... and the copy, started from a snapshot taken before that last entry,
+    # links to the host in its place and writes something else at that seq.
+    thief = Node(interfaces=["127.0.0.1"], identity=room.adversary.identity, use_mdns=False)
+    await thief.start()
+    try:
+        thief.session = Session.join(thief.identity, victim.mid, victim.creator, thief.clock)
+        mine = victim.log.feed(key)
+        for entry in sorted(victim.log.entries(), key=lambda e: e.order_key):
+            if not (entry.author == key and entry.seq == mine[-1].seq):
+                thief.session.log.add(entry)
+                thief.session._note_accepted(entry)
+        thief.act(lambda s: s.contribute(0, "from the copy"))
+        thief.add_endpoint("127.0.0.1", room.host.port)
+        await room.until(
+            lambda: all(
+                n.state is not None and key in n.state.frozen for n in (room.host, room.honest)
+            ),
+            timeout=15,
+        )
+        texts = [c.text for c in room.host.state.contributions]  # type: ignore[union-attr]
+        assert "from the real laptop" not in texts and "from the copy" not in texts
+        await room.meeting_goes_on()
+    finally:
+        await thief.close()
