@@ -150,6 +150,7 @@ class Link:
         self.remote_address = writer.get_extra_info("peername")
         self.bytes_sent = 0
         self.bytes_received = 0
+        self.flood_guard = FloodGuard()
 
     @classmethod
     async def connect(
@@ -254,11 +255,10 @@ class Link:
         try:
             header = await asyncio.wait_for(self._reader.read(), IDLE_TIMEOUT_S)
             self._receiver.start(header)
-            budget = FloodGuard()
             while not self._closed:
                 sealed = await asyncio.wait_for(self._reader.read(), IDLE_TIMEOUT_S)
                 self.bytes_received += len(sealed) + 4
-                if not budget.allow(time.monotonic()):
+                if not self.flood_guard.allow(time.monotonic()):
                     raise Flooding(f"more than {FLOOD_RATE} frames a second")
                 plaintext = self._receiver.open(sealed)
                 if plaintext[:1] == KIND_DATA:
