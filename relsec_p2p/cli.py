@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -17,6 +19,7 @@ from . import __version__
 BENCH_SUITES: dict[str, str] = {
     "core": "decode, verify, append and fold 10 000 entries from 20 authors",
     "net": "real peer processes on loopback: join time, fan-out latency, late-joiner sync",
+    "ui": "apply and render 1 000 contributions; key press to screen update (Pilot)",
 }
 
 
@@ -30,6 +33,10 @@ def _bench(args: argparse.Namespace) -> int:
         from .bench import net
 
         runner = net.run
+    elif args.suite == "ui":
+        from .bench import ui
+
+        runner = ui.run
     else:  # argparse restricts the choices; this guards a new suite without a runner
         print(f"relsec: no benchmark suite called {args.suite!r}.", file=sys.stderr)
         return 2
@@ -39,6 +46,82 @@ def _bench(args: argparse.Namespace) -> int:
     else:
         for key, value in result.items():
             print(f"{key:>24}: {value}")
+    return 0
+
+
+PASSPHRASE_ENV = "RELSEC_PASSPHRASE"  # noqa: S105 -- the variable's name, not a secret
+
+
+def take_passphrase_from_env() -> str | None:
+    """The save passphrase from ``RELSEC_PASSPHRASE``, removed from the
+    environment at once so no child process inherits it."""
+    return os.environ.pop(PASSPHRASE_ENV, None)
+
+
+def read_passphrase(prompt: str) -> str:
+    """The save passphrase: from ``RELSEC_PASSPHRASE``, else asked for on the
+    terminal (not echoed), else the first line of stdin."""
+    given = take_passphrase_from_env()
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(prompt)
+    return sys.stdin.readline().rstrip("\n")
+
+
+def add_file_options(parser: argparse.ArgumentParser) -> None:
+    """--save and --resume (the passphrase: ``RELSEC_PASSPHRASE`` or asked for)."""
+    parser.add_argument(
+        "--save",
+        metavar="FILE",
+        help="keep an encrypted save of the meeting in FILE (passphrase: "
+        f"${PASSPHRASE_ENV}, or asked for); nothing is written without this",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="carry on the meeting saved in FILE (same passphrase)",
+    )
+
+
+def _export(args: argparse.Namespace) -> int:
+    from .core.errors import LocalProtocolError
+    from .core.record import roster_safety_number
+    from .core.save import restore_session
+    from .core.template import TemplateError, parse_template
+    from .net.files import SaveFile, export_record
+    from .templates import template_for
+
+    if not args.markdown and not args.json:
+        print(
+            "relsec: say where to write the record: --markdown OUT and/or --json OUT.",
+            file=sys.stderr,
+        )
+        return 2
+    passphrase = read_passphrase(f"Passphrase for {args.resume}: ")
+    try:
+        _, payload = SaveFile.opened(Path(args.resume), passphrase)
+        state = restore_session(payload, lambda: 0).state
+        template = None
+        if payload.template:
+            try:
+                template = parse_template(payload.template, "the saved template")
+            except TemplateError:
+                template = None
+        if template is None or not template.matches(state.steps):
+            template = template_for(state)
+        export_record(
+            state,
+            safety_number=roster_safety_number(state),
+            template=template,
+            markdown=Path(args.markdown) if args.markdown else None,
+            json=Path(args.json) if args.json else None,
+        )
+    except LocalProtocolError as exc:  # SaveError and its kinds: one plain sentence each
+        print(f"relsec: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -86,13 +169,9 @@ def _peer(args: argparse.Namespace) -> int:
     except DiscoveryError as exc:
         print(f"relsec: {exc}", file=sys.stderr)
         return 2
-    endpoints = []
-    for item in args.peer:
-        host, _, port = item.rpartition(":")
-        if not host or not port.isdigit():
-            print(f"relsec: --peer {item!r} is not HOST:PORT, e.g. 10.0.0.5:7777.", file=sys.stderr)
-            return 2
-        endpoints.append((host, int(port)))
+    endpoints = _peers(args)
+    if endpoints is None:
+        return 2
 
     def make_node(on_event: Any) -> Node:
         node = Node(
@@ -106,8 +185,93 @@ def _peer(args: argparse.Namespace) -> int:
             node.add_endpoint(host, port)
         return node
 
-    asyncio.run(HeadlessPeer(make_node).run())
+    peer = HeadlessPeer(
+        make_node,
+        save=Path(args.save) if args.save else None,
+        resume=Path(args.resume) if args.resume else None,
+        passphrase=take_passphrase_from_env() if args.save or args.resume else None,
+    )
+    asyncio.run(peer.run())
     return 0
+
+
+def _peers(args: argparse.Namespace) -> list[tuple[str, int]] | None:
+    """``--peer HOST:PORT`` values, or None after saying which one is wrong."""
+    endpoints = []
+    for item in args.peer:
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            print(f"relsec: --peer {item!r} is not HOST:PORT, e.g. 10.0.0.5:7777.", file=sys.stderr)
+            return None
+        endpoints.append((host, int(port)))
+    return endpoints
+
+
+def _clear_terminal() -> None:
+    """After the panic key: clear the screen and the scrollback."""
+    sys.stdout.write("\x1b[2J\x1b[3J\x1b[H")
+    sys.stdout.flush()
+
+
+def _run_app(app: Any) -> int:
+    from .app.app import EXIT_PANIC
+
+    result = app.run()
+    if result == EXIT_PANIC:
+        _clear_terminal()
+        return 0
+    return 0 if result is None else int(result)
+
+
+def _ui_logging(level: str) -> None:
+    """Log lines go to Textual's log (devtools only), never over the screen."""
+    import logging
+
+    from textual.logging import TextualHandler
+
+    logging.basicConfig(level=level.upper(), handlers=[TextualHandler()])
+
+
+def _tui(args: argparse.Namespace, *, display_only: bool = False) -> int:
+    from .app.app import RelsecApp
+    from .app.network import NetworkOptions, node_factory
+
+    endpoints = _peers(args)
+    if endpoints is None:
+        return 2
+    _ui_logging(args.log_level)
+    options = NetworkOptions(
+        interface=args.interface,
+        port=args.port,
+        use_mdns=not args.no_mdns,
+        peers=tuple(endpoints),
+        absent_after=args.absent_after,
+    )
+    return _run_app(RelsecApp(node_factory(options), display_only=display_only))
+
+
+def _display(args: argparse.Namespace) -> int:
+    return _tui(args, display_only=True)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .demo import Demo, DemoHost, run_headless
+
+    if args.export and not args.headless:
+        print("relsec: --export goes with --headless (the record of the scripted run).",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if args.headless:
+        return asyncio.run(run_headless(Path(args.export) if args.export else None))
+    from .app.app import RelsecApp
+    from .app.network import NetworkOptions, node_factory
+
+    _ui_logging("WARNING")
+    demo = DemoHost(Demo(pace=args.pace))
+    app = RelsecApp(node_factory(NetworkOptions(interface="127.0.0.1")), demo=demo)
+    return _run_app(app)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,12 +281,39 @@ def build_parser() -> argparse.ArgumentParser:
         "with anonymous contributions and consensus votes. No server.",
     )
     parser.add_argument("--version", action="version", version=f"relsec {__version__}")
+    _add_network_options(parser)  # for the app itself: ``relsec`` with no command
+    parser.set_defaults(handler=_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    display = commands.add_parser(
+        "display", help="join as the room display: read-only, large type, for a projector"
+    )
+    _add_network_options(display)
+    display.set_defaults(handler=_display)
+    demo = commands.add_parser(
+        "demo", help="a whole meeting on this machine: the app plus simulated members"
+    )
+    demo.add_argument("--headless", action="store_true", help="run the script with no UI")
+    demo.add_argument(
+        "--export", metavar="FILE", help="with --headless: write the record (.md or .json)"
+    )
+    demo.add_argument(
+        "--pace", type=float, default=2.0, metavar="SECONDS", help="between actions (default 2)"
+    )
+    demo.set_defaults(handler=_demo)
     peer = commands.add_parser(
         "peer", help="run a node without the UI, driven by JSON lines on stdin (see README)"
     )
     _add_network_options(peer)
+    add_file_options(peer)
     peer.set_defaults(handler=_peer)
+    export = commands.add_parser(
+        "export",
+        help="write the record of a saved meeting as Markdown and/or JSON, offline",
+    )
+    export.add_argument("--resume", metavar="FILE", required=True, help="the encrypted save")
+    export.add_argument("--markdown", metavar="OUT", help="write the record as Markdown to OUT")
+    export.add_argument("--json", metavar="OUT", help="write the record as JSON to OUT")
+    export.set_defaults(handler=_export)
     bench = commands.add_parser("bench", help="measure speed; print figures (JSON with --json)")
     bench.add_argument(
         "suite",

@@ -82,13 +82,21 @@ class Handshake:
         initiator: bool,
         epoch: int,
         accept: Callable[[bytes], bool],
+        ephemeral_secret: bytes | None = None,
     ) -> None:
         self.identity = identity
         self.mid = mid
         self.initiator = initiator
         self.epoch = epoch
         self._accept = accept
-        self._secret_key = bytes(os.urandom(32))
+        # ``ephemeral_secret`` is for test vectors only (protocol/vectors/link.json):
+        # a real link draws a fresh one, which is what keeps the zero-nonce
+        # identity boxes (SPEC §11.4) from ever sharing a key.
+        if ephemeral_secret is None:
+            ephemeral_secret = os.urandom(32)
+        elif len(ephemeral_secret) != 32:
+            raise LocalProtocolError("an X25519 secret key is 32 bytes")
+        self._secret_key = bytes(ephemeral_secret)
         self._public_key: bytes = bindings.crypto_scalarmult_base(self._secret_key)
         self._stage = "start" if initiator else "await-hi1"
         self._shared = b""

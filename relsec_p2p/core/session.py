@@ -304,9 +304,10 @@ class Session:
             self._send(peer, message)
 
     def _have_message(self) -> bytes:
-        return _sync_message(
-            "have", self.mid, heads=self.log.summary(), forks=sorted(self.log.forks)
-        )
+        # Each fork with its seq: a peer that knows only a later fork of the
+        # same author must still be sent the earlier one (SPEC §3.5).
+        forks = [[au, proof.seq] for au, proof in sorted(self.log.forks.items())]
+        return _sync_message("have", self.mid, heads=self.log.summary(), forks=forks)
 
     def _send(self, peer: bytes, payload: bytes) -> None:
         self._outbox.append(Send(peer, payload))
@@ -408,7 +409,21 @@ class Session:
             or not isinstance(their_forks, list)
             or len(their_forks) > MAX_KNOWN_AUTHORS
         ):
-            raise MalformedFrame("have has heads: [[author, seq, hash], ...] and forks: [author]")
+            raise MalformedFrame(
+                "have has heads: [[author, seq, hash], ...] and forks: [[author, seq], ...]"
+            )
+        their_frozen: dict[bytes, int] = {}
+        for item in their_forks:
+            if not (
+                isinstance(item, list)
+                and len(item) == 2
+                and isinstance(item[0], bytes)
+                and len(item[0]) == KEY_BYTES
+                and type(item[1]) is int
+                and item[1] >= 1
+            ):
+                raise MalformedFrame("a fork is [author: bin32, seq: int>=1]")
+            their_frozen[item[0]] = item[1]
         theirs: dict[bytes, tuple[int, bytes]] = {}
         for item in heads:
             if not (
@@ -436,9 +451,10 @@ class Session:
             elif seq >= 1 and seq == len(feed) and feed[-1].hash != head:
                 to_send.append(feed[-1])
             proof = self.log.forks.get(author)
-            if proof is not None and author not in their_forks:
-                # They do not know this author equivocated (whether or not
-                # they hold any of the entries): the digest covers it.
+            if proof is not None and their_frozen.get(author, proof.seq + 1) > proof.seq:
+                # They do not know this author equivocated, or know only a
+                # later fork (whether or not they hold any of the entries):
+                # the digest covers the seq it froze at.
                 self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
         self._send_entries(peer, to_send)
 

@@ -21,7 +21,9 @@ from typing import Any
 
 from nacl import bindings
 
+from . import anon, ring, shuffle
 from .codec import pack
+from .errors import RemoteProtocolError
 from .feed import HASH_BYTES, Entry
 from .identity import KEY_BYTES
 
@@ -79,6 +81,15 @@ class Step:
     def allows_named(self) -> bool:
         return self.mode in ("named", "both")
 
+    def allows_anonymous(self) -> bool:
+        """Anonymous contributions: on anonymous and both steps (SPEC §13.4)."""
+        return self.mode in ("anonymous", "both")
+
+    def counts_anonymously(self) -> bool:
+        """Ratings and votes go through one channel per step, so nobody is
+        counted twice: anonymous only on anonymous steps (SPEC §13.4)."""
+        return self.mode == "anonymous"
+
 
 @dataclass(slots=True)
 class Contribution:
@@ -103,6 +114,42 @@ class Vote:
     author: bytes
     seq: int
     choice: str
+
+
+@dataclass(slots=True)
+class AnonVote:
+    """An anonymous vote: its link tag (one per member per poll), the round it
+    came in, and the log entry that released it (for the close's cut)."""
+
+    tag: bytes
+    choice: str
+    round: int
+    author: bytes
+    seq: int
+
+
+@dataclass(slots=True)
+class AnonContribution:
+    """An anonymous contribution: never an author, only the round that carried
+    it, the active members then and the slots the round held."""
+
+    id: bytes
+    step: int
+    text: str
+    round: int
+    members: int
+    slots: int
+
+
+@dataclass(slots=True)
+class AnonRound:
+    """A released round as the log records it (SPEC §13.4)."""
+
+    rid: bytes
+    ordinal: int
+    members: int  # active members when its first entry was folded
+    slots: int  # participants, one slot each
+    applied: set[bytes] = field(default_factory=set)  # item ids folded so far
 
 
 @dataclass(slots=True)
@@ -134,6 +181,26 @@ class Poll:
     tally_digest: bytes | None = None  # what members co-sign once the poll closes
     cosigners: set[bytes] = field(default_factory=set)
     outcome: str | None = None  # the facilitator's record of what was decided
+    anon_votes: list[AnonVote] = field(default_factory=list)  # fold order
+
+    def latest_anonymous(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
+        """Each link tag's latest anonymous vote (within ``cut`` if given)."""
+        latest: dict[bytes, str] = {}
+        for vote in self.anon_votes:
+            if cut is None or vote.seq <= cut.get(vote.author, 0):
+                latest[vote.tag] = vote.choice
+        return latest
+
+    def anonymous_tally(self, threshold: int) -> dict[str, int] | None:
+        """Counts of the current anonymous votes, or None while fewer than
+        ``threshold`` members have voted (small groups leak, DESIGN §3)."""
+        latest = self.latest_anonymous()
+        if len(latest) < max(1, threshold):
+            return None
+        counts = dict.fromkeys(CHOICES, 0)
+        for choice in latest.values():
+            counts[choice] += 1
+        return counts
 
     def latest_votes(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each member's latest vote (within ``cut`` if given): latest wins."""
@@ -189,6 +256,13 @@ class MeetingState:
     frozen: dict[bytes, int] = field(default_factory=dict)  # author -> fork seq
     join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
     caps: dict[bytes, int] = field(default_factory=dict)  # removed author -> last seq counted
+    anonymous_contributions: list[AnonContribution] = field(default_factory=list)
+    anon_rounds: dict[bytes, AnonRound] = field(default_factory=dict)
+    # (step, ref) -> link tag -> value: one anonymous rating per member per thing
+    anonymous_ratings: dict[tuple[int, bytes | None], dict[bytes, int]] = field(
+        default_factory=dict
+    )
+    pause_requests: int = 0
     applied: int = 0
     ignored: list[tuple[bytes, str]] = field(default_factory=list)  # diagnostics only
 
@@ -210,6 +284,29 @@ class MeetingState:
         position = self.members[after].order if after in self.members else -1
         later = [m for m in ring if m.order > position]
         return (later or ring)[0].key
+
+    def anonymous_open(self) -> bool:
+        """Whether anything takes anonymous input now: an open step that takes
+        anonymous answers, or an open poll on an anonymous step."""
+        return any(s.status == "open" and s.allows_anonymous() for s in self.steps) or any(
+            p.status == "open" and self.steps[p.step].counts_anonymously()
+            for p in self.polls.values()
+        )
+
+    def anonymous_rating_counts(
+        self, step: int, ref: bytes | None, threshold: int
+    ) -> list[int] | None:
+        """How many anonymous ratings sit at each scale position, or None while
+        fewer than ``threshold`` members have rated (small groups leak)."""
+        if not 0 <= step < len(self.steps):
+            return None
+        given = self.anonymous_ratings.get((step, ref), {})
+        if len(given) < max(1, threshold):
+            return None
+        counts = [0] * len(self.steps[step].scale)
+        for value in given.values():
+            counts[value] += 1
+        return counts
 
     def to_canonical(self) -> dict[str, Any]:
         """Everything that follows from the log, as canonical data (the digest's input)."""
@@ -250,6 +347,7 @@ class MeetingState:
                     else [p.result.outcome, p.result.counts, p.result.voters, p.result.quorum],
                     sorted(p.cosigners),
                     p.outcome,
+                    [[v.tag, v.choice, v.round, v.author, v.seq] for v in p.anon_votes],
                 ]
                 for p in self.polls.values()
             ),
@@ -264,6 +362,19 @@ class MeetingState:
             "join_code": None
             if self.join_code is None
             else [self.join_code[0], list(self.join_code[1])],
+            "anonymous": [
+                [c.step, c.text, c.round, c.members, c.slots] for c in self.anonymous_contributions
+            ],
+            "anon_rounds": sorted(
+                [r.rid, r.ordinal, r.members, r.slots, sorted(r.applied)]
+                for r in self.anon_rounds.values()
+            ),
+            "anon_ratings": sorted(
+                [step, ref or b"", tag, value]
+                for (step, ref), given in self.anonymous_ratings.items()
+                for tag, value in given.items()
+            ),
+            "pause_requests": self.pause_requests,
             "applied": self.applied,
         }
 
@@ -796,9 +907,14 @@ def apply_poll_close(state: MeetingState, entry: Entry) -> None:
     # Only votes the facilitator had seen count (the cut): a member cannot
     # slip a vote in after the close by back-dating its Lamport clock.
     counts = dict.fromkeys(CHOICES, 0)
-    for author, choice in poll.latest_votes(cut).items():
-        if state.is_member(author):
+    if state.steps[poll.step].counts_anonymously():
+        # Anonymous votes count if the entry that released them is in the cut.
+        for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
+    else:
+        for author, choice in poll.latest_votes(cut).items():
+            if state.is_member(author):
+                counts[choice] += 1
     poll.status = "closed"
     poll.result = decide(counts, len(state.active_members()), state.settings)
     poll.tally_digest = tally_digest(state.mid, poll.id, poll.result)
@@ -944,6 +1060,196 @@ def apply_join_code(state: MeetingState, entry: Entry) -> None:
     state.join_code = (entry.data["np"], tuple(entry.data["words"]))
 
 
+# anonymous rounds ---------------------------------------------------------------
+
+
+def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> str | None:
+    """Whether an anonymous item (decoded, signature not yet checked) may take
+    effect now; the reason, in words a person can act on, if not. The same
+    rule refuses an item on the laptop that queues it (Session) and drops it
+    in every fold (SPEC §13.4)."""
+    kind = item.get("k")
+    if kind == "pause":
+        return None
+    if kind == "contrib":
+        step = _open_step(state, item.get("step"))
+        if isinstance(step, str):
+            return step
+        if not step.allows_anonymous():
+            return "this step takes named answers only"
+        if not _text(item.get("text"), MAX_TEXT):
+            return "an anonymous answer needs some text"
+        return None
+    if kind == "rating":
+        step = _open_step(state, item.get("step"))
+        if isinstance(step, str):
+            return step
+        if step.kind != "rating":
+            return "this step takes no ratings"
+        if not step.counts_anonymously():
+            return "this step counts named ratings only"
+        value: Any = item.get("value")
+        if not _uint(value) or value >= len(step.scale):
+            return "the rating must be a position on the step's scale"
+        ref = item.get("ref")
+        return None if ref is None else _check_ref(state, step, ref)
+    if kind == "vote":
+        poll = _open_poll(state, item.get("poll"))
+        if isinstance(poll, str):
+            return poll
+        if not state.steps[poll.step].counts_anonymously():
+            return "this poll takes named votes only"
+        if item.get("choice") not in CHOICES:
+            return f"the choice is one of {', '.join(CHOICES)}"
+        return None
+    return "unknown kind of anonymous item"
+
+
+# Verifying a ring signature costs milliseconds and a refold repeats it: a
+# bounded memo of results (pure: the same bytes always give the same answer).
+_RING_MEMO: dict[bytes, bytes | None] = {}
+_RING_MEMO_MAX = 4096
+
+
+def _ring_tag(message: bytes, keys: list[bytes], signature: Any, event: bytes) -> bytes | None:
+    """The link tag of a valid signature, or None."""
+    if not isinstance(signature, bytes):
+        return None
+    memo = hashlib.blake2b(
+        pack([message, keys, signature, event]), digest_size=HASH_BYTES
+    ).digest()
+    if memo in _RING_MEMO:
+        return _RING_MEMO[memo]
+    try:
+        tag: bytes | None = ring.verify(message, keys, signature, event)
+    except RemoteProtocolError:
+        tag = None
+    # The tag is compared across rounds: it must be a canonical point of the
+    # prime-order subgroup (a torsion component would give one member 8 tags).
+    if tag is not None and not bindings.crypto_core_ed25519_is_valid_point(tag):
+        tag = None
+    if len(_RING_MEMO) >= _RING_MEMO_MAX:
+        _RING_MEMO.clear()
+    _RING_MEMO[memo] = tag
+    return tag
+
+
+def _sorted_keys(value: Any, low: int, high: int, size: int) -> bool:
+    return (
+        isinstance(value, list)
+        and low <= len(value) <= high
+        and all(isinstance(x, bytes) and len(x) == size for x in value)
+        and value == sorted(set(value))
+    )
+
+
+_CERTIFIED: dict[bytes, bool] = {}
+
+
+def check_anon_round(state: MeetingState, entry: Entry) -> str | None:
+    data = entry.data
+    if reason := _member_check(state, entry):
+        return reason
+    if not _only(data, ("epoch", "go", "ids", "items", "members", "nonce")):
+        return "anon.round has epoch, go, ids, items, members, nonce"
+    members, ids, items, go = data["members"], data["ids"], data["items"], data["go"]
+    if not (
+        _uint(data["epoch"])
+        and isinstance(data["nonce"], bytes)
+        and len(data["nonce"]) == shuffle.NONCE_BYTES
+        and _sorted_keys(members, shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS, KEY_BYTES)
+        and _sorted_keys(ids, 1, len(members), HASH_BYTES)
+        and isinstance(items, list)
+        and 1 <= len(items) <= len(ids)
+        and all(isinstance(x, bytes) for x in items)
+        and isinstance(go, list)
+        and len(go) == len(members)
+        and all(isinstance(x, bytes) and len(x) == 64 for x in go)
+    ):
+        return "anon.round fields have the wrong shape"
+    if any(key not in state.members for key in members):
+        return "a participant of the round was never a member"
+    item_ids = [shuffle.item_id(item) for item in items]
+    if len(set(item_ids)) != len(item_ids) or not set(item_ids) <= set(ids):
+        return "an item the round did not release"
+    rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
+    known = state.anon_rounds.get(rid)
+    if known is not None and set(item_ids) <= known.applied:
+        return "those items of the round are already in"
+    body = shuffle.statement("release", state.mid, rid, shuffle.release_digest(ids))
+    memo = hashlib.blake2b(body + pack([members, go]), digest_size=HASH_BYTES).digest()
+    certified = _CERTIFIED.get(memo)
+    if certified is None:
+        certified = all(
+            shuffle.verify_statement(key, body, signature)
+            for key, signature in zip(members, go, strict=True)
+        )
+        if len(_CERTIFIED) >= _RING_MEMO_MAX:
+            _CERTIFIED.clear()
+        _CERTIFIED[memo] = certified
+    if not certified:
+        return "the round is not signed by every participant"
+    return None
+
+
+def apply_anon_round(state: MeetingState, entry: Entry) -> None:
+    """Apply each new item of a released round; an item the rules refuse (a
+    closed step, a bad ring signature, a dummy's garbage) is dropped alone."""
+    data = entry.data
+    members = data["members"]
+    rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
+    record = state.anon_rounds.get(rid)
+    if record is None:
+        record = AnonRound(
+            rid, len(state.anon_rounds) + 1, len(state.active_members()), len(members)
+        )
+        state.anon_rounds[rid] = record
+    keys = anon.ring_of([state.members[key].ring for key in members])
+    for raw in data["items"]:
+        ident = shuffle.item_id(raw)
+        if ident in record.applied:
+            continue
+        record.applied.add(ident)
+        item = anon.decode_item(raw)
+        if item is None or check_anonymous_item(state, item) is not None:
+            continue
+        _apply_anonymous_item(state, entry, record, ident, item, rid, keys)
+
+
+def _apply_anonymous_item(
+    state: MeetingState,
+    entry: Entry,
+    record: AnonRound,
+    ident: bytes,
+    item: dict[str, Any],
+    rid: bytes,
+    keys: list[bytes],
+) -> None:
+    kind = item["k"]
+    if kind == "contrib":
+        state.anonymous_contributions.append(
+            AnonContribution(
+                ident, item["step"], item["text"], record.ordinal, record.members, record.slots
+            )
+        )
+    elif kind == "pause":
+        state.pause_requests += 1
+    elif kind == "vote":
+        poll, choice = item["poll"], item["choice"]
+        message = anon.vote_message(state.mid, rid, poll, choice)
+        tag = _ring_tag(message, keys, item["sig"], poll)
+        if tag is not None:
+            state.polls[poll].anon_votes.append(
+                AnonVote(tag, choice, record.ordinal, entry.author, entry.seq)
+            )
+    elif kind == "rating":
+        step, ref, value = item["step"], item["ref"], item["value"]
+        message = anon.rating_message(state.mid, rid, step, ref, value)
+        tag = _ring_tag(message, keys, item["sig"], anon.rating_event(state.mid, step, ref))
+        if tag is not None:
+            state.anonymous_ratings.setdefault((step, ref), {})[tag] = value
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     check: Check
@@ -971,6 +1277,7 @@ RULES: dict[str, Rule] = {
     "join.code": Rule(check_join_code, apply_join_code),
     "tally.sign": Rule(check_tally_sign, apply_tally_sign),
     "outcome.record": Rule(check_outcome, apply_outcome),
+    "anon.round": Rule(check_anon_round, apply_anon_round),
 }
 
 

@@ -8,6 +8,9 @@ Rules of this file:
   command; events announce *that* something changed, not what was said.
 - A bad command gets ``{"event": "error", "code": ..., "message": ...}`` and
   the peer carries on.
+- Files are written only on request (``export``, ``save``, ``--save``).
+  The passphrase for ``--save``/``--resume`` comes from ``RELSEC_PASSPHRASE``
+  (read once by the CLI) or from a ``{"cmd": "passphrase", ...}`` line.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from ..core.errors import LocalProtocolError, RelsecError
 from ..core.events import EntryAccepted, ForkDetected, InputRejected
 from ..core.session import Session
 from ..core.state import MeetingState
-from .node import JoinError, Node, NodeEvent, PeerDown, PeerUp
+from ..templates import builtin_templates, load_template
+from .node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
 
 
 def _hex(value: bytes | None) -> str | None:
@@ -150,10 +155,41 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+def _path(value: Any, what: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise LocalProtocolError(f"{what} must be a file path")
+    return Path(value)
+
+
 class HeadlessPeer:
-    def __init__(self, node_factory: Callable[[Callable[[NodeEvent], None]], Node]) -> None:
+    def __init__(
+        self,
+        node_factory: Callable[[Callable[[NodeEvent], None]], Node],
+        *,
+        save: Path | None = None,
+        resume: Path | None = None,
+        passphrase: str | None = None,
+    ) -> None:
         self.node = node_factory(self._on_event)
         self._stop = asyncio.Event()
+        self._save_path = save
+        self._resume_path = resume
+        self._passphrase = passphrase
+        self._pending = save is not None or resume is not None  # waiting for a passphrase
+
+    async def _files_with(self, passphrase: str) -> dict[str, Any]:
+        """Do what --resume and --save asked, now that the passphrase is known."""
+        resumed = False
+        if self._resume_path is not None and self.node.session is None:
+            await self.node.resume_from(
+                self._resume_path, passphrase, keep_saving=self._resume_path == self._save_path
+            )
+            resumed = True
+        if self._save_path is not None and self._save_path != self._resume_path:
+            await self.node.keep_saved(self._save_path, passphrase)
+        self._passphrase = passphrase
+        self._pending = False
+        return {"event": "passphrase_ok", "resumed": resumed, "saving": self._save_path is not None}
 
     def emit(self, message: dict[str, Any]) -> None:
         sys.stdout.write(json.dumps(message, separators=(",", ":")) + "\n")
@@ -179,17 +215,29 @@ class HeadlessPeer:
             self.emit({"event": "peer_up", "peer": event.peer.hex()})
         elif isinstance(event, PeerDown):
             self.emit({"event": "peer_down", "peer": event.peer.hex(), "reason": event.reason})
+        elif isinstance(event, SaveFailed):
+            self.emit({"event": "save_failed", "message": event.message})
 
     async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")
         node = self.node
         if name == "start":
-            code = node.start_meeting(
-                title=str(command.get("title", "Meeting")),
-                name=str(command["name"]),
-                agenda=list(command.get("agenda", [])),
-                settings=command.get("settings"),
-            )
+            if command.get("template") is not None:
+                if command.get("agenda") is not None:
+                    raise LocalProtocolError("give either a template or an agenda, not both")
+                code = node.start_template(
+                    load_template(str(command["template"])),
+                    name=str(command["name"]),
+                    title=None if command.get("title") is None else str(command["title"]),
+                    settings=command.get("settings"),
+                )
+            else:
+                code = node.start_meeting(
+                    title=str(command.get("title", "Meeting")),
+                    name=str(command["name"]),
+                    agenda=list(command.get("agenda", [])),
+                    settings=command.get("settings"),
+                )
             return {
                 "event": "started",
                 "code": code,
@@ -209,6 +257,8 @@ class HeadlessPeer:
         if name == "quit":
             self._stop.set()
             return {"event": "bye"}
+        if name in FILE_COMMANDS:
+            return await FILE_COMMANDS[name](self, command)
         action = ACTIONS.get(str(name))
         if action is None:
             raise LocalProtocolError(f"unknown command {name!r}")
@@ -223,7 +273,16 @@ class HeadlessPeer:
 
     async def run(self) -> None:
         await self.node.start()
-        self.emit({"event": "ready", "port": self.node.port, "key": self.node.identity.key.hex()})
+        if self._pending and self._passphrase is not None:
+            await self._one(json.dumps({"cmd": "passphrase"}).encode())
+        self.emit(
+            {
+                "event": "ready",
+                "port": self.node.port,
+                "key": self.node.identity.key.hex(),
+                "needs_passphrase": self._pending,
+            }
+        )
         loop = asyncio.get_running_loop()
         reader = asyncio.StreamReader(limit=1 << 20)
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -252,3 +311,73 @@ class HeadlessPeer:
         if "id" in command:
             answer["id"] = command["id"]
         self.emit(answer)
+
+
+# --- files: templates, saves, records ------------------------------------------------
+
+
+async def _passphrase(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, Any]:
+    """Give the passphrase for --save/--resume (``{"cmd": "passphrase",
+    "passphrase": "..."}``); a wrong one changes nothing and can be retried."""
+    if not peer._pending:
+        raise LocalProtocolError("no --save or --resume is waiting for a passphrase")
+    given = command.get("passphrase", peer._passphrase)
+    if not isinstance(given, str):
+        raise LocalProtocolError("passphrase must be text")
+    return await peer._files_with(given)
+
+
+def _secret(peer: HeadlessPeer, command: dict[str, Any]) -> str:
+    given = command.get("passphrase", peer._passphrase)
+    if not isinstance(given, str):
+        raise LocalProtocolError('give the passphrase: {"passphrase": "..."}')
+    return given
+
+
+async def _save(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, Any]:
+    default = None if peer._save_path is None else str(peer._save_path)
+    path = _path(command.get("path", default), "path")
+    size = await peer.node.save(path, _secret(peer, command))
+    return {"event": "saved", "bytes": size}
+
+
+async def _resume(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, Any]:
+    default = None if peer._resume_path is None else str(peer._resume_path)
+    path = _path(command.get("path", default), "path")
+    mid = _bytes(command["mid"], "mid") if command.get("mid") else None
+    await peer.node.resume_from(
+        path, _secret(peer, command), expected_mid=mid, keep_saving=path == peer._save_path
+    )
+    state = peer.node.state
+    return {
+        "event": "resumed",
+        "mid": _hex(state.mid if state else None),
+        "entries": len(peer.node.session.log) if peer.node.session else 0,
+    }
+
+
+async def _export(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, Any]:
+    markdown = _path(command["markdown"], "markdown") if command.get("markdown") else None
+    json_path = _path(command["json"], "json") if command.get("json") else None
+    peer.node.export(markdown=markdown, json=json_path)
+    return {"event": "exported"}
+
+
+async def _templates(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event": "templates",
+        "templates": [
+            {"name": t.name, "title": t.title, "summary": t.summary, "credit": t.credit}
+            for t in builtin_templates()
+        ],
+    }
+
+
+FileCommand = Callable[[HeadlessPeer, dict[str, Any]], Coroutine[Any, Any, dict[str, Any]]]
+FILE_COMMANDS: dict[str, FileCommand] = {
+    "passphrase": _passphrase,
+    "save": _save,
+    "resume": _resume,
+    "export": _export,
+    "templates": _templates,
+}

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from ..core import admission
@@ -31,9 +32,14 @@ from ..core.events import Event, InputRejected, MeetingChanged, short
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS
+from ..core.record import roster_safety_number
+from ..core.save import OtherMeeting, payload_of, restore_session
 from ..core.session import Session
 from ..core.state import MeetingState
+from ..core.template import Template, TemplateError, parse_template
+from ..templates import template_for
 from .discovery import Discovery
+from .files import SaveFile, export_record
 from .joining import JOIN_FIRST_TYPE, JOIN_TIMEOUT_S, drive_joiner, drive_sponsor
 from .link import HANDSHAKE_TIMEOUT_S, FrameReader, Link, LinkClosed
 
@@ -43,6 +49,9 @@ TICK_S = 1.0
 DIAL_BACKOFF_MIN_S = 0.25
 DIAL_BACKOFF_MAX_S = 8.0
 DEFAULT_ABSENT_AFTER_S = 15.0
+MAX_JOIN_REFUSALS = 3
+AUTOSAVE_S = 2.0  # at most this often while the meeting changes (and once on close)
+AUTOSAVE_RETRY_S = 30.0  # after a failed automatic save
 
 
 def wall_clock_ms() -> int:
@@ -70,7 +79,17 @@ class PeerDown:
         return f"link down {short(self.peer)}: {self.reason}"
 
 
-NodeEvent = Event | PeerUp | PeerDown
+@dataclass(frozen=True, slots=True)
+class SaveFailed:
+    """An automatic save did not happen; ``message`` is for the person, not the log."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return "automatic save failed"
+
+
+NodeEvent = Event | PeerUp | PeerDown | SaveFailed
 
 
 @dataclass(slots=True)
@@ -120,6 +139,11 @@ class Node:
         self._closing = False
         self._cosigning = False
         self.rejections: list[InputRejected] = []
+        self.template: Template | None = None  # the template this laptop started from
+        self._save_file: SaveFile | None = None  # where --save keeps the meeting
+        self._saved_marker: tuple[int, int] | None = None
+        self._last_save = 0.0
+        self._autosave_task: asyncio.Task[Any] | None = None
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -136,6 +160,7 @@ class Node:
 
     async def close(self) -> None:
         self._closing = True
+        await self._final_save()
         for link in list(self.links.values()):
             link.close("node closing")
         if self._server is not None:
@@ -172,10 +197,7 @@ class Node:
 
     def safety_number(self) -> str:
         state = self.state
-        if state is None or not state.created:
-            return ""
-        keys = [m.key for m in state.active_members()]
-        return admission.safety_number(state.mid, state.epoch, keys)
+        return "" if state is None else roster_safety_number(state)
 
     def join_code(self) -> str:
         state = self.state
@@ -448,15 +470,19 @@ class Node:
                 "that you are on the same Wi-Fi as the others and that the number is right."
             )
         last_error = ""
+        refusals = 0
         for peer in found:
-            for host in peer.addresses:
+            if refusals >= MAX_JOIN_REFUSALS:
+                break
+            for host in peer.addresses[:1]:  # one try per laptop, whatever its addresses
                 try:
                     granted = await self._join_via(host, peer.port, code, name)
                 except admission.WrongCode:
-                    raise JoinError(
-                        "That code was not accepted: check the words with the person who "
-                        "shared it and try again (after a few wrong tries the code changes)."
-                    ) from None
+                    # Two meetings nearby can share a number: another one may
+                    # know these words. A few tries at most, each costs a guess.
+                    refusals += 1
+                    last_error = "wrong_code"
+                    continue
                 except (RemoteProtocolError, OSError, TimeoutError, LinkClosed) as exc:
                     last_error = getattr(exc, "code", type(exc).__name__)
                     continue
@@ -467,6 +493,11 @@ class Node:
                 self._dial_all()
                 await self._wait_until_member(timeout)
                 return
+        if refusals:
+            raise JoinError(
+                "That code was not accepted: check the words with the person who "
+                "shared it and try again (after a few wrong tries the code changes)."
+            )
         raise JoinError(
             f"Could not reach the meeting ({last_error or 'no answer'}); move closer to the "
             "others' network and try again."
@@ -497,6 +528,164 @@ class Node:
                 )
             await asyncio.sleep(0.05)
 
+    # -- templates, saves and records ------------------------------------------------------
+
+    def start_template(
+        self,
+        template: Template,
+        *,
+        name: str,
+        title: str | None = None,
+        settings: dict[str, Any] | None = None,
+    ) -> str:
+        """Start a meeting from a template (``settings`` override the template's)."""
+        code = self.start_meeting(
+            title=title or template.title,
+            name=name,
+            agenda=template.agenda,
+            settings={**template.settings, **(settings or {})},
+        )
+        self.template = template
+        return code
+
+    def record_template(self) -> Template | None:
+        """The template to show with the record: the one this laptop started
+        from, else the built-in one whose agenda the meeting has."""
+        state = self.state
+        if state is None:
+            return None
+        if self.template is not None and self.template.matches(state.steps):
+            return self.template
+        return template_for(state)
+
+    def export(self, *, markdown: Path | None = None, json: Path | None = None) -> None:
+        """Write the record as Markdown and/or JSON (only where asked)."""
+        state = self.state
+        if state is None or not state.created:
+            raise LocalProtocolError("There is no meeting to export yet.")
+        export_record(
+            state,
+            safety_number=self.safety_number(),
+            template=self.record_template(),
+            markdown=markdown,
+            json=json,
+        )
+
+    def _log_marker(self) -> tuple[int, int]:
+        session = self.session
+        return (0, 0) if session is None else (len(session.log), len(session.log.forks))
+
+    async def _write_save(self, target: SaveFile) -> int:
+        session = self.session
+        if session is None:
+            raise LocalProtocolError("There is no meeting to save yet.")
+        # Snapshot on the loop (the log changes under it), seal and write off it.
+        payload = payload_of(session, template=self.template.text if self.template else None)
+        marker = self._log_marker()
+        size = await asyncio.to_thread(target.write, payload)
+        if target is self._save_file:
+            self._saved_marker = marker
+        log.info("meeting saved: %d entries, %d bytes", len(payload.envelopes), size)
+        return size
+
+    async def save(self, path: Path, passphrase: str) -> int:
+        """Save the meeting to ``path`` now (encrypted); returns the bytes written."""
+        if self.session is None:
+            raise LocalProtocolError("There is no meeting to save yet.")
+        target = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
+        return await self._write_save(target)
+
+    async def keep_saved(self, path: Path, passphrase: str) -> None:
+        """Keep an encrypted save at ``path`` from now on: rewritten while the
+        meeting changes (at most every ``AUTOSAVE_S``) and when the node closes."""
+        self._save_file = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
+        self._saved_marker = None
+        if self.session is not None:
+            await self._write_save(self._save_file)
+
+    def _maybe_autosave(self) -> None:
+        target = self._save_file
+        if target is None or self.session is None or self._closing:
+            return
+        if self._autosave_task is not None and not self._autosave_task.done():
+            return
+        if self._log_marker() == self._saved_marker:
+            return
+        if time.monotonic() - self._last_save < AUTOSAVE_S:
+            return
+        self._last_save = time.monotonic()
+        self._autosave_task = self._spawn(self._autosave(target))
+
+    async def _autosave(self, target: SaveFile) -> None:
+        try:
+            await self._write_save(target)
+        except LocalProtocolError as error:  # SaveError is one; both are plain sentences
+            log.warning("automatic save failed: %s", error.code)
+            self._emit(SaveFailed(str(error)))
+            if isinstance(error, OtherMeeting):
+                self._save_file = None  # that file stays as it is: stop trying
+            else:  # a full disk, say: try again, but not every tick
+                self._last_save = time.monotonic() + AUTOSAVE_RETRY_S - AUTOSAVE_S
+
+    async def _final_save(self) -> None:
+        """On close: let a running save finish (so it cannot land after this
+        one with older content), then save what changed since."""
+        if self._autosave_task is not None and not self._autosave_task.done():
+            with contextlib.suppress(Exception):
+                await self._autosave_task
+        if (
+            self._save_file is not None
+            and self.session is not None
+            and self._log_marker() != self._saved_marker
+        ):
+            await self._autosave(self._save_file)
+
+    def resume(
+        self,
+        session: Session,
+        *,
+        template: Template | None = None,
+        save_file: SaveFile | None = None,
+    ) -> None:
+        """Carry on a meeting from a restored Session (``core.save.restore_session``)."""
+        if self.session is not None:
+            raise LocalProtocolError(
+                "This laptop is already in a meeting; resume the save in a new relsec."
+            )
+        self.identity = session.identity
+        self.session = session
+        self.template = template
+        if save_file is not None:
+            self._save_file = save_file
+            self._saved_marker = self._log_marker()
+        self._flush()
+        self._emit(MeetingChanged())
+
+    async def resume_from(
+        self,
+        path: Path,
+        passphrase: str,
+        *,
+        expected_mid: bytes | None = None,
+        keep_saving: bool = False,
+    ) -> None:
+        """Open the save at ``path`` and carry on its meeting; with
+        ``keep_saving`` the save is kept up to date at the same path."""
+        if self.session is not None:
+            raise LocalProtocolError(
+                "This laptop is already in a meeting; resume the save in a new relsec."
+            )
+        save_file, payload = await asyncio.to_thread(SaveFile.opened, path, passphrase)
+        if expected_mid is not None and payload.mid != expected_mid:
+            raise OtherMeeting("This save file belongs to another meeting.")
+        session = await asyncio.to_thread(restore_session, payload, self.clock)
+        template = None
+        if payload.template:
+            with contextlib.suppress(TemplateError):
+                template = parse_template(payload.template, "the saved template")
+        self.resume(session, template=template, save_file=save_file if keep_saving else None)
+        log.info("meeting resumed: %d entries", len(session.log))
+
     # -- time -----------------------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
@@ -516,6 +705,7 @@ class Node:
         self.session.tick()
         self._flush()
         self._watch_facilitator()
+        self._maybe_autosave()
 
     def _watch_facilitator(self) -> None:
         """If the facilitator's laptop has been unreachable for a while, say so
@@ -546,4 +736,4 @@ def _peek_type(payload: bytes) -> str:
     return ""
 
 
-__all__ = ["JoinError", "Node", "NodeEvent", "PeerDown", "PeerUp"]
+__all__ = ["JoinError", "Node", "NodeEvent", "PeerDown", "PeerUp", "SaveFailed"]

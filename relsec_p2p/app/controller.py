@@ -1,0 +1,195 @@
+"""The UI's handle on the meeting: every action a person can take, as one call.
+
+Rules of this file: each action calls the node synchronously (signing and
+folding only; frames are queued to the links, nothing is awaited) and returns
+``None`` on success or one plain sentence saying what to do instead. The
+authority rules live in the fold; this file only words their refusals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from .. import templates
+from ..core import admission
+from ..core.errors import LocalProtocolError
+from ..core.session import Session
+from ..core.state import MAX_TITLE, MeetingState
+from ..core.template import Template
+from ..net.node import Node
+from ..templates import builtin_templates
+from .network import AnonymousUnavailable, anonymous_capacity, submit_anonymous
+from .view import MeetingView, build_view
+
+
+def sentence(reason: str) -> str:
+    """A refusal from the core ("that step is not open") as a sentence."""
+    reason = reason.strip().rstrip(".")
+    return (reason[:1].upper() + reason[1:] + ".") if reason else "That did not work."
+
+
+# What the fold's refusals mean to the person who pressed the key.
+FRIENDLY: dict[str, str] = {
+    "only the facilitator may do this": "Only the facilitator can do that.",
+    "step.open names an existing step": "There is no step there: this is the end of the agenda.",
+    "that step is not open": "That step is not open any more; answer the current one.",
+    "author is not a current member": "You are not a member of this meeting (any more).",
+    "hand already raised": "Your hand is already up.",
+    "nobody is waiting or speaking": "Nobody is waiting to speak.",
+}
+
+
+class Meeting:
+    """One node, seen from the UI."""
+
+    def __init__(self, node: Node, clock: Callable[[], int] | None = None) -> None:
+        self.node = node
+        self.clock = clock or node.clock
+        self._safety: tuple[bytes, int, str] | None = None
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def state(self) -> MeetingState | None:
+        state = self.node.state
+        return state if state is not None and state.created else None
+
+    def safety_number(self) -> str:
+        """Cached per roster epoch: it is stretched with Argon2id on purpose."""
+        state = self.state
+        if state is None:
+            return ""
+        if self._safety is None or self._safety[:2] != (state.mid, state.epoch):
+            self._safety = (state.mid, state.epoch, self.node.safety_number())
+        return self._safety[2]
+
+    def view(self) -> MeetingView | None:
+        state = self.state
+        if state is None:
+            return None
+        return build_view(
+            state,
+            me=self.node.identity.key,
+            safety_number=self.safety_number(),
+            join_code=self.node.join_code(),
+            now_ms=self.clock(),
+        )
+
+    def anonymous_capacity(self) -> int | None:
+        return anonymous_capacity(self.node)
+
+    # -- acting ---------------------------------------------------------------------
+
+    def _act(self, action: Callable[[Session], Any]) -> str | None:
+        try:
+            self.node.act(action)
+        except LocalProtocolError as exc:
+            return FRIENDLY.get(str(exc), sentence(str(exc)))
+        return None
+
+    def _anonymous(self, item: dict[str, Any]) -> str | None:
+        try:
+            submit_anonymous(self.node, item)
+        except AnonymousUnavailable as exc:
+            return str(exc)
+        except LocalProtocolError as exc:
+            return FRIENDLY.get(str(exc), sentence(str(exc)))
+        return None
+
+    def start(self, template: Template, *, title: str, name: str) -> str | None:
+        problem = admission.name_problem(name)
+        if problem:
+            return f"Choose the name you go by here: {problem}."
+        if not title.strip() or len(title) > MAX_TITLE:
+            return f"Give the meeting a short title (1 to {MAX_TITLE} characters)."
+        try:
+            self.node.start_template(template, name=name, title=title)
+        except LocalProtocolError as exc:
+            return sentence(str(exc))
+        return None
+
+    def write(self, text: str, *, anonymous: bool, kind: str) -> str | None:
+        state = self.state
+        if state is None or state.current is None:
+            return "No step is open yet; wait for the facilitator."
+        step = state.current
+        if anonymous:
+            capacity = self.anonymous_capacity()
+            if capacity is not None and len(text.encode("utf-8")) > capacity:
+                over = len(text.encode("utf-8")) - capacity
+                return f"That is {over} characters too long for an anonymous slot; shorten it."
+            return self._anonymous({"kind": "contrib", "step": step, "text": text})
+        if kind == "proposal":
+            return self._act(partial(Session.propose, step=step, text=text))
+        return self._act(partial(Session.contribute, step=step, text=text))
+
+    def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
+        if anonymous:
+            return self._anonymous({"kind": "vote", "poll": poll, "choice": choice})
+        return self._act(partial(Session.vote, poll=poll, choice=choice))
+
+    def rate(self, value: int, *, anonymous: bool) -> str | None:
+        state = self.state
+        if state is None or state.current is None:
+            return "No step is open yet; wait for the facilitator."
+        step = state.current
+        if anonymous:
+            return self._anonymous({"kind": "rating", "step": step, "value": value, "ref": None})
+        return self._act(partial(Session.rate, step=step, value=value))
+
+    def toggle_hand(self) -> str | None:
+        state = self.state
+        if state is None:
+            return "You are not in a meeting."
+        me = self.node.identity.key
+        if me in state.queue.waiting or state.queue.speaker == me:
+            return self._act(Session.lower_hand)
+        return self._act(Session.raise_hand)
+
+    def ask_pause(self) -> str | None:
+        return self._anonymous({"kind": "pause"})
+
+    # -- facilitation -------------------------------------------------------------
+
+    def next_step(self) -> str | None:
+        return self._act(Session.advance)
+
+    def previous_step(self) -> str | None:
+        state = self.state
+        if state is None or not state.current:
+            return "This is the first step: there is none before it."
+        return self._act(partial(Session.open_step, step=state.current - 1))
+
+    def open_poll(self, proposal: bytes) -> str | None:
+        return self._act(partial(Session.open_poll, proposal=proposal))
+
+    def close_poll(self, poll: bytes) -> str | None:
+        return self._act(partial(Session.close_poll, poll=poll))
+
+    def next_speaker(self) -> str | None:
+        return self._act(Session.next_speaker)
+
+    def hand_over(self, to: bytes) -> str | None:
+        return self._act(partial(Session.hand_over, to=to))
+
+    def record_outcome(self, poll: bytes, text: str) -> str | None:
+        return self._act(partial(Session.record_outcome, poll=poll, text=text))
+
+    def leave(self) -> str | None:
+        return self._act(Session.leave)
+
+
+def template_choices() -> list[tuple[str, str]]:
+    """(title, name) of the built-in meeting processes the lobby offers."""
+    found = [(info.title, info.name) for info in builtin_templates()]
+    # The relational security process first: it is what most groups come for.
+    found.sort(key=lambda choice: choice[1] != "relational-security")
+    return found
+
+
+def load_template(name: str) -> Template:
+    """A built-in template by name, or a group's own file by path; raises
+    ``TemplateError`` (one sentence naming file, line and problem)."""
+    return templates.load_template(name)

@@ -1,0 +1,63 @@
+"""App-wide messages: what the node and the workers tell the UI.
+
+Rules of this file: the node's callback only posts these (it runs inside the
+node's code and must return at once). High-rate ones replace each other
+while queued (``can_replace``), so a burst of a thousand entries costs one
+redraw, not a thousand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+
+class MeetingChanged(Message, bubble=False):
+    """The folded meeting may differ: read the node's state again."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, MeetingChanged)
+
+
+class LinksChanged(Message, bubble=False):
+    """A link to a member came up or went down."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, LinksChanged)
+
+
+@dataclass
+class NodeReady(Message, bubble=False):
+    """The node listens (and browses, unless mDNS is off)."""
+
+
+@dataclass
+class NetworkProblem(Message, bubble=False):
+    """Something about the network stops relsec working as asked."""
+
+    sentence: str
+
+
+@dataclass
+class Joined(Message, bubble=False):
+    """This laptop is now a member of the meeting it asked to join."""
+
+
+@dataclass
+class JoinFailed(Message, bubble=False):
+    sentence: str
+
+
+@dataclass
+class DemoNote(Message, bubble=False):
+    """A line of narration from ``relsec demo``'s script."""
+
+    text: str
+
+
+@dataclass
+class DemoCode(Message, bubble=False):
+    """The demo's simulated facilitator started a meeting with this code."""
+
+    code: str

@@ -1,0 +1,1 @@
+"""Screens of the relsec app: lobby, meeting, room display, help, dialogs."""

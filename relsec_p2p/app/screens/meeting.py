@@ -1,0 +1,348 @@
+"""The meeting screen: agenda, prompt, contributions, poll, compose box, roster.
+
+Rules of this file: the screen redraws from a ``MeetingView`` the app hands
+it (``show``); a key press calls one ``Meeting`` action and shows the
+sentence it returns, if any. Letter keys act when the compose box is not
+focused (Escape leaves it); ctrl and function keys act everywhere.
+Facilitator keys are hidden from the footer of everyone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar, cast
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Input
+
+from ..controller import Meeting
+from ..view import MeetingView
+from ..widgets.compose import ComposeBox
+from ..widgets.contributions import ContributionLog
+from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from .dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
+
+if TYPE_CHECKING:
+    from ..app import RelsecApp
+
+FACILITATOR_ACTIONS = frozenset(
+    {
+        "next_step",
+        "previous_step",
+        "open_poll",
+        "close_poll",
+        "next_speaker",
+        "hand_over",
+        "talk_time",
+        "record_outcome",
+    }
+)
+CHOICES = [
+    ("agree", "agree"),
+    ("agree with concerns", "concerns"),
+    ("stand aside", "stand_aside"),
+    ("block", "block"),
+]
+
+
+class MeetingScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("c", "write", "Write"),
+        Binding("escape", "leave_box", "Leave the box", show=False),
+        Binding("ctrl+t", "switch_mode", "Named/anonymous", show=False),
+        Binding("h", "hand", "Hand"),
+        Binding("v", "vote", "Vote"),
+        Binding("p", "pause", "Ask for a pause", show=False),
+        Binding("r", "rate", "Rate", show=False),
+        Binding("d,f2", "display", "Display"),
+        Binding("k", "compared", "Safety number compared", show=False),
+        Binding("j", "toggle_code", "Show/hide join code", show=False),
+        Binding("n", "next_step", "Next step"),
+        Binding("b", "previous_step", "Previous step", show=False),
+        Binding("o", "open_poll", "Open poll", show=False),
+        Binding("x", "close_poll", "Close poll", show=False),
+        Binding("s", "next_speaker", "Next speaker", show=False),
+        Binding("f", "hand_over", "Hand over facilitation", show=False),
+        Binding("t", "talk_time", "Talk time", show=False),
+        Binding("w", "record_outcome", "Record outcome", show=False),
+    ]
+
+    def __init__(self, meeting: Meeting) -> None:
+        super().__init__(id="meeting")
+        self.meeting = meeting
+        self.view: MeetingView | None = None
+        self.acknowledged = ""  # the safety number last compared aloud
+        self.show_code: bool | None = None
+        self.note = ""
+        self._was_facilitator: bool | None = None
+        self._pauses_seen: int | None = None
+
+    @property
+    def relsec(self) -> RelsecApp:
+        return cast("RelsecApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield RoomBar(id="room-bar")
+        with Horizontal(id="meeting-body"):
+            with Vertical(id="side"):
+                yield AgendaList(id="agenda")
+                yield RosterPanel(id="roster")
+            with Vertical(id="main"):
+                yield PromptPanel(id="prompt")
+                yield ContributionLog(id="log")
+                yield PollPanel(id="poll")
+                yield ComposeBox(id="compose")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.view = self.view or self.relsec.current_view()
+        if self.view is not None:
+            self._draw(self.view)
+        self._focus_default()
+
+    def _focus_default(self) -> None:
+        compose = self.query_one(ComposeBox)
+        if compose.can_write:
+            compose.input.focus()
+        else:
+            self.query_one(ContributionLog).focus()
+
+    # -- drawing ------------------------------------------------------------------
+
+    def show(self, view: MeetingView) -> None:
+        """Redraw from ``view`` (kept for on_mount if the screen is not up yet)."""
+        self.view = view
+        if self.is_mounted:
+            self._draw(view)
+
+    def _draw(self, view: MeetingView) -> None:
+        if self.show_code is None:
+            self.show_code = view.am_facilitator
+        if self._pauses_seen is not None and view.pause_requests > self._pauses_seen:
+            self.notify("Someone asked for a pause.", title="Pause", timeout=8)
+        self._pauses_seen = view.pause_requests
+        self.query_one(RoomBar).show(
+            view, acknowledged=view.safety_number == self.acknowledged, note=self.note
+        )
+        self.query_one(AgendaList).show(view)
+        self.query_one(RosterPanel).show(view, show_code=bool(self.show_code))
+        self.query_one(PromptPanel).show(view)
+        self.query_one(ContributionLog).show(view.groups, view.current)
+        self.query_one(PollPanel).show(view)
+        compose = self.query_one(ComposeBox)
+        was_writable = compose.can_write
+        compose.set_step(
+            view.current_step, member=view.am_member, capacity=self.meeting.anonymous_capacity()
+        )
+        if compose.can_write and not was_writable and self.focused is None:
+            compose.input.focus()
+        if view.am_facilitator != self._was_facilitator:
+            self._was_facilitator = view.am_facilitator
+            self.refresh_bindings()
+
+    def set_note(self, note: str) -> None:
+        self.note = note
+        if self.view is not None:
+            self.show(self.view)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in FACILITATOR_ACTIONS:
+            return self.view is not None and self.view.am_facilitator
+        return True
+
+    def _result(self, problem: str | None) -> None:
+        if problem:
+            self.notify(problem, severity="warning", timeout=6)
+        self.relsec.meeting_changed()
+
+    # -- writing ----------------------------------------------------------------------
+
+    def on_compose_box_send(self, message: ComposeBox.Send) -> None:
+        problem = self.meeting.write(message.text, anonymous=message.anonymous, kind=message.kind)
+        if problem is None:
+            self.query_one(ComposeBox).clear()
+            if message.anonymous:
+                self.notify("Sent to the next anonymous round.", timeout=3)
+        self._result(problem)
+
+    def action_write(self) -> None:
+        compose = self.query_one(ComposeBox)
+        if compose.can_write:
+            compose.input.focus()
+        elif self.view is not None and self.view.current_step is not None:
+            if self.view.current_step.kind == "rating":
+                self.action_rate()
+            else:
+                self.notify("This prompt cannot be answered from this laptop.", timeout=4)
+        else:
+            self.notify("No step is open yet; wait for the facilitator.", timeout=4)
+
+    def action_leave_box(self) -> None:
+        if isinstance(self.focused, Input):
+            self.query_one(ContributionLog).focus()
+
+    def action_switch_mode(self) -> None:
+        problem = self.query_one(ComposeBox).toggle_mode()
+        if problem:
+            self.notify(problem, timeout=4)
+
+    # -- taking part ------------------------------------------------------------------
+
+    def action_hand(self) -> None:
+        self._result(self.meeting.toggle_hand())
+
+    def action_pause(self) -> None:
+        problem = self.meeting.ask_pause()
+        if problem is None:
+            self.notify("Your pause request goes out in the next anonymous round.", timeout=4)
+        self._result(problem)
+
+    def action_vote(self) -> None:
+        view = self.view
+        poll = None if view is None else view.open_poll
+        if poll is None:
+            self.notify("There is no open poll to vote on.", timeout=4)
+            return
+        modes = self._modes(poll.mode)
+        if not modes:
+            self.notify(
+                "This poll takes anonymous votes, which this version cannot send.", timeout=5
+            )
+            return
+
+        def voted(answer: tuple[str, bool] | None) -> None:
+            if answer is not None:
+                choice, anonymous = answer
+                self._result(self.meeting.vote(poll.id, choice, anonymous=anonymous))
+
+        mine = f" Your vote now: {poll.my_vote.replace('_', ' ')}." if poll.my_vote else ""
+        self.app.push_screen(
+            ModeChoiceDialog(f"Vote on: {poll.proposal}", CHOICES, modes=modes, extra=mine),
+            voted,
+        )
+
+    def _modes(self, mode: str) -> tuple[bool, ...]:
+        anonymous_ok = self.meeting.anonymous_capacity() is not None
+        modes: list[bool] = []
+        if mode in ("named", "both"):
+            modes.append(False)
+        if mode in ("anonymous", "both") and anonymous_ok:
+            modes.append(True)
+        return tuple(modes)
+
+    def action_rate(self) -> None:
+        step = None if self.view is None else self.view.current_step
+        if step is None or step.kind != "rating":
+            self.notify("The current step is not a rating.", timeout=4)
+            return
+        modes = self._modes(step.mode)
+        if not modes:
+            self.notify("This rating is anonymous, which this version cannot send.", timeout=5)
+            return
+
+        def rated(answer: tuple[int, bool] | None) -> None:
+            if answer is not None:
+                value, anonymous = answer
+                self._result(self.meeting.rate(value, anonymous=anonymous))
+
+        options = [(label, i) for i, label in enumerate(step.scale)]
+        self.app.push_screen(ModeChoiceDialog(step.prompt, options, modes=modes), rated)
+
+    def action_display(self) -> None:
+        self.relsec.show_display()
+
+    def action_compared(self) -> None:
+        if self.view is not None:
+            self.acknowledged = self.view.safety_number
+            self.show(self.view)
+
+    def action_toggle_code(self) -> None:
+        self.show_code = not self.show_code
+        if self.view is not None:
+            self.show(self.view)
+
+    # -- facilitation ---------------------------------------------------------------
+
+    def action_next_step(self) -> None:
+        self._result(self.meeting.next_step())
+
+    def action_previous_step(self) -> None:
+        self._result(self.meeting.previous_step())
+
+    def _choose(
+        self, title: str, options: list[tuple[str, bytes]], act: Callable[[bytes], str | None]
+    ) -> None:
+        """Act on the only option at once, or ask which one."""
+        if len(options) == 1:
+            self._result(act(options[0][1]))
+            return
+
+        def chosen(value: bytes | None) -> None:
+            if value is not None:
+                self._result(act(value))
+
+        self.app.push_screen(ChoiceDialog(title, options), chosen)
+
+    def action_open_poll(self) -> None:
+        view = self.view
+        if view is None:
+            return
+        polled = {poll.proposal_id for poll in view.polls if poll.status == "open"}
+        options = [
+            (f"{item.author}: {item.text}", item.id)
+            for item in view.proposals
+            if item.id not in polled
+        ]
+        if not options:
+            self.notify("There is no proposal in this step to poll on yet.", timeout=4)
+            return
+        self._choose("Open a poll on which proposal?", options, self.meeting.open_poll)
+
+    def action_close_poll(self) -> None:
+        view = self.view
+        options = (
+            [] if view is None else [(p.proposal, p.id) for p in view.polls if p.status == "open"]
+        )
+        if not options:
+            self.notify("No poll is open in this step.", timeout=4)
+            return
+        self._choose("Close which poll?", options, self.meeting.close_poll)
+
+    def action_next_speaker(self) -> None:
+        self._result(self.meeting.next_speaker())
+
+    def action_hand_over(self) -> None:
+        view = self.view
+        options = [] if view is None else [(m.name, m.key) for m in view.members if not m.me]
+        if not options:
+            self.notify("There is nobody else to hand facilitation to.", timeout=4)
+            return
+
+        def chosen(value: bytes | None) -> None:
+            if value is not None:
+                self._result(self.meeting.hand_over(value))
+
+        self.app.push_screen(ChoiceDialog("Hand facilitation to whom?", options), chosen)
+
+    def action_talk_time(self) -> None:
+        self.app.push_screen(TalkTimeDialog(self.meeting.view))
+
+    def action_record_outcome(self) -> None:
+        view = self.view
+        poll = None if view is None else view.latest_poll
+        if poll is None or poll.status != "closed":
+            self.notify("Close a poll first, then record what was decided.", timeout=4)
+            return
+
+        def written(text: str | None) -> None:
+            if text:
+                self._result(self.meeting.record_outcome(poll.id, text))
+
+        self.app.push_screen(TextDialog("What did the group decide?", "the outcome"), written)
+
+    def log_text(self) -> str:
+        """Everything the contributions pane holds (tests read it)."""
+        return "\n".join(self.query_one(ContributionLog).plain_lines())

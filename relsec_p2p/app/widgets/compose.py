@@ -1,0 +1,165 @@
+"""The compose box: one line of text, sent named or anonymously.
+
+Rules of this file: the box offers only the modes the current prompt allows
+(a named-only prompt never shows the anonymous switch as on, and the other
+way round); in anonymous mode it shows how many characters the slot still
+takes. It sends nothing itself: it posts ``ComposeBox.Send`` and the screen
+acts on the node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Input, Static
+
+from ...core.state import MAX_TEXT
+from ..view import StepView
+
+
+class ComposeBox(Horizontal):
+    DEFAULT_CSS = """
+    ComposeBox { height: 1; border-top: none; }
+    ComposeBox > #compose-mode { width: 11; height: 1; content-align: center middle;
+        text-style: bold; background: $primary 40%; }
+    ComposeBox > #compose-mode.-anonymous { background: $secondary 60%; }
+    ComposeBox > Input { width: 1fr; }
+    ComposeBox > #compose-left { width: 9; height: 1; content-align: center middle; }
+    ComposeBox > #compose-left.-over { color: $error; text-style: bold; }
+    """
+
+    @dataclass
+    class Send(Message):
+        text: str
+        anonymous: bool
+        kind: str  # text | proposal
+
+    anonymous: reactive[bool] = reactive(False)
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.step: StepView | None = None
+        self.capacity: int | None = None  # None: this build has no anonymous rounds
+        self.can_write = False
+        self._labels: dict[str, str] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="compose-mode")
+        yield Input(placeholder="", id="compose-input", max_length=MAX_TEXT, compact=True)
+        yield Static("", id="compose-left")
+
+    @property
+    def input(self) -> Input:
+        return self.query_one("#compose-input", Input)
+
+    # -- what the prompt allows ----------------------------------------------------
+
+    def allowed_modes(self) -> tuple[bool, ...]:
+        """The values ``anonymous`` may take for the current step."""
+        step = self.step
+        if step is None or step.kind == "rating":
+            return ()
+        if step.kind == "proposal":
+            return (False,)  # proposals are named: the poll on them may be anonymous
+        modes: list[bool] = []
+        if step.allows_named:
+            modes.append(False)
+        if step.allows_anonymous and self.capacity is not None:
+            modes.append(True)
+        return tuple(modes)
+
+    def set_step(self, step: StepView | None, *, member: bool, capacity: int | None) -> None:
+        changed = step != self.step
+        self.step, self.capacity = step, capacity
+        modes = self.allowed_modes() if member else ()
+        self.can_write = bool(modes)
+        if modes and self.anonymous not in modes:
+            self.anonymous = modes[0]
+        elif changed and modes:
+            # A new prompt starts in its first mode: named if allowed. Nobody
+            # should post anonymously by accident of the previous step.
+            self.anonymous = modes[0]
+        self._refresh_labels()
+
+    def toggle_mode(self) -> str | None:
+        """Switch named/anonymous; returns a sentence when the prompt does not allow it."""
+        modes = self.allowed_modes()
+        if len(modes) < 2:
+            step = self.step
+            if step is None:
+                return "No step is open, so there is nothing to answer yet."
+            if step.kind == "proposal":
+                return "Proposals are made by name; the poll on them can still be anonymous."
+            if step.allows_anonymous and self.capacity is None:
+                return "Anonymous answers are not available in this version of relsec."
+            only = "anonymous" if step.mode == "anonymous" else "named"
+            return f"This prompt takes {only} answers only."
+        self.anonymous = not self.anonymous
+        return None
+
+    def watch_anonymous(self) -> None:
+        self._refresh_labels()
+
+    # -- labels ------------------------------------------------------------------
+
+    def remaining(self) -> int | None:
+        if not self.anonymous or self.capacity is None:
+            return None
+        return self.capacity - len(self.input.value.encode("utf-8"))
+
+    def _refresh_labels(self) -> None:
+        # Runs on every key typed: change (and so re-lay out) only what differs.
+        if not self.is_mounted:
+            return
+        mode = self.query_one("#compose-mode", Static)
+        left = self.query_one("#compose-left", Static)
+        field = self.input
+        step = self.step
+        mode.set_class(self.anonymous, "-anonymous")
+        if not self.can_write:
+            label = "-"
+            if step is None:
+                placeholder = "Waiting for a step to open"
+            elif step.kind == "rating":
+                placeholder = "Press r to give your rating"
+            else:
+                placeholder = "Anonymous answers are not available here"
+        else:
+            label = "anonymous" if self.anonymous else "named"
+            if step is not None and step.kind == "proposal":
+                placeholder = "Write a proposal; Enter sends, Esc for keys"
+            elif self.anonymous:
+                placeholder = "Write anonymously; Enter sends, Esc for keys"
+            else:
+                placeholder = "Write by name; Enter sends, Esc for keys"
+        field.disabled = not self.can_write
+        if field.placeholder != placeholder:
+            field.placeholder = placeholder
+        remaining = self.remaining()
+        self._put(mode, label)
+        self._put(left, "" if remaining is None else f"{remaining} left")
+        left.set_class(remaining is not None and remaining < 0, "-over")
+
+    def _put(self, widget: Static, text: str) -> None:
+        if self._labels.get(widget.id or "") != text:
+            self._labels[widget.id or ""] = text
+            widget.update(Text(text), layout=False)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._refresh_labels()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text or not self.can_write or self.step is None:
+            return
+        self.post_message(self.Send(text, self.anonymous, self.step.kind))
+
+    def clear(self) -> None:
+        self.input.value = ""

@@ -1,0 +1,206 @@
+"""Small read-only panels of the meeting screen, each drawn from a ``MeetingView``.
+
+Rules of this file: every panel builds a ``rich.text.Text`` (never markup
+from a string), so names and prompts that came from the network show as the
+characters they are.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from ..view import (
+    CHOICE_LABELS,
+    MODE_LABELS,
+    OUTCOME_LABELS,
+    MeetingView,
+    PollView,
+    tally_line,
+)
+
+
+class Panel(Static):
+    """A Static that redraws (and re-lays out) only when its text changed:
+    the meeting redraws often, and most panels stay the same."""
+
+    _shown: Text | None = None
+
+    def put(self, text: Text) -> None:
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
+
+
+class RoomBar(Panel):
+    """Top line: the meeting, the member count and the safety number, with a
+    reminder to compare the number aloud whenever it changes."""
+
+    DEFAULT_CSS = """
+    RoomBar { height: auto; background: $panel; padding: 0 1; }
+    RoomBar.-changed { background: $warning 30%; }
+    """
+
+    def show(self, view: MeetingView, *, acknowledged: bool, note: str = "") -> None:
+        # The count and the number first: a long title is what gets cut.
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f"{view.member_count} members", style="bold")
+        text.append("   safety number ")
+        style = "bold reverse" if not acknowledged else "bold"
+        text.append(view.safety_number or "...", style=style)
+        text.append("   ")
+        text.append(view.title or "Meeting", style="bold")
+        if view.pause_requests:
+            text.append(f"   pause asked ({view.pause_requests})", style="bold")
+        if not acknowledged:
+            text.append(
+                "\nThe roster changed: read the safety number aloud, count heads, press k.",
+                style="bold",
+            )
+        if note:
+            text.append("\n" + note, style="italic")
+        self.set_class(not acknowledged, "-changed")
+        self.put(text)
+
+
+class AgendaList(Panel):
+    """The steps, with the current one marked."""
+
+    DEFAULT_CSS = """
+    AgendaList { height: auto; max-height: 50%; padding: 0 1; }
+    """
+
+    def show(self, view: MeetingView) -> None:
+        text = Text()
+        text.append("Agenda\n", style="bold underline")
+        for step in view.steps:
+            if step.index == view.current:
+                marker, style = "> ", "bold reverse"
+            elif step.status == "closed":
+                marker, style = "+ ", "dim"
+            else:
+                marker, style = "  ", ""
+            text.append(f"{marker}{step.index + 1}. {step.title}\n", style=style)
+        text.rstrip()
+        self.put(text)
+
+
+class RosterPanel(Panel):
+    """Members (facilitator marked), the speaking queue, and the join code."""
+
+    DEFAULT_CSS = """
+    RosterPanel { height: auto; padding: 0 1; margin-top: 1; }
+    """
+
+    def show(self, view: MeetingView, *, show_code: bool) -> None:
+        text = Text()
+        text.append(f"Members ({view.member_count})\n", style="bold underline")
+        for member in view.members:
+            marks = []
+            if member.facilitator:
+                marks.append("facilitates")
+            if member.speaking:
+                marks.append("speaking")
+            elif member.hand_up:
+                marks.append("hand up")
+            line = member.name + (" (you)" if member.me else "")
+            text.append(line, style="bold" if member.me else "")
+            if marks:
+                text.append(" - " + ", ".join(marks), style="italic")
+            text.append("\n")
+        text.append("Speaking: ", style="bold")
+        text.append((view.speaker or "nobody") + "\n")
+        if view.waiting:
+            text.append("Waiting: ", style="bold")
+            text.append(", ".join(view.waiting) + "\n")
+        if show_code and view.join_code:
+            text.append("Join code: ", style="bold")
+            text.append(view.join_code + "\n")
+        text.rstrip()
+        self.put(text)
+
+
+class PromptPanel(Panel):
+    """The current step's prompt, in full."""
+
+    DEFAULT_CSS = """
+    PromptPanel { height: auto; max-height: 40%; padding: 0 1; border-bottom: solid $primary; }
+    """
+
+    def show(self, view: MeetingView) -> None:
+        step = view.current_step
+        text = Text()
+        if step is None:
+            text.append("No step is open yet. ", style="bold")
+            text.append(
+                "The facilitator opens the first step with n."
+                if view.am_facilitator
+                else f"Waiting for {view.facilitator or 'the facilitator'} to open a step."
+            )
+        else:
+            text.append(f"Step {step.index + 1} of {len(view.steps)}: {step.title}", style="bold")
+            text.append(f"  ({MODE_LABELS[step.mode]}", style="italic")
+            if step.kind == "rating":
+                text.append(", a rating: press r", style="italic")
+            elif step.kind == "proposal":
+                text.append(", proposals", style="italic")
+            text.append(")\n", style="italic")
+            text.append(step.prompt)
+            if step.help:
+                text.append("\n" + step.help, style="dim")
+        self.put(text)
+
+
+def poll_text(poll: PollView, *, large: bool = False) -> Text:
+    """A poll as text: proposal, live tallies, then the result and its rule.
+    Anonymous tallies appear only once enough members have voted (a count of
+    one "block" among four people could point at someone)."""
+    text = Text()
+    status = "Poll open" if poll.status == "open" else "Poll closed"
+    text.append(f"{status}: ", style="bold")
+    text.append(poll.proposal)
+    if poll.proposer:
+        text.append(f" (proposed by {poll.proposer})", style="italic")
+    text.append("\n")
+    if poll.mode in ("named", "both"):
+        text.append("Named: ", style="bold")
+        text.append(f"{tally_line(poll.named)}  ({poll.voters} of {poll.members} voted)\n")
+    if poll.mode in ("anonymous", "both"):
+        text.append("Anonymous: ", style="bold")
+        if poll.anonymous is None:
+            text.append(f"shown once at least {poll.threshold} members have voted\n")
+        else:
+            text.append(tally_line(poll.anonymous) + "\n")
+    if poll.my_vote and not large:
+        text.append(f"Your vote: {CHOICE_LABELS[poll.my_vote]}", style="italic")
+        if poll.status == "open":
+            text.append(" (v to change)", style="italic")
+        text.append("\n")
+    if poll.outcome is not None:
+        text.append("Result: ", style="bold")
+        text.append(OUTCOME_LABELS[poll.outcome].upper(), style="bold reverse")
+        if poll.counts is not None and poll.counts != poll.named:
+            text.append(f"  ({tally_line(poll.counts)})")  # what counted at the close
+        text.append("\n")
+        if poll.rule:
+            text.append(f"Rule: {poll.rule}\n", style="dim")
+        if poll.record:
+            text.append("Recorded outcome: ", style="bold")
+            text.append(poll.record + "\n")
+    text.rstrip()
+    return text
+
+
+class PollPanel(Panel):
+    """The newest poll of the current step (hidden when there is none)."""
+
+    DEFAULT_CSS = """
+    PollPanel { height: auto; max-height: 55%; padding: 0 1; border-top: solid $accent; }
+    PollPanel.-empty { display: none; }
+    """
+
+    def show(self, view: MeetingView) -> None:
+        poll = view.open_poll or view.latest_poll
+        self.set_class(poll is None, "-empty")
+        if poll is not None:
+            self.put(poll_text(poll))

@@ -1,0 +1,64 @@
+"""Ring-signature figures for ``relsec bench anon``: bLSAG sign and verify times.
+
+Rings of 5, 20 and 50 members (the room sizes relsec is built for), medians of
+several runs. The baseline, taken in the same runs, is one libsodium
+``crypto_scalarmult_ed25519_noclamp``: verifying costs about three of those and
+one base-point multiplication per member, so ``verify_scalarmults_per_member``
+says how much the Python around libsodium adds, whatever the machine's load.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from nacl import bindings
+
+from ..core import ring
+from ..core.identity import Identity
+from .common import median
+
+SIZES = (5, 20, 50)
+
+
+def scalarmult_us(repeat: int = 200) -> float:
+    """Microseconds for one variable-base noclamp multiplication (mean of ``repeat``)."""
+    point = Identity.from_seed(b"\x42" * 32).ring_key
+    scalar = Identity.from_seed(b"\x43" * 32).ring_secret
+    start = time.perf_counter()
+    for _ in range(repeat):
+        bindings.crypto_scalarmult_ed25519_noclamp(scalar, point)
+    return (time.perf_counter() - start) / repeat * 1e6
+
+
+def run(sizes: Sequence[int] = SIZES, runs: int = 7) -> dict[str, Any]:
+    people = [Identity.from_seed((i + 1).to_bytes(2, "little") * 16) for i in range(max(sizes))]
+    rings = {n: sorted(p.ring_key for p in people[:n]) for n in sizes}
+    event = b"\xa1" * 32
+    sign_ms: dict[int, list[float]] = {n: [] for n in sizes}
+    verify_ms: dict[int, list[float]] = {n: [] for n in sizes}
+    baseline: list[float] = []
+    for attempt in range(runs):
+        baseline.append(scalarmult_us())  # interleaved, so load hits both alike
+        for n in sizes:
+            signer = people[(attempt * 7) % n]  # a different ring position each run
+            message = f"round {attempt}: agree".encode()
+            start = time.perf_counter()
+            signature = ring.sign(message, rings[n], signer.ring_secret, event)
+            sign_ms[n].append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            ring.verify(message, rings[n], signature, event)
+            verify_ms[n].append((time.perf_counter() - start) * 1000)
+    base_us = median(baseline)
+    return {
+        "ring_sizes": list(sizes),
+        "runs": runs,
+        "ring_sign_ms": {str(n): round(median(sign_ms[n]), 2) for n in sizes},
+        "ring_verify_ms": {str(n): round(median(verify_ms[n]), 2) for n in sizes},
+        "signature_bytes": {str(n): ring.signature_size(n) for n in sizes},
+        "scalarmult_noclamp_us": round(base_us, 1),
+        "verify_scalarmults_per_member": {
+            str(n): round(median(verify_ms[n]) * 1000 / n / base_us, 2) for n in sizes
+        },
+    }

@@ -1,0 +1,431 @@
+"""``relsec demo``: a whole meeting on one machine, with simulated members.
+
+Rules of this file: the simulated members are real ``relsec peer`` processes
+on 127.0.0.1 that find each other by mDNS, driven through
+``relsec_p2p.peerproc``: they join by code, sign, encrypt and sync exactly as
+other laptops would, so the demo shows the real thing. The script is
+blocking (it waits on those processes) and runs in a thread; it never
+touches the UI, only posts lines of narration. Nothing is written to disk
+but the record ``--export`` asks for. The texts are our own, written for the
+scenario in the relational security material (a member who dominates
+meetings and holds the funder relationship).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .core.template import Template
+from .peerproc import PeerProcess
+from .templates import load_template
+
+if TYPE_CHECKING:
+    from .net.node import Node
+
+DEMO_TEMPLATE = "relational-security"
+CAST = ("Ana", "Bo", "Cyd")  # Ana starts the meeting and facilitates
+YOU = "You"
+JOIN_TIMEOUT_S = 30.0
+YOUR_VOTE_WAIT_S = 25.0
+
+# What the simulated members say, by step id: (speaker index, text, tag or None,
+# anonymous?). Steps not listed get a generic line for their kind.
+LINES: dict[str, list[tuple[int, str, str | None, bool]]] = {
+    "threats": [
+        (1, "One member talks for most of every meeting; others stop trying.", "internal", False),
+        (2, "Women and non-binary members come less and less often.", "internal", False),
+        (0, "Our only funder relationship sits with one person.", "external", False),
+        (1, "I have been asked for emotional support in work meetings and feel stuck.", None, True),
+    ],
+    "impacts": [
+        (2, "We lose the people the group exists to support.", None, False),
+        (0, "A project could swallow our money without the group agreeing to it.", None, False),
+        (1, "I am close to leaving and have not said so.", None, True),
+    ],
+    "options": [
+        (0, "Ask the member to step back from organising for a while, with support.", None, False),
+        (1, "Share the funder relationship between three people.", None, False),
+        (2, "Agree time limits and a rotating facilitator for meetings.", None, False),
+        (1, "Bring in an outside mediator we all trust.", None, True),
+    ],
+    "tradeoffs": [
+        (0, "Sharing the funder contact risks the relationship for a while.", "risk", False),
+        (2, "It also builds broader ties with the funder.", "benefit", False),
+        (1, "Time limits feel stiff at first but give quieter people room.", "benefit", False),
+    ],
+    "capacity": [
+        (2, "We already check in at the start of meetings: a strength.", "strength", False),
+        (0, "Decisions get made in side conversations: a weakness.", "weakness", False),
+        (1, "A local collective offered mediation last year.", "outside resource", False),
+    ],
+    "oppression": [
+        (1, "Asking women to absorb the strain repeats patriarchy inside our group.", None, False),
+        (2, "If the member who holds the funder contact is arrested, we lose it overnight.",
+         "the unexpected", False),
+    ],
+    "learnings": [
+        (0, "Name who holds which outside relationship, and share each one.", "prevention", False),
+        (2, "Rotate facilitation from the start.", "learning", False),
+        (1, "Say earlier when something feels wrong: it is easier anonymously.", None, True),
+    ],
+}  # fmt: skip
+PROPOSAL = (
+    "Share the funder relationship among three members, rotate facilitation with time "
+    "limits, and ask the member to step back for two months with support."
+)
+OUTCOME = "Consensus: start next week; Bo and Cyd join the funder call."
+GENERIC_TEXT = "Here is what I think about this, in a sentence or two."
+
+
+@dataclass
+class Demo:
+    """The simulated members and the script they follow."""
+
+    template_name: str = DEMO_TEMPLATE
+    pace: float = 2.0  # seconds between actions, so a newcomer can follow
+    interface: str = "127.0.0.1"
+    peers: list[PeerProcess] = field(default_factory=list)
+    code: str = ""
+    anonymous_ok: bool = True
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    # -- the processes -------------------------------------------------------------
+
+    def start(self) -> str:
+        """Start the simulated members; Ana starts the meeting. Returns the code."""
+        template = load_template(self.template_name)
+        with ThreadPoolExecutor(max_workers=len(CAST)) as pool:
+            started = list(pool.map(lambda _: PeerProcess(interface=self.interface), CAST))
+        with self._lock:
+            self.peers = started
+        if self._stop.is_set():
+            self.kill()
+            raise DemoStopped
+        answer = self.peers[0].ok(
+            cmd="start",
+            title="Demo: the funder relationship",
+            name=CAST[0],
+            agenda=template.agenda,
+            settings=template.settings,
+        )
+        self.code = str(answer["code"])
+        return self.code
+
+    def join_others(self) -> None:
+        with ThreadPoolExecutor(max_workers=len(CAST) - 1) as pool:
+            list(
+                pool.map(
+                    lambda i: self.peers[i].ok(
+                        cmd="join", code=self.code, name=CAST[i], timeout=JOIN_TIMEOUT_S
+                    ),
+                    range(1, len(CAST)),
+                )
+            )
+
+    def stop(self) -> None:
+        """Ask the simulated members to quit (they hold the meeting in memory only)."""
+        self._stop.set()
+        with self._lock:
+            peers = list(self.peers)
+        with ThreadPoolExecutor(max_workers=max(1, len(peers))) as pool:
+            list(pool.map(lambda p: p.close(), peers))
+
+    def kill(self) -> None:
+        """Panic: end the simulated members at once."""
+        self._stop.set()
+        with self._lock:
+            peers = list(self.peers)
+        for peer in peers:
+            with contextlib.suppress(Exception):
+                peer.proc.kill()
+
+    # -- the script ---------------------------------------------------------------
+
+    def _wait(self, seconds: float | None = None) -> None:
+        if self._stop.wait(self.pace if seconds is None else seconds):
+            raise DemoStopped
+
+    def _say(self, peer: int, **command: Any) -> dict[str, Any] | None:
+        if self._stop.is_set():
+            raise DemoStopped
+        answer = self.peers[peer].cmd(**command)
+        return None if answer.get("event") == "error" else answer
+
+    def _anonymous(self, peer: int, item: dict[str, Any]) -> bool:
+        """Send one anonymous item from a simulated member (False: not available)."""
+        if not self.anonymous_ok:
+            return False
+        wire = {k: v.hex() if isinstance(v, bytes) else v for k, v in item.items()}
+        if self._say(peer, cmd="anonymous", item=wire) is None:
+            self.anonymous_ok = False
+        return self.anonymous_ok
+
+    def _everyone_sees(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
+        """Wait until every simulated member's meeting satisfies ``predicate``:
+        a member acts on what its own laptop has received, as people do."""
+        for peer in self.peers:
+            if self._stop.is_set():
+                raise DemoStopped
+            peer.wait_state(predicate, timeout=JOIN_TIMEOUT_S)
+
+    def members(self) -> list[dict[str, Any]]:
+        state = self.peers[0].state()
+        return [m for m in state.get("members", []) if m.get("active")]
+
+    def wait_for_members(self, count: int, timeout: float = JOIN_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.members()) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the demo members never all joined")
+            self._wait(0.2)
+
+    def run_script(
+        self,
+        narrate: Callable[[str], None],
+        *,
+        you_vote: Callable[[str], None] | None = None,
+        you_present: bool = True,
+    ) -> None:
+        """Walk the agenda. ``you_vote(poll_hex)`` votes for the local seat
+        (headless); without it the script waits a while for a person's vote."""
+        template = load_template(self.template_name)
+        rng = random.Random(7)
+        for index, step in enumerate(template.steps):
+            self._say(0, cmd="open_step", step=index)
+            self._everyone_sees(lambda s, i=index: s["current"] == i)  # type: ignore[misc]
+            narrate(f"Ana opened step {index + 1}: {step.title}.")
+            self._wait()
+            if step.kind == "text":
+                self._text_step(index, step.id, step.mode, narrate)
+            elif step.kind == "rating":
+                self._rating_step(index, template, step.id, step.mode, rng, narrate)
+            else:
+                self._proposal_step(index, step.mode, narrate, you_vote, you_present)
+            self._wait()
+        if you_present and you_vote is None:
+            you = [m for m in self.members() if m.get("name") == YOU]
+            if you:
+                self._say(0, cmd="hand_over", to=you[0]["key"])
+                narrate("Ana handed facilitation to you: n moves on, t shows talk time.")
+        narrate("The demo meeting is over. Press ctrl+q to leave, or keep exploring.")
+
+    def _text_step(
+        self, index: int, step_id: str, mode: str, narrate: Callable[[str], None]
+    ) -> None:
+        lines = LINES.get(step_id) or [(1, GENERIC_TEXT, None, False)]
+        if len(lines) > 1:
+            self._say(1, cmd="raise_hand")
+            bo = self.peers[1].key
+            self.peers[0].wait_state(lambda s: bo in s["queue"], timeout=JOIN_TIMEOUT_S)
+            self._say(0, cmd="next_speaker")
+            narrate("Bo raised a hand; Ana gave Bo the floor.")
+        for who, text, tag, anonymous in lines:
+            self._wait()
+            if anonymous or mode == "anonymous":
+                if mode != "named" and self._anonymous(
+                    who, {"kind": "contrib", "step": index, "text": text}
+                ):
+                    narrate("Someone answered anonymously: it shows in the next round.")
+                continue
+            command: dict[str, Any] = {"cmd": "contribute", "step": index, "text": text}
+            if tag:
+                command["tag"] = tag
+            self._say(who, **command)
+        self._say(1, cmd="lower_hand")
+
+    def _rating_step(
+        self,
+        index: int,
+        template: Template,
+        step_id: str,
+        mode: str,
+        rng: random.Random,
+        narrate: Callable[[str], None],
+    ) -> None:
+        scale = template.steps[index].scale
+        for who in range(len(CAST)):
+            value = rng.randrange(len(scale))
+            if mode == "anonymous":
+                if not self._anonymous(
+                    who, {"kind": "rating", "step": index, "value": value, "ref": None}
+                ):
+                    narrate("Anonymous ratings are not available in this build; skipping.")
+                    return
+            else:
+                self._say(who, cmd="rate", step=index, value=value)
+            self._wait(self.pace / 2)
+        narrate("The simulated members rated; the spread shows once enough have answered.")
+
+    def _proposal_step(
+        self,
+        index: int,
+        mode: str,
+        narrate: Callable[[str], None],
+        you_vote: Callable[[str], None] | None,
+        you_present: bool,
+    ) -> None:
+        answer = self._say(1, cmd="propose", step=index, text=PROPOSAL)
+        if answer is None:
+            return
+        narrate("Bo proposed a way forward. Ana reads it aloud and opens a poll.")
+        self._wait()
+        self.peers[0].wait_state(lambda s: any(p["step"] == index for p in s["proposals"]))
+        proposal = self._proposal_id(index)
+        poll_answer = self._say(0, cmd="open_poll", proposal=proposal)
+        if poll_answer is None:
+            return
+        poll = self._poll_id(proposal)
+        self._everyone_sees(lambda s: any(p["id"] == poll for p in s["polls"]))
+        choices = ("agree", "concerns", "agree")
+        for who, choice in enumerate(choices):
+            self._wait(self.pace / 2)
+            if who == 1 and mode in ("anonymous", "both") and self.anonymous_ok:
+                if self._anonymous(
+                    who, {"kind": "vote", "poll": bytes.fromhex(poll), "choice": choice}
+                ):
+                    continue
+            if mode != "anonymous":
+                self._say(who, cmd="vote", poll=poll, choice=choice)
+        if you_vote is not None:
+            you_vote(poll)
+        elif you_present:
+            narrate(f"Your turn: press v to vote. The poll closes in {YOUR_VOTE_WAIT_S:.0f} s.")
+            self._wait_for_your_vote(poll)
+        self._wait()
+        # Everyone's vote in before the close (a person may not vote: then the three).
+        needed = len(CAST) + (1 if you_vote is not None else 0)
+        self.peers[0].wait_state(
+            lambda s: any(p["id"] == poll and sum(p["tally"].values()) >= needed
+                          for p in s["polls"]), timeout=JOIN_TIMEOUT_S)  # fmt: skip
+        self._say(0, cmd="close_poll", poll=poll)
+        narrate("Ana closed the poll; every laptop computed the same result.")
+        self._wait()
+        self._say(0, cmd="record_outcome", poll=poll, text=OUTCOME)
+
+    def _proposal_id(self, index: int) -> str:
+        for proposal in self.peers[0].state()["proposals"]:
+            if proposal["step"] == index:
+                return str(proposal["id"])
+        raise RuntimeError("the proposal did not arrive")
+
+    def _poll_id(self, proposal: str) -> str:
+        for poll in self.peers[0].state()["polls"]:
+            if poll["proposal"] == proposal:
+                return str(poll["id"])
+        raise RuntimeError("the poll did not open")
+
+    def _wait_for_your_vote(self, poll: str) -> None:
+        deadline = time.monotonic() + YOUR_VOTE_WAIT_S
+        while time.monotonic() < deadline:
+            you = {m["key"] for m in self.members() if m.get("name") == YOU}
+            state = self.peers[0].state()
+            for entry in state["polls"]:
+                if entry["id"] == poll and sum(entry["tally"].values()) >= len(CAST) + len(you):
+                    return
+            self._wait(0.5)
+
+
+class DemoStopped(Exception):
+    """The demo was stopped (quit or panic) while its script ran."""
+
+
+class DemoHost:
+    """Plugs a ``Demo`` into the app: start, join the local seat, narrate."""
+
+    def __init__(self, demo: Demo) -> None:
+        self.demo = demo
+
+    def run(self, post: Callable[[Any], object]) -> None:
+        from .app.messages import DemoCode, DemoNote
+
+        def narrate(text: str) -> None:
+            post(DemoNote(text))
+
+        try:
+            code = self.demo.start()
+            narrate("Three simulated members are here; joining you to their meeting...")
+            post(DemoCode(code))
+            self.demo.join_others()
+            self.demo.wait_for_members(len(CAST) + 1)
+            narrate("Everyone is in. Compare the safety number aloud (here: press k).")
+            self.demo._wait(self.demo.pace * 2)
+            self.demo.run_script(narrate)
+        except DemoStopped:
+            return
+        except (TimeoutError, RuntimeError) as exc:
+            narrate(f"The demo stopped: {exc}.")
+
+    def stop(self) -> None:
+        self.demo.stop()
+
+    def kill(self) -> None:
+        self.demo.kill()
+
+
+async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLATE) -> int:
+    """The same scripted meeting with no UI: a local node takes the seat a
+    person would, votes when asked, and the record is written at the end."""
+    from .core.session import Session
+    from .net.node import Node
+
+    node = Node(interfaces=["127.0.0.1"])
+    demo = Demo(template_name=template_name, pace=0.0)
+    await node.start()
+    loop = asyncio.get_running_loop()
+    try:
+        code = await asyncio.to_thread(demo.start)
+        await asyncio.gather(node.join(code, YOU, timeout=JOIN_TIMEOUT_S),
+                             asyncio.to_thread(demo.join_others))  # fmt: skip
+        await asyncio.to_thread(demo.wait_for_members, len(CAST) + 1)
+
+        def you_vote(poll: str) -> None:
+            done = threading.Event()
+
+            def vote() -> None:
+                try:
+                    node.act(lambda s: Session.vote(s, bytes.fromhex(poll), "agree"))
+                finally:
+                    done.set()
+
+            loop.call_soon_threadsafe(vote)
+            done.wait(10)
+
+        def narrate(text: str) -> None:
+            print(text, flush=True)
+
+        await asyncio.to_thread(demo.run_script, narrate, you_vote=you_vote)
+        if not await _settle(node, demo):
+            print("The meeting did not reach this laptop in full; the record may miss "
+                  "the last entries.", flush=True)  # fmt: skip
+        if export is not None:
+            if export.suffix.lower() == ".json":
+                node.export(json=export)
+            else:
+                node.export(markdown=export)
+            print(f"Wrote the meeting record to {export}.", flush=True)
+        return 0
+    finally:
+        await asyncio.to_thread(demo.stop)
+        await node.close()
+
+
+async def _settle(node: Node, demo: Demo, timeout: float = 15.0) -> bool:
+    """Wait until the local node holds what Ana holds (the record must be whole)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        theirs = await asyncio.to_thread(lambda: demo.peers[0].cmd(cmd="status"))
+        mine = node.session.digest().hex() if node.session is not None else ""
+        if theirs.get("digest") == mine:
+            return True
+        await asyncio.sleep(0.1)
+    return False

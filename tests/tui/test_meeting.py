@@ -1,0 +1,325 @@
+"""The meeting screen, driven from the keyboard with Pilot, against a real
+Node whose Session sits in an in-memory room of four."""
+
+from __future__ import annotations
+
+from conftest import (
+    ANON_ONLY,
+    NAMED_ONLY,
+    PROPOSAL,
+    RATING,
+    TEXT,
+    AnonymousNode,
+    Room,
+    in_meeting,
+    open_step,
+)
+from fakenet import IDENTITIES
+
+from relsec_p2p.app.app import RelsecApp
+from relsec_p2p.app.screens.dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog
+from relsec_p2p.app.screens.display import DisplayScreen
+from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
+from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.widgets.compose import ComposeBox
+from relsec_p2p.app.widgets.panels import PollPanel, RoomBar, RosterPanel
+
+SIZE = (100, 30)
+
+
+def bar_text(app: RelsecApp) -> str:
+    return str(app.screen.query_one(RoomBar)._shown)
+
+
+async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room) -> None:
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, MeetingScreen)
+        assert room.node is not None
+        bar = bar_text(app)
+        assert "4 members" in bar
+        assert room.node.safety_number() in bar
+        assert "compare" not in bar or "safety number aloud" in bar
+        prompt = str(screen.query_one("#prompt")._shown)  # type: ignore[attr-defined]
+        assert "Describe each threat on its own." in prompt  # the prompt in full
+        agenda = str(screen.query_one("#agenda")._shown)  # type: ignore[attr-defined]
+        assert "> 1. Threats" in agenda and "5. Unsaid" in agenda
+        roster = str(screen.query_one(RosterPanel)._shown)
+        assert "Ana (you) - facilitates" in roster and "Bo" in roster
+
+
+async def test_named_contribution_typed_goes_to_the_room_with_its_author(room: Room) -> None:
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press(*"We depend on one funder", "enter")  # the box has the focus
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MeetingScreen)
+        assert "Ana: We depend on one funder" in screen.log_text()
+        assert screen.query_one(ComposeBox).input.value == ""
+        room.settle(app)
+        theirs = room.session(2).state.contributions
+        assert [(c.text, c.author) for c in theirs] == [
+            ("We depend on one funder", IDENTITIES[0].key)
+        ]
+        # Another member answers: it appears here, under its author.
+        room.session(1).contribute(TEXT, "Meetings run long")
+        room.settle(app)
+        await pilot.pause()
+        assert "Bo: Meetings run long" in screen.log_text()
+
+
+async def test_text_from_the_network_is_shown_as_text_never_markup() -> None:
+    room = Room(members=1)
+    hostile = "[@click=app.quit]Eve[/] \u202eevil\x1b[2J"
+    room.session(0).add_member(IDENTITIES[5].key, IDENTITIES[5].ring_key, "[b]Eve[/b]")
+    room.session(0).open_step(TEXT)
+    room.session(0).contribute(TEXT, hostile)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, MeetingScreen)
+        log = screen.log_text()
+        assert "[@click=app.quit]Eve[/] \ufffdevil\ufffd[2J" in log  # literal, overrides gone
+        assert "[b]Eve[/b]" in str(screen.query_one(RosterPanel)._shown)
+        assert app.is_running
+
+
+async def test_compose_offers_only_the_modes_the_prompt_allows(room: Room) -> None:
+    open_step(room, NAMED_ONLY)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        compose = app.screen.query_one(ComposeBox)
+        assert compose.can_write and not compose.anonymous
+        await pilot.press("ctrl+t")
+        assert not compose.anonymous  # named only: the switch refuses
+        room.session(0).open_step(ANON_ONLY)
+        room.settle(app)
+        await pilot.pause()
+        # No anonymous rounds on this node: an anonymous-only prompt cannot be answered.
+        assert not compose.can_write and compose.input.disabled
+
+
+async def test_anonymous_mode_sends_to_the_round_and_counts_characters() -> None:
+    room = Room(node_class=AnonymousNode)
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        node = room.node
+        assert isinstance(node, AnonymousNode)
+        compose = app.screen.query_one(ComposeBox)
+        assert not compose.anonymous  # a "both" prompt starts named
+        await pilot.press("ctrl+t")
+        assert compose.anonymous
+        await pilot.press(*"too much")
+        assert compose.remaining() == AnonymousNode.capacity - len("too much")
+        await pilot.press(*(" x" * 20), "enter")
+        assert node.submitted == []  # over the slot: refused, text kept
+        assert compose.input.value.startswith("too much")
+        compose.input.value = ""
+        await pilot.press(*"I feel unheard", "enter")
+        assert node.submitted == [{"kind": "contrib", "step": TEXT, "text": "I feel unheard"}]
+        assert room.session(0).state.contributions == []  # nothing named was written
+        await pilot.press("escape", "p")
+        assert node.submitted[-1] == {"kind": "pause"}
+        # A new prompt starts in its first mode again: never anonymous by accident.
+        room.session(0).open_step(NAMED_ONLY)
+        room.settle(app)
+        await pilot.pause()
+        assert not compose.anonymous
+
+
+async def test_hand_goes_up_and_down(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "h")
+        await pilot.pause()
+        me = IDENTITIES[0].key
+        assert room.session(0).state.queue.waiting == [me]
+        assert "hand up" in str(app.screen.query_one(RosterPanel)._shown)
+        await pilot.press("s")  # the facilitator gives the floor
+        await pilot.pause()
+        assert room.session(0).state.queue.speaker == me
+        await pilot.press("h")  # done speaking
+        await pilot.pause()
+        assert room.session(0).state.queue.speaker is None
+
+
+async def test_facilitator_moves_the_agenda_and_others_cannot(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "n", "n", "n")
+        assert room.session(0).state.current == 2
+        await pilot.press("b")
+        assert room.session(0).state.current == 1
+    room.settle(app)
+    other = Room(seat=1)
+    other.session(0).open_step(TEXT)
+    other.net.settle()
+    app = RelsecApp(other.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "n", "o", "x", "f")
+        assert other.session(1).state.current == TEXT
+        assert not isinstance(app.screen, ChoiceDialog)
+        footer_keys = {b.binding.key for b in app.screen.active_bindings.values()}
+        assert "n" not in footer_keys and "h" in footer_keys
+
+
+async def test_poll_named_votes_live_result_and_rule(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        room.session(0).open_step(PROPOSAL)
+        room.settle(app)
+        await pilot.pause()
+        await pilot.press("c", *"Share the funder contact", "enter", "escape", "o")
+        await pilot.pause()
+        state = room.session(0).state
+        assert len(state.polls) == 1
+        poll = next(iter(state.polls.values()))
+        room.net.settle()
+        await pilot.press("v")
+        assert isinstance(app.screen, ModeChoiceDialog)
+        await pilot.press("1")  # agree
+        await pilot.pause()
+        panel = app.screen.query_one(PollPanel)
+        assert "agree 1" in str(panel._shown) and "1 of 4 voted" in str(panel._shown)
+        room.session(1).vote(poll.id, "concerns")
+        room.session(2).vote(poll.id, "agree")
+        room.settle(app)
+        await pilot.pause()
+        assert "concerns 1" in str(panel._shown)
+        await pilot.press("x")
+        room.settle(app)
+        await pilot.pause()
+        shown = str(panel._shown)
+        assert "Result: CONSENSUS" in shown
+        assert "Rule: blocked if any block" in shown
+        await pilot.press("w", *"Start next week", "enter")
+        room.settle(app)
+        await pilot.pause()
+        assert "Recorded outcome: Start next week" in str(panel._shown)
+        assert all(s.state.polls[poll.id].outcome == "Start next week" for s in room.net)
+
+
+async def test_a_block_shows_blocked(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        room.session(0).open_step(PROPOSAL)
+        proposal = room.session(0).propose(PROPOSAL, "Remove the member at once")
+        poll = room.session(0).open_poll(proposal.hash)
+        room.net.settle()
+        for i, choice in enumerate(["agree", "agree", "block", "agree"]):
+            room.session(i).vote(poll.hash, choice)
+        room.net.settle()
+        room.session(0).close_poll(poll.hash)
+        room.settle(app)
+        await pilot.pause()
+        assert "Result: BLOCKED" in str(app.screen.query_one(PollPanel)._shown)
+
+
+async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
+    open_step(room, RATING)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("r")
+        assert isinstance(app.screen, ModeChoiceDialog)
+        await pilot.press("3")
+        await pilot.pause()
+        assert room.session(0).state.ratings == {(RATING, None, IDENTITIES[0].key): 2}
+
+
+async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "t")
+        assert isinstance(app.screen, TalkTimeDialog)
+        await pilot.press("escape", "f")
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("2")  # the second other member: Cy
+        await pilot.pause()
+        assert room.session(0).state.facilitator == IDENTITIES[2].key
+        assert "Cy - facilitates" in str(app.screen.query_one(RosterPanel)._shown)
+
+
+async def test_safety_number_reminder_until_compared_and_again_on_change(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        bar = app.screen.query_one(RoomBar)
+        assert bar.has_class("-changed") and "count heads" in bar_text(app)
+        await pilot.press("escape", "k")
+        assert not bar.has_class("-changed")
+        before = room.node.safety_number() if room.node else ""
+        room.net.join(IDENTITIES[6], "Gu", sponsor=room.session(0))
+        room.settle(app)
+        await pilot.pause()
+        assert room.node is not None and room.node.safety_number() != before
+        assert bar.has_class("-changed") and "5 members" in bar_text(app)
+
+
+async def test_room_display_is_read_only_and_shows_the_room(room: Room) -> None:
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "d")
+        assert isinstance(app.screen, DisplayScreen)
+        await pilot.press("c", "h", "n")  # nothing here acts on the meeting
+        assert room.session(0).state.current == TEXT
+        assert room.session(0).state.queue.waiting == []
+        assert room.node is not None
+        digits = app.screen.query_one("#display-number")
+        assert digits.value == room.node.safety_number()  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        assert isinstance(app.screen, MeetingScreen)
+
+
+async def test_help_lists_every_key_and_the_palette_every_action(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        screen = app.screen
+        titles = {command.title for command in app.get_system_commands(screen)}
+        for binding in bindings_of(MeetingScreen.BINDINGS):
+            assert binding.description in titles, binding.description
+        assert "Screenshot" not in titles  # it would write the screen to a file
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.text().plain
+        for table in (RelsecApp.BINDINGS, MeetingScreen.BINDINGS, DisplayScreen.BINDINGS):
+            for binding in bindings_of(table):
+                if binding.description:
+                    assert binding.description in text
+                    assert key_label(binding) in text
+
+
+async def test_panic_blanks_drops_the_meeting_and_exits(room: Room, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.chdir(tmp_path)
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press(*"half a sentence")
+        node = room.node
+        assert node is not None and node.session is not None
+        await pilot.press("f12")
+        assert app.meeting is None and app.view is None
+        assert node.session is None and node.links == {}
+        await pilot.pause(0.5)
+    assert app.return_value == 3
+    assert list(tmp_path.iterdir()) == []  # nothing written

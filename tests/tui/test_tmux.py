@@ -1,0 +1,123 @@
+"""End to end in a real terminal: two real ``relsec`` processes in tmux on
+loopback. One starts a meeting; the other joins with the code typed at the
+keyboard; a poll is opened, both vote, both screens show consensus."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from relsec_p2p.net.node import Node
+
+pytestmark = [
+    pytest.mark.tmux,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed"),
+]
+CODE = re.compile(r"\b(\d\d-[a-z]+-[a-z]+-[a-z]+)\b")
+WAY_STEP = 9  # "The way forward" is step 9 of the relational security template
+
+
+class Terminal:
+    """One tmux session on a private server, running one ``relsec``."""
+
+    def __init__(self, server: str, name: str) -> None:
+        self.server, self.name = server, name
+        command = f"{sys.executable} -m relsec_p2p --interface 127.0.0.1"
+        self.tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
+        # Escape then a letter must stay two keys, not become alt+letter.
+        self.tmux("set-option", "-s", "escape-time", "0")
+
+    def tmux(self, *args: str) -> str:
+        result = subprocess.run(
+            ["tmux", "-L", self.server, *args], capture_output=True, text=True, check=True
+        )
+        return result.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-t", self.name, "-p")
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", self.name, "-l", text)
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", self.name, key)
+            # Textual waits briefly after Escape to tell it from an escape sequence.
+            time.sleep(0.3 if key == "Escape" else 0.05)
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name} never showed {text!r}; screen:\n{screen}")
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def terminals() -> Iterator[tuple[Terminal, Terminal]]:
+    server = f"relsec-test-{os.getpid()}"
+    try:
+        yield Terminal(server, "ana"), Terminal(server, "bo")
+    finally:
+        subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, check=False)
+
+
+def start_and_join(ana: Terminal, bo: Terminal) -> None:
+    ana.wait_for("Your name here")
+    ana.type("Ana")
+    ana.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # name, code, join, nearby, process: title
+    ana.type("Our funder question")
+    ana.keys("Enter")
+    code = CODE.search(ana.wait_for("Join code:")).group(1)  # type: ignore[union-attr]
+    bo.wait_for("Your name here")
+    bo.type("Bo")
+    bo.keys("Tab")
+    bo.type(code)
+    bo.keys("Enter")
+    bo.wait_for("2 members")
+    ana.wait_for("2 members")
+
+
+def test_start_join_poll_and_consensus_in_two_real_terminals(terminals) -> None:  # type: ignore[no-untyped-def]
+    ana, bo = terminals
+    start_and_join(ana, bo)
+    ana.keys("Escape", *["n"] * WAY_STEP)
+    ana.wait_for(f"Step {WAY_STEP} of 10: The way forward")
+    bo.wait_for(f"Step {WAY_STEP} of 10: The way forward")
+    ana.keys("c")
+    ana.type("Share the funder contact among three of us")
+    ana.keys("Enter", "Escape", "o")
+    ana.wait_for("Poll open")
+    bo.wait_for("Poll open")
+    ana.keys("v", "1")
+    bo.keys("Escape", "v", "1")
+    ana.wait_for("2 of 2 voted")
+    ana.keys("x")
+    assert "Result: CONSENSUS" in ana.wait_for("CONSENSUS")
+    assert "Result: CONSENSUS" in bo.wait_for("CONSENSUS")
+
+
+def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type: ignore[no-untyped-def]
+    if not callable(getattr(Node, "submit_anonymous", None)):
+        pytest.skip("anonymous rounds are not in Node yet (Node.submit_anonymous)")
+    ana, bo = terminals
+    start_and_join(ana, bo)
+    ana.keys("Escape", "n")  # step 1, threats: named or anonymous
+    bo.wait_for("Step 1 of 10")
+    bo.keys("Escape", "c", "C-t")
+    bo.wait_for("anonymous")
+    bo.type("I am afraid to say this aloud")
+    bo.keys("Enter")
+    screen = ana.wait_for("I am afraid to say this aloud", timeout=60)
+    assert "Bo: I am afraid" not in screen
+    assert "members," in screen and "slots" in screen  # the round's count

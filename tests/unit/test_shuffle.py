@@ -1,0 +1,494 @@
+"""The sans-IO shuffle round (core/shuffle.py) on in-memory members.
+
+Adversaries are modified clients: subclasses of ``Round`` that override one
+honest step (how to shuffle, what to submit, what to say at GO). Every
+adversarial test checks the same two things: nothing is released (no inner
+key leaves any laptop) and every honest member names the culprit.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fakenet import IDENTITIES, MID
+from nacl import bindings
+
+from relsec_p2p.core.codec import pack
+from relsec_p2p.core.errors import MalformedFrame
+from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.shuffle import (
+    ANON_CONTEXT,
+    MAX_PARTICIPANTS,
+    Aborted,
+    BadRoundMessage,
+    Blamed,
+    Phase,
+    Released,
+    Round,
+    RoundStart,
+    _open,
+    _seal,
+    onion_size,
+    pad,
+    release_digest,
+    seal_to_all,
+    statement,
+    unpad,
+    verify_statement,
+)
+
+SLOT = 256
+TIMEOUT = 1000
+
+
+class RoundNet:
+    """N members running one round; messages delivered FIFO, every one recorded."""
+
+    def __init__(
+        self,
+        n: int = 4,
+        *,
+        payloads: list[bytes] | None = None,
+        adversaries: dict[int, type[Round]] | None = None,
+        identities: list[Identity] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        chosen = identities or IDENTITIES[:n]
+        self.ids = sorted(chosen, key=lambda i: i.key)
+        self.keys = [i.key for i in self.ids]
+        self.start = RoundStart.new(MID, 1, self.keys)
+        payloads = payloads or [f"item {k}".encode() for k in range(n)]
+        self.payloads = payloads
+        adversaries = adversaries or {}
+        self.now = 0
+        self.rounds: dict[bytes, Round] = {}
+        for k, identity in enumerate(self.ids):
+            cls = adversaries.get(k, Round)
+            self.rounds[identity.key] = cls(
+                identity, self.start, pad(payloads[k], SLOT), now_ms=0, timeout_ms=TIMEOUT, rng=rng
+            )
+        self.queue: list[tuple[bytes, bytes, dict[str, Any]]] = []
+        self.sent: list[tuple[bytes, bytes, dict[str, Any]]] = []
+        self.silenced: set[bytes] = set()
+        self.errors: list[Exception] = []
+
+    def __getitem__(self, k: int) -> Round:
+        return self.rounds[self.keys[k]]
+
+    def post(self, src: bytes, sends: list[tuple[bytes, dict[str, Any]]]) -> None:
+        for dst, message in sends:
+            self.sent.append((src, dst, message))
+            if src not in self.silenced:
+                self.queue.append((src, dst, message))
+
+    def begin(self) -> None:
+        for key, round_ in self.rounds.items():
+            self.post(key, round_.begin())
+
+    def pump(self, until: Callable[[], bool] | None = None) -> None:
+        while self.queue:
+            if until is not None and until():
+                return
+            src, dst, message = self.queue.pop(0)
+            if dst in self.silenced:
+                continue
+            try:
+                sends = self.rounds[dst].receive(src, message, self.now)
+            except (BadRoundMessage, MalformedFrame) as error:
+                self.errors.append(error)
+                continue
+            self.post(dst, sends)
+
+    def run(self) -> None:
+        self.begin()
+        self.pump()
+
+    def expire(self) -> None:
+        """Let every deadline pass (repeatedly: blame has a deadline too)."""
+        for _ in range(4):
+            self.now += TIMEOUT + 1
+            for key, round_ in self.rounds.items():
+                if key not in self.silenced:
+                    self.post(key, round_.tick(self.now))
+            self.pump()
+
+    def honest(self, *bad: int) -> list[Round]:
+        return [self[k] for k in range(len(self.keys)) if k not in bad]
+
+    def kinds_sent(self, kind: str) -> list[tuple[bytes, dict[str, Any]]]:
+        return [(src, m) for src, _, m in self.sent if m["t"] == kind]
+
+
+def assert_nothing_released(net: RoundNet) -> None:
+    assert net.kinds_sent("anon.reveal") == []  # no inner key ever left a laptop
+    assert not any(isinstance(r.outcome, Released) for r in net.rounds.values())
+    assert all(r.opened is None for r in net.rounds.values())
+
+
+def assert_one_key_each(net: RoundNet) -> None:
+    """No member sent both its inner key and its outer key (they would link)."""
+    inner = {src for src, m in net.kinds_sent("anon.reveal")}
+    outer = {src for src, m in net.kinds_sent("anon.blame") if m["s"] is not None}
+    assert not inner & outer
+
+
+# --- honest rounds ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n", [3, 5, 8])
+def test_honest_round_releases_the_same_items_everywhere(n: int) -> None:
+    payloads = [f"said by {k}".encode() if k % 2 else b"" for k in range(n)]
+    net = RoundNet(n, payloads=payloads)
+    net.run()
+    outcomes = [r.outcome for r in net.rounds.values()]
+    assert all(isinstance(o, Released) for o in outcomes)
+    assert len({(o.items, o.certificate) for o in outcomes if isinstance(o, Released)}) == 1
+    first = outcomes[0]
+    assert isinstance(first, Released)
+    assert sorted(first.items) == sorted(p for p in payloads if p)  # dummies dropped
+    assert first.undecodable == 0
+    # The certificate: every participant signed the release of exactly these ids.
+    body = statement("release", MID, net.start.rid, release_digest(first.ids))
+    for key, signature in zip(net.keys, first.certificate, strict=True):
+        assert verify_statement(key, body, signature)
+    assert net.errors == []
+    assert_one_key_each(net)
+
+
+def test_round_with_only_dummies_releases_nothing_but_succeeds() -> None:
+    net = RoundNet(3, payloads=[b"", b"", b""])
+    net.run()
+    assert all(
+        isinstance(r.outcome, Released) and r.outcome.items == () for r in net.rounds.values()
+    )
+
+
+def test_release_holds_no_trace_of_order_or_sender() -> None:
+    net = RoundNet(4)
+    net.run()
+    outcome = net[0].outcome
+    assert isinstance(outcome, Released)
+    assert list(outcome.ids) == sorted(outcome.ids)  # sorted by id, not by sender
+
+
+def test_outer_secrets_never_leave_a_laptop_in_a_released_round() -> None:
+    net = RoundNet(4)
+    secrets = {r.me: r._outer_secret for r in net.rounds.values()}
+    net.run()
+    wire = b"".join(pack(m) for _, _, m in net.sent)
+    for secret in secrets.values():
+        assert secret not in wire
+
+
+# --- adversarial shufflers -----------------------------------------------------------------
+
+
+def _shuffler(action: str, victim: int = 0) -> type[Round]:
+    class Cheat(Round):
+        def _permute(self, items: list[bytes]) -> list[bytes]:
+            items = super()._permute(items)
+            if action == "drop":
+                return items[1:]
+            if action == "duplicate":
+                items[victim] = items[(victim + 1) % len(items)]
+            elif action == "replace":
+                # A well-formed item of the cheater's own, sealed for the hops
+                # still to come: it passes every hop and only its owner's GO
+                # check can notice the missing item.
+                extra = seal_to_all(pad(b"planted", self.slot), [k[0] for k in self._ordered()])
+                for peer in reversed(self.parts[self.index + 1 :]):
+                    extra = _seal(extra, self.keys[peer][1])
+                items[victim] = extra
+            return items
+
+        def _ordered(self) -> list[tuple[bytes, bytes, bytes]]:
+            return [self.keys[p] for p in self.parts]
+
+    return Cheat
+
+
+@pytest.mark.parametrize("action", ["drop", "duplicate", "replace"])
+@pytest.mark.parametrize("position", [0, 2, 4])
+def test_cheating_shuffler_is_caught_and_nothing_is_released(action: str, position: int) -> None:
+    net = RoundNet(5, adversaries={position: _shuffler(action)})
+    net.run()
+    net.expire()
+    assert_nothing_released(net)
+    assert_one_key_each(net)
+    cheat = net.keys[position]
+    for honest in net.honest(position):
+        assert isinstance(honest.outcome, Blamed), honest.outcome
+        assert set(honest.outcome.culprits) == {cheat}, honest.outcome
+        assert "dropped, replaced or duplicated" in honest.outcome.culprits[cheat]
+
+
+def test_false_no_go_is_named() -> None:
+    class Liar(Round):
+        def _go_verdict(self, final: list[bytes]) -> bool:
+            return False
+
+    net = RoundNet(4, adversaries={1: Liar})
+    net.run()
+    net.expire()
+    assert_nothing_released(net)
+    for honest in net.honest(1):
+        assert isinstance(honest.outcome, Blamed)
+        assert honest.outcome.culprits == {net.keys[1]: "said NO-GO with no cause"}
+
+
+@pytest.mark.parametrize("layer", [0, 1, 3])
+def test_garbage_layer_is_traced_to_its_signer(layer: int) -> None:
+    class Garbage(Round):
+        def _build_onion(self) -> tuple[bytes, bytes]:
+            inner, _ = super()._build_onion()
+            onion = inner
+            for peer in reversed(self.parts[layer + 1 :]):
+                onion = _seal(onion, self.keys[peer][1])
+            onion = os.urandom(len(onion) + 48)  # what hop ``layer`` cannot open
+            for peer in reversed(self.parts[:layer]):
+                onion = _seal(onion, self.keys[peer][1])
+            return inner, onion
+
+    net = RoundNet(4, adversaries={2: Garbage})
+    net.run()
+    net.expire()
+    assert_nothing_released(net)
+    for honest in net.honest(2):
+        assert isinstance(honest.outcome, Blamed)
+        assert honest.outcome.culprits == {net.keys[2]: "submitted a slot that does not decrypt"}
+
+
+def test_equivocating_key_announcement_is_named() -> None:
+    """Different per-round keys to different members (to tell their slots
+    apart later): the transcripts differ, nobody releases, the two signed
+    announcements convict."""
+
+    class TwoFaced(Round):
+        def begin(self) -> list[tuple[bytes, dict[str, Any]]]:
+            sends = super().begin()
+            other_inner = bindings.crypto_box_keypair()[0]
+            signature = self._sign("keys", other_inner, self._outer_public)
+            victim = next(p for p in self.parts if p != self.me)
+            forged = self._message("anon.keys", i=other_inner, o=self._outer_public, g=signature)
+            return [(p, forged if p == victim else m) for p, m in sends]
+
+    net = RoundNet(4, adversaries={0: TwoFaced})
+    net.run()
+    net.expire()
+    assert_nothing_released(net)
+    for honest in net.honest(0):
+        assert isinstance(honest.outcome, Blamed)
+        assert net.keys[0] in honest.outcome.culprits
+        assert all(key == net.keys[0] for key in honest.outcome.culprits)
+
+
+def test_member_vanishing_mid_round_aborts_and_leaks_nothing() -> None:
+    net = RoundNet(4)
+    net.begin()
+    gone = net.keys[2]
+    # It announces keys and submits, then its laptop disappears.
+    net.pump(until=lambda: net[2].phase is Phase.SHUFFLE)
+    net.silenced.add(gone)
+    net.pump()
+    net.expire()
+    assert_nothing_released(net)
+    for honest in net.honest(2):
+        assert isinstance(honest.outcome, Aborted)
+        assert gone in honest.outcome.missing
+        assert honest._inner_secret == b"" and honest._outer_secret == b""  # keys died
+
+
+@pytest.mark.parametrize("withheld", ["anon.keys", "anon.submit", "anon.hop", "anon.go"])
+def test_member_who_withholds_a_message_is_named_missing(withheld: str) -> None:
+    class Withholder(Round):
+        def _advance(self) -> list[tuple[bytes, dict[str, Any]]]:
+            return [(p, m) for p, m in super()._advance() if m["t"] != withheld]
+
+        def begin(self) -> list[tuple[bytes, dict[str, Any]]]:
+            return [(p, m) for p, m in super().begin() if m["t"] != withheld]
+
+    net = RoundNet(4, adversaries={1: Withholder})
+    net.run()
+    net.expire()
+    assert_nothing_released(net)
+    for honest in net.honest(1):
+        assert isinstance(honest.outcome, Aborted), honest.outcome
+        assert honest.outcome.missing == (net.keys[1],)
+
+
+def test_vanishing_after_keys_are_out_releases_nothing_to_the_log() -> None:
+    """A member who sends its inner key and its ack never arrives: no
+    certificate, so no release can be logged (the items were opened by the
+    laptops that had every key, but their senders stay unknown)."""
+    net = RoundNet(4)
+    net.begin()
+    net.pump(until=lambda: net[1].phase is Phase.ACK)
+    net.silenced.add(net.keys[1])
+    net.pump()
+    net.expire()
+    for honest in net.honest(1):
+        assert isinstance(honest.outcome, Aborted)
+
+
+# --- messages from outside or malformed -----------------------------------------------------
+
+
+def test_stranger_and_forged_messages_are_refused() -> None:
+    net = RoundNet(3)
+    net.begin()
+    src, dst, keys = next((s, d, m) for s, d, m in net.sent if s == net.keys[1])
+    receiver = net.rounds[dst]
+    with pytest.raises(BadRoundMessage):
+        receiver.receive(os.urandom(32), keys, 0)  # not a participant
+    with pytest.raises(BadRoundMessage):
+        receiver.receive(src, {**keys, "g": bytes(64)}, 0)  # forged signature
+    with pytest.raises(MalformedFrame):
+        receiver.receive(src, {**keys, "extra": 1}, 0)
+    with pytest.raises(MalformedFrame):
+        receiver.receive(src, {**keys, "i": b"short"}, 0)
+    assert src not in receiver.keys  # none of it was taken
+
+
+def test_low_order_round_key_is_refused() -> None:
+    net = RoundNet(3)
+    sender = net.ids[1]
+    rid = net.start.rid
+    low = bytes(32)
+    signature = sender.sign(ANON_CONTEXT, statement("keys", MID, rid, low, low))
+    message = {"t": "anon.keys", "mid": MID, "r": rid, "i": low, "o": low, "g": signature}
+    with pytest.raises(BadRoundMessage):
+        net[0].receive(sender.key, message, 0)
+
+
+def test_round_start_checks_leader_signature_and_order() -> None:
+    ids = sorted(IDENTITIES[:3], key=lambda i: i.key)
+    start = RoundStart.new(MID, 2, [i.key for i in ids])
+    message = start.message(ids[0])
+    assert RoundStart.from_message(ids[0].key, message).rid == start.rid
+    with pytest.raises(BadRoundMessage):
+        RoundStart.from_message(ids[1].key, message)  # not the first participant
+    with pytest.raises(BadRoundMessage):
+        RoundStart.from_message(ids[0].key, {**message, "ep": 3})  # signature covers it
+    with pytest.raises(BadRoundMessage):
+        RoundStart.from_message(ids[0].key, {**message, "p": list(reversed(message["p"]))})
+    with pytest.raises(BadRoundMessage):
+        RoundStart.from_message(ids[0].key, {**message, "p": message["p"][:2]})  # too few
+    too_many = [os.urandom(32) for _ in range(MAX_PARTICIPANTS + 1)]
+    with pytest.raises(BadRoundMessage):
+        RoundStart.from_message(ids[0].key, {**message, "p": sorted(too_many)})
+
+
+# --- what the wire shows ----------------------------------------------------------------------
+
+
+def test_every_submission_has_the_same_size() -> None:
+    net = RoundNet(5, payloads=[b"", b"x" * 200, b"", b"short", b"y"])
+    net.run()
+    sizes = {len(pack(m)) for _, m in net.kinds_sent("anon.submit")}
+    assert len(sizes) == 1
+    assert {len(m["o"]) for _, m in net.kinds_sent("anon.submit")} == {onion_size(SLOT, 5)}
+
+
+def _traffic(payload: bytes, position: int) -> list[tuple[bytes, str, int]]:
+    payloads = [b"other"] * 4
+    payloads[position] = payload
+    net = RoundNet(4, payloads=payloads)
+    net.run()
+    me = net.keys[position]
+    return [(dst, m["t"], len(pack(m))) for src, dst, m in net.sent if src == me]
+
+
+def test_silent_member_sends_exactly_what_a_speaking_one_sends() -> None:
+    for position in range(4):
+        assert _traffic(b"", position) == _traffic(b"I have something to say", position)
+
+
+# --- unlinkability ------------------------------------------------------------------------------
+
+# chi-square critical values at p = 1e-4 for 5 degrees of freedom (3! - 1).
+CHI2_5_P1E4 = 25.74
+
+
+def _final_order(net: RoundNet) -> tuple[int, ...]:
+    final = net[0].batches[net[0].n]
+    return tuple(next(k for k in range(3) if net[k]._my_inner == item) for item in final)
+
+
+def _chi_square(counts: Counter[tuple[int, ...]], rounds: int) -> float:
+    expected = rounds / 6
+    return sum(
+        (counts.get(p, 0) - expected) ** 2 / expected for p in itertools.permutations(range(3))
+    )
+
+
+def test_output_order_is_a_uniform_permutation() -> None:
+    rounds = 300
+    counts: Counter[tuple[int, ...]] = Counter()
+    for _ in range(rounds):
+        net = RoundNet(3)  # the real random source
+        net.run()
+        counts[_final_order(net)] += 1
+    assert _chi_square(counts, rounds) < CHI2_5_P1E4, counts
+
+
+def test_one_honest_shuffler_is_enough_for_a_uniform_order() -> None:
+    """Two curious members keep the order they received (so they know their
+    own permutation): the one honest hop still makes the output uniform."""
+
+    class Keeper(Round):
+        def _permute(self, items: list[bytes]) -> list[bytes]:
+            return items
+
+    rounds = 300
+    counts: Counter[tuple[int, ...]] = Counter()
+    for _ in range(rounds):
+        net = RoundNet(3, adversaries={0: Keeper, 2: Keeper})
+        net.run()
+        counts[_final_order(net)] += 1
+    assert _chi_square(counts, rounds) < CHI2_5_P1E4, counts
+    # And the check can fail: with no honest shuffler the order is fixed.
+    fixed = RoundNet(3, adversaries={0: Keeper, 1: Keeper, 2: Keeper})
+    fixed.run()
+    assert _final_order(fixed) == (0, 1, 2)
+
+
+def test_a_members_own_transcript_does_not_link_another_slot() -> None:
+    """Member 2 (a hop in the middle) holds everything it received, its own
+    keys and, after the release, every inner key. The only link between a
+    submission and the final batch is each hop's permutation under that hop's
+    outer key, and no other member's outer key or permutation reaches it."""
+    net = RoundNet(4)
+    others_outer = {r.me: r._outer_secret for r in net.rounds.values() if r.me != net.keys[2]}
+    net.run()
+    me = net[2]
+    received = b"".join(pack(m) for _, dst, m in net.sent if dst == me.me)
+    assert not any(secret in received for secret in others_outer.values())
+    # What member 2 can open with its own outer key is only its own input batch:
+    # no item of any other batch it holds, no submission past hop 1.
+    assert me.index in me.batches and len(me.batches) == 4  # submissions, in, out, final
+    for hop, batch in me.batches.items():
+        opened = [_open(x, me._outer_public, me._outer_secret) for x in batch]
+        if hop == me.index:
+            assert None not in opened  # its own layer, on its own input
+        else:
+            assert opened == [None] * len(batch), hop
+    assert isinstance(me.outcome, Released)
+
+
+# --- slot framing --------------------------------------------------------------------------------
+
+
+def test_pad_and_unpad() -> None:
+    assert unpad(pad(b"hello", 64)) == b"hello"
+    assert unpad(pad(b"", 64)) == b""  # a dummy
+    assert len(pad(b"x", 64)) == 64
+    assert unpad(b"\x00\x05abc") is None  # says 5, holds 3
+    assert unpad(pad(b"hi", 16)[:-1] + b"\x01") is None  # junk after the content
+    with pytest.raises(Exception, match="does not fit"):
+        pad(b"x" * 63, 64)
