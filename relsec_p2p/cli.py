@@ -278,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relsec",
         description="Peer-to-peer meetings for one room on a shared LAN: signed, encrypted, "
-        "with anonymous contributions and consensus votes. No server.",
+        "with anonymous contributions and consensus votes. No server. "
+        "With no command, relsec opens the app (the lobby).",
     )
     parser.add_argument("--version", action="version", version=f"relsec {__version__}")
     _add_network_options(parser)  # for the app itself: ``relsec`` with no command

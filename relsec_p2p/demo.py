@@ -95,7 +95,6 @@ class Demo:
     interface: str = "127.0.0.1"
     peers: list[PeerProcess] = field(default_factory=list)
     code: str = ""
-    anonymous_ok: bool = True
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -162,13 +161,9 @@ class Demo:
         return None if answer.get("event") == "error" else answer
 
     def _anonymous(self, peer: int, item: dict[str, Any]) -> bool:
-        """Send one anonymous item from a simulated member (False: not available)."""
-        if not self.anonymous_ok:
-            return False
-        wire = {k: v.hex() if isinstance(v, bytes) else v for k, v in item.items()}
-        if self._say(peer, cmd="anonymous", item=wire) is None:
-            self.anonymous_ok = False
-        return self.anonymous_ok
+        """Send one anonymous item from a simulated member (False: refused)."""
+        wire = {k: v.hex() if isinstance(v, bytes) else v for k, v in item.items() if v is not None}
+        return self._say(peer, cmd="anon", **wire) is not None
 
     def _everyone_sees(self, predicate: Callable[[dict[str, Any]], bool]) -> None:
         """Wait until every simulated member's meeting satisfies ``predicate``:
@@ -259,7 +254,7 @@ class Demo:
                 if not self._anonymous(
                     who, {"kind": "rating", "step": index, "value": value, "ref": None}
                 ):
-                    narrate("Anonymous ratings are not available in this build; skipping.")
+                    narrate("An anonymous rating was refused; going on.")
                     return
             else:
                 self._say(who, cmd="rate", step=index, value=value)
@@ -289,7 +284,7 @@ class Demo:
         choices = ("agree", "concerns", "agree")
         for who, choice in enumerate(choices):
             self._wait(self.pace / 2)
-            if who == 1 and mode in ("anonymous", "both") and self.anonymous_ok:
+            if mode == "anonymous":
                 if self._anonymous(
                     who, {"kind": "vote", "poll": bytes.fromhex(poll), "choice": choice}
                 ):

@@ -11,7 +11,7 @@ modified client could write.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -341,6 +341,37 @@ class FakeNetwork:
             if self.snapshot() == before:
                 return rounds
         raise NotSettled(f"no fixpoint after {max_rounds} rounds")
+
+    # -- anonymous rounds (SPEC §13) ----------------------------------------------
+
+    def tick_rounds(self) -> None:
+        """Every Session checks its round deadlines and schedule."""
+        for session in self:
+            session.tick_rounds()
+        self.pump()
+
+    def run_rounds(
+        self,
+        until: Callable[[], bool],
+        *,
+        step_ms: int = 100,
+        max_ms: int = 60_000,
+        rng: random.Random | None = None,
+    ) -> int:
+        """Let time pass in steps: rounds run, their messages and the log sync
+        are delivered, until ``until()`` holds. Returns the milliseconds it took."""
+        waited = 0
+        while not until():
+            if waited >= max_ms:
+                raise NotSettled(f"not there after {max_ms} ms of rounds")
+            self.advance(step_ms)
+            waited += step_ms
+            self.tick_rounds()
+            self.deliver_all(rng=rng)
+            if waited % 1000 == 0:
+                self.tick_all()
+                self.deliver_all(rng=rng)
+        return waited
 
 
 def accepted(events: Iterable[Event]) -> list[EntryAccepted]:

@@ -20,7 +20,6 @@ from ..core.state import MAX_TITLE, MeetingState
 from ..core.template import Template
 from ..net.node import Node
 from ..templates import builtin_templates
-from .network import AnonymousUnavailable, anonymous_capacity, submit_anonymous
 from .view import MeetingView, build_view
 
 
@@ -77,8 +76,8 @@ class Meeting:
             now_ms=self.clock(),
         )
 
-    def anonymous_capacity(self) -> int | None:
-        return anonymous_capacity(self.node)
+    def anonymous_capacity(self) -> int:
+        return self.node.anonymous_capacity()
 
     # -- acting ---------------------------------------------------------------------
 
@@ -91,9 +90,7 @@ class Meeting:
 
     def _anonymous(self, item: dict[str, Any]) -> str | None:
         try:
-            submit_anonymous(self.node, item)
-        except AnonymousUnavailable as exc:
-            return str(exc)
+            self.node.submit_anonymous(item)
         except LocalProtocolError as exc:
             return FRIENDLY.get(str(exc), sentence(str(exc)))
         return None
@@ -117,8 +114,8 @@ class Meeting:
         step = state.current
         if anonymous:
             capacity = self.anonymous_capacity()
-            if capacity is not None and len(text.encode("utf-8")) > capacity:
-                over = len(text.encode("utf-8")) - capacity
+            if len(text) > capacity:
+                over = len(text) - capacity
                 return f"That is {over} characters too long for an anonymous slot; shorten it."
             return self._anonymous({"kind": "contrib", "step": step, "text": text})
         if kind == "proposal":

@@ -77,31 +77,3 @@ def nearby_meetings(node: Node) -> list[tuple[int, int]]:
 
 def discovery_running(node: Node) -> bool:
     return getattr(node, "_discovery", None) is not None
-
-
-# --- anonymous rounds (being added to Node by another part of the tree) ------
-
-
-def anonymous_available(node: Node) -> bool:
-    return callable(getattr(node, "submit_anonymous", None))
-
-
-def submit_anonymous(node: Node, item: dict[str, Any]) -> None:
-    """Queue one anonymous item for the next shuffle round."""
-    submit: Callable[[dict[str, Any]], None] | None = getattr(node, "submit_anonymous", None)
-    if submit is None:
-        raise AnonymousUnavailable(
-            "Anonymous answers are not available in this version of relsec; "
-            "answer by name or say it aloud."
-        )
-    submit(item)
-
-
-def anonymous_capacity(node: Node) -> int | None:
-    """How much text one anonymous slot carries (None: no anonymous rounds)."""
-    capacity: Callable[[], int] | None = getattr(node, "anonymous_capacity", None)
-    return None if capacity is None else int(capacity())
-
-
-class AnonymousUnavailable(Exception):
-    """``str()`` is one plain sentence for the person trying."""

@@ -1,39 +1,63 @@
-"""What travels inside an anonymous slot: a contribution, a rating, a vote or
-a pause request, as one canonical msgpack map (SPEC §13.3).
+"""This laptop's anonymous channel: what it queues, which rounds it runs, and
+what goes into each slot (SPEC §13.2, §13.3). Sans-IO: the Session owns one,
+hands it round messages and the time, and sends what it returns.
 
 Rules of this file:
-- Every slot of a round has the same size, ``slot_size(n)``: room for a
-  ring signature over n keys plus a fixed text budget. Text that does not
-  fit is refused with a sentence saying by how much, never cut.
-- Votes and ratings carry a linkable ring signature (``core.ring``) over the
-  round's participants, bound to the meeting, the round id and the choice, so
-  a vote cannot be replayed into another round and one member counts once.
+- Every slot of a round has the same size, ``slot_size(n)``: room for a ring
+  signature over n keys plus a fixed text budget. Text that does not fit is
+  refused with a sentence saying by how much, never cut.
 - Building a slot always costs exactly one ring signature, whatever it holds
   (a dummy signs a throwaway message), so how long a laptop takes to submit
   does not show whether it has something to say.
+- A queued item goes into a round only if the round holds at least three
+  members and at least two thirds of those this laptop can reach; otherwise
+  the slot is a dummy and the item waits. It leaves the queue once the log
+  holds it, and goes back if its round fails.
+- Rounds run on a fixed schedule whether or not anyone has something to say;
+  the first participant in key order leads, and a round that loses someone
+  restarts at once without them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
-from . import ring
-from .codec import Limits, pack, unpack
-from .errors import LocalProtocolError, RemoteProtocolError
-from .feed import HASH_BYTES
-from .shuffle import pad
+from . import ring, shuffle
+from .codec import pack
+from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
+from .events import short
+from .feed import HASH_BYTES, Entry
+from .identity import Identity
+from .state import (
+    CHOICES,
+    MeetingState,
+    check_anonymous_item,
+    rating_event,
+    rating_message,
+    ring_of,
+    vote_message,
+)
 
 SLOT_TEXT_BYTES = 1024  # the part of every slot not taken by a ring signature
 TEXT_CAPACITY = 1000  # UTF-8 bytes of text that always fit (checked in tests)
 NONCE_BYTES = 8  # two members who say the same words still make two items
-ITEM_LIMITS = Limits(max_bytes=64 * 1024, max_depth=2, max_str=4096, max_bin=16 * 1024)
-VOTE_LABEL = "relsec/v1/anon-vote"
-RATING_LABEL = "relsec/v1/anon-rating"
-RATING_EVENT_LABEL = b"relsec/v1/anon-rating-event\x00"
 COVER_EVENT = b"relsec/v1/anon-cover"
+
+ROUND_INTERVAL_MS = 2000  # while a step or poll takes anonymous input
+IDLE_INTERVAL_MS = 10_000  # otherwise (a pause request still gets through)
+EXCLUDE_MS = 30_000  # a member who missed a deadline sits out this long, or until relinked
+APPEND_STAGGER_MS = 1500  # the next participant appends a release if the first has not
+AWAIT_LOG_MS = 15_000  # an item released but not in the log by then is sent again
+MAX_QUEUE = 32
+MAX_EARLY_ROUNDS = 4  # rounds whose messages came before their start
+MAX_FINISHED = 64
+ITEMS_PER_ENTRY_BYTES = 48 * 1024  # an anon.round entry stays under the entry limit
+
+Send = Callable[[bytes, bytes], None]
+Append = Callable[[str, dict[str, Any]], Entry]
 
 
 def slot_size(participants: int) -> int:
@@ -41,117 +65,425 @@ def slot_size(participants: int) -> int:
     return SLOT_TEXT_BYTES + ring.signature_size(participants)
 
 
-def vote_message(mid: bytes, rid: bytes, poll: bytes, choice: str) -> bytes:
-    """What an anonymous vote's ring signature covers; the event is the poll id."""
-    return pack([VOTE_LABEL, mid, rid, poll, choice])
-
-
-def rating_message(mid: bytes, rid: bytes, step: int, ref: bytes | None, value: int) -> bytes:
-    return pack([RATING_LABEL, mid, rid, step, ref, value])
-
-
-def rating_event(mid: bytes, step: int, ref: bytes | None) -> bytes:
-    """One event per rated thing (a step, or a contribution within it), so a
-    member's anonymous ratings of different things cannot be linked."""
-    return hashlib.blake2b(
-        RATING_EVENT_LABEL + pack([mid, step, ref]), digest_size=HASH_BYTES
-    ).digest()
-
-
-def ring_of(ring_keys: Sequence[bytes]) -> list[bytes]:
-    """The ring of a round: its participants' ring keys, sorted by bytes."""
-    return sorted(ring_keys)
-
-
 def encode_item(
     intent: dict[str, Any] | None,
     *,
     mid: bytes,
     rid: bytes,
-    ring_keys: Sequence[bytes],
+    keys: list[bytes],
     secret: bytes,
 ) -> bytes:
-    """The packed item for ``intent`` (empty for a dummy), with its ring
-    signature where the kind has one. Exactly one ring signature is made."""
-    keys = ring_of(ring_keys)
-    kind = None if intent is None else intent.get("kind")
-    if kind == "vote":
-        assert intent is not None  # noqa: S101 (kind came from it)
+    """The packed item for ``intent`` (empty for a dummy), signed where its
+    kind is counted. ``keys`` is the round's ring. One ring signature, always."""
+    kind = None if intent is None else intent["k"]
+    if intent is not None and kind == "vote":
         poll, choice = intent["poll"], intent["choice"]
         signature = ring.sign(vote_message(mid, rid, poll, choice), keys, secret, poll)
         return pack({"k": "vote", "poll": poll, "choice": choice, "sig": signature})
-    if kind == "rating":
-        assert intent is not None  # noqa: S101
-        step, ref, value = intent["step"], intent.get("ref"), intent["value"]
+    if intent is not None and kind == "rating":
+        step, ref, value = intent["step"], intent["ref"], intent["value"]
         signature = ring.sign(
             rating_message(mid, rid, step, ref, value), keys, secret, rating_event(mid, step, ref)
         )
-        return pack(
-            {"k": "rating", "step": step, "ref": ref, "value": value, "sig": signature}
-        )
-    # Cover: the same work as a vote, thrown away.
-    ring.sign(os.urandom(32), keys, secret, COVER_EVENT)
-    if kind == "contrib":
-        assert intent is not None  # noqa: S101
+        return pack({"k": "rating", "step": step, "ref": ref, "value": value, "sig": signature})
+    ring.sign(os.urandom(32), keys, secret, COVER_EVENT)  # the same work, thrown away
+    if intent is not None and kind == "contrib":
         nonce = os.urandom(NONCE_BYTES)
         return pack({"k": "contrib", "n": nonce, "step": intent["step"], "text": intent["text"]})
-    if kind == "pause":
+    if intent is not None and kind == "pause":
         return pack({"k": "pause", "n": os.urandom(NONCE_BYTES)})
-    if kind is None:
-        return b""
-    raise LocalProtocolError(f"unknown anonymous item kind {kind!r}")
+    return b""
 
 
-def build_slot(
-    intent: dict[str, Any] | None,
-    *,
-    mid: bytes,
-    rid: bytes,
-    ring_keys: Sequence[bytes],
-    secret: bytes,
-) -> bytes:
-    """The padded slot this laptop submits in round ``rid``."""
-    item = encode_item(intent, mid=mid, rid=rid, ring_keys=ring_keys, secret=secret)
-    return pad(item, slot_size(len(ring_keys)))
+def intent_of(item: dict[str, Any]) -> dict[str, Any]:
+    """The queued form of what a person asked to send (``Node.submit_anonymous``);
+    a wrong field is a plain sentence."""
+    kind = item.get("kind")
+    if kind == "contrib":
+        step, text = item.get("step"), item.get("text")
+        if not isinstance(step, int) or isinstance(step, bool) or not isinstance(text, str):
+            raise LocalProtocolError("An anonymous answer needs a step number and some text.")
+        if not text.strip():
+            raise LocalProtocolError("Write something before sending an anonymous answer.")
+        over = len(text.encode("utf-8")) - TEXT_CAPACITY
+        if over > 0:
+            raise LocalProtocolError(
+                f"This answer is too long for one anonymous slot by {over} characters "
+                f"(at most {TEXT_CAPACITY}; letters with accents or in other scripts "
+                "count as two to four). Shorten it and send it again."
+            )
+        return {"k": "contrib", "step": step, "text": text}
+    if kind == "rating":
+        step, value, ref = item.get("step"), item.get("value"), item.get("ref")
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (step, value)) or not (
+            ref is None or (isinstance(ref, bytes) and len(ref) == HASH_BYTES)
+        ):
+            raise LocalProtocolError("An anonymous rating needs a step, a value and maybe a ref.")
+        return {"k": "rating", "step": step, "value": value, "ref": ref}
+    if kind == "vote":
+        poll, choice = item.get("poll"), item.get("choice")
+        if not (isinstance(poll, bytes) and len(poll) == HASH_BYTES):
+            raise LocalProtocolError("An anonymous vote needs the poll it is for.")
+        if choice not in CHOICES:
+            raise LocalProtocolError(f"Choose one of: {', '.join(CHOICES)}.")
+        return {"k": "vote", "poll": poll, "choice": choice}
+    if kind == "pause":
+        return {"k": "pause"}
+    raise LocalProtocolError("Send an anonymous contrib, rating, vote or pause.")
 
 
-def text_overflow(text: str) -> int:
-    """How many UTF-8 bytes ``text`` is over the slot's text capacity (0 if it fits)."""
-    return max(0, len(text.encode("utf-8")) - TEXT_CAPACITY)
+def _same_target(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """A newer vote on a poll (or rating of a thing) replaces one still queued."""
+    if a["k"] != b["k"]:
+        return False
+    if a["k"] == "vote":
+        return bool(a["poll"] == b["poll"])
+    if a["k"] == "rating":
+        return bool((a["step"], a["ref"]) == (b["step"], b["ref"]))
+    return False
 
 
-_SHAPES: dict[str, tuple[str, ...]] = {
-    "contrib": ("k", "n", "step", "text"),
-    "rating": ("k", "ref", "sig", "step", "value"),
-    "vote": ("choice", "k", "poll", "sig"),
-    "pause": ("k", "n"),
-}
+@dataclass(frozen=True, slots=True)
+class RoundStarted:
+    """This laptop took part in a new round (for drivers that time rounds)."""
+
+    rid: bytes
+    slots: int
+
+    def __str__(self) -> str:
+        return f"round {short(self.rid)} started with {self.slots} slots"
 
 
-def decode_item(raw: bytes) -> dict[str, Any] | None:
-    """An item's fields if ``raw`` is a well-formed item, else None. Values
-    are checked by the fold (SPEC §13.4), which knows the meeting."""
-    try:
-        item = unpack(raw, ITEM_LIMITS)
-    except RemoteProtocolError:
+Report = shuffle.Outcome | RoundStarted
+
+
+@dataclass(slots=True)
+class _Running:
+    round: shuffle.Round
+    intent: dict[str, Any] | None
+    item: bytes  # what this laptop put in the slot (empty: a dummy)
+
+
+class AnonymousChannel:
+    """Queues, rounds and releases of one member. The owner supplies the
+    meeting state, the linked peers, the clock, a way to send a payload to a
+    peer and a way to append an entry (the Session's own ``act``)."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        mid: bytes,
+        *,
+        state: Callable[[], MeetingState],
+        peers: Callable[[], frozenset[bytes]],
+        clock: Callable[[], int],
+        send: Send,
+        append: Append,
+        timeout_ms: int = shuffle.DEFAULT_TIMEOUT_MS,
+        rng: shuffle.Shuffler | None = None,
+    ) -> None:
+        self.identity = identity
+        self.me = identity.key
+        self.mid = mid
+        self._state = state
+        self._peers = peers
+        self._clock = clock
+        self._send = send
+        self._append = append
+        self.timeout_ms = timeout_ms
+        self._rng = rng
+        self.queue: list[dict[str, Any]] = []
+        self.rounds: dict[bytes, _Running] = {}
+        self._early: dict[bytes, list[tuple[bytes, dict[str, Any]]]] = {}
+        self._finished: list[bytes] = []
+        self._awaiting: list[tuple[bytes, bytes, dict[str, Any], int]] = []
+        self._releases: dict[bytes, tuple[shuffle.Released, int]] = {}
+        self.excluded: dict[bytes, int | None] = {}  # key -> until (ms), None: for good
+        self.next_round_ms = 0
+        self._reports: list[Report] = []
+
+    # -- what a person does --------------------------------------------------------
+
+    @staticmethod
+    def capacity() -> int:
+        return TEXT_CAPACITY
+
+    def submit(self, item: dict[str, Any]) -> None:
+        state = self._state()
+        if not state.is_member(self.me):
+            raise LocalProtocolError("Join the meeting before sending anything anonymously.")
+        if len(state.active_members()) < shuffle.MIN_PARTICIPANTS:
+            raise LocalProtocolError(
+                "Anonymous answers need at least 3 members in the meeting, so that no one "
+                "can tell who sent them."
+            )
+        if len(state.active_members()) > shuffle.MAX_PARTICIPANTS:
+            raise LocalProtocolError(
+                f"Anonymous rounds hold at most {shuffle.MAX_PARTICIPANTS} members; "
+                "this meeting is larger."
+            )
+        intent = intent_of(item)
+        reason = check_anonymous_item(state, intent)
+        if reason is not None:
+            raise LocalProtocolError(f"This cannot be sent anonymously: {reason}.")
+        self.queue = [queued for queued in self.queue if not _same_target(queued, intent)]
+        if len(self.queue) >= MAX_QUEUE:
+            raise LocalProtocolError("Too much is waiting to be sent; wait a few rounds.")
+        self.queue.append(intent)
+
+    def pending(self) -> int:
+        """Items waiting for a round (or for the log, once released)."""
+        self._check_awaiting(self._clock())
+        return (
+            len(self.queue)
+            + len(self._awaiting)
+            + sum(1 for r in self.rounds.values() if r.intent is not None)
+        )
+
+    def take_reports(self) -> list[Report]:
+        reports, self._reports = self._reports, []
+        return reports
+
+    # -- links -----------------------------------------------------------------------
+
+    def peer_connected(self, peer: bytes) -> None:
+        """Linked again: a member who had missed a deadline takes part again
+        (one proven to cheat stays out)."""
+        if peer in self.excluded and self.excluded[peer] is not None:
+            del self.excluded[peer]
+
+    # -- messages --------------------------------------------------------------------------
+
+    def receive(self, peer: bytes, message: dict[str, Any]) -> None:
+        """One ``anon.*`` message from a linked peer; raises a RemoteProtocolError."""
+        if message["t"] == "anon.start":
+            self._on_start(peer, message)
+            return
+        rid = message.get("r")
+        if not (isinstance(rid, bytes) and len(rid) == HASH_BYTES):
+            raise MalformedFrame("a round message names its round: r is bin32")
+        running = self.rounds.get(rid)
+        if running is None:
+            if rid not in self._finished:
+                self._hold_early(rid, peer, message)
+            return
+        sends = running.round.receive(peer, message, self._clock())
+        self._route(sends)
+        self._settle(rid)
+
+    def _hold_early(self, rid: bytes, peer: bytes, message: dict[str, Any]) -> None:
+        """Keep a message that overtook its round's start (it came by another link)."""
+        held = self._early.setdefault(rid, [])
+        if len(held) >= 8 * shuffle.MAX_PARTICIPANTS:
+            return
+        held.append((peer, message))
+        while len(self._early) > MAX_EARLY_ROUNDS:
+            del self._early[next(iter(self._early))]
+
+    def _on_start(self, peer: bytes, message: dict[str, Any]) -> None:
+        start = shuffle.RoundStart.from_message(peer, message)
+        state = self._state()
+        if self.me not in start.parts or start.rid in self.rounds:
+            return
+        if start.rid in self._finished or not state.is_member(self.me):
+            return
+        if not all(state.is_member(key) for key in start.parts):
+            return  # a roster change not folded here yet: sit this one out
+        for rid, running in list(self.rounds.items()):
+            if running.round.released_inner:
+                continue  # past the point of no return: let it finish
+            if start.leader > running.round.start.leader:
+                return  # a later leader's concurrent round: keep ours
+            # The same or an earlier leader starts again: our round is dead.
+            self._drop(rid, running)
+        self._join(start)
+
+    def _join(self, start: shuffle.RoundStart) -> None:
+        state = self._state()
+        now = self._clock()
+        intent = self._next_intent(state, start)
+        keys = ring_of(state, start.parts)
+        item = encode_item(
+            intent, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
+        )
+        slot = shuffle.pad(item, slot_size(len(start.parts)))
+        round_ = shuffle.Round(
+            self.identity, start, slot, now_ms=now, timeout_ms=self.timeout_ms, rng=self._rng
+        )
+        self.rounds[start.rid] = _Running(round_, intent, item)
+        self._reports.append(RoundStarted(start.rid, len(start.parts)))
+        self._route(round_.begin())
+        for peer, message in self._early.pop(start.rid, []):
+            if start.rid not in self.rounds:
+                break
+            try:
+                self._route(round_.receive(peer, message, now))
+            except RemoteProtocolError:
+                continue  # the early message was bad; the link layer never saw it
+        self._settle(start.rid)
+
+    def _next_intent(self, state: MeetingState, start: shuffle.RoundStart) -> dict[str, Any] | None:
+        present = 1 + sum(1 for p in self._peers() if state.is_member(p))
+        if len(start.parts) < shuffle.MIN_PARTICIPANTS or 3 * len(start.parts) < 2 * present:
+            return None  # too small an anonymity set: a dummy, and the item waits
+        while self.queue:
+            intent = self.queue.pop(0)
+            if check_anonymous_item(state, intent) is None:
+                return intent
+            # The step or poll closed while it waited: it can no longer count.
         return None
-    if not isinstance(item, dict):
-        return None
-    shape = _SHAPES.get(str(item.get("k")))
-    if shape is None or tuple(item) != shape:
-        return None
-    return item
+
+    # -- time ------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self._clock()
+        for rid, running in list(self.rounds.items()):
+            self._route(running.round.tick(now))
+            self._settle(rid)
+        self._append_due(now)
+        self._check_awaiting(now)
+        self._maybe_lead(now)
+
+    def interval_ms(self) -> int:
+        return ROUND_INTERVAL_MS if self._state().anonymous_open() else IDLE_INTERVAL_MS
+
+    def _participants(self, state: MeetingState, now: int) -> list[bytes]:
+        for key, until in list(self.excluded.items()):
+            if until is not None and until <= now:
+                del self.excluded[key]
+        present = [p for p in self._peers() if state.is_member(p)]
+        return sorted(p for p in {self.me, *present} if p not in self.excluded)
+
+    def _maybe_lead(self, now: int) -> None:
+        state = self._state()
+        if not state.is_member(self.me) or now < self.next_round_ms:
+            return
+        if any(r.round.outcome is None for r in self.rounds.values()):
+            return
+        self.next_round_ms = now + self.interval_ms()
+        parts = self._participants(state, now)
+        if not shuffle.MIN_PARTICIPANTS <= len(parts) <= shuffle.MAX_PARTICIPANTS:
+            return
+        if parts[0] != self.me:
+            return  # someone earlier in key order leads
+        start = shuffle.RoundStart.new(self.mid, state.epoch, parts)
+        payload = pack(start.message(self.identity))
+        for peer in parts[1:]:
+            self._send(peer, payload)
+        self._join(start)
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _route(self, sends: list[shuffle.Outgoing]) -> None:
+        for peer, message in sends:
+            self._send(peer, pack(message))
+
+    def _drop(self, rid: bytes, running: _Running) -> None:
+        del self.rounds[rid]
+        self._remember(rid)
+        if running.intent is not None:
+            self.queue.insert(0, running.intent)
+
+    def _remember(self, rid: bytes) -> None:
+        self._finished.append(rid)
+        del self._finished[:-MAX_FINISHED]
+
+    def _settle(self, rid: bytes) -> None:
+        running = self.rounds.get(rid)
+        if running is None or running.round.outcome is None:
+            return
+        outcome = running.round.outcome
+        now = self._clock()
+        del self.rounds[rid]
+        self._remember(rid)
+        self._reports.append(outcome)
+        if isinstance(outcome, shuffle.Released):
+            if running.intent is not None:
+                ident = shuffle.item_id(running.item)
+                if ident in outcome.ids:
+                    self._awaiting.append((rid, ident, running.intent, now))
+                else:
+                    self.queue.insert(0, running.intent)
+            if outcome.items:
+                self._releases[rid] = (outcome, now)
+            return
+        if running.intent is not None:
+            self.queue.insert(0, running.intent)
+        if isinstance(outcome, shuffle.Aborted):
+            for key in outcome.missing:
+                if key != self.me:
+                    self.excluded[key] = now + EXCLUDE_MS
+        else:
+            for key, why in outcome.culprits.items():
+                if key != self.me:
+                    timed_out = "deadline" in why
+                    self.excluded[key] = now + EXCLUDE_MS if timed_out else None
+        self.next_round_ms = now  # restart at once, without them
+
+    def _append_due(self, now: int) -> None:
+        """Put released rounds in the log: the first participant still here
+        at once, the next one a little later if it has not arrived, and so on."""
+        state = self._state()
+        for rid, (released, at) in list(self._releases.items()):
+            record = state.anon_rounds.get(rid)
+            if record is not None and set(released.ids) <= record.applied:
+                del self._releases[rid]
+                continue
+            if not state.is_member(self.me):
+                del self._releases[rid]
+                continue
+            here = [p for p in released.start.parts if p == self.me or p in self._peers()]
+            if now < at + here.index(self.me) * APPEND_STAGGER_MS:
+                continue
+            del self._releases[rid]
+            for data in release_entries(released):
+                try:
+                    self._append("anon.round", data)
+                except LocalProtocolError:
+                    continue  # someone else's entry got there first
+
+    def _check_awaiting(self, now: int) -> None:
+        state = self._state()
+        still: list[tuple[bytes, bytes, dict[str, Any], int]] = []
+        for rid, ident, intent, since in self._awaiting:
+            record = state.anon_rounds.get(rid)
+            if record is not None and ident in record.applied:
+                continue  # in the log
+            if now - since > AWAIT_LOG_MS:
+                self.queue.insert(0, intent)
+                continue
+            still.append((rid, ident, intent, since))
+        self._awaiting = still
+
+
+def release_entries(released: shuffle.Released) -> list[dict[str, Any]]:
+    """The ``anon.round`` entries that put a release in the log: all ids and
+    the certificate in each, the items split so each entry stays small."""
+    start = released.start
+    base = {
+        "epoch": start.epoch,
+        "nonce": start.nonce,
+        "members": list(start.parts),
+        "ids": list(released.ids),
+        "go": list(released.certificate),
+    }
+    chunks: list[list[bytes]] = [[]]
+    size = 0
+    for item in released.items:
+        if chunks[-1] and size + len(item) > ITEMS_PER_ENTRY_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(item)
+        size += len(item)
+    return [{**base, "items": chunk} for chunk in chunks if chunk]
 
 
 __all__ = [
     "TEXT_CAPACITY",
-    "build_slot",
-    "decode_item",
+    "AnonymousChannel",
+    "RoundStarted",
     "encode_item",
-    "rating_event",
-    "rating_message",
-    "ring_of",
+    "intent_of",
+    "release_entries",
     "slot_size",
-    "text_overflow",
-    "vote_message",
 ]

@@ -20,6 +20,8 @@ import os
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+from . import shuffle
+from .anon import AnonymousChannel, Report
 from .codec import DEFAULT_MAX_FRAME, FRAME_LIMITS, pack, unpack
 from .errors import (
     LocalProtocolError,
@@ -72,6 +74,16 @@ class Session:
         self._dirty = False
         self._peers: set[bytes] = set()
         self._outbox: list[Send] = []
+        # Anonymous rounds (SPEC §13): their messages are not log entries.
+        self.anonymous = AnonymousChannel(
+            identity,
+            mid,
+            state=lambda: self.state,
+            peers=lambda: frozenset(self._peers),
+            clock=clock,
+            send=self._send,
+            append=self.act,
+        )
 
     # -- construction ---------------------------------------------------------
 
@@ -285,11 +297,35 @@ class Session:
     def next_speaker(self) -> Entry:
         return self.act("hand.next", {})
 
+    # -- anonymous rounds ------------------------------------------------------
+
+    def submit_anonymous(self, item: dict[str, Any]) -> None:
+        """Queue an item for the next anonymous round (``core.anon.intent_of``
+        lists the kinds); a refusal is a ``LocalProtocolError`` in plain words."""
+        self.anonymous.submit(item)
+
+    def anonymous_capacity(self) -> int:
+        """The most characters of text one anonymous slot carries."""
+        return self.anonymous.capacity()
+
+    def tick_rounds(self) -> None:
+        """Deadlines, the round schedule and releases to log; call often
+        (the reference: every 50 ms)."""
+        self.anonymous.tick()
+
+    def take_round_reports(self) -> list[Report]:
+        """Rounds started and finished since the last call (no content)."""
+        return self.anonymous.take_reports()
+
+    def _on_anon(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        self.anonymous.receive(peer, message)
+
     # -- peers and sync ---------------------------------------------------------
 
     def peer_connected(self, peer: bytes) -> None:
         """A link to ``peer`` is up: swap summaries and known fork proofs."""
         self._peers.add(peer)
+        self.anonymous.peer_connected(peer)
         self._send(peer, self._have_message())
         for proof in self.log.forks.values():
             self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
@@ -499,4 +535,5 @@ class Session:
         "have": _on_have,
         "want": _on_want,
         "fork": _on_fork,
+        **dict.fromkeys(shuffle.MESSAGE_TYPES, _on_anon),
     }

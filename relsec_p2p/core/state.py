@@ -21,8 +21,8 @@ from typing import Any
 
 from nacl import bindings
 
-from . import anon, ring, shuffle
-from .codec import pack
+from . import ring, shuffle
+from .codec import Limits, pack, unpack
 from .errors import RemoteProtocolError
 from .feed import HASH_BYTES, Entry
 from .identity import KEY_BYTES
@@ -1062,6 +1062,56 @@ def apply_join_code(state: MeetingState, entry: Entry) -> None:
 
 # anonymous rounds ---------------------------------------------------------------
 
+# What a slot holds (SPEC §13.3): one canonical map, keys in canonical order.
+ITEM_SHAPES: dict[str, tuple[str, ...]] = {
+    "contrib": ("k", "n", "step", "text"),
+    "rating": ("k", "ref", "sig", "step", "value"),
+    "vote": ("choice", "k", "poll", "sig"),
+    "pause": ("k", "n"),
+}
+ITEM_LIMITS = Limits(max_bytes=64 * 1024, max_depth=2, max_str=4096, max_bin=16 * 1024)
+VOTE_LABEL = "relsec/v1/anon-vote"
+RATING_LABEL = "relsec/v1/anon-rating"
+RATING_EVENT_LABEL = b"relsec/v1/anon-rating-event\x00"
+
+
+def decode_item(raw: bytes) -> dict[str, Any] | None:
+    """An item's fields if ``raw`` is a well-formed item, else None (its
+    values are checked by ``check_anonymous_item``)."""
+    try:
+        item = unpack(raw, ITEM_LIMITS)
+    except RemoteProtocolError:
+        return None
+    if not isinstance(item, dict):
+        return None
+    shape = ITEM_SHAPES.get(str(item.get("k")))
+    if shape is None or tuple(item) != shape:
+        return None
+    return item
+
+
+def vote_message(mid: bytes, rid: bytes, poll: bytes, choice: str) -> bytes:
+    """What an anonymous vote's ring signature covers; its event is the poll
+    id, so a member has one tag per poll, and the round id binds it to one round."""
+    return pack([VOTE_LABEL, mid, rid, poll, choice])
+
+
+def rating_message(mid: bytes, rid: bytes, step: int, ref: bytes | None, value: int) -> bytes:
+    return pack([RATING_LABEL, mid, rid, step, ref, value])
+
+
+def rating_event(mid: bytes, step: int, ref: bytes | None) -> bytes:
+    """One event per rated thing (a step, or a contribution within it), so a
+    member's anonymous ratings of different things cannot be linked."""
+    return hashlib.blake2b(
+        RATING_EVENT_LABEL + pack([mid, step, ref]), digest_size=HASH_BYTES
+    ).digest()
+
+
+def ring_of(state: MeetingState, members: Iterable[bytes]) -> list[bytes]:
+    """The ring of a round: its participants' ring keys, sorted by bytes."""
+    return sorted(state.members[key].ring for key in members)
+
 
 def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> str | None:
     """Whether an anonymous item (decoded, signature not yet checked) may take
@@ -1115,9 +1165,7 @@ def _ring_tag(message: bytes, keys: list[bytes], signature: Any, event: bytes) -
     """The link tag of a valid signature, or None."""
     if not isinstance(signature, bytes):
         return None
-    memo = hashlib.blake2b(
-        pack([message, keys, signature, event]), digest_size=HASH_BYTES
-    ).digest()
+    memo = hashlib.blake2b(pack([message, keys, signature, event]), digest_size=HASH_BYTES).digest()
     if memo in _RING_MEMO:
         return _RING_MEMO[memo]
     try:
@@ -1204,13 +1252,13 @@ def apply_anon_round(state: MeetingState, entry: Entry) -> None:
             rid, len(state.anon_rounds) + 1, len(state.active_members()), len(members)
         )
         state.anon_rounds[rid] = record
-    keys = anon.ring_of([state.members[key].ring for key in members])
+    keys = ring_of(state, members)
     for raw in data["items"]:
         ident = shuffle.item_id(raw)
         if ident in record.applied:
             continue
         record.applied.add(ident)
-        item = anon.decode_item(raw)
+        item = decode_item(raw)
         if item is None or check_anonymous_item(state, item) is not None:
             continue
         _apply_anonymous_item(state, entry, record, ident, item, rid, keys)
@@ -1236,7 +1284,7 @@ def _apply_anonymous_item(
         state.pause_requests += 1
     elif kind == "vote":
         poll, choice = item["poll"], item["choice"]
-        message = anon.vote_message(state.mid, rid, poll, choice)
+        message = vote_message(state.mid, rid, poll, choice)
         tag = _ring_tag(message, keys, item["sig"], poll)
         if tag is not None:
             state.polls[poll].anon_votes.append(
@@ -1244,8 +1292,8 @@ def _apply_anonymous_item(
             )
     elif kind == "rating":
         step, ref, value = item["step"], item["ref"], item["value"]
-        message = anon.rating_message(state.mid, rid, step, ref, value)
-        tag = _ring_tag(message, keys, item["sig"], anon.rating_event(state.mid, step, ref))
+        message = rating_message(state.mid, rid, step, ref, value)
+        tag = _ring_tag(message, keys, item["sig"], rating_event(state.mid, step, ref))
         if tag is not None:
             state.anonymous_ratings.setdefault((step, ref), {})[tag] = value
 

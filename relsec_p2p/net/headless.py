@@ -6,6 +6,8 @@ Rules of this file:
 - Binary values (keys, ids, digests) travel as lowercase hex.
 - Contribution text leaves the process only in answer to a ``state``
   command; events announce *that* something changed, not what was said.
+  Anonymous answers never carry an author, and anonymous tallies and
+  rating counts appear only from ``anon_threshold`` answers on.
 - A bad command gets ``{"event": "error", "code": ..., "message": ...}`` and
   the peer carries on.
 - Files are written only on request (``export``, ``save``, ``--save``).
@@ -23,10 +25,12 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+from ..core import shuffle
+from ..core.anon import Report, RoundStarted
 from ..core.errors import LocalProtocolError, RelsecError
 from ..core.events import EntryAccepted, ForkDetected, InputRejected
 from ..core.session import Session
-from ..core.state import MeetingState
+from ..core.state import MeetingState, Poll
 from ..templates import builtin_templates, load_template
 from .node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
 
@@ -99,31 +103,96 @@ def state_summary(node: Node) -> dict[str, Any]:
             {"id": p.id.hex(), "step": p.step, "author": p.author.hex(), "text": p.text}
             for p in state.proposals.values()
         ],
-        "polls": [
+        "polls": [_poll_summary(state, p) for p in state.polls.values()],
+        # Anonymous answers: never an author; aggregates only from k answers on.
+        "anonymous": [
             {
-                "id": p.id.hex(),
-                "proposal": p.proposal.hex(),
-                "status": p.status,
-                "tally": p.tally(),
-                "cosigners": sorted(k.hex() for k in p.cosigners),
-                "outcome": p.outcome,
-                "result": None
-                if p.result is None
-                else {
-                    "outcome": p.result.outcome,
-                    "counts": p.result.counts,
-                    "voters": p.result.voters,
-                    "rule": p.result.rule(),
-                },
+                "step": c.step,
+                "text": c.text,
+                "round": c.round,
+                "members": c.members,
+                "slots": c.slots,
             }
-            for p in state.polls.values()
+            for c in state.anonymous_contributions
         ],
+        "anonymous_ratings": _anonymous_ratings(state),
+        "pause_requests": state.pause_requests,
+        "anon_threshold": state.settings["anon_threshold"],
+        "anon_capacity": node.anonymous_capacity(),
+        "anon_pending": node.session.anonymous.pending(),
         "queue": [k.hex() for k in state.queue.waiting],
         "speaker": _hex(state.queue.speaker),
         "log_entries": len(node.session.log),
         "frozen": [k.hex() for k in state.frozen],
         "links": sorted(k.hex() for k in node.links),
     }
+
+
+def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
+    threshold = int(state.settings["anon_threshold"])
+    anonymous = state.steps[poll.step].counts_anonymously()
+    result = poll.result
+    return {
+        "id": poll.id.hex(),
+        "proposal": poll.proposal.hex(),
+        "status": poll.status,
+        "anonymous": anonymous,
+        "tally": poll.anonymous_tally(threshold) if anonymous else poll.tally(),
+        "cosigners": sorted(k.hex() for k in poll.cosigners),
+        "outcome": poll.outcome,
+        "result": None
+        if result is None
+        else {
+            "outcome": result.outcome,
+            # Under k anonymous voters the counts could name someone: only the outcome.
+            "counts": None if anonymous and result.voters < threshold else result.counts,
+            "voters": result.voters,
+            "rule": result.rule(),
+        },
+    }
+
+
+def _anonymous_ratings(state: MeetingState) -> list[dict[str, Any]]:
+    threshold = int(state.settings["anon_threshold"])
+    shown = []
+    for step, ref in sorted(state.anonymous_ratings, key=lambda k: (k[0], k[1] or b"")):
+        counts = state.anonymous_rating_counts(step, ref, threshold)
+        if counts is not None:
+            shown.append({"step": step, "ref": _hex(ref), "counts": counts})
+    return shown
+
+
+def anonymous_item(command: dict[str, Any]) -> dict[str, Any]:
+    """The ``anon`` command's fields as ``Node.submit_anonymous`` takes them."""
+    item: dict[str, Any] = {"kind": command.get("kind")}
+    for name in ("step", "value"):
+        if name in command:
+            item[name] = int(command[name])
+    if "text" in command:
+        item["text"] = str(command["text"])
+    if "choice" in command:
+        item["choice"] = str(command["choice"])
+    if command.get("poll"):
+        item["poll"] = _bytes(command["poll"], "poll")
+    if item["kind"] == "rating":
+        item["ref"] = _bytes(command["ref"], "ref") if command.get("ref") else None
+    return item
+
+
+def round_report(report: Report) -> dict[str, Any]:
+    """A round's outcome as an event line: counts and fingerprints, no content."""
+    event: dict[str, Any] = {"event": "anon_round", "rid": report.rid.hex(), "t": time.monotonic()}
+    if isinstance(report, RoundStarted):
+        event.update(outcome="started", slots=report.slots)
+    elif isinstance(report, shuffle.Released):
+        event.update(outcome="released", slots=len(report.start.parts), items=len(report.items))
+    elif isinstance(report, shuffle.Aborted):
+        event.update(outcome="aborted", missing=[k.hex() for k in report.missing])
+    else:
+        event.update(
+            outcome="blamed", culprits={k.hex(): why for k, why in report.culprits.items()}
+        )
+    return event
 
 
 # Actions: command name -> (what it does to the Session given the arguments).
@@ -217,6 +286,8 @@ class HeadlessPeer:
             self.emit({"event": "peer_down", "peer": event.peer.hex(), "reason": event.reason})
         elif isinstance(event, SaveFailed):
             self.emit({"event": "save_failed", "message": event.message})
+        elif isinstance(event, RoundStarted | shuffle.Released | shuffle.Aborted | shuffle.Blamed):
+            self.emit(round_report(event))
 
     async def handle(self, command: dict[str, Any]) -> dict[str, Any]:
         name = command.get("cmd")
@@ -259,6 +330,10 @@ class HeadlessPeer:
             return {"event": "bye"}
         if name in FILE_COMMANDS:
             return await FILE_COMMANDS[name](self, command)
+        if name == "anon":
+            node.submit_anonymous(anonymous_item(command))
+            pending = 0 if node.session is None else node.session.anonymous.pending()
+            return {"event": "queued", "pending": pending, "t": time.monotonic()}
         action = ACTIONS.get(str(name))
         if action is None:
             raise LocalProtocolError(f"unknown command {name!r}")

@@ -25,7 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..core import admission
+from ..core import admission, shuffle
+from ..core.anon import TEXT_CAPACITY, Report, RoundStarted
 from ..core.codec import frame, unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, short
@@ -46,6 +47,7 @@ from .link import HANDSHAKE_TIMEOUT_S, FrameReader, Link, LinkClosed
 log = logging.getLogger("relsec.node")
 
 TICK_S = 1.0
+ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
 DIAL_BACKOFF_MIN_S = 0.25
 DIAL_BACKOFF_MAX_S = 8.0
 DEFAULT_ABSENT_AFTER_S = 15.0
@@ -89,7 +91,7 @@ class SaveFailed:
         return "automatic save failed"
 
 
-NodeEvent = Event | PeerUp | PeerDown | SaveFailed
+NodeEvent = Event | PeerUp | PeerDown | SaveFailed | Report
 
 
 @dataclass(slots=True)
@@ -156,6 +158,7 @@ class Node:
             await self._discovery.async_start()
             self._spawn(self._discovery.async_advertise(self.port, None))
         self._spawn(self._timer_loop())
+        self._spawn(self._round_loop())
         log.info("listening on %s:%d", host, self.port)
 
     async def close(self) -> None:
@@ -222,6 +225,10 @@ class Node:
             link = self.links.get(send.peer)
             if link is not None:
                 link.send(send.payload)
+        for report in self.session.take_round_reports():
+            if not isinstance(report, RoundStarted | shuffle.Released):
+                log.info("%s", report)  # fingerprints and reasons, never content
+            self._emit(report)
         self._after_change()
 
     def _after_change(self) -> None:
@@ -685,6 +692,39 @@ class Node:
                 template = parse_template(payload.template, "the saved template")
         self.resume(session, template=template, save_file=save_file if keep_saving else None)
         log.info("meeting resumed: %d entries", len(session.log))
+
+    # -- anonymous rounds ------------------------------------------------------------------
+
+    def submit_anonymous(self, item: dict[str, Any]) -> None:
+        """Queue an anonymous item for the next round: ``{"kind": "contrib",
+        "step", "text"}``, ``{"kind": "rating", "step", "value", "ref"}``,
+        ``{"kind": "vote", "poll", "choice"}`` or ``{"kind": "pause"}``. Raises
+        ``LocalProtocolError`` with a plain sentence if it does not fit or is
+        not allowed now."""
+        if self.session is None:
+            raise LocalProtocolError("Join a meeting before sending anything anonymously.")
+        self.session.submit_anonymous(item)
+
+    def anonymous_capacity(self) -> int:
+        """The most characters of text one anonymous answer can hold."""
+        if self.session is None:
+            return TEXT_CAPACITY
+        return self.session.anonymous_capacity()
+
+    async def _round_loop(self) -> None:
+        while True:
+            await asyncio.sleep(ROUND_TICK_S)
+            session = self.session
+            if session is None:
+                continue
+            try:
+                before = len(session.log)
+                session.tick_rounds()
+                self._flush()
+                if len(session.log) != before:
+                    self._emit(MeetingChanged())
+            except Exception:  # a bug here must not stop the meeting's clock
+                log.exception("round tick failed")
 
     # -- time -----------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from relsec_p2p.core.admission import JoinCode
 from relsec_p2p.core.session import Session
 from relsec_p2p.net.node import Node
 
-TEXT, NAMED_ONLY, RATING, PROPOSAL, ANON_ONLY = range(5)
+TEXT, NAMED_ONLY, RATING, PROPOSAL, ANON_ONLY, SECRET_BALLOT = range(6)
 AGENDA: list[dict[str, Any]] = [
     {"id": "threats", "title": "Threats", "prompt": "What threatens the group or the people "
      "in it right now? Describe each threat on its own.", "mode": "both", "kind": "text"},
@@ -27,14 +27,42 @@ AGENDA: list[dict[str, Any]] = [
      "mode": "both", "kind": "proposal"},
     {"id": "unsaid", "title": "Unsaid", "prompt": "What is hard to say aloud?",
      "mode": "anonymous", "kind": "text"},
+    {"id": "ballot", "title": "Secret ballot", "prompt": "Propose; the poll is anonymous.",
+     "mode": "anonymous", "kind": "proposal"},
 ]  # fmt: skip
 CODE = JoinCode(42, ("harbor", "velvet", "orbit"))
+
+
+class RoomNode(Node):
+    """A real Node whose Session lives in the fake room: it does not listen or
+    tick on its own (the room moves its messages and keeps its time)."""
+
+    async def start(self) -> None:
+        return None
+
+
+class AnonymousNode(RoomNode):
+    """Anonymous items go to the Session's real shuffle rounds (as the Node's
+    own ``submit_anonymous`` will), and are recorded for the test to read."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.submitted: list[dict[str, Any]] = []
+
+    def submit_anonymous(self, item: dict[str, Any]) -> None:
+        assert self.session is not None
+        self.session.submit_anonymous(item)
+        self.submitted.append(item)
+
+    def anonymous_capacity(self) -> int:
+        assert self.session is not None
+        return self.session.anonymous_capacity()
 
 
 class Room:
     """Four members in a fake room; ``node`` is the laptop the app runs on."""
 
-    def __init__(self, seat: int = 0, node_class: type[Node] = Node, members: int = 4) -> None:
+    def __init__(self, seat: int = 0, node_class: type[Node] = RoomNode, members: int = 4) -> None:
         self.net = FakeNetwork.meeting(members, agenda=AGENDA)
         creator = self.net[0]
         creator.set_join_code(CODE.nameplate, CODE.words)
@@ -63,22 +91,11 @@ class Room:
         self.net.settle()
         app.meeting_changed()
 
-
-class AnonymousNode(Node):
-    """A node with the anonymous-rounds API, recording what the UI submits
-    (the rounds themselves are tested where they are built)."""
-
-    capacity = 40
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.submitted: list[dict[str, Any]] = []
-
-    def submit_anonymous(self, item: dict[str, Any]) -> None:
-        self.submitted.append(item)
-
-    def anonymous_capacity(self) -> int:
-        return self.capacity
+    def run_rounds(self, app: RelsecApp, until: Callable[[], bool]) -> None:
+        """Let anonymous rounds run in the room until ``until()``, then redraw."""
+        self.net.run_rounds(until)
+        self.net.settle()
+        app.meeting_changed()
 
 
 @pytest.fixture

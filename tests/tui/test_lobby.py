@@ -138,3 +138,24 @@ async def test_no_meeting_with_that_number() -> None:
         screen.action_join()
         await wait_for(pilot, lambda: not screen.busy)
         assert screen.status.startswith("No meeting with the number 11 answered")
+
+
+async def test_relsec_display_joins_and_shows_only_the_room_display(facilitator) -> None:  # type: ignore[no-untyped-def]
+    from relsec_p2p.app.screens.display import DisplayScreen
+
+    peer, code = facilitator
+    app = RelsecApp(node_factory(LOOPBACK), display_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = lobby(app)
+        assert not screen.query("#start-pane")  # a display joins; it never starts a meeting
+        assert screen.query_one("#name", Input).value == "Room display"
+        screen.query_one("#code", Input).value = code
+        screen.action_join()
+        await wait_for(pilot, lambda: isinstance(app.screen, DisplayScreen))
+        await pilot.press("escape", "c", "h")  # nothing to go back to, nothing to act with
+        assert isinstance(app.screen, DisplayScreen)
+        peer.ok(cmd="open_step", step=0)
+        await wait_for(pilot, lambda: app.view is not None and app.view.current == 0)
+        prompt = str(app.screen.query_one("#display-prompt").render())
+        assert "What threatens the group" in prompt

@@ -8,6 +8,7 @@ from conftest import (
     NAMED_ONLY,
     PROPOSAL,
     RATING,
+    SECRET_BALLOT,
     TEXT,
     AnonymousNode,
     Room,
@@ -103,11 +104,16 @@ async def test_compose_offers_only_the_modes_the_prompt_allows(room: Room) -> No
         room.session(0).open_step(ANON_ONLY)
         room.settle(app)
         await pilot.pause()
-        # No anonymous rounds on this node: an anonymous-only prompt cannot be answered.
-        assert not compose.can_write and compose.input.disabled
+        assert compose.can_write and compose.anonymous  # anonymous only
+        await pilot.press("ctrl+t")
+        assert compose.anonymous
+        room.session(0).open_step(RATING)
+        room.settle(app)
+        await pilot.pause()
+        assert not compose.can_write and compose.input.disabled  # ratings: press r
 
 
-async def test_anonymous_mode_sends_to_the_round_and_counts_characters() -> None:
+async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() -> None:
     room = Room(node_class=AnonymousNode)
     open_step(room, TEXT)
     app = RelsecApp(room.factory)
@@ -120,21 +126,65 @@ async def test_anonymous_mode_sends_to_the_round_and_counts_characters() -> None
         await pilot.press("ctrl+t")
         assert compose.anonymous
         await pilot.press(*"too much")
-        assert compose.remaining() == AnonymousNode.capacity - len("too much")
-        await pilot.press(*(" x" * 20), "enter")
+        capacity = node.anonymous_capacity()
+        assert compose.remaining() == capacity - len("too much")
+        compose.input.value = "x" * (capacity + 1)
+        await pilot.press("enter")
         assert node.submitted == []  # over the slot: refused, text kept
-        assert compose.input.value.startswith("too much")
+        assert len(compose.input.value) == capacity + 1
         compose.input.value = ""
         await pilot.press(*"I feel unheard", "enter")
         assert node.submitted == [{"kind": "contrib", "step": TEXT, "text": "I feel unheard"}]
+        room.session(2).submit_anonymous({"kind": "contrib", "step": TEXT, "text": "Me too"})
+        room.run_rounds(
+            app, lambda: all(len(s.state.anonymous_contributions) == 2 for s in room.net)
+        )
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MeetingScreen)
+        log = screen.log_text()
+        assert "members, 4 slots)" in log
+        assert "  - I feel unheard" in log and "  - Me too" in log
+        assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
         assert node.submitted[-1] == {"kind": "pause"}
+        room.run_rounds(app, lambda: all(s.state.pause_requests == 1 for s in room.net))
+        await pilot.pause()
+        assert "pause asked (1)" in bar_text(app)
         # A new prompt starts in its first mode again: never anonymous by accident.
         room.session(0).open_step(NAMED_ONLY)
         room.settle(app)
         await pilot.pause()
         assert not compose.anonymous
+
+
+async def test_anonymous_tally_shows_only_once_enough_have_voted() -> None:
+    room = Room(node_class=AnonymousNode)
+    ana = room.session(0)
+    ana.open_step(SECRET_BALLOT)
+    proposal = ana.propose(SECRET_BALLOT, "Rotate facilitation")
+    poll = ana.open_poll(proposal.hash)
+    room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "v", "1")  # an anonymous step: agree, anonymously
+        assert room.node is not None
+        assert room.node.submitted[-1] == {"kind": "vote", "poll": poll.hash, "choice": "agree"}  # type: ignore[attr-defined]
+        room.session(1).submit_anonymous({"kind": "vote", "poll": poll.hash, "choice": "block"})
+        room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 2
+                                         for s in room.net))  # fmt: skip
+        await pilot.pause()
+        panel = str(app.screen.query_one(PollPanel)._shown)
+        assert "Anonymous: shown once at least 3 members have voted" in panel
+        assert "block 1" not in panel  # two votes: who blocked would be guessable
+        room.session(2).submit_anonymous({"kind": "vote", "poll": poll.hash, "choice": "agree"})
+        room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 3
+                                         for s in room.net))  # fmt: skip
+        await pilot.pause()
+        panel = str(app.screen.query_one(PollPanel)._shown)
+        assert "Anonymous: agree 2 · concerns 0 · stand aside 0 · block 1" in panel
 
 
 async def test_hand_goes_up_and_down(room: Room) -> None:

@@ -15,6 +15,7 @@ from fakenet import (
     codes,
     entries_frame,
     forge_next,
+    fork_frame,
     forks,
 )
 
@@ -398,6 +399,41 @@ def test_a_peer_on_the_other_branch_behind_our_head_is_shown_the_fork() -> None:
     events = pat.receive(quinn.me, reply[0])
     assert [e.seq for e in forks(events)] == [a.seq]
     assert pat.log.frozen_at(mallory.me) == a.seq
+
+
+def test_a_peer_that_knows_only_a_later_fork_is_sent_the_earlier_one() -> None:
+    """Mallory equivocated at seq 1 and, on one branch, again at seq 3. Alice
+    holds the seq 1 proof, Bob only the seq 3 one (the seq 1 broadcast to
+    him was lost). Both list Mallory among their forks; tick must still
+    bring Bob the earlier proof, which is the one the state is frozen at."""
+    net = FakeNetwork.meeting(3)
+    alice, bob, mallory = net
+    a1 = mallory.raise_hand()
+    a2 = mallory.lower_hand()
+    a3 = mallory.raise_hand()
+    mallory.take_sends()
+    b1 = forge_next(mallory, "hand.raise", {"x": 1}, seq=1, prev=None, lam=a1.lam)
+    b3 = forge_next(mallory, "hand.raise", {"x": 3}, seq=3, prev=a2.hash, lam=a3.lam)
+    assert forks(alice.receive(mallory.me, fork_frame(MID, a1.envelope, b1.envelope)))
+    assert forks(bob.receive(mallory.me, fork_frame(MID, a3.envelope, b3.envelope)))
+    alice.take_sends()
+    bob.take_sends()
+    assert (alice.log.frozen_at(mallory.me), bob.log.frozen_at(mallory.me)) == (1, 3)
+    assert alice.digest() != bob.digest()
+    # Alice's summary tells Bob nothing he can improve on: no fork for her.
+    alice.tick()
+    to_bob = next(s.payload for s in alice.take_sends() if s.peer == bob.me)
+    bob.receive(alice.me, to_bob)
+    assert [message(s.payload)["t"] for s in bob.take_sends()] == []
+    # Bob's summary shows a later fork: Alice sends hers.
+    bob.tick()
+    to_alice = next(s.payload for s in bob.take_sends() if s.peer == alice.me)
+    alice.receive(bob.me, to_alice)
+    replies = [s.payload for s in alice.take_sends() if s.peer == bob.me]
+    assert [message(p)["t"] for p in replies] == ["fork"]
+    assert forks(bob.receive(alice.me, replies[0]))
+    assert bob.log.frozen_at(mallory.me) == 1
+    assert alice.digest() == bob.digest()
 
 
 def test_fork_proofs_are_offered_on_connect() -> None:

@@ -207,11 +207,6 @@ class MeetingScreen(Screen[None]):
             self.notify("There is no open poll to vote on.", timeout=4)
             return
         modes = self._modes(poll.mode)
-        if not modes:
-            self.notify(
-                "This poll takes anonymous votes, which this version cannot send.", timeout=5
-            )
-            return
 
         def voted(answer: tuple[str, bool] | None) -> None:
             if answer is not None:
@@ -225,13 +220,10 @@ class MeetingScreen(Screen[None]):
         )
 
     def _modes(self, mode: str) -> tuple[bool, ...]:
-        anonymous_ok = self.meeting.anonymous_capacity() is not None
-        modes: list[bool] = []
-        if mode in ("named", "both"):
-            modes.append(False)
-        if mode in ("anonymous", "both") and anonymous_ok:
-            modes.append(True)
-        return tuple(modes)
+        """How a vote or rating on a step of ``mode`` may be sent: each step
+        counts through one channel only, so nobody is counted twice (named on
+        named and both steps, anonymous on anonymous steps; SPEC §13.4)."""
+        return (mode == "anonymous",)
 
     def action_rate(self) -> None:
         step = None if self.view is None else self.view.current_step
@@ -239,9 +231,6 @@ class MeetingScreen(Screen[None]):
             self.notify("The current step is not a rating.", timeout=4)
             return
         modes = self._modes(step.mode)
-        if not modes:
-            self.notify("This rating is anonymous, which this version cannot send.", timeout=5)
-            return
 
         def rated(answer: tuple[int, bool] | None) -> None:
             if answer is not None:

@@ -44,7 +44,7 @@ class ComposeBox(Horizontal):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.step: StepView | None = None
-        self.capacity: int | None = None  # None: this build has no anonymous rounds
+        self.capacity = 0  # characters one anonymous slot carries
         self.can_write = False
         self._labels: dict[str, str] = {}
 
@@ -69,11 +69,11 @@ class ComposeBox(Horizontal):
         modes: list[bool] = []
         if step.allows_named:
             modes.append(False)
-        if step.allows_anonymous and self.capacity is not None:
+        if step.allows_anonymous:
             modes.append(True)
         return tuple(modes)
 
-    def set_step(self, step: StepView | None, *, member: bool, capacity: int | None) -> None:
+    def set_step(self, step: StepView | None, *, member: bool, capacity: int) -> None:
         changed = step != self.step
         self.step, self.capacity = step, capacity
         modes = self.allowed_modes() if member else ()
@@ -95,8 +95,6 @@ class ComposeBox(Horizontal):
                 return "No step is open, so there is nothing to answer yet."
             if step.kind == "proposal":
                 return "Proposals are made by name; the poll on them can still be anonymous."
-            if step.allows_anonymous and self.capacity is None:
-                return "Anonymous answers are not available in this version of relsec."
             only = "anonymous" if step.mode == "anonymous" else "named"
             return f"This prompt takes {only} answers only."
         self.anonymous = not self.anonymous
@@ -108,9 +106,9 @@ class ComposeBox(Horizontal):
     # -- labels ------------------------------------------------------------------
 
     def remaining(self) -> int | None:
-        if not self.anonymous or self.capacity is None:
+        if not self.anonymous:
             return None
-        return self.capacity - len(self.input.value.encode("utf-8"))
+        return self.capacity - len(self.input.value)
 
     def _refresh_labels(self) -> None:
         # Runs on every key typed: change (and so re-lay out) only what differs.
@@ -128,7 +126,7 @@ class ComposeBox(Horizontal):
             elif step.kind == "rating":
                 placeholder = "Press r to give your rating"
             else:
-                placeholder = "Anonymous answers are not available here"
+                placeholder = "Not a member of this meeting (any more)"
         else:
             label = "anonymous" if self.anonymous else "named"
             if step is not None and step.kind == "proposal":

@@ -162,10 +162,12 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
     if poll.proposer:
         text.append(f" (proposed by {poll.proposer})", style="italic")
     text.append("\n")
-    if poll.mode in ("named", "both"):
+    # Each step counts through one channel (SPEC §13.4): anonymous steps
+    # anonymously, named and "both" steps by name.
+    if poll.mode != "anonymous":
         text.append("Named: ", style="bold")
         text.append(f"{tally_line(poll.named)}  ({poll.voters} of {poll.members} voted)\n")
-    if poll.mode in ("anonymous", "both"):
+    else:
         text.append("Anonymous: ", style="bold")
         if poll.anonymous is None:
             text.append(f"shown once at least {poll.threshold} members have voted\n")

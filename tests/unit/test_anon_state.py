@@ -1,0 +1,561 @@
+"""Anonymous rounds in the meeting: the ``anon.round`` fold rule (core/state.py)
+and the Session's channel (core/anon.py) on the fake network.
+
+Fold tests write certified rounds by hand (``certified``), as a modified
+client could; network tests let real Sessions run rounds on a fake clock.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+from fakenet import IDENTITIES, MID, START_MS, FakeNetwork, Scribe
+from nacl import bindings
+
+from relsec_p2p.core import anon, ring, shuffle
+from relsec_p2p.core.codec import pack, unpack
+from relsec_p2p.core.errors import LocalProtocolError
+from relsec_p2p.core.feed import Entry
+from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.session import Session
+from relsec_p2p.core.state import (
+    MeetingState,
+    decode_item,
+    ring_of,
+    vote_message,
+    why_ignored,
+)
+
+A, B, C, D, E = IDENTITIES[:5]
+UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE = range(6)
+ANON_AGENDA: list[dict[str, Any]] = [
+    {"id": "unsaid", "title": "Unsaid", "prompt": "What is hard to say?", "mode": "anonymous",
+     "kind": "text"},
+    {"id": "feel", "title": "Feel", "prompt": "How safe do you feel?", "mode": "anonymous",
+     "kind": "rating", "scale": ["low", "some", "high"]},
+    {"id": "decide", "title": "Decide", "prompt": "What do we do?", "mode": "anonymous",
+     "kind": "proposal"},
+    {"id": "open", "title": "Open", "prompt": "Anything else?", "mode": "both", "kind": "text"},
+    {"id": "named", "title": "Named", "prompt": "Who does what?", "mode": "named",
+     "kind": "proposal"},
+    {"id": "both", "title": "Both", "prompt": "How was it?", "mode": "both", "kind": "rating",
+     "scale": ["bad", "good"]},
+]  # fmt: skip
+
+
+# --- writing certified rounds by hand -------------------------------------------------
+
+
+class Room:
+    """A meeting of A, B, C, D written with a Scribe, and certified rounds."""
+
+    def __init__(self, members: int = 4) -> None:
+        self.scribe = Scribe(A)
+        self.scribe.create(agenda=ANON_AGENDA)
+        self.ids = IDENTITIES[:members]
+        for member in self.ids[1:]:
+            self.scribe.add(A, member)
+        self.poll: bytes | None = None
+
+    @property
+    def state(self) -> MeetingState:
+        return self.scribe.state()
+
+    def open(self, step: int) -> None:
+        self.scribe.write(A, "step.open", {"step": step})
+
+    def open_poll(self, step: int = DECIDE) -> bytes:
+        self.open(step)
+        proposal = self.scribe.write(B, "proposal.add", {"step": step, "text": "We do X"})
+        self.poll = self.scribe.write(A, "poll.open", {"proposal": proposal.hash}).hash
+        return self.poll
+
+    def cut(self) -> list[list[Any]]:
+        """Every feed's length now, as the facilitator's laptop would cut."""
+        return [[k.key, sum(1 for e in self.scribe.entries if e.author == k.key)] for k in self.ids]
+
+    def start(self, who: list[Identity] | None = None) -> shuffle.RoundStart:
+        keys = [i.key for i in (who or self.ids)]
+        return shuffle.RoundStart.new(MID, self.state.epoch, keys)
+
+    def item(self, start: shuffle.RoundStart, signer: Identity, intent: dict[str, Any]) -> bytes:
+        keys = ring_of(self.state, start.parts)
+        return anon.encode_item(
+            intent, mid=MID, rid=start.rid, keys=keys, secret=signer.ring_secret
+        )
+
+    def certified(
+        self,
+        start: shuffle.RoundStart,
+        items: list[bytes],
+        *,
+        signers: list[Identity] | None = None,
+    ) -> dict[str, Any]:
+        ids = sorted({shuffle.item_id(i) for i in items})
+        body = shuffle.statement("release", MID, start.rid, shuffle.release_digest(ids))
+        by_key = {i.key: i for i in (signers or IDENTITIES)}
+        return {
+            "epoch": start.epoch,
+            "nonce": start.nonce,
+            "members": list(start.parts),
+            "ids": ids,
+            "items": items,
+            "go": [by_key[k].sign(shuffle.ANON_CONTEXT, body) for k in start.parts],
+        }
+
+    def release(self, data: dict[str, Any], author: Identity = C) -> Entry:
+        return self.scribe.write(author, "anon.round", data)
+
+    def why(self, data: dict[str, Any], author: Identity = C) -> str | None:
+        entry = self.scribe.write(author, "anon.round", data, keep=False)
+        return why_ignored(self.state, entry)
+
+
+def contrib(step: int, text: str) -> dict[str, Any]:
+    return {"k": "contrib", "step": step, "text": text}
+
+
+def vote(poll: bytes, choice: str) -> dict[str, Any]:
+    return {"k": "vote", "poll": poll, "choice": choice}
+
+
+# --- the fold: contributions, pauses, certificates -------------------------------------
+
+
+def test_anonymous_contribution_is_unattributed_with_members_and_slots() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    items = [room.item(start, B, contrib(UNSAID, "I am afraid of X"))]
+    room.release(room.certified(start, items))
+    state = room.state
+    (shown,) = state.anonymous_contributions
+    assert (shown.step, shown.text, shown.round, shown.members, shown.slots) == (
+        UNSAID,
+        "I am afraid of X",
+        1,
+        4,
+        4,
+    )
+    assert not hasattr(shown, "author")
+    assert state.contributions == []  # nothing named
+
+
+def test_round_of_a_subset_shows_the_missing_slots() -> None:
+    room = Room(5)
+    room.open(UNSAID)
+    start = room.start(room.ids[:4])  # E was left out
+    room.release(room.certified(start, [room.item(start, B, contrib(UNSAID, "hm"))]))
+    (shown,) = room.state.anonymous_contributions
+    assert (shown.members, shown.slots) == (5, 4)
+
+
+def test_pause_requests_count_up() -> None:
+    room = Room()
+    start = room.start()
+    items = [room.item(start, k, {"k": "pause"}) for k in (A, B)]
+    room.release(room.certified(start, items))
+    assert room.state.pause_requests == 2
+
+
+def test_certificate_must_hold_every_participant() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    data = room.certified(start, [room.item(start, B, contrib(UNSAID, "x"))])
+    forged = dict(data, go=[*data["go"][:-1], bytes(64)])
+    assert room.why(forged) == "the round is not signed by every participant"
+    shorter = dict(data, go=data["go"][:-1])
+    assert room.why(shorter) == "anon.round fields have the wrong shape"
+    # Claiming other participants breaks the round id the signatures cover.
+    others = dict(data, members=sorted(data["members"][:3]), go=data["go"][:3])
+    assert room.why(others) == "the round is not signed by every participant"
+    assert room.why(data) is None
+
+
+def test_round_with_a_stranger_or_too_few_members_is_ignored() -> None:
+    room = Room()
+    room.open(UNSAID)
+    stranger = Identity.from_seed(b"\x99" * 32)
+    start = shuffle.RoundStart.new(MID, 1, [A.key, B.key, stranger.key])
+    data = room.certified(start, [b"\x90"], signers=[A, B, stranger])
+    assert room.why(data) == "a participant of the round was never a member"
+    small = room.start([A, B, C])
+    data = room.certified(small, [b"\x90"])
+    data["members"], data["go"] = data["members"][:2], data["go"][:2]
+    assert room.why(data) == "anon.round fields have the wrong shape"
+
+
+def test_items_not_in_the_certificate_are_refused() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    real = [room.item(start, k, contrib(UNSAID, "real")) for k in (B, C)]
+    data = room.certified(start, real)
+    data["items"] = [real[0], room.item(start, C, contrib(UNSAID, "slipped in"))]
+    assert room.why(data) == "an item the round did not release"
+
+
+def test_second_identical_release_is_ignored_and_split_releases_add_up() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    items = [room.item(start, k, contrib(UNSAID, f"from {n}")) for n, k in enumerate((A, B, C))]
+    whole = room.certified(start, items)
+    first = dict(whole, items=items[:1])
+    rest = dict(whole, items=items[1:])
+    room.release(first, author=A)
+    assert room.why(first, author=B) == "those items of the round are already in"
+    room.release(rest, author=B)
+    state = room.state
+    assert sorted(c.text for c in state.anonymous_contributions) == ["from 0", "from 1", "from 2"]
+    assert {c.round for c in state.anonymous_contributions} == {1}
+    assert room.why(whole, author=D) == "those items of the round are already in"
+
+
+def test_items_on_closed_or_named_steps_and_garbage_are_dropped_alone() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    items = [
+        room.item(start, A, contrib(UNSAID, "kept")),
+        room.item(start, B, contrib(NAMED, "a named-only step")),
+        room.item(start, C, contrib(OPEN, "a step that is not open")),
+        b"\xc1not msgpack",
+        room.item(start, D, None),  # an empty dummy would not be released; b"" is no item
+    ]
+    items = [i for i in items if i]
+    room.release(room.certified(start, items))
+    assert [c.text for c in room.state.anonymous_contributions] == ["kept"]
+
+
+# --- the fold: anonymous votes -------------------------------------------------------------
+
+
+def test_anonymous_votes_latest_round_wins_and_close_counts_them() -> None:
+    room = Room()
+    poll = room.open_poll()
+    first = room.start()
+    room.release(
+        room.certified(
+            first,
+            [
+                room.item(first, A, vote(poll, "agree")),
+                room.item(first, B, vote(poll, "block")),
+                room.item(first, C, vote(poll, "agree")),
+            ],
+        )
+    )
+    assert room.state.polls[poll].anonymous_tally(3) == {
+        "agree": 2,
+        "concerns": 0,
+        "stand_aside": 0,
+        "block": 1,
+    }
+    second = room.start()
+    room.release(room.certified(second, [room.item(second, B, vote(poll, "concerns"))]))
+    tally = room.state.polls[poll].anonymous_tally(3)
+    assert tally == {"agree": 2, "concerns": 1, "stand_aside": 0, "block": 0}
+    room.scribe.write(A, "poll.close", {"poll": poll, "cut": room.cut()})
+    result = room.state.polls[poll].result
+    assert result is not None and result.outcome == "consensus"
+    assert result.counts == tally and result.voters == 3
+
+
+def test_anonymous_tally_hidden_below_the_threshold() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    items = [room.item(start, A, vote(poll, "agree")), room.item(start, B, vote(poll, "block"))]
+    room.release(room.certified(start, items))
+    assert room.state.polls[poll].anonymous_tally(3) is None
+    assert room.state.polls[poll].anonymous_tally(2) is not None
+
+
+def test_voting_twice_with_the_same_key_counts_once() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    items = [
+        room.item(start, A, vote(poll, "agree")),
+        room.item(start, A, vote(poll, "block")),  # the same member's second slot
+        room.item(start, B, vote(poll, "agree")),
+    ]
+    room.release(room.certified(start, items))
+    latest = room.state.polls[poll].latest_anonymous()
+    assert len(latest) == 2
+    assert sorted(latest.values()) in (["agree", "agree"], ["agree", "block"])
+
+
+def test_replayed_vote_from_an_earlier_round_is_rejected() -> None:
+    room = Room()
+    poll = room.open_poll()
+    first = room.start()
+    old = room.item(first, B, vote(poll, "block"))
+    room.release(room.certified(first, [old, room.item(first, A, vote(poll, "agree"))]))
+    # B changes its mind; someone replays B's old "block" into a later round.
+    second = room.start()
+    changed = room.item(second, B, vote(poll, "agree"))
+    room.release(room.certified(second, [changed, old]))
+    latest = room.state.polls[poll].latest_anonymous()
+    assert sorted(latest.values()) == ["agree", "agree"]
+    assert len(room.state.polls[poll].anon_votes) == 3  # two in round 1, one in round 2
+
+
+def test_vote_with_a_small_order_tag_component_is_rejected() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    good = room.item(start, A, vote(poll, "agree"))
+    item = decode_item(good)
+    assert item is not None
+    torsion = bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05")
+    tag = item["sig"][:32]
+    bad_tag = bindings.crypto_core_ed25519_add(tag, torsion)
+    assert bad_tag != tag and not bindings.crypto_core_ed25519_is_valid_point(bad_tag)
+    bad = pack({**item, "sig": bad_tag + item["sig"][32:]})
+    keys = ring_of(room.state, start.parts)
+    message = vote_message(MID, start.rid, poll, "agree")
+    assert ring.verify(message, keys, item["sig"], poll) == tag
+    with pytest.raises(ring.BadRingSignature):
+        ring.verify(message, keys, bad_tag + item["sig"][32:], poll)
+    room.release(room.certified(start, [bad]))
+    assert room.state.polls[poll].anon_votes == []
+    # The honest version of the same vote counts.
+    second = room.start()
+    room.release(room.certified(second, [room.item(second, A, vote(poll, "agree"))]))
+    assert len(room.state.polls[poll].anon_votes) == 1
+
+
+def test_anonymous_votes_only_on_anonymous_steps() -> None:
+    room = Room()
+    poll = room.open_poll(NAMED)
+    start = room.start()
+    room.release(room.certified(start, [room.item(start, A, vote(poll, "block"))]))
+    assert room.state.polls[poll].anon_votes == []
+
+
+def test_anonymous_vote_after_the_cut_does_not_count() -> None:
+    room = Room()
+    poll = room.open_poll()
+    cut = room.cut()
+    start = room.start()
+    # Released (by C) after what the facilitator had seen, back-dated before the close.
+    late = room.certified(start, [room.item(start, A, vote(poll, "block"))])
+    room.scribe.write(C, "anon.round", late, lam=room.scribe.lam + 5)
+    room.scribe.write(A, "poll.close", {"poll": poll, "cut": cut}, lam=room.scribe.lam + 10)
+    result = room.state.polls[poll].result
+    assert result is not None and result.counts["block"] == 0
+
+
+# --- the fold: anonymous ratings --------------------------------------------------------------
+
+
+def test_anonymous_ratings_one_per_member_thresholded() -> None:
+    room = Room()
+    room.open(FEEL)
+
+    def rating(value: int) -> dict[str, Any]:
+        return {"k": "rating", "step": FEEL, "value": value, "ref": None}
+
+    start = room.start()
+    room.release(
+        room.certified(start, [room.item(start, A, rating(0)), room.item(start, B, rating(2))])
+    )
+    assert room.state.anonymous_rating_counts(FEEL, None, 3) is None
+    second = room.start()
+    room.release(
+        room.certified(second, [room.item(second, A, rating(1)), room.item(second, C, rating(2))])
+    )
+    assert room.state.anonymous_rating_counts(FEEL, None, 3) == [0, 1, 2]  # A's 0 became 1
+
+
+def test_anonymous_ratings_refused_where_ratings_are_named() -> None:
+    room = Room()
+    room.open(BOTH_RATE)
+    start = room.start()
+    item = room.item(start, A, {"k": "rating", "step": BOTH_RATE, "value": 1, "ref": None})
+    room.release(room.certified(start, [item]))
+    assert room.state.anonymous_ratings == {}
+
+
+# --- the channel on the fake network ------------------------------------------------------------
+
+
+def meeting(n: int = 4, **settings: Any) -> FakeNetwork:
+    return FakeNetwork.meeting(n, agenda=ANON_AGENDA, settings=settings or None)
+
+
+def open_step(net: FakeNetwork, step: int) -> None:
+    net[0].open_step(step)
+    net.settle()
+
+
+def anonymous_texts(session: Session) -> list[str]:
+    return sorted(c.text for c in session.state.anonymous_contributions)
+
+
+def test_anonymous_contribution_reaches_everyone_unattributed() -> None:
+    net = meeting()
+    open_step(net, UNSAID)
+    net[2].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "I feel unsafe"})
+    net.run_rounds(lambda: all(anonymous_texts(s) == ["I feel unsafe"] for s in net))
+    net.settle()
+    assert len(set(net.digests())) == 1
+    (shown,) = net[0].state.anonymous_contributions
+    assert (shown.members, shown.slots, shown.round) == (4, 4, 1)
+    releases = [e for e in net[0].log.entries() if e.type == "anon.round"]
+    assert len(releases) == 1
+    assert net.rejections() == []
+    assert net[2].anonymous.pending() == 0
+
+
+def test_rounds_run_whether_or_not_anyone_speaks() -> None:
+    net = meeting()
+    open_step(net, UNSAID)
+    net[1].take_round_reports()
+    for _ in range(50):  # five seconds with nothing to say
+        net.advance(100)
+        net.tick_rounds()
+        net.deliver_all()
+    reports = net[1].take_round_reports()
+    assert sum(1 for r in reports if isinstance(r, anon.RoundStarted)) >= 2
+    assert sum(1 for r in reports if isinstance(r, shuffle.Released)) >= 2
+    assert not any(e.type == "anon.round" for e in net[0].log.entries())  # dummies only
+
+
+def test_votes_from_three_laptops_close_with_the_anonymous_tally() -> None:
+    net = meeting()
+    open_step(net, DECIDE)
+    proposal = net[1].propose(DECIDE, "We ask them to step back")
+    net.settle()
+    poll = net[0].open_poll(proposal.hash).hash
+    net.settle()
+    for session, choice in zip(net, ["agree", "agree", "concerns", "agree"], strict=True):
+        session.submit_anonymous({"kind": "vote", "poll": poll, "choice": choice})
+    net.run_rounds(lambda: len(net[0].state.polls[poll].latest_anonymous()) == 4)
+    net.settle()
+    net[0].close_poll(poll)
+    net.settle()
+    for state in net.states():
+        result = state.polls[poll].result
+        assert result is not None
+        assert result.counts == {"agree": 3, "concerns": 1, "stand_aside": 0, "block": 0}
+        assert result.outcome == "consensus"
+    assert len(set(net.digests())) == 1
+
+
+def test_a_changed_vote_replaces_the_old_one() -> None:
+    net = meeting()
+    open_step(net, DECIDE)
+    proposal = net[1].propose(DECIDE, "X")
+    net.settle()
+    poll = net[0].open_poll(proposal.hash).hash
+    net.settle()
+    net[3].submit_anonymous({"kind": "vote", "poll": poll, "choice": "block"})
+    net.run_rounds(lambda: len(net[0].state.polls[poll].anon_votes) == 1)
+    net[3].submit_anonymous({"kind": "vote", "poll": poll, "choice": "agree"})
+    net.run_rounds(lambda: len(net[0].state.polls[poll].anon_votes) == 2)
+    assert list(net[0].state.polls[poll].latest_anonymous().values()) == ["agree"]
+
+
+def test_submit_refusals_are_plain_sentences() -> None:
+    net = meeting()
+    open_step(net, UNSAID)
+    session = net[1]
+    with pytest.raises(LocalProtocolError, match="too long for one anonymous slot by 1 "):
+        session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1001})
+    with pytest.raises(LocalProtocolError, match="not open"):
+        session.submit_anonymous({"kind": "contrib", "step": OPEN, "text": "hello"})
+    with pytest.raises(LocalProtocolError, match="Choose one of"):
+        session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "maybe"})
+    with pytest.raises(LocalProtocolError, match="no such poll"):
+        session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "agree"})
+    with pytest.raises(LocalProtocolError):
+        session.submit_anonymous({"kind": "shout"})
+    session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1000})
+    assert session.anonymous_capacity() == 1000
+    small = FakeNetwork.meeting(2, agenda=ANON_AGENDA)
+    small[0].open_step(UNSAID)
+    with pytest.raises(LocalProtocolError, match="at least 3 members"):
+        small[0].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "hi"})
+
+
+def test_capacity_fits_every_round_size() -> None:
+    text = "x" * anon.TEXT_CAPACITY
+    item = pack({"k": "contrib", "n": bytes(8), "step": 63, "text": text})
+    for n in range(shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS + 1):
+        assert len(shuffle.pad(item, anon.slot_size(n))) == anon.slot_size(n)
+    with pytest.raises(LocalProtocolError):
+        shuffle.pad(item + b"x" * 200, anon.slot_size(shuffle.MIN_PARTICIPANTS))
+
+
+def test_member_vanishing_mid_round_aborts_and_restarts_without_them() -> None:
+    net = meeting(5)
+    open_step(net, UNSAID)
+    gone = net[4]
+    net[1].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "said once"})
+    # Run until a round with all five is under way, then cut the fifth off.
+    net.history = []
+    while not any(
+        r.round.phase is shuffle.Phase.SHUFFLE and len(r.round.parts) == 5
+        for r in net[0].anonymous.rounds.values()
+    ):
+        net.advance(100)
+        net.tick_rounds()
+        while net.in_flight and not any(
+            r.round.phase is shuffle.Phase.SHUFFLE for r in net[0].anonymous.rounds.values()
+        ):
+            net.deliver()
+        assert net.now_ms < START_MS + 60_000
+    net.partition([s.me for s in list(net)[:4]], [gone.me])
+    net.run_rounds(lambda: anonymous_texts(net[0]) == ["said once"], max_ms=20_000)
+    net.settle()
+    for session in list(net)[:4]:
+        assert anonymous_texts(session) == ["said once"]
+    (shown,) = net[0].state.anonymous_contributions
+    assert (shown.members, shown.slots) == (5, 4)  # the suppression shows
+    # The aborted round released nothing: no inner key went out before the abort.
+    reports = net[1].take_round_reports()
+    (aborted,) = [r for r in reports if isinstance(r, shuffle.Aborted)]
+    assert gone.me in aborted.missing
+    sent = [unpack(m.payload) for m in net.history]
+    in_aborted = {m["t"] for m in sent if m.get("r") == aborted.rid}
+    assert "anon.abort" in in_aborted
+    assert not in_aborted & {"anon.reveal", "anon.ack", "anon.blame"}
+
+
+def test_late_joiner_verifies_released_rounds() -> None:
+    net = meeting()
+    open_step(net, UNSAID)
+    net[1].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "before you came"})
+    net.run_rounds(lambda: anonymous_texts(net[0]) == ["before you came"])
+    late = net.join(E, "Eve", sponsor=net[0])
+    net.settle()
+    assert anonymous_texts(late) == ["before you came"]
+    assert len(set(net.digests())) == 1
+
+
+def test_if_the_first_participant_vanishes_the_next_one_appends() -> None:
+    net = meeting()
+    open_step(net, UNSAID)
+    net[2].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "still logged"})
+    first = min(s.me for s in net)
+    leader = net.sessions[first]
+
+    def released() -> bool:
+        return any(isinstance(r, shuffle.Released) and r.items for r in leader.anonymous._reports)
+
+    net.run_rounds(lambda: bool(leader.anonymous._releases) or released(), step_ms=10)
+    others = [s.me for s in net if s.me != first]
+    net.partition(others, [first])
+    net.run_rounds(lambda: anonymous_texts(net.sessions[others[0]]) == ["still logged"])
+    (entry,) = [e for e in net.sessions[others[0]].log.entries() if e.type == "anon.round"]
+    assert entry.author == others[0]  # the next in key order, after a short wait
+    net.heal()
+    net.run_rounds(lambda: all(anonymous_texts(s) == ["still logged"] for s in net))
+    net.settle()
+    assert len(set(net.digests())) == 1
+    assert all(anonymous_texts(s) == ["still logged"] for s in net)
