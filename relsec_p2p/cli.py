@@ -20,6 +20,7 @@ BENCH_SUITES: dict[str, str] = {
     "core": "decode, verify, append and fold 10 000 entries from 20 authors",
     "net": "real peer processes on loopback: join time, fan-out latency, late-joiner sync",
     "ui": "apply and render 1 000 contributions; key press to screen update (Pilot)",
+    "anon": "anonymous shuffle rounds: round time for 5, 10, 30 peers; ring signatures",
 }
 
 
@@ -37,6 +38,10 @@ def _bench(args: argparse.Namespace) -> int:
         from .bench import ui
 
         runner = ui.run
+    elif args.suite == "anon":
+        from .bench import anon
+
+        runner = anon.run
     else:  # argparse restricts the choices; this guards a new suite without a runner
         print(f"relsec: no benchmark suite called {args.suite!r}.", file=sys.stderr)
         return 2

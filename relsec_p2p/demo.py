@@ -36,6 +36,7 @@ CAST = ("Ana", "Bo", "Cyd")  # Ana starts the meeting and facilitates
 YOU = "You"
 JOIN_TIMEOUT_S = 30.0
 YOUR_VOTE_WAIT_S = 25.0
+ROUND_WAIT_S = 30.0  # anonymous rounds run on a schedule of a few seconds
 
 # What the simulated members say, by step id: (speaker index, text, tag or None,
 # anonymous?). Steps not listed get a generic line for their kind.
@@ -173,6 +174,14 @@ class Demo:
                 raise DemoStopped
             peer.wait_state(predicate, timeout=JOIN_TIMEOUT_S)
 
+    def _rounds_done(self, timeout: float = ROUND_WAIT_S) -> None:
+        """Wait until no simulated member has an anonymous item still queued:
+        an item still waiting when the step closes would be refused."""
+        deadline = time.monotonic() + timeout
+        for peer in self.peers:
+            while peer.state().get("anon_pending", 0) and time.monotonic() < deadline:
+                self._wait(0.2)
+
     def members(self) -> list[dict[str, Any]]:
         state = self.peers[0].state()
         return [m for m in state.get("members", []) if m.get("active")]
@@ -207,6 +216,7 @@ class Demo:
             else:
                 self._proposal_step(index, step.mode, narrate, you_vote, you_present)
             self._wait()
+            self._rounds_done()
         if you_present and you_vote is None:
             you = [m for m in self.members() if m.get("name") == YOU]
             if you:
@@ -375,8 +385,9 @@ async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLAT
 
     node = Node(interfaces=["127.0.0.1"])
     demo = Demo(template_name=template_name, pace=0.0)
-    await node.start()
     loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_cancelled)
+    await node.start()
     try:
         code = await asyncio.to_thread(demo.start)
         await asyncio.gather(node.join(code, YOU, timeout=JOIN_TIMEOUT_S),
@@ -412,6 +423,15 @@ async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLAT
     finally:
         await asyncio.to_thread(demo.stop)
         await node.close()
+
+
+def _quiet_cancelled(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Closing the node cancels handshakes still in progress; asyncio reports
+    each as an error in a callback. Those are expected at the end of the demo
+    and say nothing to its reader; anything else is reported as usual."""
+    if isinstance(context.get("exception"), asyncio.CancelledError):
+        return
+    loop.default_exception_handler(context)
 
 
 async def _settle(node: Node, demo: Demo, timeout: float = 15.0) -> bool:

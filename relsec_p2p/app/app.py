@@ -36,7 +36,7 @@ from .messages import (
     NodeReady,
 )
 from .network import NodeFactory, loopback_only
-from .screens.dialogs import ChoiceDialog, ConfirmDialog, ModeChoiceDialog, TalkTimeDialog
+from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog
 from .screens.display import DisplayScreen
 from .screens.help import HelpScreen, Section, bindings_of
 from .screens.lobby import LobbyScreen
@@ -51,7 +51,7 @@ JOIN_TIMEOUT_S = 10.0  # to find the meeting by mDNS, and then to receive it
 CLOSE_TIMEOUT_S = 1.0  # mDNS goodbyes and link closes; never longer on panic
 
 
-class DemoHost(Protocol):
+class DemoPlugin(Protocol):
     """What ``relsec demo`` plugs into the app (see ``relsec_p2p.demo``)."""
 
     def run(self, post: Callable[[Message], object]) -> None: ...
@@ -82,7 +82,7 @@ class RelsecApp(App[int]):
         node_factory: NodeFactory,
         *,
         display_only: bool = False,
-        demo: DemoHost | None = None,
+        demo: DemoPlugin | None = None,
     ) -> None:
         super().__init__()
         self.node_factory = node_factory
@@ -263,8 +263,8 @@ class RelsecApp(App[int]):
             ("Meeting, facilitator only", "",
              [b for b in meeting if b.action in FACILITATOR_ACTIONS]),
             ("Room display", "", DisplayScreen.BINDINGS),
-            ("Dialogs", "", [*ChoiceDialog.BINDINGS, *ModeChoiceDialog.BINDINGS,
-                             *ConfirmDialog.BINDINGS, *TalkTimeDialog.BINDINGS]),
+            ("Dialogs", "", [*ChoiceDialog.BINDINGS, *ConfirmDialog.BINDINGS,
+                             *TalkTimeDialog.BINDINGS]),
         ]  # fmt: skip
 
     def action_help(self) -> None:

@@ -199,7 +199,8 @@ class AnonymousChannel:
         self._awaiting: list[tuple[bytes, bytes, dict[str, Any], int]] = []
         self._releases: dict[bytes, tuple[shuffle.Released, int]] = {}
         self.excluded: dict[bytes, int | None] = {}  # key -> until (ms), None: for good
-        self.next_round_ms = 0
+        self._last_lead_ms: int | None = None  # when this laptop last looked at leading
+        self._restart = False  # a round just failed: the next one starts at once
         self._reports: list[Report] = []
 
     # -- what a person does --------------------------------------------------------
@@ -303,14 +304,26 @@ class AnonymousChannel:
         now = self._clock()
         intent = self._next_intent(state, start)
         keys = ring_of(state, start.parts)
-        item = encode_item(
-            intent, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
-        )
-        slot = shuffle.pad(item, slot_size(len(start.parts)))
+        size = slot_size(len(start.parts))
+
+        def build() -> bytes:
+            # Called once the keys are out (``prepare``) or when first needed.
+            running.item = encode_item(
+                intent, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
+            )
+            return shuffle.pad(running.item, size)
+
         round_ = shuffle.Round(
-            self.identity, start, slot, now_ms=now, timeout_ms=self.timeout_ms, rng=self._rng
+            self.identity,
+            start,
+            build,
+            slot=size,
+            now_ms=now,
+            timeout_ms=self.timeout_ms,
+            rng=self._rng,
         )
-        self.rounds[start.rid] = _Running(round_, intent, item)
+        running = _Running(round_, intent, b"")
+        self.rounds[start.rid] = running
         self._reports.append(RoundStarted(start.rid, len(start.parts)))
         self._route(round_.begin())
         for peer, message in self._early.pop(start.rid, []):
@@ -335,8 +348,18 @@ class AnonymousChannel:
 
     # -- time ------------------------------------------------------------------------------
 
+    def unprepared(self) -> bool:
+        """A round whose slot is not built yet (the driver may build it as
+        soon as the round's first messages are on the wire)."""
+        return any(not r.round.prepared for r in self.rounds.values())
+
+    def prepare(self) -> None:
+        for running in self.rounds.values():
+            running.round.prepare()
+
     def tick(self) -> None:
         now = self._clock()
+        self.prepare()
         for rid, running in list(self.rounds.items()):
             self._route(running.round.tick(now))
             self._settle(rid)
@@ -356,11 +379,17 @@ class AnonymousChannel:
 
     def _maybe_lead(self, now: int) -> None:
         state = self._state()
-        if not state.is_member(self.me) or now < self.next_round_ms:
+        if not state.is_member(self.me):
+            return
+        last = self._last_lead_ms
+        # The interval is read each time, so opening an anonymous step
+        # shortens the wait at once rather than after the idle interval.
+        if last is not None and now < last + self.interval_ms() and not self._restart:
             return
         if any(r.round.outcome is None for r in self.rounds.values()):
             return
-        self.next_round_ms = now + self.interval_ms()
+        self._last_lead_ms = now
+        self._restart = False
         parts = self._participants(state, now)
         if not shuffle.MIN_PARTICIPANTS <= len(parts) <= shuffle.MAX_PARTICIPANTS:
             return
@@ -406,6 +435,7 @@ class AnonymousChannel:
                     self.queue.insert(0, running.intent)
             if outcome.items:
                 self._releases[rid] = (outcome, now)
+                self._append_due(now)  # the first participant appends at once
             return
         if running.intent is not None:
             self.queue.insert(0, running.intent)
@@ -418,7 +448,7 @@ class AnonymousChannel:
                 if key != self.me:
                     timed_out = "deadline" in why
                     self.excluded[key] = now + EXCLUDE_MS if timed_out else None
-        self.next_round_ms = now  # restart at once, without them
+        self._restart = True  # restart at once, without them
 
     def _append_due(self, now: int) -> None:
         """Put released rounds in the log: the first participant still here

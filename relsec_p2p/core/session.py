@@ -313,6 +313,15 @@ class Session:
         (the reference: every 50 ms)."""
         self.anonymous.tick()
 
+    def rounds_to_prepare(self) -> bool:
+        """A round's slot still to build: the driver calls ``prepare_rounds``
+        once the frames already queued are on the wire (it costs a ring
+        signature, better spent while the other members' keys travel)."""
+        return self.anonymous.unprepared()
+
+    def prepare_rounds(self) -> None:
+        self.anonymous.prepare()
+
     def take_round_reports(self) -> list[Report]:
         """Rounds started and finished since the last call (no content)."""
         return self.anonymous.take_reports()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Protocol
@@ -349,6 +349,7 @@ class Released:
     ids: tuple[bytes, ...]
     certificate: tuple[bytes, ...]
     undecodable: int = 0
+    timeline: tuple[tuple[str, int], ...] = ()  # (phase, ms) on this laptop's clock
 
     @property
     def rid(self) -> bytes:
@@ -442,8 +443,9 @@ class Round:
         self,
         identity: Identity,
         start: RoundStart,
-        payload: bytes,
+        payload: bytes | Callable[[], bytes],
         *,
+        slot: int | None = None,
         now_ms: int,
         timeout_ms: int = DEFAULT_TIMEOUT_MS,
         rng: Shuffler | None = None,
@@ -458,12 +460,20 @@ class Round:
         self.parts = start.parts
         self.n = len(start.parts)
         self.index = self.parts.index(self.me)
-        self.slot = len(payload)
-        self._payload = payload
+        # The slot may be built later (``prepare``): making it costs a ring
+        # signature, better spent while the others' keys are on their way.
+        if isinstance(payload, bytes):
+            self.slot, self._payload, self._make = len(payload), payload, None
+        elif slot is None:
+            raise LocalProtocolError("a slot built later needs its size now")
+        else:
+            self.slot, self._payload, self._make = slot, b"", payload
         self._timeout = timeout_ms
         self.deadline = now_ms + timeout_ms
         self._rng: Shuffler = rng or secrets.SystemRandom()
         self.phase = Phase.KEYS
+        self._now = now_ms
+        self.timeline: list[tuple[str, int]] = [(Phase.KEYS.value, now_ms)]
         self.outcome: Outcome | None = None
         self._verify_keys = {key: VerifyKey(key) for key in self.parts}
         self._inner_public, self._inner_secret = bindings.crypto_box_keypair()
@@ -499,6 +509,18 @@ class Round:
         round may release, so its slot must not be reused."""
         return self._released_key == "inner"
 
+    @property
+    def prepared(self) -> bool:
+        return self._make is None
+
+    def prepare(self) -> None:
+        """Build this laptop's slot now (it is built when first needed otherwise)."""
+        if self._make is not None:
+            payload = self._make()
+            if len(payload) != self.slot:
+                raise LocalProtocolError("the slot built for the round has the wrong size")
+            self._payload, self._make = payload, None
+
     def begin(self) -> list[Outgoing]:
         if self._began:
             raise LocalProtocolError("a round begins once")
@@ -520,6 +542,7 @@ class Round:
         handler = _HANDLERS.get(str(kind))
         if handler is None:
             raise MalformedFrame(f"unknown round message {kind!r}")
+        self._now = now_ms
         sends = handler(self, sender, message)
         self.deadline = now_ms + self._timeout
         return [*sends, *self._advance()]
@@ -528,6 +551,7 @@ class Round:
         """Check the deadline; past it, abort (or, in blame, judge with what came)."""
         if self.outcome is not None or now_ms < self.deadline:
             return []
+        self._now = now_ms
         missing = self.waiting_for()
         if self.phase is Phase.BLAME:
             self._judge()
@@ -549,11 +573,13 @@ class Round:
         if self.phase is Phase.SUBMIT:
             return tuple(p for p in self.parts if p not in self.submissions)
         if self.phase is Phase.SHUFFLE:
+            # Only the leader follows the cascade hop by hop; the others know
+            # that the batch has not reached them, not who holds it.
+            if self.index != 0:
+                return ()
             for hop in range(1, self.n + 1):
                 if hop not in self.hops:
                     return (self.parts[hop - 1],)
-                if hop == self.index and hop not in self.batches:
-                    return (self.parts[hop - 1],)  # my input never came, only its hash
             return (self.parts[-1],)  # the final batch never came
         table: dict[Phase, set[bytes]] = {
             Phase.GO: set(self.gos),
@@ -594,9 +620,13 @@ class Round:
     def _to_others(self, message: dict[str, Any]) -> list[Outgoing]:
         return [(peer, message) for peer in self.parts if peer != self.me]
 
+    def _enter(self, phase: Phase) -> None:
+        self.phase = phase
+        self.timeline.append((phase.value, self._now))  # when, never what
+
     def _finish(self, outcome: Outcome) -> None:
         self.outcome = outcome
-        self.phase = Phase.DONE
+        self._enter(Phase.DONE)
         # Per-round keys die with the round (the outer one is already out if
         # we blamed; the inner one if we released).
         self._inner_secret = b""
@@ -606,6 +636,7 @@ class Round:
 
     def _build_onion(self) -> tuple[bytes, bytes]:
         """(inner ciphertext, outer onion) of this laptop's slot."""
+        self.prepare()
         inner = seal_to_all(self._payload, [self.keys[peer][0] for peer in self.parts])
         outer = inner
         for peer in reversed(self.parts):
@@ -657,26 +688,43 @@ class Round:
         return []
 
     def _on_hop(self, who: bytes, message: dict[str, Any]) -> list[Outgoing]:
-        _fields(message, "r", "k", "b", "h", "g")
-        hop, batch, digest = message["k"], message["b"], message["h"]
+        _fields(message, "r", "k", "b", "h", "g", "c")
+        hop, batch, digest, chain = message["k"], message["b"], message["h"], message["c"]
         if not (
             _is_uint(hop)
             and 1 <= hop <= self.n
             and _is_bin(digest, HASH_BYTES)
-            and (batch is None or (isinstance(batch, list) and all(_is_bin(x) for x in batch)))
+            and (batch is None or _batch_shape(batch, self.n))
+            and isinstance(chain, list)
+            and len(chain) < hop
+            and all(
+                isinstance(x, list)
+                and len(x) == 2
+                and _is_bin(x[0], HASH_BYTES)
+                and _is_bin(x[1], SIG_BYTES)
+                for x in chain
+            )
         ):
-            raise MalformedFrame("anon.hop has k: hop, b: [bin] or nil, h: bin32")
+            raise MalformedFrame("anon.hop has k, b: [bin] or nil, h: bin32, c: [[h, g]]")
         if self.parts[hop - 1] != who:
             raise BadRoundMessage("a hop sent by someone other than that hop's shuffler")
         if batch is not None:
-            if len(batch) > 2 * self.n or batch_hash(batch) != digest:
+            if batch_hash(batch) != digest:
                 raise BadRoundMessage("a hop batch that does not match its hash")
             if hop not in (self.index, self.n):
                 raise BadRoundMessage("a full batch sent to someone who does not need it")
-        signature = self._check(who, message["g"], "hop", hop, digest)
-        if hop in self.hops and self.hops[hop][0] != digest:
-            raise BadRoundMessage("a second, different hop output")
-        self.hops[hop] = (digest, signature)
+            if len(chain) != hop - 1:
+                raise BadRoundMessage("a batch comes with every earlier hop's signed hash")
+        # The earlier hops' signed hashes ride along with the batch, so every
+        # participant ends with all of them without N^2 progress messages.
+        headers = [(k, h, g) for k, (h, g) in enumerate(chain, start=1)]
+        headers.append((hop, digest, message["g"]))
+        for k, h, g in headers:
+            self._check(self.parts[k - 1], g, "hop", k, h)
+            if k in self.hops and self.hops[k][0] != h:
+                raise BadRoundMessage("a second, different hop output")
+        for k, h, g in headers:
+            self.hops[k] = (h, bytes(g))
         if batch is not None:
             self.batches[hop] = list(batch)
         return []
@@ -777,11 +825,11 @@ class Round:
             self._my_inner, onion = self._build_onion()
             signature = self._sign("submit", onion_hash(onion))
             self.submissions[self.me] = (onion, signature)
-            self.phase = Phase.SUBMIT
+            self._enter(Phase.SUBMIT)
             return self._to_others(self._message("anon.submit", o=onion, g=signature))
         if self.phase is Phase.SUBMIT and len(self.submissions) == self.n:
             self.batches[0] = [self.submissions[p][0] for p in self.parts]
-            self.phase = Phase.SHUFFLE
+            self._enter(Phase.SHUFFLE)
             return []
         if self.phase is Phase.SHUFFLE:
             if self._released_key is None and any(not ok for ok, _, _ in self.gos.values()):
@@ -817,6 +865,7 @@ class Round:
     def _hop(self) -> list[Outgoing]:
         """Peel my outer layer from every item of my input, shuffle, sign, pass on."""
         self._hopped = True
+        self.timeline.append(("hop", self._now))
         hop = self.index + 1
         batch = self.batches[self.index]
         size = onion_size(self.slot, self.n, self.index)
@@ -839,19 +888,15 @@ class Round:
         signature = self._sign("hop", hop, digest)
         self.hops[hop] = (digest, signature)
         self.batches[hop] = list(output)
-        sends: list[Outgoing] = []
-        for peer in self.parts:
-            if peer == self.me:
-                continue
-            full = hop == self.n or peer == self.parts[hop % self.n]
-            sends.append(
-                (
-                    peer,
-                    self._message(
-                        "anon.hop", k=hop, b=list(output) if full else None, h=digest, g=signature
-                    ),
-                )
-            )
+        chain = [[*self.hops[k]] for k in range(1, hop)]
+        full = self._message("anon.hop", k=hop, b=list(output), h=digest, g=signature, c=chain)
+        if hop == self.n:
+            return self._to_others(full)
+        sends: list[Outgoing] = [(self.parts[hop], full)]
+        if hop > 1 and self.parts[hop] != self.parts[0]:
+            # The leader follows the cascade, to name a hop that stalls.
+            progress = self._message("anon.hop", k=hop, b=None, h=digest, g=signature, c=[])
+            sends.append((self.parts[0], progress))
         return sends
 
     def _transcript(self) -> bytes:
@@ -877,7 +922,7 @@ class Round:
         sends = self._to_others(self._message("anon.go", ok=ok, h=digest, g=signature))
         if not ok:
             return [*sends, *self._enter_blame()]
-        self.phase = Phase.GO
+        self._enter(Phase.GO)
         return sends
 
     def _reveal(self) -> list[Outgoing]:
@@ -889,7 +934,7 @@ class Round:
         secret = self._inner_secret
         shares = [inner_share(secret, item) for item in self.batches[self.n]]
         self.reveals[self.me] = (secret, shares)
-        self.phase = Phase.REVEAL
+        self._enter(Phase.REVEAL)
         signature = self._sign("reveal", secret, shares)
         sends = self._to_others(self._message("anon.reveal", s=secret, x=shares, g=signature))
         if any(who != self.me for who in self.blames):
@@ -923,7 +968,7 @@ class Round:
         digest = release_digest(ids)
         signature = self._sign("release", digest)
         self.acks[self.me] = (digest, signature)
-        self.phase = Phase.ACK
+        self._enter(Phase.ACK)
         return self._to_others(self._message("anon.ack", d=digest, g=signature))
 
     def _settle_release(self) -> None:
@@ -935,7 +980,10 @@ class Round:
             return
         assert self.opened is not None  # noqa: S101 (ACK follows opening)
         certificate = tuple(self.acks[p][1] for p in self.parts)
-        self._finish(Released(self.start, self.opened, self._ids, certificate, self._undecodable))
+        timeline = (*self.timeline, ("released", self._now))
+        self._finish(
+            Released(self.start, self.opened, self._ids, certificate, self._undecodable, timeline)
+        )
 
     # -- blame ---------------------------------------------------------------------------
 
@@ -961,7 +1009,7 @@ class Round:
         if self._released_key is not None or self.phase in (Phase.BLAME, Phase.DONE):
             return []
         self._released_key = "outer"
-        self.phase = Phase.BLAME
+        self._enter(Phase.BLAME)
         return self._blame_message(with_keys=True)
 
     def _blame_message(self, *, with_keys: bool) -> list[Outgoing]:

@@ -185,7 +185,13 @@ def round_report(report: Report) -> dict[str, Any]:
     if isinstance(report, RoundStarted):
         event.update(outcome="started", slots=report.slots)
     elif isinstance(report, shuffle.Released):
-        event.update(outcome="released", slots=len(report.start.parts), items=len(report.items))
+        began = report.timeline[0][1] if report.timeline else 0
+        event.update(
+            outcome="released",
+            slots=len(report.start.parts),
+            items=len(report.items),
+            phases=[[name, at - began] for name, at in report.timeline],
+        )
     elif isinstance(report, shuffle.Aborted):
         event.update(outcome="aborted", missing=[k.hex() for k in report.missing])
     else:

@@ -308,6 +308,7 @@ class Node:
             if isinstance(event, InputRejected) and event.fatal:
                 link.close(event.code)
         self._flush()
+        self._prepare_rounds_soon()
 
     # -- links --------------------------------------------------------------------------
 
@@ -723,8 +724,21 @@ class Node:
                 self._flush()
                 if len(session.log) != before:
                     self._emit(MeetingChanged())
+                self._prepare_rounds_soon()
             except Exception:  # a bug here must not stop the meeting's clock
                 log.exception("round tick failed")
+
+    def _prepare_rounds_soon(self) -> None:
+        """Build a new round's slot (a ring signature) just after the frames
+        already queued — this round's keys among them — are written, so the
+        others are not kept waiting for them."""
+        if self.session is not None and self.session.rounds_to_prepare():
+            asyncio.get_running_loop().call_soon(self._prepare_rounds)
+
+    def _prepare_rounds(self) -> None:
+        if self.session is not None:
+            self.session.prepare_rounds()
+            self._flush()
 
     # -- time -----------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ ANON_AGENDA: list[dict[str, Any]] = [
      "kind": "proposal"},
 ]  # fmt: skip
 UNSAID, DECIDE = 0, 1
-SECRET = "The treasurer frightens me"
+WORDS = "The treasurer frightens me"
 
 
 @pytest.fixture
@@ -47,21 +47,21 @@ def test_anonymous_contribution_appears_everywhere_unattributed(
     peers[0].ok(cmd="open_step", step=UNSAID)
     for peer in peers:
         peer.wait_state(lambda s: s["current"] == UNSAID)
-    queued = peers[2].ok(cmd="anon", kind="contrib", step=UNSAID, text=SECRET)
+    queued = peers[2].ok(cmd="anon", kind="contrib", step=UNSAID, text=WORDS)
     assert queued["event"] == "queued" and queued["pending"] == 1
     states = [p.wait_state(lambda s: len(s["anonymous"]) == 1, timeout=20) for p in peers]
     states = wait_all_equal(peers)
     for state in states:
         (shown,) = state["anonymous"]
-        assert shown == {"step": UNSAID, "text": SECRET, "round": 1, "members": 4, "slots": 4}
+        assert shown == {"step": UNSAID, "text": WORDS, "round": 1, "members": 4, "slots": 4}
         assert state["contributions"] == []  # nothing named, no author anywhere
         assert state["anon_pending"] == 0
     # The words left each process only in answers to "state": no event line,
     # and no stderr log line, carries them.
     for peer in peers:
         events = [m for m in peer.history if m.get("event") != "state"]
-        assert SECRET not in json.dumps(events)
-        assert SECRET not in "".join(peer.stderr_lines)
+        assert WORDS not in json.dumps(events)
+        assert WORDS not in "".join(peer.stderr_lines)
     rounds = [m for m in peers[1].history if m.get("event") == "anon_round"]
     assert any(m["outcome"] == "released" and m["items"] == 1 for m in rounds)
 

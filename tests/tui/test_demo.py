@@ -21,7 +21,7 @@ def test_headless_demo_runs_to_the_end_and_writes_the_record(tmp_path: Path) -> 
         [sys.executable, "-m", "relsec_p2p", "demo", "--headless", "--export", str(record)],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=240,
         check=False,
         cwd=tmp_path,
     )
@@ -31,6 +31,9 @@ def test_headless_demo_runs_to_the_end_and_writes_the_record(tmp_path: Path) -> 
     assert data["roster"]["members"] == len(CAST) + 1
     steps = {step["id"]: step for step in data["steps"]}
     assert any("funder" in item["text"] for item in steps["threats"]["items"])
+    anonymous = [item for item in steps["threats"]["items"] if item["anonymous"]]
+    assert anonymous and all("by" not in item for item in anonymous)  # never an author
+    assert anonymous[0]["round"]["slots"] == len(CAST) + 1
     polls = [poll for proposal in steps["way"]["proposals"] for poll in proposal["polls"]]
     assert len(polls) == 1
     assert polls[0]["result"]["outcome"] == "consensus"

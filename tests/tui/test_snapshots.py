@@ -43,6 +43,12 @@ def polled_room() -> Room:
     room.net.settle()
     ana.close_poll(poll.hash)
     room.net.settle()
+    # One anonymous answer (one, so the shuffle cannot change what is drawn).
+    room.session(3).submit_anonymous(
+        {"kind": "contrib", "step": PROPOSAL, "text": "I agree but fear the funder's reaction."}
+    )
+    room.net.run_rounds(lambda: all(s.state.anonymous_contributions for s in room.net))
+    room.net.settle()
     return room
 
 

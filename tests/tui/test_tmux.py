@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -64,32 +65,50 @@ class Terminal:
 
 
 @pytest.fixture
-def terminals() -> Iterator[tuple[Terminal, Terminal]]:
-    server = f"relsec-test-{os.getpid()}"
+def terminals() -> Iterator[list[Terminal]]:
+    server = f"relsec-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        yield Terminal(server, "ana"), Terminal(server, "bo")
+        yield [Terminal(server, name) for name in ("ana", "bo", "cy")]
     finally:
         subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, check=False)
 
 
-def start_and_join(ana: Terminal, bo: Terminal) -> None:
+def read_code(screen: str) -> str:
+    """The join code from the side panel, where a long one may wrap."""
+    lines = screen.splitlines()
+    start = next(i for i, line in enumerate(lines) if "Join code:" in line)
+    parts = []
+    for line in lines[start + 1 :]:
+        left = line.split("│")[0].strip()
+        if not left:
+            break
+        parts.append(left)
+    match = CODE.fullmatch("".join(parts))
+    assert match, f"no join code in {parts}"
+    return match.group(1)
+
+
+def start_and_join(ana: Terminal, *others: Terminal) -> None:
     ana.wait_for("Your name here")
     ana.type("Ana")
     ana.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # name, code, join, nearby, process: title
     ana.type("Our funder question")
     ana.keys("Enter")
-    code = CODE.search(ana.wait_for("Join code:")).group(1)  # type: ignore[union-attr]
-    bo.wait_for("Your name here")
-    bo.type("Bo")
-    bo.keys("Tab")
-    bo.type(code)
-    bo.keys("Enter")
-    bo.wait_for("2 members")
-    ana.wait_for("2 members")
+    code = read_code(ana.wait_for("Join code:"))
+    for other in others:
+        other.wait_for("Your name here")
+        other.type(other.name.title())
+        other.keys("Tab")
+        other.type(code)
+        other.keys("Enter")
+        other.wait_for("safety number")
+    everyone = f"{len(others) + 1} members"
+    for terminal in (ana, *others):
+        terminal.wait_for(everyone)
 
 
 def test_start_join_poll_and_consensus_in_two_real_terminals(terminals) -> None:  # type: ignore[no-untyped-def]
-    ana, bo = terminals
+    ana, bo, _ = terminals
     start_and_join(ana, bo)
     ana.keys("Escape", *["n"] * WAY_STEP)
     ana.wait_for(f"Step {WAY_STEP} of 10: The way forward")
@@ -110,14 +129,15 @@ def test_start_join_poll_and_consensus_in_two_real_terminals(terminals) -> None:
 def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type: ignore[no-untyped-def]
     if not callable(getattr(Node, "submit_anonymous", None)):
         pytest.skip("anonymous rounds are not in Node yet (Node.submit_anonymous)")
-    ana, bo = terminals
-    start_and_join(ana, bo)
+    ana, bo, cy = terminals  # anonymous rounds need at least three members
+    start_and_join(ana, bo, cy)
     ana.keys("Escape", "n")  # step 1, threats: named or anonymous
     bo.wait_for("Step 1 of 10")
     bo.keys("Escape", "c", "C-t")
     bo.wait_for("anonymous")
     bo.type("I am afraid to say this aloud")
     bo.keys("Enter")
-    screen = ana.wait_for("I am afraid to say this aloud", timeout=60)
-    assert "Bo: I am afraid" not in screen
-    assert "members," in screen and "slots" in screen  # the round's count
+    for terminal in (ana, bo, cy):
+        screen = terminal.wait_for("I am afraid to say this aloud", timeout=60)
+        assert "Bo: I am afraid" not in screen
+        assert "(3 members, 3 slots)" in screen  # the round's count

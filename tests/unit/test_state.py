@@ -175,6 +175,10 @@ def _(value: dict[str, Any]) -> Callable[[Ctx], dict[str, Any]]:
     return lambda ctx: value
 
 
+def _vote_data(choice: str) -> Callable[[Ctx], dict[str, Any]]:
+    return lambda ctx: {"poll": ctx.ids["poll"], "choice": choice}
+
+
 CASES = [
     # meeting.create
     Case("creator creates", empty, A, "meeting.create", _(_create_data()), None),
@@ -318,8 +322,7 @@ CASES = [
          lambda ctx: {"proposal": ctx.ids["proposal"]}, None),
     # vote.cast
     *(
-        Case(f"vote {choice}", poll_open, C, "vote.cast",
-             lambda ctx, c=choice: {"poll": ctx.ids["poll"], "choice": c}, None)
+        Case(f"vote {choice}", poll_open, C, "vote.cast", _vote_data(choice), None)
         for choice in CHOICES
     ),
     Case("vote maybe", poll_open, C, "vote.cast",

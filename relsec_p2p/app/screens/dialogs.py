@@ -72,39 +72,19 @@ class ChoiceDialog(ModalScreen[T | None], Generic[T]):
 
 
 class ModeChoiceDialog(ChoiceDialog[tuple[T, bool]]):
-    """A choice sent named or anonymously (a vote, a rating). Where the prompt
-    allows both, ctrl+t switches; the note always says which it will be."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("ctrl+t", "switch_mode", "Named/anonymous")]
+    """A choice sent named or anonymously (a vote, a rating). A step counts
+    votes and ratings through one channel only (SPEC §13.4), so the dialog
+    says which it is rather than offering a switch."""
 
     def __init__(
-        self,
-        title: str,
-        options: Sequence[tuple[str, T]],
-        *,
-        modes: tuple[bool, ...],
-        extra: str = "",
+        self, title: str, options: Sequence[tuple[str, T]], *, anonymous: bool, extra: str = ""
     ) -> None:
-        self.modes = modes
-        self.anonymous = modes[0]
-        self.extra = extra
+        how = "anonymously" if anonymous else "by name"
         super().__init__(
-            title, [(label, (value, self.anonymous)) for label, value in options], note=""
+            title,
+            [(label, (value, anonymous)) for label, value in options],
+            note=f"You answer {how}.{extra}",
         )
-        self.note = self._note()
-
-    def _note(self) -> str:
-        how = "anonymously" if self.anonymous else "by name"
-        switch = " (ctrl+t switches)" if len(self.modes) > 1 else ""
-        return f"You answer {how}{switch}.{self.extra}"
-
-    def action_switch_mode(self) -> None:
-        if len(self.modes) < 2:
-            return
-        self.anonymous = not self.anonymous
-        self.options = [(label, (value[0], self.anonymous)) for label, value in self.options]
-        self.note = self._note()
-        self.query_one("#dialog-note", Static).update(Text(self.note))
 
 
 class TextDialog(ModalScreen[str | None]):

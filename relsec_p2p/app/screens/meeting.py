@@ -48,6 +48,13 @@ CHOICES = [
 ]
 
 
+def anonymous_count(mode: str) -> bool:
+    """Whether votes and ratings on a step of ``mode`` are anonymous: each step
+    counts them through one channel, so nobody is counted twice (named on
+    named and "both" steps, anonymous on anonymous ones; SPEC §13.4)."""
+    return mode == "anonymous"
+
+
 class MeetingScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "write", "Write"),
@@ -206,7 +213,6 @@ class MeetingScreen(Screen[None]):
         if poll is None:
             self.notify("There is no open poll to vote on.", timeout=4)
             return
-        modes = self._modes(poll.mode)
 
         def voted(answer: tuple[str, bool] | None) -> None:
             if answer is not None:
@@ -215,22 +221,20 @@ class MeetingScreen(Screen[None]):
 
         mine = f" Your vote now: {poll.my_vote.replace('_', ' ')}." if poll.my_vote else ""
         self.app.push_screen(
-            ModeChoiceDialog(f"Vote on: {poll.proposal}", CHOICES, modes=modes, extra=mine),
+            ModeChoiceDialog(
+                f"Vote on: {poll.proposal}",
+                CHOICES,
+                anonymous=anonymous_count(poll.mode),
+                extra=mine,
+            ),
             voted,
         )
-
-    def _modes(self, mode: str) -> tuple[bool, ...]:
-        """How a vote or rating on a step of ``mode`` may be sent: each step
-        counts through one channel only, so nobody is counted twice (named on
-        named and both steps, anonymous on anonymous steps; SPEC §13.4)."""
-        return (mode == "anonymous",)
 
     def action_rate(self) -> None:
         step = None if self.view is None else self.view.current_step
         if step is None or step.kind != "rating":
             self.notify("The current step is not a rating.", timeout=4)
             return
-        modes = self._modes(step.mode)
 
         def rated(answer: tuple[int, bool] | None) -> None:
             if answer is not None:
@@ -238,7 +242,8 @@ class MeetingScreen(Screen[None]):
                 self._result(self.meeting.rate(value, anonymous=anonymous))
 
         options = [(label, i) for i, label in enumerate(step.scale)]
-        self.app.push_screen(ModeChoiceDialog(step.prompt, options, modes=modes), rated)
+        dialog = ModeChoiceDialog(step.prompt, options, anonymous=anonymous_count(step.mode))
+        self.app.push_screen(dialog, rated)
 
     def action_display(self) -> None:
         self.relsec.show_display()

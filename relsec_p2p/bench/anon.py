@@ -1,0 +1,145 @@
+"""``relsec bench anon``: anonymous shuffle rounds, measured.
+
+- ``round_s``: for N = 5, 10, 30 real ``relsec peer`` processes on loopback
+  (one machine: every process shares its cores), one member queues an
+  anonymous contribution; the time from the round's start (the leader's
+  ``anon_round started`` event) until the last peer has folded the round's
+  ``anon.round`` entry. CLOCK_MONOTONIC is shared by all processes on one
+  machine, so each peer stamps its own moment. Median of several rounds.
+- ``round_cpu_ms``: the same round's cryptography and encoding, all N
+  members in this one process (what a round costs the whole room's CPUs).
+- ``ring_*``: linkable ring signatures, from ``bench.ring``.
+- ``sealedbox_open_us``: the baseline, one libsodium ``crypto_box_seal_open``
+  of a 1 KiB slot in this process, taken in the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from nacl import bindings
+
+from ..core.identity import Identity
+from ..core.shuffle import Round, RoundStart, pad
+from ..peerproc import PeerProcess
+from . import ring
+from .common import median
+from .net import _close_all, _start, _wait_mesh
+
+SIZES = (5, 10, 30)
+AGENDA: list[dict[str, Any]] = [
+    {
+        "id": "unsaid",
+        "title": "Unsaid",
+        "prompt": "What is hard to say?",
+        "mode": "anonymous",
+        "kind": "text",
+    }
+]
+
+
+def sealedbox_open_us(repeat: int = 500) -> float:
+    public, secret = bindings.crypto_box_keypair()
+    sealed = bindings.crypto_box_seal(bytes(1024), public)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        bindings.crypto_box_seal_open(sealed, public, secret)
+    return (time.perf_counter() - start) / repeat * 1e6
+
+
+def round_cpu_ms(n: int, repeat: int = 3) -> float:
+    """One whole round for n members in this process (milliseconds, median)."""
+    people = sorted((Identity.generate() for _ in range(n)), key=lambda i: i.key)
+    samples = []
+    for _ in range(repeat):
+        start = RoundStart.new(bytes(16), 1, [p.key for p in people])
+        began = time.perf_counter()
+        rounds = {p.key: Round(p, start, pad(b"x", 1024 + 64 + 32 * n), now_ms=0) for p in people}
+        queue = [(key, peer, m) for key, r in rounds.items() for peer, m in r.begin()]
+        while queue:
+            src, dst, message = queue.pop(0)
+            queue.extend((dst, peer, m) for peer, m in rounds[dst].receive(src, message, 0))
+        samples.append((time.perf_counter() - began) * 1000)
+        if not all(r.outcome is not None and "released" in str(r.outcome) for r in rounds.values()):
+            raise RuntimeError("the in-process round did not release")
+    return median(samples)
+
+
+def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> float:
+    """Queue one contribution; seconds from its round's start to the last peer
+    holding the release."""
+    for peer in peers:
+        peer.forget_history()
+    author.ok(cmd="anon", kind="contrib", step=0, text=text)
+    released = author.wait_event(
+        lambda e: (
+            e.get("event") == "anon_round"
+            and e.get("outcome") == "released"
+            and e.get("items", 0) >= 1
+        ),
+        timeout=60,
+    )
+    rid = released["rid"]
+    starts = []
+    folded = []
+    for peer in peers:
+        started = peer.wait_event(
+            lambda e: (
+                e.get("event") == "anon_round"
+                and e.get("rid") == rid
+                and e.get("outcome") == "started"
+            ),
+            timeout=30,
+        )
+        starts.append(started["t"])
+        mine = peer.wait_event(
+            lambda e: (
+                e.get("event") == "anon_round"
+                and e.get("rid") == rid
+                and e.get("outcome") == "released"
+            ),
+            timeout=30,
+        )
+        try:  # the laptop that appended the entry folds it without an "entry" event
+            entry = peer.wait_event(
+                lambda e: e.get("event") == "entry" and e.get("type") == "anon.round", timeout=10
+            )
+            folded.append(entry["t"])
+        except TimeoutError:
+            folded.append(mine["t"])
+    return float(max(folded) - min(starts))
+
+
+def _meeting(peers: list[PeerProcess]) -> None:
+    """As ``bench.net``'s meeting, with an anonymous step on the agenda."""
+    code = peers[0].ok(cmd="start", title="bench", name="p0", agenda=AGENDA)["code"]
+    for i, peer in enumerate(peers[1:], start=1):
+        peer.ok(cmd="join", code=code, name=f"p{i}", timeout=30)
+
+
+def round_seconds(n: int, rounds: int = 5) -> float:
+    peers = _start(n)
+    try:
+        _meeting(peers)
+        _wait_mesh(peers, timeout=120)
+        peers[0].ok(cmd="open_step", step=0)
+        for peer in peers:
+            peer.wait_state(lambda s: s["current"] == 0, timeout=30)
+        samples = [
+            _round_time(peers, peers[(k * 7 + 1) % n], f"bench round {k}") for k in range(rounds)
+        ]
+        return median(samples)
+    finally:
+        _close_all(peers)
+
+
+def run() -> dict[str, Any]:
+    result: dict[str, Any] = {"sealedbox_open_us": round(sealedbox_open_us(), 2)}
+    result["round_cpu_ms"] = {str(n): round(round_cpu_ms(n), 1) for n in SIZES}
+    result["round_s"] = {str(n): round(round_seconds(n), 3) for n in SIZES}
+    figures = ring.run()
+    result["ring_sign_ms"] = figures["ring_sign_ms"]
+    result["ring_verify_ms"] = figures["ring_verify_ms"]
+    result["sealedbox_open_us_after"] = round(sealedbox_open_us(), 2)  # load drift check
+    return result
