@@ -212,7 +212,7 @@ class Demo:
             if step.kind == "text":
                 self._text_step(index, step.id, step.mode, narrate)
             elif step.kind == "rating":
-                self._rating_step(index, template, step.id, step.mode, rng, narrate)
+                self._rating_step(index, template, step.mode, rng, narrate)
             else:
                 self._proposal_step(index, step.mode, narrate, you_vote, you_present)
             self._wait()
@@ -252,22 +252,27 @@ class Demo:
         self,
         index: int,
         template: Template,
-        step_id: str,
         mode: str,
         rng: random.Random,
         narrate: Callable[[str], None],
     ) -> None:
-        scale = template.steps[index].scale
+        """Each member rates each named answer the step is about (the threats,
+        say), or the step as a whole when it is about nothing."""
+        step = template.steps[index]
+        about = {i for i, s in enumerate(template.steps) if s.id in (step.about, *step.links)}
+        answers = self.peers[0].state()["contributions"]
+        refs = [c["id"] for c in answers if c["step"] in about] or [None]
         for who in range(len(CAST)):
-            value = rng.randrange(len(scale))
-            if mode == "anonymous":
-                if not self._anonymous(
-                    who, {"kind": "rating", "step": index, "value": value, "ref": None}
-                ):
-                    narrate("An anonymous rating was refused; going on.")
-                    return
-            else:
-                self._say(who, cmd="rate", step=index, value=value)
+            for ref in refs:
+                value = rng.randrange(len(step.scale))
+                if mode == "anonymous":
+                    item = {"kind": "rating", "step": index, "value": value, "ref": ref}
+                    if not self._anonymous(who, item):
+                        narrate("An anonymous rating was refused; going on.")
+                        return
+                else:
+                    extra = {} if ref is None else {"ref": ref}
+                    self._say(who, cmd="rate", step=index, value=value, **extra)
             self._wait(self.pace / 2)
         narrate("The simulated members rated; the spread shows once enough have answered.")
 

@@ -47,6 +47,7 @@ class Meeting:
         self.node = node
         self.clock = clock or node.clock
         self._safety: tuple[bytes, int, str] | None = None
+        self._viewed: tuple[int, ...] | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -64,10 +65,27 @@ class Meeting:
             self._safety = (state.mid, state.epoch, self.node.safety_number())
         return self._safety[2]
 
+    def _marker(self, state: MeetingState) -> tuple[int, ...]:
+        """Counters that move whenever the meeting does (cheap to read)."""
+        return (
+            id(state),
+            state.applied,
+            state.epoch,
+            len(state.anonymous_contributions),
+            len(state.anonymous_ratings),
+            sum(len(poll.anon_votes) for poll in state.polls.values()),
+            state.pause_requests,
+        )
+
+    def changed_since_view(self) -> bool:
+        state = self.state
+        return state is not None and self._marker(state) != self._viewed
+
     def view(self) -> MeetingView | None:
         state = self.state
         if state is None:
             return None
+        self._viewed = self._marker(state)
         return build_view(
             state,
             me=self.node.identity.key,
@@ -127,14 +145,15 @@ class Meeting:
             return self._anonymous({"kind": "vote", "poll": poll, "choice": choice})
         return self._act(partial(Session.vote, poll=poll, choice=choice))
 
-    def rate(self, value: int, *, anonymous: bool) -> str | None:
+    def rate(self, value: int, *, anonymous: bool, ref: bytes | None = None) -> str | None:
+        """Rate the current step, or one answer (``ref``) of a step it is about."""
         state = self.state
         if state is None or state.current is None:
             return "No step is open yet; wait for the facilitator."
         step = state.current
         if anonymous:
-            return self._anonymous({"kind": "rating", "step": step, "value": value, "ref": None})
-        return self._act(partial(Session.rate, step=step, value=value))
+            return self._anonymous({"kind": "rating", "step": step, "value": value, "ref": ref})
+        return self._act(partial(Session.rate, step=step, value=value, ref=ref))
 
     def toggle_hand(self) -> str | None:
         state = self.state

@@ -79,6 +79,7 @@ class StepView:
     kind: str
     scale: tuple[str, ...]
     status: str
+    links: tuple[int, ...] = ()  # the steps whose answers this one is about
 
     @property
     def allows_named(self) -> bool:
@@ -207,7 +208,7 @@ def display_names(state: MeetingState) -> dict[bytes, str]:
     return names
 
 
-def step_view(index: int, step: Step) -> StepView:
+def step_view(index: int, step: Step, ids: dict[str, int]) -> StepView:
     return StepView(
         index=index,
         title=clean(step.title),
@@ -217,6 +218,7 @@ def step_view(index: int, step: Step) -> StepView:
         kind=step.kind,
         scale=tuple(clean(label) for label in step.scale),
         status=step.status,
+        links=tuple(ids[link] for link in step.links if link in ids),
     )
 
 
@@ -306,7 +308,8 @@ def build_view(
     now_ms: int,
 ) -> MeetingView:
     names = display_names(state)
-    steps = tuple(step_view(i, s) for i, s in enumerate(state.steps))
+    ids = {s.id: i for i, s in enumerate(state.steps)}
+    steps = tuple(step_view(i, s, ids) for i, s in enumerate(state.steps))
     threshold = int(state.settings.get("anon_threshold", 3))
     queue = state.queue
     members = tuple(

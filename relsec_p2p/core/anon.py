@@ -273,9 +273,14 @@ class AnonymousChannel:
         self._settle(rid)
 
     def _hold_early(self, rid: bytes, peer: bytes, message: dict[str, Any]) -> None:
-        """Keep a message that overtook its round's start (it came by another link)."""
+        """Keep a key announcement that overtook its round's start (it came by
+        another link). Nothing else can come first: every other message needs
+        this laptop's own keys, so anything else for an unknown round is dropped
+        (and a flood of them costs no memory)."""
+        if message["t"] != "anon.keys":
+            return
         held = self._early.setdefault(rid, [])
-        if len(held) >= 8 * shuffle.MAX_PARTICIPANTS:
+        if len(held) >= shuffle.MAX_PARTICIPANTS:
             return
         held.append((peer, message))
         while len(self._early) > MAX_EARLY_ROUNDS:

@@ -285,11 +285,28 @@ async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
-        await pilot.press("r")
+        await pilot.press("r")  # nothing to rate one by one yet: the step as a whole
         assert isinstance(app.screen, ModeChoiceDialog)
         await pilot.press("3")
         await pilot.pause()
         assert room.session(0).state.ratings == {(RATING, None, IDENTITIES[0].key): 2}
+
+
+async def test_a_rating_about_another_steps_answers_rates_one_answer(room: Room) -> None:
+    open_step(room, TEXT)
+    funder = room.session(1).contribute(TEXT, "One funder")
+    room.session(2).contribute(TEXT, "Long meetings")
+    open_step(room, RATING)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("r")
+        assert isinstance(app.screen, ChoiceDialog)  # which answer?
+        await pilot.press("1")
+        assert isinstance(app.screen, ModeChoiceDialog)
+        await pilot.press("1")
+        await pilot.pause()
+        assert room.session(0).state.ratings == {(RATING, funder.hash, IDENTITIES[0].key): 0}
 
 
 async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:

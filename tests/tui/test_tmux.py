@@ -73,19 +73,23 @@ def terminals() -> Iterator[list[Terminal]]:
         subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, check=False)
 
 
-def read_code(screen: str) -> str:
+def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
     """The join code from the side panel, where a long one may wrap."""
-    lines = screen.splitlines()
-    start = next(i for i, line in enumerate(lines) if "Join code:" in line)
-    parts = []
-    for line in lines[start + 1 :]:
-        left = line.split("│")[0].strip()
-        if not left:
-            break
-        parts.append(left)
-    match = CODE.fullmatch("".join(parts))
-    assert match, f"no join code in {parts}"
-    return match.group(1)
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = terminal.wait_for("Join code:").splitlines()
+        start = next(i for i, line in enumerate(lines) if "Join code:" in line)
+        parts = [lines[start].split("│")[0].split("Join code:")[1].strip()]
+        for line in lines[start + 1 :]:
+            left = line.split("│")[0].strip()
+            if not left or CODE.fullmatch("".join(parts)):
+                break
+            parts.append(left)
+        match = CODE.fullmatch("".join(parts))
+        if match:
+            return match.group(1)
+        assert time.monotonic() < deadline, f"no join code in {parts}"
+        time.sleep(0.2)
 
 
 def start_and_join(ana: Terminal, *others: Terminal) -> None:
@@ -94,7 +98,7 @@ def start_and_join(ana: Terminal, *others: Terminal) -> None:
     ana.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # name, code, join, nearby, process: title
     ana.type("Our funder question")
     ana.keys("Enter")
-    code = read_code(ana.wait_for("Join code:"))
+    code = read_code(ana)
     for other in others:
         other.wait_for("Your name here")
         other.type(other.name.title())

@@ -369,6 +369,25 @@ def test_stranger_and_forged_messages_are_refused() -> None:
     assert src not in receiver.keys  # none of it was taken
 
 
+def test_hop_chain_must_carry_every_earlier_hops_signature() -> None:
+    """The signed hashes of earlier hops ride with the batch; a hop cannot
+    drop or forge one (they end up in everyone's transcript)."""
+    net = RoundNet(4)
+    net.begin()
+    net.pump(until=lambda: any(m["t"] == "anon.hop" and m["k"] == 2 for _, _, m in net.sent))
+    src, dst, message = next(
+        (s, d, m) for s, d, m in net.sent if m["t"] == "anon.hop" and m["k"] == 2 and m["b"]
+    )
+    receiver = net.rounds[dst]
+    assert len(message["c"]) == 1
+    forged = [[message["c"][0][0], bytes(64)]]
+    with pytest.raises(BadRoundMessage):
+        receiver.receive(src, {**message, "c": forged}, 0)
+    with pytest.raises(BadRoundMessage):
+        receiver.receive(src, {**message, "c": []}, 0)
+    assert 2 not in receiver.hops
+
+
 def test_low_order_round_key_is_refused() -> None:
     net = RoundNet(3)
     sender = net.ids[1]

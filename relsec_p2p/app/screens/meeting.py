@@ -231,19 +231,41 @@ class MeetingScreen(Screen[None]):
         )
 
     def action_rate(self) -> None:
-        step = None if self.view is None else self.view.current_step
-        if step is None or step.kind != "rating":
+        view = self.view
+        step = None if view is None else view.current_step
+        if view is None or step is None or step.kind != "rating":
             self.notify("The current step is not a rating.", timeout=4)
             return
-
-        def rated(answer: tuple[int, bool] | None) -> None:
-            if answer is not None:
-                value, anonymous = answer
-                self._result(self.meeting.rate(value, anonymous=anonymous))
-
+        # A rating step about another step's answers rates one answer at a time.
+        targets = [
+            (f"{item.text[:70]}", item.id)
+            for group in view.groups
+            if group.step.index in step.links
+            for item in group.named
+            if not item.proposal
+        ]
+        anonymous = anonymous_count(step.mode)
         options = [(label, i) for i, label in enumerate(step.scale)]
-        dialog = ModeChoiceDialog(step.prompt, options, anonymous=anonymous_count(step.mode))
-        self.app.push_screen(dialog, rated)
+
+        def rate(ref: bytes | None, title: str) -> None:
+            def rated(answer: tuple[int, bool] | None) -> None:
+                if answer is not None:
+                    value, anon = answer
+                    self._result(self.meeting.rate(value, anonymous=anon, ref=ref))
+
+            dialog = ModeChoiceDialog(title, options, anonymous=anonymous)
+            self.app.push_screen(dialog, rated)
+
+        if not targets:
+            rate(None, step.prompt)
+            return
+
+        def chosen(ref: bytes | None) -> None:
+            if ref is not None:
+                text = next(label for label, item in targets if item == ref)
+                rate(ref, f"{step.prompt}\n{text}")
+
+        self.app.push_screen(ChoiceDialog("Rate which one?", targets), chosen)
 
     def action_display(self) -> None:
         self.relsec.show_display()
