@@ -47,6 +47,7 @@ BODY_KEYS = ("au", "data", "lam", "mid", "prev", "seq", "ts", "type", "v")
 MAX_TYPE_LEN = 32
 MAX_SEQ = (1 << 32) - 1
 MAX_LAMPORT = (1 << 53) - 1
+MAX_LAMPORT_STEP = 1 << 24  # larger jumps are ignored by the local clock hint
 MAX_PENDING_PER_AUTHOR = 1024
 MAX_PENDING_TOTAL = 16 * 1024
 
@@ -342,8 +343,13 @@ class Log:
                 raise BrokenChain("Lamport clock must increase along a feed")
 
     def _append(self, feed: list[Entry], entry: Entry) -> None:
+        previous = feed[-1].lam if feed else 0
         feed.append(entry)
-        if entry.lam > self.max_lamport:
+        # The clock hint for our next entry. A jump far beyond anything an
+        # honest laptop writes (SPEC §3.7) does not count: otherwise one
+        # member writing a huge clock would push every laptop towards the
+        # limit, or out of step with each other.
+        if entry.lam > self.max_lamport and entry.lam - previous <= MAX_LAMPORT_STEP:
             self.max_lamport = entry.lam
 
     def _release(self, author: bytes, feed: list[Entry], result: IngestResult) -> None:

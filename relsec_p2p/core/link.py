@@ -173,7 +173,7 @@ class Handshake:
             and set(inner) == {"key", "epoch", "sig"}
             and isinstance(inner["key"], bytes)
             and len(inner["key"]) == KEY_BYTES
-            and isinstance(inner["epoch"], int)
+            and type(inner["epoch"]) is int
             and 0 <= inner["epoch"] < 1 << 63
             and isinstance(inner["sig"], bytes)
             and len(inner["sig"]) == 64

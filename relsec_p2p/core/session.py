@@ -208,13 +208,14 @@ class Session:
         return entry
 
     def _next_lamport(self, head: Entry | None) -> int:
-        """One more than anything seen, but never past the limit: a member who
-        writes the largest possible clock must not stop everyone else writing
-        (their entries then sort before it, which harms nothing)."""
+        """One more than anything seen (Lamport 1978). ``log.max_lamport``
+        leaves out implausible jumps, so a member who writes a huge clock
+        cannot exhaust ours: their entries simply sort last."""
         own = head.lam if head else 0
-        if own >= MAX_LAMPORT:
+        following = max(own, self.log.max_lamport) + 1
+        if following > MAX_LAMPORT:
             raise LocalProtocolError("this laptop's Lamport clock is exhausted")
-        return max(own + 1, min(self.log.max_lamport + 1, MAX_LAMPORT))
+        return following
 
     def add_member(self, key: bytes, ring: bytes, name: str) -> Entry:
         return self.act("roster.add", {"key": key, "ring": ring, "name": name})

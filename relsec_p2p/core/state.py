@@ -26,6 +26,7 @@ from .codec import Limits, pack, unpack
 from .errors import RemoteProtocolError
 from .feed import HASH_BYTES, Entry
 from .identity import KEY_BYTES
+from .wordlist import WORDS
 
 # --- vocabulary ------------------------------------------------------------
 
@@ -391,6 +392,22 @@ def _text(value: Any, limit: int, *, empty: bool = False) -> bool:
     return isinstance(value, str) and (empty or value.strip() != "") and len(value) <= limit
 
 
+# Characters that could make one name look like another or rearrange what a
+# screen shows: C0 and C1 controls, bidirectional controls, zero-width and
+# line-breaking characters. A fixed list, not Unicode categories, so every
+# laptop decides the same whatever Unicode version its Python has (SPEC §6.1).
+NAME_FORBIDDEN = frozenset(
+    [chr(c) for c in range(0x20)]
+    + [chr(c) for c in range(0x7F, 0xA0)]
+    + list("\u061c\u200b\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e")
+    + list("\u2060\u2066\u2067\u2068\u2069\ufeff")
+)
+
+
+def _display_name(value: Any) -> bool:
+    return _text(value, MAX_NAME) and not NAME_FORBIDDEN.intersection(value)
+
+
 def _uint(value: Any, limit: int = (1 << 32) - 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
 
@@ -537,7 +554,7 @@ def check_create(state: MeetingState, entry: Entry) -> str | None:
         return "only the creator's first entry may create the meeting"
     if not _only(data, ("agenda", "name", "ring", "settings", "title")):
         return "meeting.create has agenda, name, ring, settings, title"
-    if not _text(data["title"], MAX_TITLE) or not _text(data["name"], MAX_NAME):
+    if not _text(data["title"], MAX_TITLE) or not _display_name(data["name"]):
         return "title and name must be short non-empty text"
     if not _ring_point(data["ring"]):
         return "ring key is not a valid prime-order point"
@@ -574,7 +591,7 @@ def check_add(state: MeetingState, entry: Entry) -> str | None:
         return reason
     if not _only(data, ("key", "name", "ring")):
         return "roster.add has key, name, ring"
-    if not _key(data["key"]) or not _ring_point(data["ring"]) or not _text(data["name"], MAX_NAME):
+    if not _key(data["key"]) or not _ring_point(data["ring"]) or not _display_name(data["name"]):
         return "roster.add needs a 32-byte key, a valid ring point and a short name"
     if data["key"] in state.members:
         return "that key was already a member (a returning person joins with new keys)"
@@ -1038,6 +1055,7 @@ def apply_hand_next(state: MeetingState, entry: Entry) -> None:
 # joining ------------------------------------------------------------------------
 
 JOIN_CODE_WORDS = 3
+CODE_WORDS = frozenset(WORDS)
 
 
 def check_join_code(state: MeetingState, entry: Entry) -> str | None:
@@ -1050,9 +1068,10 @@ def check_join_code(state: MeetingState, entry: Entry) -> str | None:
     if not (
         isinstance(words, list)
         and len(words) == JOIN_CODE_WORDS
-        and all(isinstance(w, str) and w.isalpha() and w.islower() and len(w) <= 12 for w in words)
+        and all(isinstance(w, str) and w in CODE_WORDS for w in words)
+        and len(set(words)) == JOIN_CODE_WORDS
     ):
-        return "join.code words are three short lowercase words"
+        return "join.code words are three different words from the code word list"
     return None
 
 

@@ -64,11 +64,15 @@ class FloodGuard:
         self.tokens = burst
         self.last: float | None = None
 
-    def allow(self, now: float) -> bool:
+    def available(self, now: float) -> bool:
+        """Whether one more event would be allowed now (consumes nothing)."""
         if self.last is not None:
             self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
-        if self.tokens < 1:
+        return self.tokens >= 1
+
+    def allow(self, now: float) -> bool:
+        if not self.available(now):
             return False
         self.tokens -= 1
         return True

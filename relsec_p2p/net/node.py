@@ -42,7 +42,7 @@ from ..templates import template_for
 from .discovery import Discovery
 from .files import SaveFile, export_record
 from .joining import JOIN_FIRST_TYPE, JOIN_TIMEOUT_S, drive_joiner, drive_sponsor
-from .link import HANDSHAKE_TIMEOUT_S, FrameReader, Link, LinkClosed
+from .link import HANDSHAKE_TIMEOUT_S, FloodGuard, FrameReader, Link, LinkClosed
 
 log = logging.getLogger("relsec.node")
 
@@ -52,6 +52,10 @@ DIAL_BACKOFF_MIN_S = 0.25
 DIAL_BACKOFF_MAX_S = 8.0
 DEFAULT_ABSENT_AFTER_S = 15.0
 MAX_JOIN_REFUSALS = 3
+# A join run that spends a guess without proving the code (a wrong code, a
+# hang-up) uses up one of these; with none left, joins wait. An online guesser
+# gets at most this many guesses a minute from each laptop (SPEC §12.8).
+JOIN_ATTEMPTS_PER_MINUTE = 12
 AUTOSAVE_S = 2.0  # at most this often while the meeting changes (and once on close)
 AUTOSAVE_RETRY_S = 30.0  # after a failed automatic save
 
@@ -140,6 +144,8 @@ class Node:
         self._code_guard = admission.CodeGuard()
         self._closing = False
         self._cosigning = False
+        self._seen_log_size = 0
+        self._join_budget = FloodGuard(rate=JOIN_ATTEMPTS_PER_MINUTE / 60, burst=5)
         self.rejections: list[InputRejected] = []
         self.template: Template | None = None  # the template this laptop started from
         self._save_file: SaveFile | None = None  # where --save keeps the meeting
@@ -233,8 +239,14 @@ class Node:
 
     def _after_change(self) -> None:
         state = self.state
-        if state is None:
+        if state is None or self.session is None:
             return
+        size = len(self.session.log)
+        if size != self._seen_log_size:
+            # Whatever path added entries (a received frame, a round this
+            # laptop released, a co-signature), the UI hears of it once.
+            self._seen_log_size = size
+            self._emit(MeetingChanged())
         self._cosign_tallies(state)
         if state.epoch != self._known_epoch:
             self._known_epoch = state.epoch
@@ -398,6 +410,9 @@ class Node:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         frames = FrameReader(reader, HANDSHAKE_LIMITS.max_bytes)
+        task = asyncio.current_task()
+        if task is not None:  # so close() can cancel a handshake in flight
+            self._tasks.add(task)
         try:
             first = await asyncio.wait_for(frames.read(), HANDSHAKE_TIMEOUT_S)
             kind = _peek_type(first)
@@ -413,15 +428,27 @@ class Node:
                 )
                 self._register(link)
             elif kind == JOIN_FIRST_TYPE and self.is_member:
-                await self._sponsor(frames, writer, first)
+                if self._join_budget.available(time.monotonic()):
+                    await self._sponsor(frames, writer, first)
+                else:
+                    log.info("join attempt refused: too many wrong codes, try again in a minute")
+                    writer.close()
             else:
                 writer.close()
         except RemoteProtocolError as error:
             log.warning("incoming connection refused: %s: %s", error.code, error)
             writer.close()
+        except LocalProtocolError as error:
+            log.warning("incoming connection refused: %s", error)
+            writer.close()
         except (LinkClosed, OSError, TimeoutError) as exc:
             log.debug("incoming connection dropped: %s", type(exc).__name__)
             writer.close()
+        except asyncio.CancelledError:
+            writer.close()  # the node is closing
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
 
     # -- joining ------------------------------------------------------------------------
 
@@ -453,6 +480,8 @@ class Node:
             log.info("join request refused: %s", error)
         finally:
             writer.close()
+            if handshake.guess_spent and not handshake.confirmed:
+                self._join_budget.allow(time.monotonic())
             if self._code_guard.settle(handshake):
                 log.info("too many wrong join codes: changing the code")
                 self._publish_code(self._code_guard.rotate())

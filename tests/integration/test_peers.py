@@ -236,8 +236,12 @@ def test_consensus_poll_is_cosigned_by_every_laptop(peers: list[PeerProcess]) ->
     for state in states:
         (closed,) = state["polls"]
         assert closed["result"]["outcome"] == "consensus"
-        assert closed["result"]["counts"] == {"agree": 2, "concerns": 1, "stand_aside": 0,
-                                              "block": 0}
+        assert closed["result"]["counts"] == {
+            "agree": 2,
+            "concerns": 1,
+            "stand_aside": 0,
+            "block": 0,
+        }
         assert "stand aside" in closed["result"]["rule"]
         assert closed["outcome"] == "Paused; revisit on the 1st."
         assert sorted(closed["cosigners"]) == sorted(p.key for p in peers)

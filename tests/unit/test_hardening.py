@@ -1,0 +1,68 @@
+"""Fixes from the protocol review, each pinned by a test that fails without it."""
+
+from __future__ import annotations
+
+from fakenet import IDENTITIES, FakeNetwork, entries_frame, forge_next
+
+from relsec_p2p.core.feed import MAX_LAMPORT, MAX_LAMPORT_STEP
+from relsec_p2p.core.identity import Identity
+from relsec_p2p.net.link import FloodGuard
+
+
+def test_a_huge_lamport_clock_cannot_exhaust_or_scatter_honest_clocks() -> None:
+    net = FakeNetwork.meeting(3)
+    mallory = net[2]
+    far = forge_next(mallory, "hand.raise", {}, lam=MAX_LAMPORT - 1)
+    net.send_now(mallory.me, net[0].me, entries_frame(mallory.mid, far.envelope))
+    net.send_now(mallory.me, net[1].me, entries_frame(mallory.mid, far.envelope))
+    assert net[0].log.head(mallory.me) == far  # accepted: it is validly signed
+    net[0].open_step(0)
+    net.settle()
+    for i in range(50):
+        entry = net[i % 2].contribute(0, f"still writing {i}")
+        net.settle()
+        assert entry.lam < MAX_LAMPORT_STEP  # the outlier did not drag our clock up
+    assert len({s.digest() for s in net}) == 1
+    texts = [c.text for c in net[0].state.contributions]
+    assert texts == [f"still writing {i}" for i in range(50)]  # causal order kept
+
+
+def test_join_code_words_must_come_from_the_list() -> None:
+    net = FakeNetwork.meeting(2)
+    host, other = net[0], net[1]
+    host.set_join_code(42, ("harbor", "velvet", "orbit"))
+    net.settle()
+    for words in (["zzzz", "harbor", "velvet"], ["harbor", "harbor", "velvet"]):
+        entry = forge_next(host, "join.code", {"np": 42, "words": words})
+        host.log.add(entry)
+        host._dirty = True
+        net.send_now(host.me, other.me, entries_frame(host.mid, entry.envelope))
+        assert other.log.head(host.me) == entry  # stored: it is validly signed ...
+        assert other.state.join_code == (42, ("harbor", "velvet", "orbit"))  # ... ignored
+        assert entry.hash in {h for h, _ in other.state.ignored}
+
+
+def test_names_that_could_disguise_themselves_are_ignored_by_the_fold() -> None:
+    net = FakeNetwork.meeting(2)
+    host = net[0]
+    for name in ("Ana\u202eevil", "Bo\u200b", "line\nbreak", "\x1b[31mred"):
+        newcomer = Identity.generate()
+        entry = forge_next(
+            host, "roster.add", {"key": newcomer.key, "ring": newcomer.ring_key, "name": name}
+        )
+        net.send_now(host.me, net[1].me, entries_frame(host.mid, entry.envelope))
+        assert not net[1].state.is_member(newcomer.key), repr(name)
+        host.log.add(entry)
+        host._dirty = True
+    plain = IDENTITIES[5] if len(IDENTITIES) > 5 else Identity.generate()
+    host.add_member(plain.key, plain.ring_key, "Zoë 🌱")  # ordinary names still work
+    net.settle()
+    assert net[1].state.is_member(plain.key)
+
+
+def test_join_budget_counts_only_what_it_is_told() -> None:
+    guard = FloodGuard(rate=12 / 60, burst=2)
+    assert guard.available(0.0) and guard.available(0.0)  # peeking spends nothing
+    assert guard.allow(0.0) and guard.allow(0.0)
+    assert not guard.available(0.0)
+    assert guard.available(5.0)  # one back after 5 s at 12 a minute
