@@ -7,7 +7,7 @@ CCS 2010, §3): every participant submits one fixed-size slot wrapped in N inner
 and N outer sealed layers under fresh per-round keys; the participants, in
 roster order, each peel one outer layer and shuffle; everyone checks that its
 own inner ciphertext came out exactly once, and only if everyone says GO are
-the inner keys released. Normative text: protocol/drafts/anon.md (SPEC §13.2).
+the inner keys released. Normative text: protocol/SPEC.md §13.2.
 
 Rules of this file:
 - No I/O and no clock: messages (dicts) in, messages out, and the caller passes
