@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+import relsec_p2p.templates as templates_package
 from relsec_p2p.core import admission
 from relsec_p2p.core.codec import FRAME_LIMITS, FrameDecoder, frame, pack, unpack
 from relsec_p2p.core.errors import LocalProtocolError, RelsecError, RemoteProtocolError
@@ -19,6 +22,8 @@ from relsec_p2p.core.events import EntryAccepted, ForkDetected
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.link import Handshake
 from relsec_p2p.core.session import Session
+from relsec_p2p.core.shuffle import Round, RoundStart, pad
+from relsec_p2p.core.template import TemplateError, parse_template
 
 AGENDA = [
     {"id": "t", "title": "Threats", "prompt": "What threatens us?", "mode": "both", "kind": "text"},
@@ -150,11 +155,100 @@ def join_seeds() -> list[bytes]:
     return [frame(joiner.start())]
 
 
+# --- shuffle rounds -----------------------------------------------------------------
+
+_ROUND_IDS = sorted(
+    (Identity.from_seed(bytes([i + 1]) * 32) for i in range(3)), key=lambda i: i.key
+)
+_ROUND_START = RoundStart.new(b"\x07" * 16, 1, [i.key for i in _ROUND_IDS])
+_ROUND_SLOT = 256
+
+
+def _new_round(k: int) -> Round:
+    return Round(
+        _ROUND_IDS[k],
+        _ROUND_START,
+        pad(f"item {k}".encode(), _ROUND_SLOT),
+        slot=_ROUND_SLOT,
+        now_ms=0,
+        timeout_ms=60_000,
+    )
+
+
+def _honest_transcript() -> list[tuple[bytes, bytes, bytes]]:
+    """Every message of one honest 3-member round: (sender, receiver, bytes)."""
+    rounds = {i.key: _new_round(k) for k, i in enumerate(_ROUND_IDS)}
+    queue: list[tuple[bytes, bytes, dict[str, Any]]] = []
+    for key, round_ in rounds.items():
+        queue += [(key, dst, m) for dst, m in round_.begin()]
+    sent: list[tuple[bytes, bytes, bytes]] = []
+    while queue:
+        src, dst, message = queue.pop(0)
+        sent.append((src, dst, pack(message)))
+        queue += [(dst, d, m) for d, m in rounds[dst].receive(src, message, 1)]
+    return sent
+
+
+_TRANSCRIPT: list[tuple[bytes, bytes, bytes]] | None = None
+
+
+def transcript() -> list[tuple[bytes, bytes, bytes]]:
+    global _TRANSCRIPT
+    if _TRANSCRIPT is None:
+        _TRANSCRIPT = _honest_transcript()
+    return _TRANSCRIPT
+
+
+def fuzz_shuffle(data: bytes) -> None:
+    """Member 0 of a round, part-way through an honest run (the first byte
+    says how far), receives one arbitrary message from member 1."""
+    if not data:
+        return
+    me = _ROUND_IDS[0].key
+    mine = [(src, m) for src, dst, m in transcript() if dst == me]
+    round_ = _new_round(0)
+    round_.begin()
+    for src, message in mine[: data[0] % (len(mine) + 1)]:
+        round_.receive(src, unpack(message, FRAME_LIMITS), 1)
+    try:
+        message = unpack(data[1:], FRAME_LIMITS)
+        if not isinstance(message, dict):
+            return
+        round_.receive(_ROUND_IDS[1].key, message, 2)
+    except RemoteProtocolError:
+        pass
+
+
+def shuffle_seeds() -> list[bytes]:
+    me = _ROUND_IDS[0].key
+    mine = [(src, m) for src, dst, m in transcript() if dst == me]
+    return [bytes([k]) + m for k, (_, m) in enumerate(mine)]
+
+
+# --- templates ------------------------------------------------------------------------
+
+
+def fuzz_template(data: bytes) -> None:
+    """The template loader: any text gives a Template or one TemplateError."""
+    try:
+        parse_template(data.decode("utf-8", "replace"), "fuzz.toml")
+    except TemplateError as error:
+        if "fuzz.toml" not in str(error):
+            raise AssertionError("a template error must name the file") from error
+
+
+def template_seeds() -> list[bytes]:
+    folder = Path(templates_package.__file__).parent
+    return [path.read_bytes() for path in sorted(folder.glob("*.toml"))]
+
+
 TARGETS: dict[str, tuple[Callable[[bytes], None], Callable[[], list[bytes]]]] = {
     "frames": (fuzz_frames, lambda: [frame(s) for s in meeting().seeds()]),
     "session": (fuzz_session, lambda: meeting().seeds()),
     "handshake": (fuzz_handshake, handshake_seeds),
     "join": (fuzz_join, join_seeds),
+    "shuffle": (fuzz_shuffle, shuffle_seeds),
+    "template": (fuzz_template, template_seeds),
 }
 
 __all__ = ["TARGETS", "RelsecError"]
