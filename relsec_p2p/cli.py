@@ -252,7 +252,32 @@ def _tui(args: argparse.Namespace, *, display_only: bool = False) -> int:
         peers=tuple(endpoints),
         absent_after=args.absent_after,
     )
-    return _run_app(RelsecApp(node_factory(options), display_only=display_only))
+    template = None
+    if getattr(args, "template", None):
+        from .templates import TemplateError, load_template
+
+        try:
+            template = (args.template, load_template(args.template))
+        except TemplateError as exc:
+            print(f"relsec: {exc}", file=sys.stderr)
+            return 2
+    save_to = resume_from = None
+    if getattr(args, "resume", None):
+        resume_from = (Path(args.resume), read_passphrase(f"Passphrase for {args.resume}: "))
+    if getattr(args, "save", None):
+        if resume_from is not None and Path(args.save) == resume_from[0]:
+            save_to = None  # resuming keeps that same file up to date
+        else:
+            save_to = (Path(args.save), read_passphrase(f"Passphrase for {args.save}: "))
+    return _run_app(
+        RelsecApp(
+            node_factory(options),
+            display_only=display_only,
+            template=template,
+            save_to=save_to,
+            resume_from=resume_from,
+        )
+    )
 
 
 def _display(args: argparse.Namespace) -> int:
@@ -288,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"relsec {__version__}")
     _add_network_options(parser)  # for the app itself: ``relsec`` with no command
+    parser.add_argument(
+        "--template",
+        metavar="FILE",
+        help="offer your group's own meeting process (a TOML file) in the lobby",
+    )
+    add_file_options(parser)
     parser.set_defaults(handler=_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     display = commands.add_parser(

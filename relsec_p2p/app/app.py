@@ -13,6 +13,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from textual.app import App, SystemCommand
@@ -20,6 +21,7 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
+from ..core.errors import LocalProtocolError
 from ..core.events import MeetingChanged as NodeMeetingChanged
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
@@ -84,11 +86,20 @@ class RelsecApp(App[int]):
         *,
         display_only: bool = False,
         demo: DemoPlugin | None = None,
+        template: tuple[str, Template] | None = None,
+        save_to: tuple[Path, str] | None = None,
+        resume_from: tuple[Path, str] | None = None,
     ) -> None:
         super().__init__()
         self.node_factory = node_factory
         self.display_only = display_only
         self.demo = demo
+        # A group's own template (``relsec --template FILE``): (path, parsed),
+        # offered first in the lobby.
+        self.own_template = template
+        # ``--save FILE`` / ``--resume FILE`` with the passphrase already asked for.
+        self.save_to = save_to
+        self.resume_from = resume_from
         self.node: Node | None = None
         self.meeting: Meeting | None = None
         self.view: MeetingView | None = None
@@ -128,6 +139,21 @@ class RelsecApp(App[int]):
                 )
             )
             return
+        if self.resume_from is not None:
+            path, passphrase = self.resume_from
+            try:
+                await node.resume_from(path, passphrase, keep_saving=self.save_to is None)
+            except LocalProtocolError as exc:  # wrong passphrase, damaged file: one sentence
+                self.post_message(NetworkProblem(str(exc)))
+                return
+            self.post_message(Joined())
+        if self.save_to is not None:
+            path, passphrase = self.save_to
+            try:
+                await node.keep_saved(path, passphrase)
+            except LocalProtocolError as exc:
+                self.post_message(NetworkProblem(str(exc)))
+                return
         self.post_message(NodeReady())
 
     def on_node_ready(self, _message: NodeReady) -> None:

@@ -80,7 +80,7 @@ class LobbyScreen(Screen[None]):
             if not self.display_only:
                 with Vertical(id="start-pane", classes="pane"):
                     yield Static(Text("Start a meeting", style="bold"))
-                    choices = template_choices()
+                    choices = self._choices()
                     yield Select(
                         [(Text(title), name) for title, name in choices],
                         allow_blank=False,
@@ -145,10 +145,19 @@ class LobbyScreen(Screen[None]):
         code.cursor_position = len(code.value)
         self.say("Now type the three words of the code, as the facilitator reads them out.")
 
+    def _choices(self) -> list[tuple[str, str]]:
+        """The built-in processes, after a group's own file if one was given
+        (``relsec --template FILE``): its path is what ``load_template`` takes."""
+        own = self.relsec.own_template
+        built_in = template_choices()
+        if own is None:
+            return built_in
+        return [(f"{own[1].title} (your file)", own[0]), *built_in]
+
     def on_select_changed(self, event: Select.Changed) -> None:
         title = self.query_one("#title", Input)
         if not title.value and isinstance(event.value, str):
-            for label, name in template_choices():
+            for label, name in self._choices():
                 if name == event.value:
                     title.placeholder = f"title, seen by members only (e.g. {label})"
 

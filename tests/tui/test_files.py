@@ -1,0 +1,78 @@
+"""``relsec --template FILE``, ``--save FILE`` and ``--resume FILE`` in the app:
+a group's own process in the lobby, an encrypted save kept while the meeting
+runs, and the meeting reopened from it (or one plain sentence if it cannot be)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from relsec_p2p.app.app import RelsecApp
+from relsec_p2p.app.network import NetworkOptions, node_factory
+from relsec_p2p.app.screens.lobby import LobbyScreen
+from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.core.save import open_save
+from relsec_p2p.templates import load_template
+
+SIZE = (100, 30)
+OFFLINE = NetworkOptions(interface="127.0.0.1", use_mdns=False)
+OWN = """\
+format = 1
+title = "Our own check-in"
+credit = "Written by our group"
+
+[[steps]]
+id = "round"
+title = "Check-in"
+prompt = "How are you arriving today?"
+mode = "both"
+kind = "text"
+"""
+
+
+async def wait_for(pilot, predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await pilot.pause(0.1)
+
+
+async def test_own_template_save_and_resume(tmp_path: Path) -> None:
+    own = tmp_path / "ours.toml"
+    own.write_text(OWN, encoding="utf-8")
+    template = load_template(str(own))
+    save = tmp_path / "meeting.relsec"
+    app = RelsecApp(
+        node_factory(OFFLINE), template=(str(own), template), save_to=(save, "correct horse")
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab")
+        await pilot.press(*"Tuesday", "enter")  # the first choice is our own file
+        await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
+        assert app.node is not None and app.node.state is not None
+        assert [s.id for s in app.node.state.steps] == ["round"]
+        app.node.act(lambda s: s.open_step(0))
+        app.node.act(lambda s: s.contribute(0, "tired but here"))
+        mid = app.node.state.mid
+        await wait_for(pilot, lambda: save.exists() and save.stat().st_size > 0)
+        await app.node.close()  # writes the save a last time
+    payload = open_save(save.read_bytes(), "correct horse", expected_mid=mid)
+    assert payload is not None
+
+    again = RelsecApp(node_factory(OFFLINE), resume_from=(save, "correct horse"))
+    async with again.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(again.screen, MeetingScreen))
+        assert again.node is not None and again.node.state is not None
+        state = again.node.state
+        assert state.title == "Tuesday"
+        assert [c.text for c in state.contributions] == ["tired but here"]
+
+    wrong = RelsecApp(node_factory(OFFLINE), resume_from=(save, "wrong horse"))
+    before = save.read_bytes()
+    async with wrong.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: bool(wrong.network_problem))
+        screen = wrong.screen
+        assert isinstance(screen, LobbyScreen)
+        assert screen.status.count(".") <= 2 and "passphrase" in screen.status.lower()
+    assert save.read_bytes() == before  # nothing lost or overwritten
