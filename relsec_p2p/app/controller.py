@@ -125,7 +125,15 @@ class Meeting:
             return sentence(str(exc))
         return None
 
-    def write(self, text: str, *, anonymous: bool, kind: str) -> str | None:
+    def write(
+        self,
+        text: str,
+        *,
+        anonymous: bool,
+        kind: str,
+        ref: bytes | None = None,
+        tag: str | None = None,
+    ) -> str | None:
         state = self.state
         if state is None or state.current is None:
             return "No step is open yet; wait for the facilitator."
@@ -138,7 +146,20 @@ class Meeting:
             return self._anonymous({"kind": "contrib", "step": step, "text": text})
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))
-        return self._act(partial(Session.contribute, step=step, text=text))
+        return self._act(partial(Session.contribute, step=step, text=text, ref=ref, tag=tag))
+
+    def tags_for(self, step: int) -> tuple[str, ...]:
+        """The labels the meeting's process offers for answers to ``step``
+        (e.g. internal / external for threats); none for a plain agenda."""
+        template = self.node.record_template()
+        state = self.state
+        if template is None or state is None or step >= len(state.steps):
+            return ()
+        wanted = state.steps[step].id
+        for template_step in template.steps:
+            if template_step.id == wanted:
+                return tuple(template_step.tags)
+        return ()
 
     def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
         if anonymous:

@@ -76,3 +76,31 @@ async def test_own_template_save_and_resume(tmp_path: Path) -> None:
         assert isinstance(screen, LobbyScreen)
         assert screen.status.count(".") <= 2 and "passphrase" in screen.status.lower()
     assert save.read_bytes() == before  # nothing lost or overwritten
+
+
+async def test_named_answers_carry_their_label_and_what_they_are_about() -> None:
+    """The relational process: a threat is tagged internal or external; an
+    impact says which threat it belongs to — chosen in dialogs after Enter."""
+    app = RelsecApp(node_factory(OFFLINE))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Funder", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
+        node = app.node
+        assert node is not None and node.state is not None
+        node.act(lambda s: s.open_step(0))
+        await pilot.pause(0.3)
+        await pilot.press("c", *"Funder pulls out", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("2")  # "external"
+        await wait_for(pilot, lambda: len(node.state.contributions) == 1)  # type: ignore[union-attr]
+        threat = node.state.contributions[0]
+        assert (threat.text, threat.tag, threat.ref) == ("Funder pulls out", "external", None)
+        node.act(lambda s: s.advance())  # impacts: about a threat
+        await pilot.pause(0.3)
+        await pilot.press("escape", "c", *"Rent unpaid", "enter")
+        await pilot.pause(0.2)
+        await pilot.press("1")  # about the threat above
+        await wait_for(pilot, lambda: len(node.state.contributions) == 2)  # type: ignore[union-attr]
+        impact = node.state.contributions[1]
+        assert (impact.text, impact.ref, impact.tag) == ("Rent unpaid", threat.id, None)

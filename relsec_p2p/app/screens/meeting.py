@@ -55,6 +55,9 @@ def anonymous_count(mode: str) -> bool:
     return mode == "anonymous"
 
 
+NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
+
+
 class MeetingScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "write", "Write"),
@@ -168,10 +171,58 @@ class MeetingScreen(Screen[None]):
     # -- writing ----------------------------------------------------------------------
 
     def on_compose_box_send(self, message: ComposeBox.Send) -> None:
-        problem = self.meeting.write(message.text, anonymous=message.anonymous, kind=message.kind)
+        view = self.view
+        step = None if view is None else view.current_step
+        if message.anonymous or message.kind == "proposal" or view is None or step is None:
+            self._send(message.text, message.anonymous, message.kind)
+            return
+        # A named answer can say which earlier item it is about (an impact of
+        # a threat, a risk of an option) and carry the process's label for it.
+        targets = [
+            (item.text[:70], item.id)
+            for group in view.groups
+            if group.step.index in step.links
+            for item in group.named
+            if not item.proposal
+        ]
+        tags = self.meeting.tags_for(step.index)
+
+        def with_tag(ref: bytes | None) -> None:
+            if not tags:
+                self._send(message.text, False, message.kind, ref=ref)
+                return
+
+            def tagged(tag: str | None) -> None:
+                if tag is not None:
+                    self._send(message.text, False, message.kind, ref=ref, tag=tag)
+
+            choices = [(label, label) for label in tags]
+            self.app.push_screen(ChoiceDialog("Which kind is it?", choices), tagged)
+
+        if not targets:
+            with_tag(None)
+            return
+
+        def about(ref: bytes | None) -> None:
+            if ref is not None:
+                with_tag(None if ref == NOT_ABOUT_ONE else ref)
+
+        options = [*targets, ("not about one of these", NOT_ABOUT_ONE)]
+        self.app.push_screen(ChoiceDialog("What is it about?", options), about)
+
+    def _send(
+        self,
+        text: str,
+        anonymous: bool,
+        kind: str,
+        *,
+        ref: bytes | None = None,
+        tag: str | None = None,
+    ) -> None:
+        problem = self.meeting.write(text, anonymous=anonymous, kind=kind, ref=ref, tag=tag)
         if problem is None:
             self.query_one(ComposeBox).clear()
-            if message.anonymous:
+            if anonymous:
                 self.notify("Sent to the next anonymous round.", timeout=3)
         self._result(problem)
 
