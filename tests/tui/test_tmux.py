@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from relsec_p2p.core.admission import BadJoinCode, parse_join_code
 from relsec_p2p.net.node import Node
 
 pytestmark = [
@@ -73,6 +74,17 @@ def terminals() -> Iterator[list[Terminal]]:
         subprocess.run(["tmux", "-L", server, "kill-server"], capture_output=True, check=False)
 
 
+def is_code(text: str) -> bool:
+    """A whole code: a wrapped one cut after "mamm" is not (its words are checked)."""
+    if not CODE.fullmatch(text):
+        return False
+    try:
+        parse_join_code(text)
+    except BadJoinCode:
+        return False
+    return True
+
+
 def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
     """The join code from the side panel, where a long one may wrap."""
     deadline = time.monotonic() + timeout
@@ -82,12 +94,11 @@ def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
         parts = [lines[start].split("│")[0].split("Join code:")[1].strip()]
         for line in lines[start + 1 :]:
             left = line.split("│")[0].strip()
-            if not left or CODE.fullmatch("".join(parts)):
+            if not left or is_code("".join(parts)):
                 break
             parts.append(left)
-        match = CODE.fullmatch("".join(parts))
-        if match:
-            return match.group(1)
+        if is_code("".join(parts)):
+            return "".join(parts)
         assert time.monotonic() < deadline, f"no join code in {parts}"
         time.sleep(0.2)
 
