@@ -270,7 +270,9 @@ class Session:
     def close_poll(self, poll: bytes) -> Entry:
         # The cut: every feed's length as this laptop holds it. Votes beyond
         # it were not seen by the facilitator and do not count (SPEC §6.5).
-        members = {m.key for m in self.state.active_members()}
+        # Everyone who was ever in the roster: a member who has left may have
+        # written the round that released someone else's anonymous vote.
+        members = set(self.state.members)
         cut = [[author, seq] for author, seq, _ in self.log.summary() if author in members]
         return self.act("poll.close", {"poll": poll, "cut": cut})
 

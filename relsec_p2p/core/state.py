@@ -874,8 +874,11 @@ def apply_vote(state: MeetingState, entry: Entry) -> None:
     poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
 
 
+MAX_CUT = 1024  # every member ever in the roster, at most (SPEC §6.5)
+
+
 def parse_cut(raw: Any) -> dict[bytes, int] | None:
-    if not isinstance(raw, list) or len(raw) > MAX_MEMBERS:
+    if not isinstance(raw, list) or len(raw) > MAX_CUT:
         return None
     cut: dict[bytes, int] = {}
     for item in raw:
