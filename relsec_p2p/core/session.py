@@ -74,6 +74,7 @@ class Session:
         self._dirty = False
         self._peers: set[bytes] = set()
         self._outbox: list[Send] = []
+        self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -143,7 +144,15 @@ class Session:
         return frozenset(self._peers)
 
     def take_sends(self) -> list[Send]:
-        """Frames for the driver to deliver, in order."""
+        """Frames for the driver to deliver, in order. Our own new entries
+        since the last call go first, batched into as few frames as fit: a
+        burst of local actions is a few frames, not one per entry."""
+        if self._new_entries:
+            fresh, self._new_entries = self._new_entries, []
+            queued, self._outbox = self._outbox, []
+            for peer in sorted(self._peers):
+                self._send_entries(peer, fresh)
+            self._outbox.extend(queued)
         sends, self._outbox = self._outbox, []
         return sends
 
@@ -204,7 +213,7 @@ class Session:
         if reason is not None:
             raise LocalProtocolError(reason)
         self._take(self.log.add(entry), [])
-        self._broadcast(_sync_message("entries", self.mid, e=[entry.envelope]))
+        self._new_entries.append(entry)
         return entry
 
     def _next_lamport(self, head: Entry | None) -> int:

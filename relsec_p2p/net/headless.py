@@ -346,10 +346,13 @@ class HeadlessPeer:
         repeat = int(command.get("repeat", 1))
         if not 1 <= repeat <= 100_000:
             raise LocalProtocolError("repeat is a count from 1 to 100000")
-        for i in range(repeat - 1):  # scripted bulk input (benchmarks): "text #i"
-            numbered = {**command, "text": f"{command.get('text')} #{i}"}
-            node.act(lambda s: action(s, numbered))  # noqa: B023 -- called at once
-        entry = node.act(lambda s: action(s, command))
+        def bulk(session: Session) -> Any:
+            # Scripted bulk input (benchmarks): "text #i", sent as one batch.
+            for i in range(repeat - 1):
+                action(session, {**command, "text": f"{command.get('text')} #{i}"})
+            return action(session, command)
+
+        entry = node.act(bulk)
         return {"event": "ok", "entry": entry.hash.hex(), "seq": entry.seq, "t": time.monotonic()}
 
     async def run(self) -> None:
