@@ -84,6 +84,22 @@ def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> tup
     starts = []
     folded = []
     appender = None
+
+    def is_round_entry(e: dict[str, Any]) -> bool:
+        return e.get("event") == "entry" and e.get("type") == "anon.round"
+
+    # The laptop that appended the round's entry sees no entry event for it:
+    # learn who it was from any other laptop first.
+    deadline = time.monotonic() + 30
+    while appender is None:
+        for peer in peers:
+            try:
+                appender = peer.wait_event(is_round_entry, timeout=0.05)["author"]
+                break
+            except TimeoutError:
+                continue
+        if time.monotonic() > deadline:
+            raise TimeoutError("no laptop folded the round's entry")
     for peer in peers:
         try:  # a peer the leader could not reach at the start sat the round out
             started = peer.wait_event(
@@ -99,10 +115,7 @@ def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> tup
             pass
         if peer.key == appender:
             continue
-        entry = peer.wait_event(
-            lambda e: e.get("event") == "entry" and e.get("type") == "anon.round", timeout=30
-        )
-        appender = appender or entry["author"]
+        entry = peer.wait_event(is_round_entry, timeout=30)
         folded.append(entry["t"])
     # The laptop that appended folded the entry the moment it released the
     # round (it appends at once): its "released" event is that moment.

@@ -128,7 +128,7 @@ def run(total: int = 10_000, authors: int = 20, runs: int = 3) -> dict[str, Any]
         start = time.perf_counter()
         receiver.digest()
         digest_ms.append((time.perf_counter() - start) * 1000)
-        rss.append(rss_mb())
+        rss.append(rss_mb() or 0.0)
         if receiver.state.applied != total:
             raise RuntimeError("not every entry applied")
         del receiver

@@ -31,10 +31,10 @@ def _run(*command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 def netns_available(tools: Sequence[str] = TOOLS) -> str | None:
     """None if this machine can build the LAN, else the reason it cannot."""
     if os.geteuid() != 0:
-        return "network namespaces need root (CI runs as root)"
+        return "network namespaces need root"
     for tool in tools:
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (.ci/run installs it)"
+            return f"the {tool} command is missing (.ci/run installs it)"
     return None
 
 
