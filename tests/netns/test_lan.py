@@ -4,11 +4,10 @@ facilitator, and a packet capture that must hold nothing readable."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lan import Lan, netns_available
+from lan import Lan
 
 from relsec_p2p.peerproc import SAMPLE_AGENDA as AGENDA
 from relsec_p2p.peerproc import PeerProcess, wait_all_equal
@@ -16,26 +15,6 @@ from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 pytestmark = pytest.mark.netns
 
 HOSTS = 5
-
-
-@pytest.fixture
-def lan() -> Iterator[Lan]:
-    reason = netns_available()
-    if reason is not None:
-        pytest.fail(f"cannot build the test LAN: {reason}")
-    network = Lan(HOSTS)
-    try:
-        yield network
-    finally:
-        network.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()
 
 
 def spawn(lan: Lan, peers: list[PeerProcess], i: int, *args: str) -> PeerProcess:

@@ -6,12 +6,11 @@ costs one slot, not the round."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from lan import Lan, netns_available
+from lan import Lan
 
 from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 
@@ -23,26 +22,6 @@ AGENDA: list[dict[str, Any]] = [
      "kind": "text"},
 ]  # fmt: skip
 WORDS = "I saw the list of our addresses on his desk"
-
-
-@pytest.fixture
-def lan() -> Iterator[Lan]:
-    reason = netns_available()
-    if reason is not None:
-        pytest.fail(f"cannot build the test LAN: {reason}")
-    network = Lan(HOSTS)
-    try:
-        yield network
-    finally:
-        network.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()
 
 
 def meeting(lan: Lan, peers: list[PeerProcess]) -> None:
