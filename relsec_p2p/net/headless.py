@@ -346,6 +346,7 @@ class HeadlessPeer:
         repeat = int(command.get("repeat", 1))
         if not 1 <= repeat <= 100_000:
             raise LocalProtocolError("repeat is a count from 1 to 100000")
+
         def bulk(session: Session) -> Any:
             # Scripted bulk input (benchmarks): "text #i", sent as one batch.
             for i in range(repeat - 1):
