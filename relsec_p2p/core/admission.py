@@ -32,6 +32,7 @@ import hmac
 import re
 import secrets
 import unicodedata
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -353,7 +354,7 @@ def _decode_outer(payload: bytes) -> tuple[str, bytes]:
     return kind, data
 
 
-class _Handshake:
+class _Handshake(ABC):
     """What joiner and sponsor share: SPAKE2 and key confirmation. Either side
     may send its pake message first, or both at once (SPAKE2 is symmetric)."""
 
@@ -468,17 +469,17 @@ class _Handshake:
 
     # -- per role --
 
-    def _my_tag(self, keys: _Keys) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def _my_tag(self, keys: _Keys) -> bytes: ...
 
-    def _peer_tag(self, keys: _Keys) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def _peer_tag(self, keys: _Keys) -> bytes: ...
 
-    def _after_confirm(self, keys: _Keys) -> Step:
-        raise NotImplementedError
+    @abstractmethod
+    def _after_confirm(self, keys: _Keys) -> Step: ...
 
-    def _on_sealed(self, sealed: bytes) -> Step:
-        raise NotImplementedError
+    @abstractmethod
+    def _on_sealed(self, sealed: bytes) -> Step: ...
 
 
 def _open(box: SecretBox, sealed: bytes, fields: frozenset[str]) -> dict[str, Any]:
