@@ -51,7 +51,6 @@ EXIT_OK = 0
 EXIT_PANIC = 3  # the command line clears the terminal's scrollback too
 JOIN_TIMEOUT_S = 10.0  # to find the meeting by mDNS, and then to receive it
 CLOSE_TIMEOUT_S = 1.0  # mDNS goodbyes and link closes; never longer on panic
-WATCH_S = 0.5  # how often to look for changes no event announced
 
 
 class DemoPlugin(Protocol):
@@ -120,7 +119,6 @@ class RelsecApp(App[int]):
             return
         self.meeting = Meeting(self.node)
         self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
-        self.set_interval(WATCH_S, self._watch)
 
     async def _start_node(self) -> None:
         node = self.node
@@ -197,13 +195,6 @@ class RelsecApp(App[int]):
 
     def on_links_changed(self, _message: LinksChanged) -> None:
         self.redraw()
-
-    def _watch(self) -> None:
-        """A safety net under the node's events: if the meeting changed without
-        one (an anonymous round's release arrives outside the log), redraw.
-        The check reads a few counters, so it costs nothing while idle."""
-        if self.meeting is not None and self.meeting.changed_since_view():
-            self.redraw()
 
     def redraw(self) -> None:
         if self.meeting is None:

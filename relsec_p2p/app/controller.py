@@ -47,7 +47,6 @@ class Meeting:
         self.node = node
         self.clock = clock or node.clock
         self._safety: tuple[bytes, int, str] | None = None
-        self._viewed: tuple[int, ...] | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -65,27 +64,10 @@ class Meeting:
             self._safety = (state.mid, state.epoch, self.node.safety_number())
         return self._safety[2]
 
-    def _marker(self, state: MeetingState) -> tuple[int, ...]:
-        """Counters that move whenever the meeting does (cheap to read)."""
-        return (
-            id(state),
-            state.applied,
-            state.epoch,
-            len(state.anonymous_contributions),
-            len(state.anonymous_ratings),
-            sum(len(poll.anon_votes) for poll in state.polls.values()),
-            state.pause_requests,
-        )
-
-    def changed_since_view(self) -> bool:
-        state = self.state
-        return state is not None and self._marker(state) != self._viewed
-
     def view(self) -> MeetingView | None:
         state = self.state
         if state is None:
             return None
-        self._viewed = self._marker(state)
         return build_view(
             state,
             me=self.node.identity.key,
