@@ -53,6 +53,9 @@ class ComposeBox(Horizontal):
         yield Input(placeholder="", id="compose-input", max_length=MAX_TEXT, compact=True)
         yield Static("", id="compose-left")
 
+    def on_mount(self) -> None:
+        self._refresh_labels()
+
     @property
     def input(self) -> Input:
         return self.query_one("#compose-input", Input)
@@ -112,9 +115,10 @@ class ComposeBox(Horizontal):
 
     def _refresh_labels(self) -> None:
         # Runs on every key typed: change (and so re-lay out) only what differs.
-        if not self.is_mounted:
+        modes = self.query("#compose-mode").results(Static)
+        mode = next(modes, None)
+        if mode is None:  # not composed yet: on_mount draws the labels
             return
-        mode = self.query_one("#compose-mode", Static)
         left = self.query_one("#compose-left", Static)
         field = self.input
         step = self.step
