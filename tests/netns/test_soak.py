@@ -52,7 +52,10 @@ def test_short_soak_loses_nothing() -> None:
     # within every limit (no link cut off, no input refused).
     assert result["actions"] >= 0.8 * 5 * SECONDS
     assert set(result["actions_by_kind"]) == {"anon", "contrib", "hand", "poll", "proposal", "vote"}
-    assert not [e for e in result["events"] if "slow" in e or "flood" in e or "rejected" in e]
+    # unknown_author is honest: a joiner refuses entries of members it does
+    # not know yet and fetches them again (known waste, nothing lost).
+    refused = [e for e in result["events"] if "rejected" in e and "unknown_author" not in e]
+    assert not [e for e in result["events"] if "slow" in e or "flood" in e] + refused
     assert result["peer_log_errors"] == 0, result["peer_log_error_lines"]
     assert sorted(result["max_rss_mb"], key=int) == [str(i) for i in range(10)]
     assert all(10 < mb < 1000 for mb in result["max_rss_mb"].values())
