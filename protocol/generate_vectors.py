@@ -25,7 +25,7 @@ import msgpack
 from nacl import bindings
 
 from relsec_p2p.core import ring
-from relsec_p2p.core import state as fold_rules
+from relsec_p2p.core import rules as fold_rules
 from relsec_p2p.core.codec import ENTRY_LIMITS, FRAME_LIMITS, FrameDecoder, Limits, frame, pack
 from relsec_p2p.core.codec import unpack as canonical_unpack
 from relsec_p2p.core.errors import RelsecError
@@ -33,6 +33,7 @@ from relsec_p2p.core.events import EntryAccepted, ForkDetected, InputRejected, M
 from relsec_p2p.core.feed import ENTRY_CONTEXT, Entry, Log, decode_entry, encode_entry
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.session import Session
+from relsec_p2p.core.state import MeetingState
 
 VECTORS_DIR = pathlib.Path(__file__).resolve().parent / "vectors"
 
@@ -824,7 +825,7 @@ def feed_vectors() -> dict[str, Any]:
 # --- state.json ----------------------------------------------------------------------
 
 
-def state_summary(state: fold_rules.MeetingState, labels: dict[bytes, str]) -> dict[str, Any]:
+def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, Any]:
     def who(key: bytes | None) -> str | None:
         return None if key is None else NAME_OF[key]
 
@@ -881,8 +882,8 @@ def state_summary(state: fold_rules.MeetingState, labels: dict[bytes, str]) -> d
         "frozen": {who(k): v for k, v in sorted(state.frozen.items())},
         "applied": state.applied,
         "ignored": [
-            {"entry": labels[entry_id], "hash_hex": h(entry_id), "reason": reason}
-            for entry_id, reason in state.ignored
+            {"entry": labels[entry_id], "hash_hex": h(entry_id), "reason": refused.text}
+            for entry_id, refused in state.ignored
         ],
     }
 

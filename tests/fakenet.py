@@ -19,8 +19,9 @@ from relsec_p2p.core.codec import pack
 from relsec_p2p.core.events import EntryAccepted, Event, ForkDetected, InputRejected
 from relsec_p2p.core.feed import Entry, encode_entry
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.rules import fold
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.state import MeetingState, fold
+from relsec_p2p.core.state import MeetingState
 
 MID = bytes(range(16))
 START_MS = 1_700_000_000_000

@@ -14,7 +14,8 @@ from typing import Any
 
 from .. import templates
 from ..core import admission
-from ..core.errors import LocalProtocolError
+from ..core.errors import EntryRefused, LocalProtocolError
+from ..core.refusals import Refusal
 from ..core.session import Session
 from ..core.state import MAX_TITLE, MeetingState
 from ..core.template import Template
@@ -29,15 +30,70 @@ def sentence(reason: str) -> str:
     return (reason[:1].upper() + reason[1:] + ".") if reason else "That did not work."
 
 
-# What the fold's refusals mean to the person who pressed the key.
-FRIENDLY: dict[str, str] = {
-    "only the facilitator may do this": "Only the facilitator can do that.",
-    "step.open names an existing step": "There is no step there: this is the end of the agenda.",
-    "that step is not open": "That step is not open any more; answer the current one.",
-    "author is not a current member": "You are not a member of this meeting (any more).",
-    "hand already raised": "Your hand is already up.",
-    "nobody is waiting or speaking": "Nobody is waiting to speak.",
+# What the fold's refusals mean to the person who pressed the key, by the
+# rule's stable code (core/refusals.py), never by its wording.
+FRIENDLY: dict[Refusal, str] = {
+    Refusal.NOT_FACILITATOR: "Only the facilitator can do that.",
+    Refusal.NO_SUCH_STEP: "There is no step there: this is the end of the agenda.",
+    Refusal.STEP_NOT_OPEN: "That step is not open any more; answer the current one.",
+    Refusal.NOT_A_CURRENT_MEMBER: "You are not a member of this meeting (any more).",
+    Refusal.HAND_ALREADY_RAISED: "Your hand is already up.",
+    Refusal.NOBODY_WAITING: "Nobody is waiting to speak.",
 }
+
+# The refusals whose own phrase, as a sentence, is what a person reads: each
+# names the field or the fact to put right. Every code is in exactly one of
+# FRIENDLY and this set (tests/unit/test_refusals.py).
+AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
+    {
+        Refusal.NO_MEETING,
+        Refusal.UNKNOWN_TYPE,
+        Refusal.AUTHOR_GONE,
+        Refusal.NOT_CREATOR,
+        Refusal.ALREADY_CREATED,
+        Refusal.BAD_FIELDS,
+        Refusal.BAD_TEXT,
+        Refusal.BAD_RING_KEY,
+        Refusal.BAD_AGENDA,
+        Refusal.BAD_SETTINGS,
+        Refusal.ALREADY_A_MEMBER,
+        Refusal.RING_KEY_TAKEN,
+        Refusal.ROSTER_FULL,
+        Refusal.REMOVE_SELF,
+        Refusal.BAD_TARGET,
+        Refusal.CUTS_CREATION,
+        Refusal.STALE_TERM,
+        Refusal.SELF_ABSENT,
+        Refusal.STEP_ALREADY_OPEN,
+        Refusal.ANONYMOUS_ONLY,
+        Refusal.NAMED_ONLY,
+        Refusal.WRONG_KIND,
+        Refusal.OFF_SCALE,
+        Refusal.BAD_REF,
+        Refusal.NO_SUCH_PROPOSAL,
+        Refusal.POLL_ALREADY_OPEN,
+        Refusal.NO_SUCH_POLL,
+        Refusal.POLL_CLOSED,
+        Refusal.POLL_NOT_CLOSED,
+        Refusal.BAD_CHOICE,
+        Refusal.TALLY_MISMATCH,
+        Refusal.ALREADY_COSIGNED,
+        Refusal.HAND_NOT_RAISED,
+        Refusal.UNKNOWN_ITEM,
+        Refusal.STRANGER_IN_ROUND,
+        Refusal.ITEM_NOT_RELEASED,
+        Refusal.ROUND_ALREADY_IN,
+        Refusal.ROUND_NOT_CERTIFIED,
+    }
+)
+
+
+def refusal_sentence(exc: LocalProtocolError) -> str:
+    """What to tell the person: a refusal of the rules by its code, anything
+    else (and a code worded as the rule says) from the error's own words."""
+    if isinstance(exc, EntryRefused) and exc.code in FRIENDLY:
+        return FRIENDLY[exc.code]
+    return sentence(str(exc))
 
 
 class Meeting:
@@ -85,14 +141,14 @@ class Meeting:
         try:
             self.node.act(action)
         except LocalProtocolError as exc:
-            return FRIENDLY.get(str(exc), sentence(str(exc)))
+            return refusal_sentence(exc)
         return None
 
     def _anonymous(self, item: dict[str, Any]) -> str | None:
         try:
             self.node.submit_anonymous(item)
         except LocalProtocolError as exc:
-            return FRIENDLY.get(str(exc), sentence(str(exc)))
+            return refusal_sentence(exc)
         return None
 
     def start(self, template: Template, *, title: str, name: str) -> str | None:

@@ -26,20 +26,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import ring, shuffle
-from .codec import pack
-from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
-from .events import short
-from .feed import HASH_BYTES, Entry
-from .identity import Identity
-from .state import (
-    CHOICES,
-    MeetingState,
+from .anon_rules import (
     check_anonymous_item,
     rating_event,
     rating_message,
     ring_of,
     vote_message,
 )
+from .codec import pack
+from .errors import EntryRefused, LocalProtocolError, MalformedFrame, RemoteProtocolError
+from .events import short
+from .feed import HASH_BYTES, Entry
+from .identity import Identity
+from .refusals import Refused
+from .state import CHOICES, MeetingState
 
 SLOT_TEXT_BYTES = 1024  # the part of every slot not taken by a ring signature
 TEXT_CAPACITY = 1000  # UTF-8 bytes of text that always fit (checked in tests)
@@ -224,9 +224,10 @@ class AnonymousChannel:
                 "this meeting is larger."
             )
         intent = intent_of(item)
-        reason = check_anonymous_item(state, intent)
-        if reason is not None:
-            raise LocalProtocolError(f"This cannot be sent anonymously: {reason}.")
+        refused = check_anonymous_item(state, intent)
+        if refused is not None:
+            text = f"This cannot be sent anonymously: {refused.text}."
+            raise EntryRefused(Refused(refused.code, text))
         self.queue = [queued for queued in self.queue if not _same_target(queued, intent)]
         if len(self.queue) >= MAX_QUEUE:
             raise LocalProtocolError("Too much is waiting to be sent; wait a few rounds.")

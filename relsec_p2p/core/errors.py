@@ -4,6 +4,8 @@ Rules of this file:
 - ``LocalProtocolError``: this program asked the core for something the rules
   forbid (a bad argument, an action the local member may not take). It is a
   bug or a user mistake on *this* laptop and never comes from the network.
+  When the fold's rules refuse it, it is an ``EntryRefused`` that carries the
+  rule's stable ``Refusal`` code (core/refusals.py): front ends word it by code.
 - ``RemoteProtocolError``: bytes that arrived from someone else are malformed,
   oversized, forged, replayed or out of the roster. The input is dropped and
   nothing already accepted changes. Each subclass has a stable ``code`` that
@@ -11,6 +13,8 @@ Rules of this file:
 """
 
 from __future__ import annotations
+
+from .refusals import Refusal, Refused
 
 
 class RelsecError(Exception):
@@ -23,6 +27,20 @@ class LocalProtocolError(RelsecError):
     """The local program misused the core API."""
 
     code = "local"
+
+
+class EntryRefused(LocalProtocolError):
+    """A local action the fold's rules would ignore, so it was never written.
+
+    ``code`` is the rule's stable ``Refusal``; ``text`` (also ``str()``) the
+    words given with it."""
+
+    code: Refusal
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.text)
+        self.code = refused.code
+        self.text = refused.text
 
 
 class RemoteProtocolError(RelsecError):

@@ -8,8 +8,9 @@ Rules of this file (sync messages: protocol/SPEC.md §7):
   ``InputRejected`` event and changes nothing. One bad entry in a batch does
   not spoil the others.
 - A local action is checked against the current meeting with the very rule
-  every peer will apply (``state.why_ignored``) before it is signed and sent,
-  so this laptop never writes an entry the others would ignore.
+  every peer will apply (``rules.why_ignored``) before it is signed and sent,
+  so this laptop never writes an entry the others would ignore; a refusal is
+  an ``EntryRefused`` carrying the rule's stable code.
 - The fold is incremental while entries arrive in fold order, and redone
   lazily (once, on the next read) when one arrives out of order.
 """
@@ -24,6 +25,7 @@ from . import shuffle
 from .anon import AnonymousChannel, Report
 from .codec import DEFAULT_MAX_FRAME, FRAME_LIMITS, pack, unpack
 from .errors import (
+    EntryRefused,
     LocalProtocolError,
     MalformedFrame,
     RemoteProtocolError,
@@ -42,7 +44,9 @@ from .feed import (
     encode_entry,
 )
 from .identity import KEY_BYTES, Identity
-from .state import MeetingState, apply_entry, fold, why_ignored
+from .refusals import Refusal, Refused
+from .rules import apply_entry, fold, why_ignored
+from .state import MeetingState
 
 Clock = Callable[[], int]
 
@@ -209,9 +213,9 @@ class Session:
             kind=kind,
             data=data,
         )
-        reason = why_ignored(self.state, entry)
-        if reason is not None:
-            raise LocalProtocolError(reason)
+        refused = why_ignored(self.state, entry)
+        if refused is not None:
+            raise EntryRefused(refused)
         self._take(self.log.add(entry), [])
         self._new_entries.append(entry)
         return entry
@@ -294,7 +298,7 @@ class Session:
         """Co-sign a closed poll's tally as this laptop computed it."""
         closed = self.state.polls.get(poll)
         if closed is None or closed.tally_digest is None:
-            raise LocalProtocolError("that poll is not closed")
+            raise EntryRefused(Refused(Refusal.POLL_NOT_CLOSED, "that poll is not closed"))
         return self.act("tally.sign", {"poll": poll, "digest": closed.tally_digest})
 
     def record_outcome(self, poll: bytes, text: str) -> Entry:

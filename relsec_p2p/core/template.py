@@ -20,6 +20,7 @@ from typing import Any
 
 from .codec import ENTRY_LIMITS, pack
 from .errors import LocalProtocolError
+from .fields import parse_agenda, parse_settings
 from .identity import KEY_BYTES
 from .state import (
     DEFAULT_SETTINGS,
@@ -33,8 +34,6 @@ from .state import (
     MAX_TITLE,
     MODES,
     Step,
-    parse_agenda,
-    parse_settings,
 )
 
 FORMAT = 1
@@ -97,7 +96,7 @@ class TemplateStep:
     guide: str = ""  # a note for the facilitator; never sent to the meeting
 
     def to_agenda(self) -> dict[str, Any]:
-        """The step as ``meeting.create`` carries it (``state.parse_step``'s shape)."""
+        """The step as ``meeting.create`` carries it (``fields.parse_step``'s shape)."""
         step: dict[str, Any] = {
             "id": self.id,
             "title": self.title,

@@ -1,4 +1,4 @@
-"""Anonymous rounds in the meeting: the ``anon.round`` fold rule (core/state.py)
+"""Anonymous rounds in the meeting: the ``anon.round`` fold rule (core/anon_rules.py)
 and the Session's channel (core/anon.py) on the fake network.
 
 Fold tests write certified rounds by hand (``certified``), as a modified
@@ -16,18 +16,15 @@ from fakenet import IDENTITIES, MID, START_MS, FakeNetwork, Scribe
 from nacl import bindings
 
 from relsec_p2p.core import anon, ring, shuffle
+from relsec_p2p.core.anon_rules import BoundedMemo, decode_item, ring_of, vote_message
 from relsec_p2p.core.codec import pack, unpack
-from relsec_p2p.core.errors import LocalProtocolError
+from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import Entry, encode_entry
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.refusals import Refusal, Refused
+from relsec_p2p.core.rules import why_ignored
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.state import (
-    MeetingState,
-    decode_item,
-    ring_of,
-    vote_message,
-    why_ignored,
-)
+from relsec_p2p.core.state import MeetingState
 
 A, B, C, D, E = IDENTITIES[:5]
 UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE = range(6)
@@ -109,7 +106,7 @@ class Room:
     def release(self, data: dict[str, Any], author: Identity = C) -> Entry:
         return self.scribe.write(author, "anon.round", data)
 
-    def why(self, data: dict[str, Any], author: Identity = C) -> str | None:
+    def why(self, data: dict[str, Any], author: Identity = C) -> Refused | None:
         entry = self.scribe.write(author, "anon.round", data, keep=False)
         return why_ignored(self.state, entry)
 
@@ -167,12 +164,18 @@ def test_certificate_must_hold_every_participant() -> None:
     start = room.start()
     data = room.certified(start, [room.item(start, B, contrib(UNSAID, "x"))])
     forged = dict(data, go=[*data["go"][:-1], bytes(64)])
-    assert room.why(forged) == "the round is not signed by every participant"
+    assert room.why(forged) == Refused(
+        Refusal.ROUND_NOT_CERTIFIED, "the round is not signed by every participant"
+    )
     shorter = dict(data, go=data["go"][:-1])
-    assert room.why(shorter) == "anon.round fields have the wrong shape"
+    assert room.why(shorter) == Refused(
+        Refusal.BAD_FIELDS, "anon.round fields have the wrong shape"
+    )
     # Claiming other participants breaks the round id the signatures cover.
     others = dict(data, members=sorted(data["members"][:3]), go=data["go"][:3])
-    assert room.why(others) == "the round is not signed by every participant"
+    assert room.why(others) == Refused(
+        Refusal.ROUND_NOT_CERTIFIED, "the round is not signed by every participant"
+    )
     assert room.why(data) is None
 
 
@@ -182,11 +185,13 @@ def test_round_with_a_stranger_or_too_few_members_is_ignored() -> None:
     stranger = Identity.from_seed(b"\x99" * 32)
     start = shuffle.RoundStart.new(MID, 1, [A.key, B.key, stranger.key])
     data = room.certified(start, [b"\x90"], signers=[A, B, stranger])
-    assert room.why(data) == "a participant of the round was never a member"
+    assert room.why(data) == Refused(
+        Refusal.STRANGER_IN_ROUND, "a participant of the round was never a member"
+    )
     small = room.start([A, B, C])
     data = room.certified(small, [b"\x90"])
     data["members"], data["go"] = data["members"][:2], data["go"][:2]
-    assert room.why(data) == "anon.round fields have the wrong shape"
+    assert room.why(data) == Refused(Refusal.BAD_FIELDS, "anon.round fields have the wrong shape")
 
 
 def test_items_not_in_the_certificate_are_refused() -> None:
@@ -196,7 +201,7 @@ def test_items_not_in_the_certificate_are_refused() -> None:
     real = [room.item(start, k, contrib(UNSAID, "real")) for k in (B, C)]
     data = room.certified(start, real)
     data["items"] = [real[0], room.item(start, C, contrib(UNSAID, "slipped in"))]
-    assert room.why(data) == "an item the round did not release"
+    assert room.why(data) == Refused(Refusal.ITEM_NOT_RELEASED, "an item the round did not release")
 
 
 def test_second_identical_release_is_ignored_and_split_releases_add_up() -> None:
@@ -208,12 +213,16 @@ def test_second_identical_release_is_ignored_and_split_releases_add_up() -> None
     first = dict(whole, items=items[:1])
     rest = dict(whole, items=items[1:])
     room.release(first, author=A)
-    assert room.why(first, author=B) == "those items of the round are already in"
+    assert room.why(first, author=B) == Refused(
+        Refusal.ROUND_ALREADY_IN, "those items of the round are already in"
+    )
     room.release(rest, author=B)
     state = room.state
     assert sorted(c.text for c in state.anonymous_contributions) == ["from 0", "from 1", "from 2"]
     assert {c.round for c in state.anonymous_contributions} == {1}
-    assert room.why(whole, author=D) == "those items of the round are already in"
+    assert room.why(whole, author=D) == Refused(
+        Refusal.ROUND_ALREADY_IN, "those items of the round are already in"
+    )
 
 
 def test_items_on_closed_or_named_steps_and_garbage_are_dropped_alone() -> None:
@@ -328,6 +337,23 @@ def test_vote_with_a_small_order_tag_component_is_rejected() -> None:
     second = room.start()
     room.release(room.certified(second, [room.item(second, A, vote(poll, "agree"))]))
     assert len(room.state.polls[poll].anon_votes) == 1
+
+
+def test_the_verification_memo_remembers_results_and_stays_bounded() -> None:
+    memo: BoundedMemo[bytes | None] = BoundedMemo(2)
+    calls: list[bytes] = []
+
+    def verify(key: bytes, result: bytes | None) -> bytes | None:
+        def compute() -> bytes | None:
+            calls.append(key)
+            return result
+
+        return memo.recall(key, compute)
+
+    assert verify(b"a", None) is None and verify(b"a", b"other") is None  # None is remembered
+    assert verify(b"b", b"tag") == b"tag" and calls == [b"a", b"b"] and len(memo) == 2
+    assert verify(b"c", b"new") == b"new" and len(memo) == 1  # full: forgot everything
+    assert verify(b"a", b"again") == b"again" and calls == [b"a", b"b", b"c", b"a"]
 
 
 def test_anonymous_votes_only_on_anonymous_steps() -> None:
@@ -468,12 +494,15 @@ def test_submit_refusals_are_plain_sentences() -> None:
     session = net[1]
     with pytest.raises(LocalProtocolError, match="too long for one anonymous slot by 1 "):
         session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1001})
-    with pytest.raises(LocalProtocolError, match="not open"):
+    with pytest.raises(EntryRefused, match="not open") as refused:
         session.submit_anonymous({"kind": "contrib", "step": OPEN, "text": "hello"})
+    assert refused.value.code is Refusal.STEP_NOT_OPEN
     with pytest.raises(LocalProtocolError, match="Choose one of"):
         session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "maybe"})
-    with pytest.raises(LocalProtocolError, match="no such poll"):
+    with pytest.raises(EntryRefused, match="no such poll") as refused:
         session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "agree"})
+    assert refused.value.code is Refusal.NO_SUCH_POLL
+    assert str(refused.value) == "This cannot be sent anonymously: no such poll."
     with pytest.raises(LocalProtocolError):
         session.submit_anonymous({"kind": "shout"})
     session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1000})

@@ -29,8 +29,8 @@ from relsec_p2p.core.events import (
     Send,
 )
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.rules import fold
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.state import fold
 
 
 def message(payload: bytes) -> dict[str, object]:

@@ -1,5 +1,5 @@
-"""The fold of the log into the meeting (core/state.py): every rule, its
-authority checks, the consensus rule and the speaking queue.
+"""The fold of the log into the meeting (core/rules.py): every rule, its
+authority checks and refusal codes, the consensus rule and the speaking queue.
 
 Entries are written with ``Scribe`` (fakenet.py), which signs what a modified
 client could write, so each rule is checked where it matters: in the fold.
@@ -17,23 +17,18 @@ from fakenet import AGENDA, IDENTITIES, OUTSIDER, PROPOSAL, RATING, TEXT, Scribe
 
 from relsec_p2p.core.feed import Entry
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.core.state import (
-    CHOICES,
-    DEFAULT_SETTINGS,
-    RULES,
-    PollResult,
-    apply_entry,
-    decide,
-    why_ignored,
-)
+from relsec_p2p.core.refusals import Refusal, Refused
+from relsec_p2p.core.rules import RULES, apply_entry, decide, why_ignored
+from relsec_p2p.core.state import CHOICES, DEFAULT_SETTINGS, PollResult
 
 A, B, C, D, E = IDENTITIES[:5]
 SMALL_ORDER_POINT = b"\x01" + bytes(31)  # the identity point: not of prime order
+NOT_FACILITATOR = Refused(Refusal.NOT_FACILITATOR, "only the facilitator may do this")
 
 
 def verdict(
     scribe: Scribe, who: Identity, kind: str, data: dict[str, Any], **kw: Any
-) -> str | None:
+) -> Refused | None:
     """Write the entry, fold, and return why it was ignored (``None``: applied).
 
     Checks the contract of the rules header on the way: an ignored entry
@@ -406,7 +401,24 @@ def test_rule(case: Case) -> None:
     if case.expect is None:
         assert reason is None
     else:
-        assert reason is not None and case.expect in reason, reason
+        assert reason is not None and case.expect in reason.text, reason
+
+
+def test_each_phrase_of_the_table_has_one_stable_code() -> None:
+    """A front end words a refusal by its code (app/controller.py), so the
+    same phrase must never come with two codes."""
+    codes: dict[str, set[Refusal]] = {}
+    for case in CASES:
+        if case.expect is None:
+            continue
+        ctx = case.setup()
+        reason = verdict(ctx.scribe, case.who, case.kind, case.data(ctx))
+        assert reason is not None and isinstance(reason.code, Refusal), case.name
+        codes.setdefault(reason.text, set()).add(reason.code)
+    assert {text: found for text, found in codes.items() if len(found) > 1} == {}
+    assert codes["only the facilitator may do this"] == {Refusal.NOT_FACILITATOR}
+    assert codes["that step is not open"] == {Refusal.STEP_NOT_OPEN}
+    assert codes["author is not a current member"] == {Refusal.NOT_A_CURRENT_MEMBER}
 
 
 # Rules whose checks need machinery of their own (shuffle rounds) are tested
@@ -481,14 +493,15 @@ def test_reply_across_unlinked_steps_is_ignored() -> None:
     reason = verdict(
         ctx.scribe, C, "contrib.add", {"step": PROPOSAL, "text": "x", "ref": ctx.ids["contrib"]}
     )
-    assert reason is not None and "links to" in reason
+    assert reason is not None and reason.code is Refusal.BAD_REF and "links to" in reason.text
 
 
 def test_named_answers_are_refused_on_an_anonymous_step() -> None:
     ctx = room()
     ctx.scribe.write(A, "step.open", {"step": 4})
     reason = verdict(ctx.scribe, C, "contrib.add", {"step": 4, "text": "x"})
-    assert reason is not None and "anonymous" in reason
+    assert reason is not None and reason.code is Refusal.ANONYMOUS_ONLY
+    assert "anonymous" in reason.text
 
 
 def test_named_votes_are_refused_on_an_anonymous_step() -> None:
@@ -500,7 +513,8 @@ def test_named_votes_are_refused_on_an_anonymous_step() -> None:
     proposal = scribe.write(B, "proposal.add", {"step": 0, "text": "P"})
     poll = scribe.write(A, "poll.open", {"proposal": proposal.hash})
     reason = verdict(scribe, B, "vote.cast", {"poll": poll.hash, "choice": "agree"})
-    assert reason is not None and "anonymous votes only" in reason
+    assert reason is not None and reason.code is Refusal.ANONYMOUS_ONLY
+    assert "anonymous votes only" in reason.text
 
 
 def test_latest_rating_wins() -> None:
@@ -522,11 +536,11 @@ def test_handover_moves_authority() -> None:
     state = scribe.state()
     assert state.facilitator == B.key and state.term == 2
     assert state.absent_votes == set()  # a new term starts clean
-    assert verdict(scribe, A, "step.open", {"step": TEXT}) == "only the facilitator may do this"
+    assert verdict(scribe, A, "step.open", {"step": TEXT}) == NOT_FACILITATOR
     assert verdict(scribe, B, "step.open", {"step": TEXT}) is None
     # And back again.
     assert verdict(scribe, B, "facil.handover", {"to": A.key}) is None
-    assert verdict(scribe, B, "step.close", {"step": TEXT}) == "only the facilitator may do this"
+    assert verdict(scribe, B, "step.close", {"step": TEXT}) == NOT_FACILITATOR
 
 
 def test_absent_majority_passes_facilitation_to_the_successor() -> None:
@@ -858,7 +872,7 @@ def test_apply_entry_reports_the_reason_and_counts_applied_entries() -> None:
     state = ctx.scribe.state()
     applied = state.applied
     entry = ctx.scribe.write(B, "step.open", {"step": TEXT}, keep=False)
-    assert apply_entry(state, entry) == "only the facilitator may do this"
+    assert apply_entry(state, entry) == NOT_FACILITATOR
     assert state.applied == applied and state.ignored[-1] == (entry.hash, apply_entry(state, entry))
     good = ctx.scribe.write(A, "step.open", {"step": TEXT}, keep=False)
     assert apply_entry(state, good) is None and state.applied == applied + 1

@@ -11,8 +11,9 @@ import pytest
 
 from relsec_p2p.core.codec import ENTRY_LIMITS
 from relsec_p2p.core.feed import encode_entry
+from relsec_p2p.core.fields import parse_agenda, parse_settings
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.core.state import MAX_NAME, MAX_TITLE, parse_agenda, parse_settings
+from relsec_p2p.core.state import MAX_NAME, MAX_TITLE
 from relsec_p2p.core.template import CREATE_BUDGET, TemplateError, parse_template
 from relsec_p2p.templates import builtin_templates, load_template, template_for
 

@@ -24,8 +24,8 @@ from relsec_p2p.core.errors import LocalProtocolError, RelsecError
 from relsec_p2p.core.events import EntryAccepted, ForkDetected, InputRejected, MeetingChanged
 from relsec_p2p.core.feed import ENTRY_CONTEXT, Log, decode_entry, encode_entry
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.rules import fold
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.state import fold
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 VECTORS = ROOT / "protocol" / "vectors"

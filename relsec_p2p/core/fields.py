@@ -1,0 +1,219 @@
+"""Checks of single fields, and parsing of the structured ones.
+
+Rules of this file (normative text: protocol/SPEC.md §6.0 conventions, §6.1
+names, §6.3 agenda and settings, §6.5 the cut):
+- Every check is pure and total: any decoded value, of any type, gives an
+  answer and never raises (a list where a key belongs must not crash a fold).
+- The predicates (``is_*``, ``has_only``) answer yes or no; the parsers return
+  the parsed value or the phrase saying what is wrong (``parse_cut``: None).
+- The lookups at the end resolve a field against the meeting (an existing
+  step, an open poll, a known contribution, a current member as author) and
+  return a ``Refused`` when it names nothing usable; the entry rules
+  (core/rules.py) and the anonymous rules (core/anon_rules.py) share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from nacl import bindings
+
+from .feed import HASH_BYTES, Entry
+from .identity import KEY_BYTES
+from .refusals import Refusal, Refused
+from .state import (
+    DEFAULT_SETTINGS,
+    KINDS,
+    MAX_HELP,
+    MAX_MEMBERS,
+    MAX_NAME,
+    MAX_PROMPT,
+    MAX_SCALE,
+    MAX_STEPS,
+    MAX_TAG,
+    MAX_TITLE,
+    MODES,
+    MeetingState,
+    Poll,
+    Step,
+)
+
+# --- predicates --------------------------------------------------------------
+
+
+def is_text(value: Any, limit: int, *, empty: bool = False) -> bool:
+    return isinstance(value, str) and (empty or value.strip() != "") and len(value) <= limit
+
+
+# Characters that could make one name look like another or rearrange what a
+# screen shows: C0 and C1 controls, bidirectional controls, zero-width and
+# line-breaking characters. A fixed list, not Unicode categories, so every
+# laptop decides the same whatever Unicode version its Python has (SPEC §6.1).
+NAME_FORBIDDEN = frozenset(
+    [chr(c) for c in range(0x20)]
+    + [chr(c) for c in range(0x7F, 0xA0)]
+    + list("\u061c\u200b\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e")
+    + list("\u2060\u2066\u2067\u2068\u2069\ufeff")
+)
+
+
+def is_display_name(value: Any) -> bool:
+    return is_text(value, MAX_NAME) and not NAME_FORBIDDEN.intersection(value)
+
+
+def is_uint(value: Any, limit: int = (1 << 32) - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= limit
+
+
+def is_hash(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_BYTES
+
+
+def is_key(value: Any) -> bool:
+    return isinstance(value, bytes) and len(value) == KEY_BYTES
+
+
+def is_ring_point(value: Any) -> bool:
+    # A ring key must be a canonical point of the prime-order subgroup, or a
+    # ring signature over it could be forged or made linkable (research notes).
+    return is_key(value) and bool(bindings.crypto_core_ed25519_is_valid_point(value))
+
+
+def has_only(data: dict[str, Any], required: Iterable[str], optional: Iterable[str] = ()) -> bool:
+    keys = set(data)
+    needed = set(required)
+    return needed <= keys <= needed | set(optional)
+
+
+# --- the agenda and the settings (SPEC §6.3) ----------------------------------
+
+
+def parse_step(raw: Any) -> Step | str:
+    """A step of the agenda, or the reason it is invalid."""
+    if not isinstance(raw, dict):
+        return "a step is a map"
+    if not has_only(raw, ("id", "title", "prompt", "mode", "kind"), ("help", "scale", "links")):
+        return "a step has id, title, prompt, mode, kind and optionally help, scale, links"
+    if not is_text(raw["id"], MAX_TAG) or not is_text(raw["title"], MAX_TITLE):
+        return "step id and title must be short non-empty text"
+    if not is_text(raw["prompt"], MAX_PROMPT) or not is_text(
+        raw.get("help", ""), MAX_HELP, empty=True
+    ):
+        return "step prompt or help too long or empty"
+    if raw["mode"] not in MODES or raw["kind"] not in KINDS:
+        return "unknown step mode or kind"
+    scale = raw.get("scale", [])
+    if not isinstance(scale, list) or not all(is_text(label, MAX_TAG) for label in scale):
+        return "scale must be a list of short labels"
+    if (raw["kind"] == "rating") != (2 <= len(scale) <= MAX_SCALE):
+        return "a rating step has 2 to 11 scale labels, other kinds none"
+    links = raw.get("links", [])
+    if not isinstance(links, list) or not all(is_text(link, MAX_TAG) for link in links):
+        return "links must be a list of step ids"
+    return Step(
+        id=raw["id"],
+        title=raw["title"],
+        prompt=raw["prompt"],
+        help=raw.get("help", ""),
+        mode=raw["mode"],
+        kind=raw["kind"],
+        scale=list(scale),
+        links=list(links),
+    )
+
+
+def parse_agenda(raw: Any) -> list[Step] | str:
+    if not isinstance(raw, list) or len(raw) > MAX_STEPS:
+        return f"the agenda is a list of at most {MAX_STEPS} steps"
+    steps: list[Step] = []
+    for item in raw:
+        step = parse_step(item)
+        if isinstance(step, str):
+            return step
+        steps.append(step)
+    ids = [step.id for step in steps]
+    if len(set(ids)) != len(ids):
+        return "step ids must be unique"
+    for step in steps:
+        if any(link not in ids or link == step.id for link in step.links):
+            return f"step {step.id!r} links to a step that does not exist"
+    return steps
+
+
+def parse_settings(raw: Any) -> dict[str, Any] | str:
+    if not isinstance(raw, dict) or not set(raw) <= set(DEFAULT_SETTINGS):
+        return f"settings are a map with keys among {', '.join(DEFAULT_SETTINGS)}"
+    settings = dict(DEFAULT_SETTINGS)
+    settings.update(raw)
+    if not (is_uint(settings["quorum_pct"], 100) and settings["quorum_pct"] >= 1):
+        return "quorum_pct is a whole percentage from 1 to 100"
+    if not is_uint(settings["stand_aside_limit"], MAX_MEMBERS):
+        return "stand_aside_limit is a whole number"
+    if not (is_uint(settings["anon_threshold"], MAX_MEMBERS) and settings["anon_threshold"] >= 1):
+        return "anon_threshold is a whole number from 1"
+    if not isinstance(settings["attribute_named"], bool):
+        return "attribute_named is true or false"
+    return settings
+
+
+# --- the cut of poll.close ---------------------------------------------------
+
+MAX_CUT = 1024  # every member ever in the roster, at most (SPEC §6.5)
+
+
+def parse_cut(raw: Any) -> dict[bytes, int] | None:
+    if not isinstance(raw, list) or len(raw) > MAX_CUT:
+        return None
+    cut: dict[bytes, int] = {}
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2 and is_key(item[0]) and is_uint(item[1])):
+            return None
+        if item[0] in cut:
+            return None
+        cut[item[0]] = item[1]
+    return cut
+
+
+# --- fields that name something in the meeting --------------------------------
+
+
+def check_member(state: MeetingState, entry: Entry) -> Refused | None:
+    """The author field: only current members act (SPEC §6.0)."""
+    if not state.is_member(entry.author):
+        return Refused(Refusal.NOT_A_CURRENT_MEMBER, "author is not a current member")
+    return None
+
+
+def step_index(state: MeetingState, value: Any) -> int | None:
+    if is_uint(value) and value < len(state.steps):
+        return int(value)
+    return None
+
+
+def open_step(state: MeetingState, value: Any) -> Step | Refused:
+    index = step_index(state, value)
+    if index is None:
+        return Refused(Refusal.NO_SUCH_STEP, "no such step")
+    step = state.steps[index]
+    if step.status != "open":
+        return Refused(Refusal.STEP_NOT_OPEN, "that step is not open")
+    return step
+
+
+def check_ref(state: MeetingState, step: Step, ref: Any) -> Refused | None:
+    if not is_hash(ref) or ref not in state.contribution_index:
+        return Refused(Refusal.BAD_REF, "ref names no known contribution")
+    target = state.steps[state.contribution_index[ref].step]
+    if target.id not in step.links and target.id != step.id:
+        return Refused(Refusal.BAD_REF, "ref must point into this step or a step it links to")
+    return None
+
+
+def open_poll(state: MeetingState, value: Any) -> Poll | Refused:
+    poll = state.polls.get(value) if is_hash(value) else None
+    if poll is None:
+        return Refused(Refusal.NO_SUCH_POLL, "no such poll")
+    if poll.status != "open":
+        return Refused(Refusal.POLL_CLOSED, "the poll is closed")
+    return poll

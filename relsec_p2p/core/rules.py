@@ -1,0 +1,695 @@
+"""The per-entry rules of the fold, and the fold itself.
+
+Rules of this file (normative text: protocol/SPEC.md §5 and §6):
+- Entries are applied in ``(lam, author, seq)`` order. Each entry type has one
+  rule in ``RULES``: a ``check`` that returns why the entry has no effect (a
+  ``Refused``: stable code and phrase, core/refusals.py) or ``None``, and an
+  ``apply`` that changes the state. ``check`` never mutates, so an ignored
+  entry leaves the state exactly as it was.
+- Every authority rule (who may open a step, close a poll, remove a member)
+  lives here, not in the UI: a modified client can write any entry it likes,
+  and every honest laptop ignores it the same way.
+- ``anon.round`` has its rule in core/anon_rules.py; single fields are checked
+  with core/fields.py; the state they change is core/state.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .anon_rules import apply_anon_round, check_anon_round
+from .codec import pack
+from .feed import Entry
+from .fields import (
+    check_member,
+    check_ref,
+    has_only,
+    is_display_name,
+    is_hash,
+    is_key,
+    is_ring_point,
+    is_text,
+    is_uint,
+    open_poll,
+    open_step,
+    parse_agenda,
+    parse_cut,
+    parse_settings,
+    step_index,
+)
+from .refusals import Refusal, Refused
+from .state import (
+    CHOICES,
+    MAX_MEMBERS,
+    MAX_TAG,
+    MAX_TEXT,
+    MAX_TITLE,
+    Contribution,
+    MeetingState,
+    Member,
+    Poll,
+    PollResult,
+    Proposal,
+    Vote,
+)
+from .wordlist import WORDS
+
+Check = Callable[[MeetingState, Entry], Refused | None]
+Apply = Callable[[MeetingState, Entry], None]
+
+
+def _facilitator_check(state: MeetingState, entry: Entry) -> Refused | None:
+    if state.facilitator != entry.author:
+        return Refused(Refusal.NOT_FACILITATOR, "only the facilitator may do this")
+    return None
+
+
+def _new_epoch(state: MeetingState) -> None:
+    state.epoch += 1
+
+
+def _set_facilitator(state: MeetingState, key: bytes | None) -> None:
+    state.facilitator = key
+    state.term += 1
+    state.absent_votes.clear()
+
+
+def _member_gone(state: MeetingState, key: bytes, how: str, upto: int, now_ms: int) -> None:
+    member = state.members[key]
+    member.active, member.gone, member.upto = False, how, upto
+    queue = state.queue
+    if key in queue.waiting:
+        queue.waiting.remove(key)
+    if queue.speaker == key:
+        queue.end_turn(now_ms)
+    state.absent_votes.discard(key)
+    _new_epoch(state)
+    if state.facilitator == key:
+        _set_facilitator(state, state.successor(key))
+    elif state.facilitator is not None and len(state.absent_votes) >= absent_quorum(state):
+        # Fewer members now: the declarations already made may be a majority.
+        _set_facilitator(state, state.successor(state.facilitator))
+
+
+# meeting.create -------------------------------------------------------------
+
+
+def check_create(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if state.created:
+        return Refused(Refusal.ALREADY_CREATED, "the meeting already exists")
+    if entry.author != state.creator or entry.seq != 1:
+        return Refused(Refusal.NOT_CREATOR, "only the creator's first entry may create the meeting")
+    if not has_only(data, ("agenda", "name", "ring", "settings", "title")):
+        return Refused(Refusal.BAD_FIELDS, "meeting.create has agenda, name, ring, settings, title")
+    if not is_text(data["title"], MAX_TITLE) or not is_display_name(data["name"]):
+        return Refused(Refusal.BAD_TEXT, "title and name must be short non-empty text")
+    if not is_ring_point(data["ring"]):
+        return Refused(Refusal.BAD_RING_KEY, "ring key is not a valid prime-order point")
+    agenda = parse_agenda(data["agenda"])
+    if isinstance(agenda, str):
+        return Refused(Refusal.BAD_AGENDA, agenda)
+    settings = parse_settings(data["settings"])
+    if isinstance(settings, str):
+        return Refused(Refusal.BAD_SETTINGS, settings)
+    return None
+
+
+def apply_create(state: MeetingState, entry: Entry) -> None:
+    data = entry.data
+    agenda = parse_agenda(data["agenda"])
+    settings = parse_settings(data["settings"])
+    assert not isinstance(agenda, str) and not isinstance(settings, str)  # noqa: S101 (checked)
+    state.created = True
+    state.title = data["title"]
+    state.steps = agenda
+    state.settings = settings
+    state.members[entry.author] = Member(entry.author, data["ring"], data["name"], 0)
+    state.facilitator = entry.author
+    state.epoch = 1
+    state.term = 1
+
+
+# roster ---------------------------------------------------------------------
+
+
+def check_add(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("key", "name", "ring")):
+        return Refused(Refusal.BAD_FIELDS, "roster.add has key, name, ring")
+    if (
+        not is_key(data["key"])
+        or not is_ring_point(data["ring"])
+        or not is_display_name(data["name"])
+    ):
+        return Refused(
+            Refusal.BAD_FIELDS,
+            "roster.add needs a 32-byte key, a valid ring point and a short name",
+        )
+    if data["key"] in state.members:
+        return Refused(
+            Refusal.ALREADY_A_MEMBER,
+            "that key was already a member (a returning person joins with new keys)",
+        )
+    if any(m.ring == data["ring"] for m in state.members.values()):
+        return Refused(Refusal.RING_KEY_TAKEN, "ring keys must be distinct")
+    if len(state.active_members()) >= MAX_MEMBERS:
+        return Refused(Refusal.ROSTER_FULL, "the roster is full")
+    return None
+
+
+def apply_add(state: MeetingState, entry: Entry) -> None:
+    data = entry.data
+    order = len(state.members)
+    state.members[data["key"]] = Member(data["key"], data["ring"], data["name"], order)
+    _new_epoch(state)
+
+
+def check_leave(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry):
+        return reason
+    if entry.data:
+        return Refused(Refusal.BAD_FIELDS, "roster.leave has no fields")
+    return None
+
+
+def apply_leave(state: MeetingState, entry: Entry) -> None:
+    _member_gone(state, entry.author, "left", entry.seq, entry.ts)
+
+
+def check_remove(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("upto", "who")) or not is_key(data["who"]) or not is_uint(data["upto"]):
+        return Refused(Refusal.BAD_FIELDS, "roster.remove has who (key) and upto (seq)")
+    if data["who"] == entry.author:
+        return Refused(Refusal.REMOVE_SELF, "the facilitator leaves with roster.leave")
+    if not state.is_member(data["who"]):
+        return Refused(Refusal.BAD_TARGET, "who is not a current member")
+    if data["who"] == state.creator and data["upto"] < 1:
+        return Refused(Refusal.CUTS_CREATION, "a removal cannot cut the meeting's creation")
+    return None
+
+
+def apply_remove(state: MeetingState, entry: Entry) -> None:
+    _member_gone(state, entry.data["who"], "removed", entry.data["upto"], entry.ts)
+
+
+# facilitation -----------------------------------------------------------------
+
+
+def check_handover(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("to",)) or not is_key(data["to"]):
+        return Refused(Refusal.BAD_FIELDS, "facil.handover has to (key)")
+    if data["to"] == entry.author or not state.is_member(data["to"]):
+        return Refused(Refusal.BAD_TARGET, "hand over to another current member")
+    return None
+
+
+def apply_handover(state: MeetingState, entry: Entry) -> None:
+    _set_facilitator(state, entry.data["to"])
+
+
+def check_absent(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("term",)) or not is_uint(data["term"]):
+        return Refused(Refusal.BAD_FIELDS, "facil.absent has term")
+    if data["term"] != state.term:
+        return Refused(Refusal.STALE_TERM, "stale term: the facilitator has changed since")
+    if entry.author == state.facilitator:
+        return Refused(Refusal.SELF_ABSENT, "the facilitator cannot declare themselves absent")
+    return None
+
+
+def absent_quorum(state: MeetingState) -> int:
+    """Declarations needed to pass facilitation on: a majority of the other
+    active members (SPEC §6.2), so no single member can seize it."""
+    others = len(state.active_members()) - 1
+    return others // 2 + 1
+
+
+def apply_absent(state: MeetingState, entry: Entry) -> None:
+    state.absent_votes.add(entry.author)
+    if len(state.absent_votes) >= absent_quorum(state) and state.facilitator is not None:
+        _set_facilitator(state, state.successor(state.facilitator))
+
+
+# agenda -----------------------------------------------------------------------
+
+
+def check_step_open(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(entry.data, ("step",)) or step_index(state, entry.data["step"]) is None:
+        return Refused(Refusal.NO_SUCH_STEP, "step.open names an existing step")
+    if state.current == entry.data["step"]:
+        return Refused(Refusal.STEP_ALREADY_OPEN, "that step is already open")
+    return None
+
+
+def apply_step_open(state: MeetingState, entry: Entry) -> None:
+    if state.current is not None:
+        state.steps[state.current].status = "closed"
+    state.current = entry.data["step"]
+    state.steps[entry.data["step"]].status = "open"
+
+
+def check_step_close(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(entry.data, ("step",)) or step_index(state, entry.data["step"]) is None:
+        return Refused(Refusal.NO_SUCH_STEP, "step.close names an existing step")
+    if state.steps[entry.data["step"]].status != "open":
+        return Refused(Refusal.STEP_NOT_OPEN, "that step is not open")
+    return None
+
+
+def apply_step_close(state: MeetingState, entry: Entry) -> None:
+    state.steps[entry.data["step"]].status = "closed"
+    if state.current == entry.data["step"]:
+        state.current = None
+
+
+# contributions, ratings, proposals -------------------------------------------
+
+
+def check_contribution(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("step", "text"), ("ref", "tag")):
+        return Refused(Refusal.BAD_FIELDS, "contrib.add has step, text and optionally ref, tag")
+    step = open_step(state, data["step"])
+    if isinstance(step, Refused):
+        return step
+    if not step.allows_named():
+        return Refused(Refusal.ANONYMOUS_ONLY, "this step takes anonymous answers only")
+    if not is_text(data["text"], MAX_TEXT):
+        return Refused(Refusal.BAD_TEXT, f"text must be 1 to {MAX_TEXT} characters")
+    if "tag" in data and not is_text(data["tag"], MAX_TAG):
+        return Refused(Refusal.BAD_TEXT, "tag must be short text")
+    if "ref" in data:
+        return check_ref(state, step, data["ref"])
+    return None
+
+
+def apply_contribution(state: MeetingState, entry: Entry) -> None:
+    data = entry.data
+    contribution = Contribution(
+        entry.hash, data["step"], entry.author, data["text"], data.get("tag"), data.get("ref")
+    )
+    state.contributions.append(contribution)
+    state.contribution_index[entry.hash] = contribution
+    state.named_counts[entry.author] = state.named_counts.get(entry.author, 0) + 1
+
+
+def check_rating(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("step", "value"), ("ref",)):
+        return Refused(Refusal.BAD_FIELDS, "rating.set has step, value and optionally ref")
+    step = open_step(state, data["step"])
+    if isinstance(step, Refused):
+        return step
+    if step.kind != "rating" or not step.allows_named():
+        return Refused(Refusal.WRONG_KIND, "this step takes no named ratings")
+    if not is_uint(data["value"]) or data["value"] >= len(step.scale):
+        return Refused(Refusal.OFF_SCALE, "value must be a position on the step's scale")
+    if "ref" in data:
+        return check_ref(state, step, data["ref"])
+    return None
+
+
+def apply_rating(state: MeetingState, entry: Entry) -> None:
+    data = entry.data
+    state.ratings[(data["step"], data.get("ref"), entry.author)] = data["value"]
+
+
+def check_proposal(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("step", "text")):
+        return Refused(Refusal.BAD_FIELDS, "proposal.add has step, text")
+    step = open_step(state, data["step"])
+    if isinstance(step, Refused):
+        return step
+    if step.kind != "proposal":
+        return Refused(Refusal.WRONG_KIND, "proposals belong to a proposal step")
+    if not is_text(data["text"], MAX_TEXT):
+        return Refused(Refusal.BAD_TEXT, f"text must be 1 to {MAX_TEXT} characters")
+    return None
+
+
+def apply_proposal(state: MeetingState, entry: Entry) -> None:
+    data = entry.data
+    state.proposals[entry.hash] = Proposal(entry.hash, data["step"], entry.author, data["text"])
+
+
+# polls ------------------------------------------------------------------------
+
+
+def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    # _hash first: a list or map as the key would raise TypeError in every fold.
+    if not has_only(data, ("proposal",)) or not is_hash(data["proposal"]):
+        return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
+    if data["proposal"] not in state.proposals:
+        return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
+    if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
+        return Refused(Refusal.POLL_ALREADY_OPEN, "a poll on that proposal is already open")
+    return None
+
+
+def apply_poll_open(state: MeetingState, entry: Entry) -> None:
+    proposal = state.proposals[entry.data["proposal"]]
+    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step)
+
+
+def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("choice", "poll")):
+        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll")
+    poll = open_poll(state, data["poll"])
+    if isinstance(poll, Refused):
+        return poll
+    if not state.steps[poll.step].allows_named():
+        return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
+    if data["choice"] not in CHOICES:
+        return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
+    return None
+
+
+def apply_vote(state: MeetingState, entry: Entry) -> None:
+    poll = state.polls[entry.data["poll"]]
+    poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
+
+
+def check_poll_close(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("cut", "poll")) or parse_cut(data["cut"]) is None:
+        return Refused(Refusal.BAD_FIELDS, "poll.close has poll and cut ([[key, seq], ...])")
+    poll = open_poll(state, data["poll"])
+    if isinstance(poll, Refused):
+        return poll
+    return None
+
+
+def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> PollResult:
+    """The consensus rule (SPEC §6.5), in order: any block blocks; fewer
+    voters than the quorum is no quorum; more stand-asides than the limit is
+    no consensus; otherwise consensus (concerns are recorded, not counted against)."""
+    voters = sum(counts.values())
+    quorum = max(1, -(-members * settings["quorum_pct"] // 100))
+    limit = settings["stand_aside_limit"]
+    if counts["block"] > 0:
+        outcome = "blocked"
+    elif voters < quorum:
+        outcome = "no_quorum"
+    elif counts["stand_aside"] > limit:
+        outcome = "no_consensus"
+    else:
+        outcome = "consensus"
+    return PollResult(outcome, counts, voters, members, quorum, limit)
+
+
+def apply_poll_close(state: MeetingState, entry: Entry) -> None:
+    poll = state.polls[entry.data["poll"]]
+    cut = parse_cut(entry.data["cut"])
+    assert cut is not None  # noqa: S101 (checked)
+    # Only votes the facilitator had seen count (the cut): a member cannot
+    # slip a vote in after the close by back-dating its Lamport clock.
+    counts = dict.fromkeys(CHOICES, 0)
+    if state.steps[poll.step].counts_anonymously():
+        # Anonymous votes count if the entry that released them is in the cut.
+        for choice in poll.latest_anonymous(cut).values():
+            counts[choice] += 1
+    else:
+        for author, choice in poll.latest_votes(cut).items():
+            if state.is_member(author):
+                counts[choice] += 1
+    poll.status = "closed"
+    poll.result = decide(counts, len(state.active_members()), state.settings)
+    poll.tally_digest = tally_digest(state.mid, poll.id, poll.result)
+
+
+def tally_digest(mid: bytes, poll: bytes, result: PollResult) -> bytes:
+    """The closed tally in a form members co-sign (SPEC §6.5): each client
+    recomputes it from its own log and signs only if it agrees."""
+    record = [
+        mid,
+        poll,
+        result.outcome,
+        result.counts,
+        result.voters,
+        result.members,
+        result.quorum,
+        result.stand_aside_limit,
+    ]
+    return hashlib.blake2b(b"relsec/v1/tally\x00" + pack(record), digest_size=32).digest()
+
+
+def check_tally_sign(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("digest", "poll")) or not is_hash(data["poll"]):
+        return Refused(Refusal.BAD_FIELDS, "tally.sign has poll and digest")
+    poll = state.polls.get(data["poll"])
+    if poll is None or poll.tally_digest is None:
+        return Refused(Refusal.POLL_NOT_CLOSED, "that poll is not closed")
+    if data["digest"] != poll.tally_digest:
+        return Refused(
+            Refusal.TALLY_MISMATCH, "the signed tally differs from the one every laptop computes"
+        )
+    if entry.author in poll.cosigners:
+        return Refused(Refusal.ALREADY_COSIGNED, "already co-signed")
+    return None
+
+
+def apply_tally_sign(state: MeetingState, entry: Entry) -> None:
+    state.polls[entry.data["poll"]].cosigners.add(entry.author)
+
+
+def check_outcome(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("poll", "text")) or not is_hash(data["poll"]):
+        return Refused(Refusal.BAD_FIELDS, "outcome.record has poll and text")
+    poll = state.polls.get(data["poll"])
+    if poll is None or poll.status != "closed":
+        return Refused(Refusal.POLL_NOT_CLOSED, "record the outcome of a closed poll")
+    if not is_text(data["text"], MAX_TEXT):
+        return Refused(Refusal.BAD_TEXT, f"text must be 1 to {MAX_TEXT} characters")
+    return None
+
+
+def apply_outcome(state: MeetingState, entry: Entry) -> None:
+    state.polls[entry.data["poll"]].outcome = entry.data["text"]
+
+
+# speaking queue -------------------------------------------------------------
+
+
+def check_hand_raise(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry):
+        return reason
+    if entry.data:
+        return Refused(Refusal.BAD_FIELDS, "hand.raise has no fields")
+    if entry.author in state.queue.waiting:
+        return Refused(Refusal.HAND_ALREADY_RAISED, "hand already raised")
+    return None
+
+
+def apply_hand_raise(state: MeetingState, entry: Entry) -> None:
+    state.queue.waiting.append(entry.author)
+
+
+def check_hand_lower(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, (), ("who",)):
+        return Refused(Refusal.BAD_FIELDS, "hand.lower has optionally who")
+    who = data.get("who", entry.author)
+    if who != entry.author and entry.author != state.facilitator:
+        return Refused(
+            Refusal.NOT_FACILITATOR, "only the facilitator may lower someone else's hand"
+        )
+    if who not in state.queue.waiting and who != state.queue.speaker:
+        return Refused(Refusal.HAND_NOT_RAISED, "that hand is not raised")
+    return None
+
+
+def apply_hand_lower(state: MeetingState, entry: Entry) -> None:
+    who = entry.data.get("who", entry.author)
+    queue = state.queue
+    if who in queue.waiting:
+        queue.waiting.remove(who)
+    else:  # the speaker finishing their turn
+        queue.end_turn(entry.ts)
+
+
+def check_hand_next(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if entry.data:
+        return Refused(Refusal.BAD_FIELDS, "hand.next has no fields")
+    if not state.queue.waiting and state.queue.speaker is None:
+        return Refused(Refusal.NOBODY_WAITING, "nobody is waiting or speaking")
+    return None
+
+
+def apply_hand_next(state: MeetingState, entry: Entry) -> None:
+    queue = state.queue
+    queue.end_turn(entry.ts)
+    while queue.waiting:
+        nxt = queue.waiting.pop(0)
+        if state.is_member(nxt):
+            queue.speaker, queue.since_ms = nxt, entry.ts
+            queue.turns[nxt] = queue.turns.get(nxt, 0) + 1
+            break
+
+
+# joining ------------------------------------------------------------------------
+
+JOIN_CODE_WORDS = 3
+JOIN_CODE_WORD_SET = frozenset(WORDS)
+
+
+def check_join_code(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("np", "words")) or not is_uint(data["np"], 99) or data["np"] < 10:
+        return Refused(Refusal.BAD_FIELDS, "join.code has np (10 to 99) and words")
+    words = data["words"]
+    if not (
+        isinstance(words, list)
+        and len(words) == JOIN_CODE_WORDS
+        and all(isinstance(w, str) and w in JOIN_CODE_WORD_SET for w in words)
+        and len(set(words)) == JOIN_CODE_WORDS
+    ):
+        return Refused(
+            Refusal.BAD_FIELDS,
+            "join.code words are three different words from the code word list",
+        )
+    return None
+
+
+def apply_join_code(state: MeetingState, entry: Entry) -> None:
+    state.join_code = (entry.data["np"], tuple(entry.data["words"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    check: Check
+    apply: Apply
+
+
+RULES: dict[str, Rule] = {
+    "meeting.create": Rule(check_create, apply_create),
+    "roster.add": Rule(check_add, apply_add),
+    "roster.leave": Rule(check_leave, apply_leave),
+    "roster.remove": Rule(check_remove, apply_remove),
+    "facil.handover": Rule(check_handover, apply_handover),
+    "facil.absent": Rule(check_absent, apply_absent),
+    "step.open": Rule(check_step_open, apply_step_open),
+    "step.close": Rule(check_step_close, apply_step_close),
+    "contrib.add": Rule(check_contribution, apply_contribution),
+    "rating.set": Rule(check_rating, apply_rating),
+    "proposal.add": Rule(check_proposal, apply_proposal),
+    "poll.open": Rule(check_poll_open, apply_poll_open),
+    "vote.cast": Rule(check_vote, apply_vote),
+    "poll.close": Rule(check_poll_close, apply_poll_close),
+    "hand.raise": Rule(check_hand_raise, apply_hand_raise),
+    "hand.lower": Rule(check_hand_lower, apply_hand_lower),
+    "hand.next": Rule(check_hand_next, apply_hand_next),
+    "join.code": Rule(check_join_code, apply_join_code),
+    "tally.sign": Rule(check_tally_sign, apply_tally_sign),
+    "outcome.record": Rule(check_outcome, apply_outcome),
+    "anon.round": Rule(check_anon_round, apply_anon_round),
+}
+
+
+def why_ignored(state: MeetingState, entry: Entry) -> Refused | None:
+    """The reason ``entry`` would have no effect on ``state``, or ``None``."""
+    cap = state.caps.get(entry.author)
+    if cap is not None and entry.seq > cap:
+        return Refused(Refusal.AUTHOR_GONE, "after the author was removed")
+    member = state.members.get(entry.author)
+    if member is not None and member.upto is not None and entry.seq > member.upto:
+        return Refused(Refusal.AUTHOR_GONE, "after the author left or was removed")
+    rule = RULES.get(entry.type)
+    if rule is None:
+        return Refused(Refusal.UNKNOWN_TYPE, f"unknown entry type {entry.type!r}")
+    if entry.type != "meeting.create" and not state.created:
+        return Refused(Refusal.NO_MEETING, "the meeting does not exist yet")
+    return rule.check(state, entry)
+
+
+def apply_entry(state: MeetingState, entry: Entry) -> Refused | None:
+    """Fold one entry; returns the reason it was ignored, or ``None``."""
+    reason = why_ignored(state, entry)
+    if reason is not None:
+        state.ignored.append((entry.hash, reason))
+        return reason
+    RULES[entry.type].apply(state, entry)
+    state.applied += 1
+    return None
+
+
+def fold(
+    mid: bytes,
+    creator: bytes,
+    entries: Iterable[Entry],
+    frozen: dict[bytes, int],
+) -> MeetingState:
+    """Fold ``entries`` (already in fold order) from an empty meeting.
+
+    A removal names the last seq of the removed member that counts (``upto``).
+    A removed member could back-date later entries with a low Lamport clock, so
+    if the fold has applied such an entry when it meets the removal, it starts
+    again with that cap known (``state.caps``). A restart only ever adds a cap
+    or lowers one to another removal's ``upto``, so there are at most as many
+    restarts as removals (SPEC §5.3)."""
+    ordered = list(entries)
+    removals = sum(1 for entry in ordered if entry.type == "roster.remove")
+    caps: dict[bytes, int] = {}
+    state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen))
+    for _ in range(removals + 1):
+        state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen), caps=dict(caps))
+        applied_seq: dict[bytes, int] = {}
+        restart = False
+        for entry in ordered:
+            if apply_entry(state, entry) is not None:
+                continue
+            applied_seq[entry.author] = max(applied_seq.get(entry.author, 0), entry.seq)
+            if entry.type == "roster.remove":
+                who, upto = entry.data["who"], entry.data["upto"]
+                if applied_seq.get(who, 0) > upto:
+                    caps[who] = min(upto, caps.get(who, upto))
+                    restart = True
+                    break
+        if not restart:
+            break
+    return state
