@@ -1558,19 +1558,17 @@ def link_refused_case(
 def link_vectors() -> dict[str, Any]:
     from relsec_p2p.core.link import (
         HANDSHAKE_LIMITS,
-        LINK_CONTEXT_INITIATOR,
-        LINK_CONTEXT_RESPONDER,
-        STREAM_HEADER_BYTES,
-        STREAM_OVERHEAD,
-        LinkKeys,
-    )
-    from relsec_p2p.net.link import (
         IDLE_TIMEOUT_S,
         KEEPALIVE_S,
         KIND_DATA,
         KIND_PING,
+        LINK_CONTEXT_INITIATOR,
+        LINK_CONTEXT_RESPONDER,
         MAX_LINK_FRAME,
         MAX_QUEUE_BYTES,
+        STREAM_HEADER_BYTES,
+        STREAM_OVERHEAD,
+        LinkKeys,
     )
 
     alice, bob = IDS["alice"], IDS["bob"]

@@ -178,8 +178,8 @@ def _peer(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
+    from .headless import HeadlessPeer
     from .net.discovery import DiscoveryError, choose_interfaces
-    from .net.headless import HeadlessPeer
     from .net.node import Node
 
     logging.basicConfig(

@@ -1,1 +1,2 @@
-"""The Textual UI; talks to a node only, never to sockets or crypto."""
+"""The Textual UI: reads the core's model and types, acts only through a
+node; never sockets or crypto."""

@@ -2,7 +2,7 @@
 
 Rules of this file:
 - Keys are fresh per meeting by default, so two meetings cannot be linked by
-  key (DESIGN §3 "Identity").
+  key (docs/ARCHITECTURE.md §4 "Identity").
 - The ring key is a separate ed25519 scalar used only for linkable ring
   signatures; its public point is ``scalar * B`` (no clamping), so it is a
   point of the prime-order subgroup.

@@ -14,6 +14,11 @@ Rules of this file (normative text: protocol/SPEC.md §11):
 - After the handshake, each direction is a libsodium secretstream
   (XChaCha20-Poly1305) whose messages cannot be dropped, reordered or
   replayed without the receiver noticing.
+- Every stream frame is ``seal(kind || payload)``: ``KIND_DATA`` carries a
+  Session payload, ``KIND_PING`` a keepalive. The link's numbers (§11.7,
+  §11.8: frame size, keepalive, idle and handshake timeouts, send queue,
+  flood guard) live here, beside the wire they shape; ``net.link`` only
+  drives them.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from nacl.exceptions import BadSignatureError, CryptoError
 from nacl.secret import SecretBox
 from nacl.signing import VerifyKey
 
-from .codec import Limits, pack, unpack
+from .codec import DEFAULT_MAX_FRAME, Limits, pack, unpack
 from .errors import BadSignature, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .identity import KEY_BYTES, Identity
 
@@ -38,6 +43,17 @@ LINK_CONTEXT_INITIATOR = b"relsec/v1/link-initiator\x00"
 HANDSHAKE_LIMITS = Limits(max_bytes=4096, max_depth=3, max_str=64, max_bin=1024, max_array=4)
 STREAM_OVERHEAD = bindings.crypto_secretstream_xchacha20poly1305_ABYTES
 STREAM_HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
+
+KIND_DATA = b"\x00"
+KIND_PING = b"\x01"
+KEEPALIVE_S = 3.0
+IDLE_TIMEOUT_S = 10.0
+HANDSHAKE_TIMEOUT_S = 5.0
+MAX_QUEUE_BYTES = 16 * 1024 * 1024
+MAX_LINK_FRAME = DEFAULT_MAX_FRAME + STREAM_OVERHEAD + 1
+
+FLOOD_RATE = 500  # frames a second, sustained; sync batches many entries per frame
+FLOOD_BURST = 2000
 
 
 class HandshakeFailed(RemoteProtocolError):
@@ -52,6 +68,34 @@ class NotAMember(HandshakeFailed):
 
 class BadCiphertext(RemoteProtocolError):
     code = "bad_ciphertext"
+
+
+class Flooding(RemoteProtocolError):
+    code = "flooding"
+
+
+class FloodGuard:
+    """A token bucket over received frames: a member's laptop that sends
+    faster than any honest one would is cut off, so it cannot keep this one
+    busy for everyone else."""
+
+    def __init__(self, rate: float = FLOOD_RATE, burst: float = FLOOD_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = burst
+        self.last: float | None = None
+
+    def available(self, now: float) -> bool:
+        """Whether one more event would be allowed now (consumes nothing)."""
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        return self.tokens >= 1
+
+    def allow(self, now: float) -> bool:
+        if not self.available(now):
+            return False
+        self.tokens -= 1
+        return True
 
 
 def _kdf(secret: bytes, label: bytes, transcript: bytes) -> bytes:

@@ -8,7 +8,7 @@ Rules of this file:
 - Anonymous items are never attributed; named ones carry the author's name
   only if the meeting chose that (``settings.attribute_named``). Rating
   aggregates and anonymous vote tallies appear only once at least
-  ``settings.anon_threshold`` answers exist (DESIGN §3 "Small groups leak").
+  ``settings.anon_threshold`` answers exist (docs/ARCHITECTURE.md §4 "Small groups leak").
 - Every text that came from a member is cleaned (control and bidi characters
   out) and, in Markdown, escaped, so a contribution cannot forge the record's
   structure or hide a link.

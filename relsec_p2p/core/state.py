@@ -184,7 +184,7 @@ class Poll:
 
     def anonymous_tally(self, threshold: int) -> dict[str, int] | None:
         """Counts of the current anonymous votes, or None while fewer than
-        ``threshold`` members have voted (small groups leak, DESIGN §3)."""
+        ``threshold`` members have voted (docs/ARCHITECTURE.md §4 "Small groups leak")."""
         latest = self.latest_anonymous()
         if len(latest) < max(1, threshold):
             return None

@@ -1,10 +1,10 @@
 """Find meeting peers on the LAN: DNS-SD over mDNS with python-zeroconf's asyncio API.
 
-Rules of this file (DESIGN §3 "Discovery"): advertise ``_relsec._tcp.local.``
-under a random instance name with TXT ``v`` and ``np`` only (no title, no
-names, no keys); always bind explicit interfaces, IPv4 only; register in the
-background (probing and announcing take about 1.6 s) while browsing; what the
-LAN says is untrusted, checked and bounded.
+Rules of this file (docs/ARCHITECTURE.md §4 "Discovery"): advertise
+``_relsec._tcp.local.`` under a random instance name with TXT ``v`` and ``np``
+only (no title, no names, no keys); always bind explicit interfaces, IPv4
+only; register in the background (probing and announcing take about 1.6 s)
+while browsing; what the LAN says is untrusted, checked and bounded.
 """
 
 from __future__ import annotations

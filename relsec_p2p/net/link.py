@@ -9,7 +9,8 @@ Rules of this file:
   a peer too slow to drain it is disconnected (it catches up by sync when it
   reconnects) rather than making this laptop buffer without bound.
 - Every frame after the handshake is ``seal(kind || payload)``: kind 0 is a
-  Session payload, 1 a keepalive ping.
+  Session payload, 1 a keepalive ping. The kinds, the timeouts, the queue
+  bound and the flood guard are the sans-IO ``core.link``'s.
 """
 
 from __future__ import annotations
@@ -22,13 +23,22 @@ from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from ..core.codec import DEFAULT_MAX_FRAME, FrameDecoder, frame
+from ..core.codec import FrameDecoder, frame
 from ..core.errors import MalformedFrame, RemoteProtocolError
 from ..core.events import short
 from ..core.identity import Identity
 from ..core.link import (
+    FLOOD_RATE,
     HANDSHAKE_LIMITS,
-    STREAM_OVERHEAD,
+    HANDSHAKE_TIMEOUT_S,
+    IDLE_TIMEOUT_S,
+    KEEPALIVE_S,
+    KIND_DATA,
+    KIND_PING,
+    MAX_LINK_FRAME,
+    MAX_QUEUE_BYTES,
+    FloodGuard,
+    Flooding,
     Handshake,
     LinkKeys,
     StreamReceiver,
@@ -36,46 +46,6 @@ from ..core.link import (
 )
 
 log = logging.getLogger("relsec.link")
-
-KIND_DATA = b"\x00"
-KIND_PING = b"\x01"
-KEEPALIVE_S = 3.0
-IDLE_TIMEOUT_S = 10.0
-HANDSHAKE_TIMEOUT_S = 5.0
-MAX_QUEUE_BYTES = 16 * 1024 * 1024
-MAX_LINK_FRAME = DEFAULT_MAX_FRAME + STREAM_OVERHEAD + 1
-
-
-FLOOD_RATE = 500  # frames a second, sustained; sync batches many entries per frame
-FLOOD_BURST = 2000
-
-
-class Flooding(RemoteProtocolError):
-    code = "flooding"
-
-
-class FloodGuard:
-    """A token bucket over received frames: a member's laptop that sends
-    faster than any honest one would is cut off, so it cannot keep this one
-    busy for everyone else."""
-
-    def __init__(self, rate: float = FLOOD_RATE, burst: float = FLOOD_BURST) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens = burst
-        self.last: float | None = None
-
-    def available(self, now: float) -> bool:
-        """Whether one more event would be allowed now (consumes nothing)."""
-        if self.last is not None:
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        return self.tokens >= 1
-
-    def allow(self, now: float) -> bool:
-        if not self.available(now):
-            return False
-        self.tokens -= 1
-        return True
 
 
 class LinkClosed(Exception):

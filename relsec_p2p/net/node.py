@@ -32,7 +32,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, short
 from ..core.feed import Entry
 from ..core.identity import Identity
-from ..core.link import HANDSHAKE_LIMITS
+from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard
 from ..core.record import roster_safety_number
 from ..core.save import OtherMeeting, payload_of, restore_session
 from ..core.session import Session
@@ -42,7 +42,7 @@ from ..templates import template_for
 from .discovery import Discovery
 from .files import SaveFile, export_record
 from .joining import JOIN_FIRST_TYPE, JOIN_TIMEOUT_S, drive_joiner, drive_sponsor
-from .link import HANDSHAKE_TIMEOUT_S, FloodGuard, FrameReader, Link, LinkClosed
+from .link import FrameReader, Link, LinkClosed
 
 log = logging.getLogger("relsec.node")
 

@@ -18,8 +18,9 @@ import pytest
 
 from relsec_p2p.core.codec import pack
 from relsec_p2p.core.feed import encode_entry
+from relsec_p2p.core.link import FLOOD_BURST, FloodGuard
 from relsec_p2p.core.session import Session
-from relsec_p2p.net.link import FLOOD_BURST, FloodGuard, Link
+from relsec_p2p.net.link import Link
 from relsec_p2p.net.node import Node, PeerDown
 from relsec_p2p.peerproc import SAMPLE_AGENDA
 

@@ -6,7 +6,7 @@ from fakenet import IDENTITIES, FakeNetwork, entries_frame, forge_next
 
 from relsec_p2p.core.feed import MAX_LAMPORT, MAX_LAMPORT_STEP
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.net.link import FloodGuard
+from relsec_p2p.core.link import FloodGuard
 
 
 def test_a_huge_lamport_clock_cannot_exhaust_or_scatter_honest_clocks() -> None:

@@ -37,7 +37,6 @@ from relsec_p2p.core.link import (
     StreamSender,
 )
 from relsec_p2p.core.wordlist import ALIASES, WORDS
-from relsec_p2p.net import link as net_link
 
 VECTORS = pathlib.Path(__file__).resolve().parents[2] / "protocol" / "vectors"
 
@@ -209,12 +208,12 @@ def test_link_limits_and_stream_constants() -> None:
     stream = LINK["stream"]
     assert stream["header_bytes"] == link_core.STREAM_HEADER_BYTES == 24
     assert stream["overhead_bytes"] == link_core.STREAM_OVERHEAD == 17
-    assert bytes([stream["kind_data"]]) == net_link.KIND_DATA
-    assert bytes([stream["kind_ping"]]) == net_link.KIND_PING
-    assert stream["max_link_frame"] == net_link.MAX_LINK_FRAME == (1 << 20) + 17 + 1
-    assert stream["keepalive_s"] == net_link.KEEPALIVE_S < stream["idle_timeout_s"]
-    assert stream["idle_timeout_s"] == net_link.IDLE_TIMEOUT_S
-    assert stream["max_queue_bytes"] == net_link.MAX_QUEUE_BYTES
+    assert bytes([stream["kind_data"]]) == link_core.KIND_DATA
+    assert bytes([stream["kind_ping"]]) == link_core.KIND_PING
+    assert stream["max_link_frame"] == link_core.MAX_LINK_FRAME == (1 << 20) + 17 + 1
+    assert stream["keepalive_s"] == link_core.KEEPALIVE_S < stream["idle_timeout_s"]
+    assert stream["idle_timeout_s"] == link_core.IDLE_TIMEOUT_S
+    assert stream["max_queue_bytes"] == link_core.MAX_QUEUE_BYTES
 
 
 def test_link_stream_round_trip_with_the_vector_keys() -> None:
@@ -228,7 +227,11 @@ def test_link_stream_round_trip_with_the_vector_keys() -> None:
     assert hi3 is not None
     responder.receive(hi3)
     assert initiator.result is not None and responder.result is not None
-    frames = [net_link.KIND_DATA + b"first", net_link.KIND_PING, net_link.KIND_DATA + bytes(1000)]
+    frames = [
+        link_core.KIND_DATA + b"first",
+        link_core.KIND_PING,
+        link_core.KIND_DATA + bytes(1000),
+    ]
     for sender_keys, receiver_keys in (
         (initiator.result, responder.result),
         (responder.result, initiator.result),

@@ -25,14 +25,14 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from ..core import shuffle
-from ..core.anon import Report, RoundStarted
-from ..core.errors import LocalProtocolError, RelsecError
-from ..core.events import EntryAccepted, ForkDetected, InputRejected
-from ..core.session import Session
-from ..core.state import MeetingState, Poll
-from ..templates import builtin_templates, load_template
-from .node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
+from .core import shuffle
+from .core.anon import Report, RoundStarted
+from .core.errors import LocalProtocolError, RelsecError
+from .core.events import EntryAccepted, ForkDetected, InputRejected
+from .core.session import Session
+from .core.state import MeetingState, Poll
+from .net.node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
+from .templates import builtin_templates, load_template
 
 
 def _hex(value: bytes | None) -> str | None:
