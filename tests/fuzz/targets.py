@@ -22,7 +22,8 @@ from relsec_p2p.core.events import EntryAccepted, ForkDetected
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.link import Handshake
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.shuffle import Round, RoundStart, pad
+from relsec_p2p.core.shuffle import RoundStart, pad
+from relsec_p2p.core.shuffle_round import Round
 from relsec_p2p.core.template import TemplateError, parse_template
 
 AGENDA = [
