@@ -1920,7 +1920,7 @@ def seal(key: bytes, plaintext: bytes, nonce: bytes) -> bytes:
 
 
 def join_code_cases() -> list[dict[str, Any]]:
-    from relsec_p2p.core import admission
+    from relsec_p2p.core import joincode
 
     # (text, canonical code or None, reason when refused: informative)
     table: list[tuple[str, str | None, str | None]] = [
@@ -1955,8 +1955,8 @@ def join_code_cases() -> list[dict[str, Any]]:
     for text, canonical, reason in table:
         row: dict[str, Any] = {"text": text}
         try:
-            code = admission.parse_join_code(text)
-        except admission.BadJoinCode as error:
+            code = joincode.parse_join_code(text)
+        except joincode.BadJoinCode as error:
             if reason is None:
                 raise RuntimeError(f"vector generation: {text!r} refused: {error}") from error
             message = str(error)
@@ -1984,7 +1984,7 @@ def join_code_cases() -> list[dict[str, Any]]:
 def safety_number_cases() -> list[dict[str, Any]]:
     from nacl import pwhash
 
-    from relsec_p2p.core import admission
+    from relsec_p2p.core import safety
 
     four = ["alice", "bob", "carol", "dan"]
     table: list[tuple[str, bytes, int, list[str]]] = [
@@ -2009,7 +2009,7 @@ def safety_number_cases() -> list[dict[str, Any]]:
         digits = f"{int.from_bytes(stretched, 'big') % 10**20:020d}"
         number = " ".join(digits[i : i + 5] for i in range(0, 20, 5))
         given = [IDS[n].key for n in names]
-        require(admission.safety_number(mid, epoch, given) == number, f"safety number: {note}")
+        require(safety.safety_number(mid, epoch, given) == number, f"safety number: {note}")
         cases.append(
             {
                 "note": note,
@@ -2031,11 +2031,11 @@ def admission_vectors() -> dict[str, Any]:
     from spake2.ed25519_basic import scalar_to_bytes
     from spake2.parameters.ed25519 import ParamsEd25519
 
-    from relsec_p2p.core import admission
+    from relsec_p2p.core import admission, joincode
     from relsec_p2p.core.wordlist import ALIASES, WORDS
 
     alice, dan = IDS["alice"], IDS["dan"]
-    code = admission.parse_join_code(JOIN_CODE_TEXT)
+    code = joincode.parse_join_code(JOIN_CODE_TEXT)
     password = code.password
     context = admission.JOIN_CONTEXT
 
@@ -2110,9 +2110,7 @@ def admission_vectors() -> dict[str, Any]:
     require(granted == admission.JoinGranted(MID, alice.key, alice.key), "granted")
 
     # A guesser with another code, as the sponsor sees it (SPAKE2 with the same secret).
-    guesser = spake_side(
-        JOIN_ENTROPY["joiner"], admission.parse_join_code(WRONG_CODE_TEXT).password
-    )
+    guesser = spake_side(JOIN_ENTROPY["joiner"], joincode.parse_join_code(WRONG_CODE_TEXT).password)
     guess_pake = guesser.start()
     guess_key = guesser.finish(sponsor_pake)
     guess_tag = join_mac(join_kdf(guess_key, b"confirm/joiner"), guess_pake + sponsor_pake)
@@ -2144,10 +2142,10 @@ def admission_vectors() -> dict[str, Any]:
         with _FixedSpake(entropy):
             side: Any = (
                 admission.JoinerHandshake(
-                    admission.parse_join_code(text), dan.key, dan.ring_key, "Dan"
+                    joincode.parse_join_code(text), dan.key, dan.ring_key, "Dan"
                 )
                 if role == "joiner"
-                else admission.SponsorHandshake(admission.parse_join_code(text))
+                else admission.SponsorHandshake(joincode.parse_join_code(text))
             )
         row: dict[str, Any] = {"note": note, "role": role, "code_text": text}
         row["entropy_hex"] = h(entropy)

@@ -21,7 +21,8 @@ from typing import Any
 from nacl import bindings
 
 from ..core.identity import Identity
-from ..core.shuffle import Round, RoundStart, pad
+from ..core.shuffle import RoundStart, pad
+from ..core.shuffle_round import Round
 from ..peerproc import PeerProcess
 from . import ring
 from .common import median

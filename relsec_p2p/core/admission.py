@@ -1,9 +1,11 @@
-"""Admission: join codes, the SPAKE2 join handshake, the roster safety number.
+"""Admission: the SPAKE2 join handshake, and the guard on the join code's guesses.
 
-Rules of this file (normative text: protocol/SPEC.md, "Joining"): sans-IO, so
+Rules of this file (normative text: protocol/SPEC.md §12.4-§12.8): sans-IO, so
 bytes come in and bytes to send and results go out; the code, the PAKE secret
 and the channel keys never appear in a message, a repr or an exception; every
 remote input is shape-checked before use; a handshake that raised is dead.
+Join codes themselves are core/joincode.py; the roster safety number that
+members compare after a join is core/safety.py.
 
 Why an eavesdropper cannot brute-force the code offline. The code is never
 used as a key. It enters only SPAKE2 (Abdalla and Pointcheval, CT-RSA 2005;
@@ -29,15 +31,12 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import re
-import secrets
 import unicodedata
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from nacl import bindings, pwhash
+from nacl import bindings
 from nacl.exceptions import CryptoError
 from nacl.secret import SecretBox
 from spake2 import SPAKE2_Symmetric
@@ -46,16 +45,9 @@ from .codec import Limits, pack, unpack
 from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .feed import MEETING_ID_BYTES
 from .identity import KEY_BYTES
-from .wordlist import ALIASES, WORDS
+from .joincode import JoinCode, new_join_code
 
 # --- errors ---------------------------------------------------------------
-
-
-class BadJoinCode(LocalProtocolError):
-    """Typed or supplied join code is not a valid code; the message is one
-    sentence a person can act on, and never repeats what was typed."""
-
-    code = "bad_join_code"
 
 
 class WrongCode(RemoteProtocolError):
@@ -91,102 +83,6 @@ class BadSeal(RemoteProtocolError):
     """A sealed payload failed authentication: tampered, or from another run."""
 
     code = "bad_seal"
-
-
-# --- join codes -----------------------------------------------------------
-
-NAMEPLATE_MIN: Final = 10
-NAMEPLATE_MAX: Final = 99
-CODE_WORDS: Final = 3
-EXAMPLE_CODE: Final = "42-harbor-velvet-orbit"
-
-_WORD_SET: Final = frozenset(WORDS)
-_ORDINALS: Final = ("first", "second", "third")
-# Dashes, the Unicode dashes phones substitute for them, underscores and any
-# whitespace all separate the parts of a typed code.
-_SEPARATORS: Final = re.compile(r"[\s\-_\u2010-\u2015\u2212]+")
-_MAX_CODE_TEXT: Final = 100
-
-_SHAPE_HELP: Final = (
-    f"That code is not right: it looks like {EXAMPLE_CODE}, a number and three words; "
-    "check it with the person who shared it."
-)
-
-
-@dataclass(frozen=True, slots=True, repr=False)
-class JoinCode:
-    """A nameplate (public: it is advertised by mDNS) and three secret words.
-
-    ``str(code)`` is the canonical form, which is also the SPAKE2 password;
-    ``repr`` hides the words so a code never lands in a log by accident."""
-
-    nameplate: int
-    words: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        if isinstance(self.nameplate, bool) or not isinstance(self.nameplate, int):
-            raise BadJoinCode("A join code's number must be an integer between 10 and 99.")
-        if not NAMEPLATE_MIN <= self.nameplate <= NAMEPLATE_MAX:
-            raise BadJoinCode(
-                f"That code's number must be between {NAMEPLATE_MIN} and {NAMEPLATE_MAX}, "
-                f"like the 42 in {EXAMPLE_CODE}; check it with the person who shared it."
-            )
-        if not isinstance(self.words, tuple) or len(self.words) != CODE_WORDS:
-            raise BadJoinCode(_SHAPE_HELP)
-        for index, word in enumerate(self.words):
-            if word not in _WORD_SET:
-                raise BadJoinCode(_unknown_word_help(index))
-
-    def __str__(self) -> str:
-        return "-".join((str(self.nameplate), *self.words))
-
-    def __repr__(self) -> str:
-        return f"JoinCode(nameplate={self.nameplate}, words=<hidden>)"
-
-    @property
-    def password(self) -> bytes:
-        """The SPAKE2 password: the full canonical code (ASCII by construction)."""
-        return str(self).encode("ascii")
-
-
-def _unknown_word_help(index: int) -> str:
-    # Name the position, not the word: what was typed is close to a secret.
-    return (
-        f"The {_ORDINALS[index]} word of that code is not one of relsec's code words; "
-        "check its spelling with the person who shared the code."
-    )
-
-
-def new_join_code(nameplate: int | None = None) -> JoinCode:
-    """A fresh code: a random nameplate (unless given) and three distinct random
-    words, all from ``secrets`` (the OS CSPRNG)."""
-    if nameplate is None:
-        nameplate = NAMEPLATE_MIN + secrets.randbelow(NAMEPLATE_MAX - NAMEPLATE_MIN + 1)
-    # Distinct words: a repeated word looks like a typo when read aloud.
-    words = tuple(secrets.SystemRandom().sample(WORDS, CODE_WORDS))
-    return JoinCode(nameplate, words)
-
-
-def parse_join_code(text: str) -> JoinCode:
-    """Read a code as a person typed it: any case, surrounding whitespace,
-    spaces or other dashes instead of ``-``. Raises ``BadJoinCode``."""
-    cleaned = text.strip().lower()
-    if not cleaned:
-        raise BadJoinCode(
-            "The join code is empty: type the code shown on the facilitator's screen, "
-            f"like {EXAMPLE_CODE}."
-        )
-    parts = [part for part in _SEPARATORS.split(cleaned) if part]
-    if len(cleaned) > _MAX_CODE_TEXT or len(parts) != 1 + CODE_WORDS:
-        raise BadJoinCode(_SHAPE_HELP)
-    number, words = parts[0], parts[1:]
-    if not (number.isascii() and number.isdigit()):
-        raise BadJoinCode(_SHAPE_HELP)
-    words = [ALIASES.get(word, word) for word in words]
-    for index, word in enumerate(words):
-        if word not in _WORD_SET:
-            raise BadJoinCode(_unknown_word_help(index))
-    return JoinCode(int(number), tuple(words))
 
 
 # --- the join handshake ---------------------------------------------------
@@ -295,7 +191,7 @@ class JoinGranted:
 
 
 @dataclass(frozen=True, slots=True)
-class Step:
+class HandshakeStep:
     """The outcome of one received message: payloads to send, in order (the
     driver frames each with ``codec.frame``), and at most one result."""
 
@@ -402,7 +298,7 @@ class _Handshake(ABC):
         self._state = _State.STARTED
         return pack({"t": "pake", "m": self._start_pake()})
 
-    def receive(self, payload: bytes) -> Step:
+    def receive(self, payload: bytes) -> HandshakeStep:
         """Take one message from the peer. Raises a RemoteProtocolError (and the
         handshake is dead) when the message is malformed, out of order or
         forged, or the peer used another code (``WrongCode``)."""
@@ -428,7 +324,7 @@ class _Handshake(ABC):
         self._my_pake = message
         return message
 
-    def _on_pake(self, peer: bytes) -> Step:
+    def _on_pake(self, peer: bytes) -> HandshakeStep:
         if len(peer) != _PAKE_MESSAGE_BYTES or peer[:1] != _SIDE_SYMMETRIC:
             raise BadPakeMessage("pake message of the wrong size or side")
         send: list[bytes] = []
@@ -449,9 +345,9 @@ class _Handshake(ABC):
         # Our MAC goes out now, before we check the peer's: both sides then learn
         # of a wrong code at once. The peer has already committed to its guess.
         send.append(pack({"t": "confirm", "c": self._my_tag(self._keys)}))
-        return Step(send=tuple(send))
+        return HandshakeStep(send=tuple(send))
 
-    def _on_confirm(self, mac: bytes) -> Step:
+    def _on_confirm(self, mac: bytes) -> HandshakeStep:
         keys = self._require_keys()
         if not hmac.compare_digest(mac, self._peer_tag(keys)):
             raise WrongCode()
@@ -476,10 +372,10 @@ class _Handshake(ABC):
     def _peer_tag(self, keys: _Keys) -> bytes: ...
 
     @abstractmethod
-    def _after_confirm(self, keys: _Keys) -> Step: ...
+    def _after_confirm(self, keys: _Keys) -> HandshakeStep: ...
 
     @abstractmethod
-    def _on_sealed(self, sealed: bytes) -> Step: ...
+    def _on_sealed(self, sealed: bytes) -> HandshakeStep: ...
 
 
 def _open(box: SecretBox, sealed: bytes, fields: frozenset[str]) -> dict[str, Any]:
@@ -519,13 +415,13 @@ class JoinerHandshake(_Handshake):
     def _peer_tag(self, keys: _Keys) -> bytes:
         return keys.sponsor_tag
 
-    def _after_confirm(self, keys: _Keys) -> Step:
+    def _after_confirm(self, keys: _Keys) -> HandshakeStep:
         # Only now, talking to someone who proved the code, do our keys go out.
         sealed = bytes(keys.joiner_box.encrypt(pack(self._hello)))
         self._state = _State.AWAIT_GRANT
-        return Step(send=(pack({"t": "hello", "s": sealed}),))
+        return HandshakeStep(send=(pack({"t": "hello", "s": sealed}),))
 
-    def _on_sealed(self, sealed: bytes) -> Step:
+    def _on_sealed(self, sealed: bytes) -> HandshakeStep:
         grant = _open(self._require_keys().sponsor_box, sealed, _GRANT_FIELDS)
         mid, creator, sponsor = grant["mid"], grant["creator"], grant["sponsor"]
         if not (isinstance(mid, bytes) and len(mid) == MEETING_ID_BYTES):
@@ -533,7 +429,7 @@ class JoinerHandshake(_Handshake):
         if not (_is_point(creator) and _is_point(sponsor)):
             raise MalformedFrame("grant: creator and sponsor must be ed25519 public keys")
         self._state = _State.DONE
-        return Step(result=JoinGranted(mid=mid, creator=creator, sponsor=sponsor))
+        return HandshakeStep(result=JoinGranted(mid=mid, creator=creator, sponsor=sponsor))
 
 
 class SponsorHandshake(_Handshake):
@@ -557,11 +453,11 @@ class SponsorHandshake(_Handshake):
     def _peer_tag(self, keys: _Keys) -> bytes:
         return keys.joiner_tag
 
-    def _after_confirm(self, keys: _Keys) -> Step:
+    def _after_confirm(self, keys: _Keys) -> HandshakeStep:
         self._state = _State.AWAIT_HELLO
-        return Step()
+        return HandshakeStep()
 
-    def _on_sealed(self, sealed: bytes) -> Step:
+    def _on_sealed(self, sealed: bytes) -> HandshakeStep:
         hello = _open(self._require_keys().joiner_box, sealed, _HELLO_FIELDS)
         key, ring, name = hello["key"], hello["ring"], hello["name"]
         if not (_is_point(key) and _is_point(ring)):
@@ -570,7 +466,7 @@ class SponsorHandshake(_Handshake):
         if problem is not None:
             raise MalformedFrame(f"hello: {problem}")
         self._state = _State.DECIDING
-        return Step(result=JoinRequest(key=key, ring_key=ring, name=name))
+        return HandshakeStep(result=JoinRequest(key=key, ring_key=ring, name=name))
 
     def grant(self, mid: bytes, creator: bytes, sponsor: bytes) -> bytes:
         """The sealed grant, once ``roster.add`` for the joiner is appended."""
@@ -632,46 +528,3 @@ class CodeGuard:
 
     def __repr__(self) -> str:
         return f"CodeGuard(code={self.code!r}, failures={self.failures}/{self.max_failures})"
-
-
-# --- roster safety number -------------------------------------------------
-
-SAFETY_DIGITS: Final = 20
-# Argon2id (RFC 9106) with t=3 passes over 2 MiB: about 2 ms here. The number
-# is ~66 bits; a member who wanted two different rosters to show the same
-# number would grind keys for a birthday collision, about 2**33 evaluations,
-# which stretching makes years of work in the hours a meeting lasts (and the
-# meeting id, unknown in advance, rules out precomputation).
-_SN_OPSLIMIT: Final = 3
-_SN_MEMLIMIT: Final = 2 * 1024 * 1024
-
-
-def safety_number(mid: bytes, epoch: int, keys: Iterable[bytes]) -> str:
-    """The roster's safety number, as four groups of five digits.
-
-    Inputs: the meeting id, the roster epoch, and the members' public signing
-    keys in sorted order (so any order gives the same number; the count is
-    bound too). They are hashed with BLAKE2b, then stretched with Argon2id using
-    a salt derived from that hash (deterministic: every laptop must agree)."""
-    if not isinstance(mid, bytes) or not 0 < len(mid) <= 64:
-        raise LocalProtocolError("mid must be 1 to 64 bytes")
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch < 1 << 64:
-        raise LocalProtocolError("epoch must be an integer from 0 to 2**64 - 1")
-    members = sorted(bytes(key) for key in keys)
-    if any(len(key) != KEY_BYTES for key in members):
-        raise LocalProtocolError("every roster key must be 32 bytes")
-    digest = hashlib.blake2b(digest_size=64, person=b"relsec/v1/sn")
-    # Fixed-width fields (and the length of mid first): no two inputs share
-    # an encoding.
-    digest.update(len(mid).to_bytes(1, "big") + mid)
-    digest.update(epoch.to_bytes(8, "big") + len(members).to_bytes(4, "big"))
-    for key in members:
-        digest.update(key)
-    material = digest.digest()
-    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v1/snsalt").digest()
-    stretched: bytes = pwhash.argon2id.kdf(
-        16, material, salt, opslimit=_SN_OPSLIMIT, memlimit=_SN_MEMLIMIT
-    )
-    number = int.from_bytes(stretched, "big") % 10**SAFETY_DIGITS  # bias < 2**-60
-    text = f"{number:0{SAFETY_DIGITS}d}"
-    return " ".join(text[i : i + 5] for i in range(0, SAFETY_DIGITS, 5))

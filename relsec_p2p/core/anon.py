@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import ring, shuffle
+from . import ring, shuffle, shuffle_round
 from .anon_rules import (
     check_anonymous_item,
     rating_event,
@@ -159,7 +159,7 @@ Report = shuffle.Outcome | RoundStarted
 
 @dataclass(slots=True)
 class _Running:
-    round: shuffle.Round
+    round: shuffle_round.Round
     intent: dict[str, Any] | None
     item: bytes  # what this laptop put in the slot (empty: a dummy)
 
@@ -319,7 +319,7 @@ class AnonymousChannel:
             )
             return shuffle.pad(running.item, size)
 
-        round_ = shuffle.Round(
+        round_ = shuffle_round.Round(
             self.identity,
             start,
             build,

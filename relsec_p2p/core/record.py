@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from .admission import safety_number
+from .safety import safety_number
 from .state import CHOICES, MeetingState, Poll, Step
 from .template import Template
 

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..core import admission, shuffle
+from ..core import admission, joincode, shuffle
 from ..core.anon import TEXT_CAPACITY, Report, RoundStarted
 from ..core.codec import frame, unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
@@ -212,7 +212,7 @@ class Node:
         state = self.state
         if state is None or state.join_code is None:
             return ""
-        return str(admission.JoinCode(state.join_code[0], state.join_code[1]))
+        return str(joincode.JoinCode(state.join_code[0], state.join_code[1]))
 
     # -- the session ------------------------------------------------------------------
 
@@ -303,10 +303,10 @@ class Node:
             settings=settings,
             clock=self.clock,
         )
-        self._publish_code(admission.new_join_code())
+        self._publish_code(joincode.new_join_code())
         return self.join_code()
 
-    def _publish_code(self, code: admission.JoinCode) -> None:
+    def _publish_code(self, code: joincode.JoinCode) -> None:
         self.act(lambda s: s.set_join_code(code.nameplate, code.words))
         state = self.state
         if self._discovery is not None and state is not None and state.join_code:
@@ -486,17 +486,17 @@ class Node:
                 log.info("too many wrong join codes: changing the code")
                 self._publish_code(self._code_guard.rotate())
 
-    def _current_code(self) -> admission.JoinCode | None:
+    def _current_code(self) -> joincode.JoinCode | None:
         state = self.state
         if state is None or state.join_code is None:
             return None
-        return admission.JoinCode(state.join_code[0], state.join_code[1])
+        return joincode.JoinCode(state.join_code[0], state.join_code[1])
 
     async def join(self, code_text: str, name: str, timeout: float = 10.0) -> None:
         """Join the meeting whose code someone read out; raises ``JoinError``."""
         try:
-            code = admission.parse_join_code(code_text)
-        except admission.BadJoinCode as exc:
+            code = joincode.parse_join_code(code_text)
+        except joincode.BadJoinCode as exc:
             raise JoinError(str(exc)) from exc
         if self._discovery is None:
             raise JoinError("Joining needs discovery on the network; start without --no-mdns.")
@@ -541,7 +541,7 @@ class Node:
         )
 
     async def _join_via(
-        self, host: str, port: int, code: admission.JoinCode, name: str
+        self, host: str, port: int, code: joincode.JoinCode, name: str
     ) -> admission.JoinGranted:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S

@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import relsec_p2p.templates as templates_package
-from relsec_p2p.core import admission
+from relsec_p2p.core import admission, joincode, wordlist
 from relsec_p2p.core.codec import FRAME_LIMITS, FrameDecoder, frame, pack, unpack
 from relsec_p2p.core.errors import LocalProtocolError, RelsecError, RemoteProtocolError
 from relsec_p2p.core.events import EntryAccepted, ForkDetected
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.link import Handshake
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.shuffle import Round, RoundStart, pad
+from relsec_p2p.core.shuffle import RoundStart, pad
+from relsec_p2p.core.shuffle_round import Round
 from relsec_p2p.core.template import TemplateError, parse_template
 
 AGENDA = [
@@ -116,7 +117,7 @@ def fuzz_handshake(data: bytes) -> None:
         raise AssertionError("a random handshake completed")
 
 
-_CODE = admission.parse_join_code("42-" + "-".join(admission.WORDS[:3]))
+_CODE = joincode.parse_join_code("42-" + "-".join(wordlist.WORDS[:3]))
 
 
 def fuzz_join(data: bytes) -> None:

@@ -11,7 +11,7 @@ import pytest
 from fakenet import IDENTITIES, FakeNetwork
 
 from relsec_p2p.app.app import RelsecApp
-from relsec_p2p.core.admission import JoinCode
+from relsec_p2p.core.joincode import JoinCode
 from relsec_p2p.core.session import Session
 from relsec_p2p.net.node import Node
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from relsec_p2p.core.admission import BadJoinCode, parse_join_code
+from relsec_p2p.core.joincode import BadJoinCode, parse_join_code
 from relsec_p2p.net.node import Node
 
 pytestmark = [

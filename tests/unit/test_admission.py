@@ -1,4 +1,5 @@
-"""Join codes, the SPAKE2 join handshake and the safety number (core/admission).
+"""Join codes (core/joincode), the SPAKE2 join handshake (core/admission) and
+the safety number (core/safety).
 
 Two handshakes are joined by an in-memory link (as h11's ConnectionPair) that
 also records everything a passive observer on the LAN would see."""
@@ -18,25 +19,18 @@ from hypothesis import strategies as st
 from nacl.exceptions import CryptoError
 
 from relsec_p2p.core.admission import (
-    CODE_WORDS,
-    EXAMPLE_CODE,
     MAX_NAME_CHARS,
-    BadJoinCode,
     BadPakeMessage,
     BadSeal,
     CodeGuard,
-    JoinCode,
+    HandshakeStep,
     JoinerHandshake,
     JoinGranted,
     JoinRequest,
     SponsorHandshake,
-    Step,
     UnexpectedMessage,
     WrongCode,
     name_problem,
-    new_join_code,
-    parse_join_code,
-    safety_number,
 )
 from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import (
@@ -46,6 +40,15 @@ from relsec_p2p.core.errors import (
     RemoteProtocolError,
 )
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.joincode import (
+    EXAMPLE_CODE,
+    JOIN_CODE_WORD_COUNT,
+    BadJoinCode,
+    JoinCode,
+    new_join_code,
+    parse_join_code,
+)
+from relsec_p2p.core.safety import safety_number
 from relsec_p2p.core.wordlist import ALIASES, WORDS
 
 MID = bytes(range(16))
@@ -175,7 +178,7 @@ def test_new_codes() -> None:
     assert len(seen) == 200
     for code in seen:
         assert 10 <= code.nameplate <= 99
-        assert len(code.words) == CODE_WORDS == len(set(code.words))
+        assert len(code.words) == JOIN_CODE_WORD_COUNT == len(set(code.words))
     assert new_join_code(42).nameplate == 42
     with pytest.raises(BadJoinCode):
         new_join_code(7)
@@ -596,7 +599,7 @@ def test_local_misuse_is_a_local_error() -> None:
 def test_grant_checks_its_arguments() -> None:
     sponsor, _, (hello,) = sponsor_in("await_hello")
     step = sponsor.receive(hello)
-    assert isinstance(step, Step) and isinstance(step.result, JoinRequest)
+    assert isinstance(step, HandshakeStep) and isinstance(step.result, JoinRequest)
     with pytest.raises(LocalProtocolError):
         sponsor.grant(MID[:8], MEMBER.key, MEMBER.key)
     with pytest.raises(LocalProtocolError):

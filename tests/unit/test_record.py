@@ -304,13 +304,13 @@ def test_without_the_template_the_matrix_is_inferred() -> None:
     assert matrix["cells"] == with_template["matrices"][0]["cells"]
 
 
-def test_roster_safety_number_is_the_admission_number() -> None:
-    from relsec_p2p.core import admission
+def test_roster_safety_number_is_the_safety_number() -> None:
+    from relsec_p2p.core import safety
 
     m = Meeting(relational(attribute_named=False))
     state = m.net[0].state
     keys = [member.key for member in state.active_members()]
-    assert roster_safety_number(state) == admission.safety_number(state.mid, state.epoch, keys)
+    assert roster_safety_number(state) == safety.safety_number(state.mid, state.epoch, keys)
     assert roster_safety_number(MeetingState(mid=bytes(16), creator=bytes(32))) == ""
 
 

@@ -1,4 +1,4 @@
-"""The sans-IO shuffle round (core/shuffle.py) on in-memory members.
+"""The sans-IO shuffle round (core/shuffle_round.py) on in-memory members.
 
 Adversaries are modified clients: subclasses of ``Round`` that override one
 honest step (how to shuffle, what to submit, what to say at GO). Every
@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fakenet import IDENTITIES, MID
 from nacl import bindings
+from roundnet import SLOT, Liar, RoundNet, cheating_shuffler, garbage_layer
 
 from relsec_p2p.core.codec import pack
 from relsec_p2p.core.errors import MalformedFrame
-from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.onion import onion_size, open_layer
 from relsec_p2p.core.shuffle import (
     ANON_CONTEXT,
     MAX_PARTICIPANTS,
@@ -30,99 +29,14 @@ from relsec_p2p.core.shuffle import (
     Blamed,
     Phase,
     Released,
-    Round,
     RoundStart,
-    _open,
-    _seal,
-    onion_size,
     pad,
     release_digest,
-    seal_to_all,
     statement,
     unpad,
     verify_statement,
 )
-
-SLOT = 256
-TIMEOUT = 1000
-
-
-class RoundNet:
-    """N members running one round; messages delivered FIFO, every one recorded."""
-
-    def __init__(
-        self,
-        n: int = 4,
-        *,
-        payloads: list[bytes] | None = None,
-        adversaries: dict[int, type[Round]] | None = None,
-        identities: list[Identity] | None = None,
-        rng: random.Random | None = None,
-    ) -> None:
-        chosen = identities or IDENTITIES[:n]
-        self.ids = sorted(chosen, key=lambda i: i.key)
-        self.keys = [i.key for i in self.ids]
-        self.start = RoundStart.new(MID, 1, self.keys)
-        payloads = payloads or [f"item {k}".encode() for k in range(n)]
-        self.payloads = payloads
-        adversaries = adversaries or {}
-        self.now = 0
-        self.rounds: dict[bytes, Round] = {}
-        for k, identity in enumerate(self.ids):
-            cls = adversaries.get(k, Round)
-            self.rounds[identity.key] = cls(
-                identity, self.start, pad(payloads[k], SLOT), now_ms=0, timeout_ms=TIMEOUT, rng=rng
-            )
-        self.queue: list[tuple[bytes, bytes, dict[str, Any]]] = []
-        self.sent: list[tuple[bytes, bytes, dict[str, Any]]] = []
-        self.silenced: set[bytes] = set()
-        self.errors: list[Exception] = []
-
-    def __getitem__(self, k: int) -> Round:
-        return self.rounds[self.keys[k]]
-
-    def post(self, src: bytes, sends: list[tuple[bytes, dict[str, Any]]]) -> None:
-        for dst, message in sends:
-            self.sent.append((src, dst, message))
-            if src not in self.silenced:
-                self.queue.append((src, dst, message))
-
-    def begin(self) -> None:
-        for key, round_ in self.rounds.items():
-            self.post(key, round_.begin())
-
-    def pump(self, until: Callable[[], bool] | None = None) -> None:
-        while self.queue:
-            if until is not None and until():
-                return
-            src, dst, message = self.queue.pop(0)
-            if dst in self.silenced:
-                continue
-            try:
-                sends = self.rounds[dst].receive(src, message, self.now)
-            except (BadRoundMessage, MalformedFrame) as error:
-                self.errors.append(error)
-                continue
-            self.post(dst, sends)
-
-    def run(self) -> None:
-        self.begin()
-        self.pump()
-
-    def expire(self) -> None:
-        """Let every deadline pass (repeatedly: blame has a deadline too)."""
-        for _ in range(4):
-            self.now += TIMEOUT + 1
-            for key, round_ in self.rounds.items():
-                if key not in self.silenced:
-                    self.post(key, round_.tick(self.now))
-            self.pump()
-
-    def honest(self, *bad: int) -> list[Round]:
-        return [self[k] for k in range(len(self.keys)) if k not in bad]
-
-    def kinds_sent(self, kind: str) -> list[tuple[bytes, dict[str, Any]]]:
-        return [(src, m) for src, _, m in self.sent if m["t"] == kind]
+from relsec_p2p.core.shuffle_round import Round
 
 
 def assert_nothing_released(net: RoundNet, *bad: int) -> None:
@@ -191,34 +105,10 @@ def test_outer_secrets_never_leave_a_laptop_in_a_released_round() -> None:
 # --- adversarial shufflers -----------------------------------------------------------------
 
 
-def _shuffler(action: str, victim: int = 0) -> type[Round]:
-    class Cheat(Round):
-        def _permute(self, items: list[bytes]) -> list[bytes]:
-            items = super()._permute(items)
-            if action == "drop":
-                return items[1:]
-            if action == "duplicate":
-                items[victim] = items[(victim + 1) % len(items)]
-            elif action == "replace":
-                # A well-formed item of the cheater's own, sealed for the hops
-                # still to come: it passes every hop and only its owner's GO
-                # check can notice the missing item.
-                extra = seal_to_all(pad(b"planted", self.slot), [k[0] for k in self._ordered()])
-                for peer in reversed(self.parts[self.index + 1 :]):
-                    extra = _seal(extra, self.keys[peer][1])
-                items[victim] = extra
-            return items
-
-        def _ordered(self) -> list[tuple[bytes, bytes, bytes]]:
-            return [self.keys[p] for p in self.parts]
-
-    return Cheat
-
-
 @pytest.mark.parametrize("action", ["drop", "duplicate", "replace"])
 @pytest.mark.parametrize("position", [0, 2, 4])
 def test_cheating_shuffler_is_caught_and_nothing_is_released(action: str, position: int) -> None:
-    net = RoundNet(5, adversaries={position: _shuffler(action)})
+    net = RoundNet(5, adversaries={position: cheating_shuffler(action)})
     net.run()
     net.expire()
     assert_nothing_released(net)
@@ -231,10 +121,6 @@ def test_cheating_shuffler_is_caught_and_nothing_is_released(action: str, positi
 
 
 def test_false_no_go_is_named() -> None:
-    class Liar(Round):
-        def _go_verdict(self, final: list[bytes]) -> bool:
-            return False
-
     net = RoundNet(4, adversaries={1: Liar})
     net.run()
     net.expire()
@@ -246,18 +132,7 @@ def test_false_no_go_is_named() -> None:
 
 @pytest.mark.parametrize("layer", [0, 1, 3])
 def test_garbage_layer_is_traced_to_its_signer(layer: int) -> None:
-    class Garbage(Round):
-        def _build_onion(self) -> tuple[bytes, bytes]:
-            inner, _ = super()._build_onion()
-            onion = inner
-            for peer in reversed(self.parts[layer + 1 :]):
-                onion = _seal(onion, self.keys[peer][1])
-            onion = os.urandom(len(onion) + 48)  # what hop ``layer`` cannot open
-            for peer in reversed(self.parts[:layer]):
-                onion = _seal(onion, self.keys[peer][1])
-            return inner, onion
-
-    net = RoundNet(4, adversaries={2: Garbage})
+    net = RoundNet(4, adversaries={2: garbage_layer(layer)})
     net.run()
     net.expire()
     assert_nothing_released(net)
@@ -507,7 +382,7 @@ def test_a_members_own_transcript_does_not_link_another_slot() -> None:
     # no item of any other batch it holds, no submission past hop 1.
     assert me.index in me.batches and len(me.batches) == 4  # submissions, in, out, final
     for hop, batch in me.batches.items():
-        opened = [_open(x, me._outer_public, mine) for x in batch]
+        opened = [open_layer(x, me._outer_public, mine) for x in batch]
         if hop == me.index:
             assert None not in opened  # its own layer, on its own input
         else:

@@ -24,7 +24,7 @@ from nacl import bindings, pwhash
 from nacl.secret import SecretBox
 from nacl.signing import SigningKey, VerifyKey
 
-from relsec_p2p.core import admission
+from relsec_p2p.core import admission, joincode, safety
 from relsec_p2p.core import link as link_core
 from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import LocalProtocolError, RelsecError
@@ -298,9 +298,9 @@ def test_wordlist_is_the_implementations() -> None:
 @pytest.mark.parametrize("case", ADMISSION["parse"], ids=lambda c: repr(c["text"])[:40])
 def test_join_code_parsing(case: dict[str, Any]) -> None:
     if "code" in case:
-        assert code_of(lambda: admission.parse_join_code(case["text"])) == case["code"]
+        assert code_of(lambda: joincode.parse_join_code(case["text"])) == case["code"]
         return
-    code = admission.parse_join_code(case["text"])
+    code = joincode.parse_join_code(case["text"])
     assert str(code) == case["canonical"]
     assert (code.nameplate, list(code.words)) == (case["nameplate"], case["words"])
     assert code.password.hex() == case["password_hex"] == case["canonical"].encode().hex()
@@ -325,7 +325,7 @@ def test_safety_number(case: dict[str, Any]) -> None:
     digits = f"{int.from_bytes(stretched, 'big') % 10**20:020d}"
     assert " ".join(digits[i : i + 5] for i in range(0, 20, 5)) == case["number"]
     # The implementation, given the keys in the order listed.
-    assert admission.safety_number(mid, epoch, keys) == case["number"]
+    assert safety.safety_number(mid, epoch, keys) == case["number"]
 
 
 # SPAKE2 over edwards25519, written from SPEC §12.5 with Python integers
@@ -510,7 +510,7 @@ def fixed_spake(monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
 def test_join_run_implementation_matches(fixed_spake: Callable[..., None]) -> None:
     messages = {(m["from"], m["name"]): b(m["hex"]) for m in RUN["messages"]}
     fixed_spake(b(SPAKE["joiner"]["entropy_hex"]), b(SPAKE["sponsor"]["entropy_hex"]))
-    code = admission.parse_join_code(SPAKE["password"])
+    code = joincode.parse_join_code(SPAKE["password"])
     joiner_info = RUN["joiner"]
     dan_key, dan_ring = b(joiner_info["key_hex"]), b(joiner_info["ring_hex"])
     joiner = admission.JoinerHandshake(code, dan_key, dan_ring, joiner_info["name"])
@@ -542,7 +542,7 @@ def test_join_run_implementation_matches(fixed_spake: Callable[..., None]) -> No
 @pytest.mark.parametrize("case", ADMISSION["refused"], ids=lambda c: c["note"])
 def test_join_refused(case: dict[str, Any], fixed_spake: Callable[..., None]) -> None:
     fixed_spake(b(case["entropy_hex"]))
-    code = admission.parse_join_code(case["code_text"])
+    code = joincode.parse_join_code(case["code_text"])
     joiner_info = RUN["joiner"]
     side: admission.JoinerHandshake | admission.SponsorHandshake
     if case["role"] == "joiner":

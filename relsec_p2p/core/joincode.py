@@ -1,0 +1,128 @@
+"""Join codes: a public nameplate and three secret words, made and read back.
+
+Rules of this file (normative text: protocol/SPEC.md §12.3): sans-IO; words
+come from the protocol's word list (core/wordlist.py), drawn with ``secrets``
+(the OS CSPRNG); a typed code is read forgivingly (any case, any dashes or
+spaces, the list's aliases) and refused with ``BadJoinCode``, whose message is
+one sentence a person can act on and never repeats what was typed; a code's
+words never appear in a repr.
+
+The nameplate is public (it is in mDNS), so the secret is the three distinct
+words: with the 333-word list, 333*332*331 or about 36.6 million codes. The
+code is only ever a SPAKE2 password (core/admission.py explains why that
+leaves an eavesdropper nothing to brute-force). ``CodeGuard``, which replaces
+the words after three spent guesses, stays in core/admission.py: what it
+counts are handshake runs (it reads ``SponsorHandshake``), and it needs only
+``new_join_code`` from here.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from typing import Final
+
+from .errors import LocalProtocolError
+from .wordlist import ALIASES, WORDS
+
+
+class BadJoinCode(LocalProtocolError):
+    """Typed or supplied join code is not a valid code; the message is one
+    sentence a person can act on, and never repeats what was typed."""
+
+    code = "bad_join_code"
+
+
+NAMEPLATE_MIN: Final = 10
+NAMEPLATE_MAX: Final = 99
+JOIN_CODE_WORD_COUNT: Final = 3
+EXAMPLE_CODE: Final = "42-harbor-velvet-orbit"
+
+_WORD_SET: Final = frozenset(WORDS)
+_ORDINALS: Final = ("first", "second", "third")
+# Dashes, the Unicode dashes phones substitute for them, underscores and any
+# whitespace all separate the parts of a typed code.
+_SEPARATORS: Final = re.compile(r"[\s\-_\u2010-\u2015\u2212]+")
+_MAX_CODE_TEXT: Final = 100
+
+_SHAPE_HELP: Final = (
+    f"That code is not right: it looks like {EXAMPLE_CODE}, a number and three words; "
+    "check it with the person who shared it."
+)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class JoinCode:
+    """A nameplate (public: it is advertised by mDNS) and three secret words.
+
+    ``str(code)`` is the canonical form, which is also the SPAKE2 password;
+    ``repr`` hides the words so a code never lands in a log by accident."""
+
+    nameplate: int
+    words: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if isinstance(self.nameplate, bool) or not isinstance(self.nameplate, int):
+            raise BadJoinCode("A join code's number must be an integer between 10 and 99.")
+        if not NAMEPLATE_MIN <= self.nameplate <= NAMEPLATE_MAX:
+            raise BadJoinCode(
+                f"That code's number must be between {NAMEPLATE_MIN} and {NAMEPLATE_MAX}, "
+                f"like the 42 in {EXAMPLE_CODE}; check it with the person who shared it."
+            )
+        if not isinstance(self.words, tuple) or len(self.words) != JOIN_CODE_WORD_COUNT:
+            raise BadJoinCode(_SHAPE_HELP)
+        for index, word in enumerate(self.words):
+            if word not in _WORD_SET:
+                raise BadJoinCode(_unknown_word_help(index))
+
+    def __str__(self) -> str:
+        return "-".join((str(self.nameplate), *self.words))
+
+    def __repr__(self) -> str:
+        return f"JoinCode(nameplate={self.nameplate}, words=<hidden>)"
+
+    @property
+    def password(self) -> bytes:
+        """The SPAKE2 password: the full canonical code (ASCII by construction)."""
+        return str(self).encode("ascii")
+
+
+def _unknown_word_help(index: int) -> str:
+    # Name the position, not the word: what was typed is close to a secret.
+    return (
+        f"The {_ORDINALS[index]} word of that code is not one of relsec's code words; "
+        "check its spelling with the person who shared the code."
+    )
+
+
+def new_join_code(nameplate: int | None = None) -> JoinCode:
+    """A fresh code: a random nameplate (unless given) and three distinct random
+    words, all from ``secrets`` (the OS CSPRNG)."""
+    if nameplate is None:
+        nameplate = NAMEPLATE_MIN + secrets.randbelow(NAMEPLATE_MAX - NAMEPLATE_MIN + 1)
+    # Distinct words: a repeated word looks like a typo when read aloud.
+    words = tuple(secrets.SystemRandom().sample(WORDS, JOIN_CODE_WORD_COUNT))
+    return JoinCode(nameplate, words)
+
+
+def parse_join_code(text: str) -> JoinCode:
+    """Read a code as a person typed it: any case, surrounding whitespace,
+    spaces or other dashes instead of ``-``. Raises ``BadJoinCode``."""
+    cleaned = text.strip().lower()
+    if not cleaned:
+        raise BadJoinCode(
+            "The join code is empty: type the code shown on the facilitator's screen, "
+            f"like {EXAMPLE_CODE}."
+        )
+    parts = [part for part in _SEPARATORS.split(cleaned) if part]
+    if len(cleaned) > _MAX_CODE_TEXT or len(parts) != 1 + JOIN_CODE_WORD_COUNT:
+        raise BadJoinCode(_SHAPE_HELP)
+    number, words = parts[0], parts[1:]
+    if not (number.isascii() and number.isdigit()):
+        raise BadJoinCode(_SHAPE_HELP)
+    words = [ALIASES.get(word, word) for word in words]
+    for index, word in enumerate(words):
+        if word not in _WORD_SET:
+            raise BadJoinCode(_unknown_word_help(index))
+    return JoinCode(int(number), tuple(words))
