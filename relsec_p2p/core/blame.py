@@ -123,7 +123,9 @@ class _Evidence:
         self.members = frozenset(self.facts.parts)
 
     def record(self, kind: Any, who: Any, a: Any, b: Any, signature: Any) -> None:
-        if who not in self.members or not is_bin(signature, SIG_BYTES):
+        # ``who`` comes from a peer's message: anything but a key (a list, a
+        # map) is no claim about anyone, and must not reach a set lookup.
+        if not is_bin(who, 32) or who not in self.members or not is_bin(signature, SIG_BYTES):
             return
         fields: tuple[Any, ...]
         if kind == "keys" and is_bin(a, 32) and is_bin(b, 32):
@@ -161,8 +163,9 @@ def judge(
             culprits[who] = "did not answer in the blame phase before the deadline"
     evidence = _Evidence(facts, signed)
     for blame in blames.values():
-        for kind, who, a, b, signature in blame.seen:
-            evidence.record(kind, who, a, b, signature)
+        for statement in blame.seen:
+            if isinstance(statement, list) and len(statement) == 5:
+                evidence.record(*statement)
         if blame.received is not None:
             hop, batch, signature = blame.received
             if 1 <= hop <= facts.n:

@@ -202,6 +202,11 @@ def malformed_entries(net: RoundNet, blames: Blames) -> Blames:
         ["go", net.keys[2], 1, bytes(32), bytes(64)],
         ["vote", net.keys[2], True, bytes(32), bytes(64)],
         ["go", net.keys[2], False, bytes(32), b"short"],
+        # Shapes a modified client could send: must be no claim, not a crash.
+        ["go", [net.keys[2]], False, bytes(32), bytes(64)],
+        ["go", {b"k": 1}, False, bytes(32), bytes(64)],
+        ["go", net.keys[2], False],
+        "go",
     ]
     return {who: with_seen(blame, lambda seen: [*seen, *junk]) for who, blame in blames.items()}
 
