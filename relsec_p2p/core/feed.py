@@ -259,6 +259,11 @@ class Log:
             return None
         return (len(self.feed(author)) + 1, min(pending) - 1)
 
+    @property
+    def pending_count(self) -> int:
+        """How many entries wait in the buffer for the ones before them (all authors)."""
+        return self._pending_total
+
     # -- writing ----------------------------------------------------------
 
     def _verify(self, entry: Entry) -> None:

@@ -19,10 +19,12 @@ import pytest
 from relsec_p2p.core.codec import pack
 from relsec_p2p.core.feed import encode_entry
 from relsec_p2p.core.link import FLOOD_BURST, FloodGuard
-from relsec_p2p.core.session import Session
+from relsec_p2p.core.save import payload_of, restore_session
 from relsec_p2p.net.link import Link
 from relsec_p2p.net.node import Node, PeerDown
 from relsec_p2p.peerproc import SAMPLE_AGENDA
+
+SMALL_QUEUE = 256 * 1024  # bytes a host queues for a member who stops reading
 
 
 @dataclass
@@ -43,10 +45,10 @@ class Room:
             await asyncio.sleep(0.02)
 
     async def cut_off(self, reason: str) -> None:
-        """The host dropped its link to the adversary, for ``reason`` (the
-        adversary may well dial again at once: it is still a member)."""
+        """The host dropped its link to the adversary, for exactly ``reason``
+        (the adversary may well dial again at once: it is still a member)."""
         key = self.adversary.identity.key
-        await self.until(lambda: any(d.peer == key and reason in d.reason for d in self.downs))
+        await self.until(lambda: any(d.peer == key and d.reason == reason for d in self.downs))
 
     async def meeting_goes_on(self) -> None:
         """The honest members still work together."""
@@ -175,7 +177,7 @@ async def test_oversized_frame_cuts_the_link(room: Room) -> None:
     link = room.link(room.adversary, room.host)
     # Below the link layer: a raw header announcing 64 MiB on the encrypted stream.
     link._writer.write((64 << 20).to_bytes(4, "big") + os.urandom(1024))
-    await room.cut_off("")  # the stream no longer decrypts or its frame is too large
+    await room.cut_off("frame_too_large")  # refused from the header alone
     await room.meeting_goes_on()
 
 
@@ -183,7 +185,7 @@ async def test_a_member_who_stops_reading_is_cut_off_not_buffered(room: Room) ->
     """The adversary stops reading its socket; the host's queue to it is
     bounded, so the host drops the link instead of buffering without end."""
     link_on_host = room.link(room.host, room.adversary)
-    link_on_host._max_queue = 256 * 1024  # a small bound, so the test is quick
+    link_on_host._max_queue = SMALL_QUEUE  # a small bound, so the test is quick
     adversary_link = room.link(room.adversary, room.host)
     # Small kernel buffers on both ends, so what the host writes backs up into
     # its own queue rather than into megabytes of loopback socket buffers.
@@ -199,7 +201,7 @@ async def test_a_member_who_stops_reading_is_cut_off_not_buffered(room: Room) ->
         if link_on_host.closed:
             break
         await asyncio.sleep(0)
-    await room.cut_off("too slow")
+    await room.cut_off(f"peer too slow: over {SMALL_QUEUE} bytes queued")
     await room.meeting_goes_on()
 
 
@@ -210,27 +212,20 @@ async def test_stolen_identity_is_caught_as_a_fork(room: Room) -> None:
     victim = room.adversary.session
     assert victim is not None
     key = room.adversary.identity.key
+    snapshot = payload_of(victim)  # what a save holds, copied off the laptop
     room.adversary.act(lambda s: s.contribute(0, "from the real laptop"))
     await room.until(
         lambda: room.host.state is not None and len(room.host.state.contributions) == 1
     )
-    # The real laptop loses its link to the host (Wi-Fi hiccup) ...
-    room.adversary._closing = True  # keep it from dialling again ...
-    assert room.adversary._server is not None
-    room.adversary._server.close()  # ... or being dialled
-    room.link(room.adversary, room.host).close("unplugged")
+    # The real laptop goes off the network (its lid shut) ...
+    await room.adversary.close()
     await room.until(lambda: key not in room.host.links)
-    # ... and the copy, started from a snapshot taken before that last entry,
-    # links to the host in its place and writes something else at that seq.
+    # ... and the copy, resumed from the snapshot taken before that last
+    # entry, links to the host in its place and writes something else at that seq.
     thief = Node(interfaces=["127.0.0.1"], identity=room.adversary.identity, use_mdns=False)
     await thief.start()
     try:
-        thief.session = Session.join(thief.identity, victim.mid, victim.creator, thief.clock)
-        mine = victim.log.feed(key)
-        for entry in sorted(victim.log.entries(), key=lambda e: e.order_key):
-            if not (entry.author == key and entry.seq == mine[-1].seq):
-                thief.session.log.add(entry)
-                thief.session._note_accepted(entry)
+        thief.resume(restore_session(snapshot, thief.clock))
         thief.act(lambda s: s.contribute(0, "from the copy"))
         thief.add_endpoint("127.0.0.1", room.host.port)
         await room.until(

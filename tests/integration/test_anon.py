@@ -4,11 +4,8 @@ real mDNS, real TCP links, real shuffle rounds on the node's own timer."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import pytest
 
 from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 
@@ -20,14 +17,6 @@ ANON_AGENDA: list[dict[str, Any]] = [
 ]  # fmt: skip
 UNSAID, DECIDE = 0, 1
 WORDS = "The treasurer frightens me"
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()
 
 
 def meeting(peers: list[PeerProcess], n: int) -> None:

@@ -15,7 +15,6 @@ import os
 import pathlib
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
@@ -141,14 +140,6 @@ def sandbox(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
     box = Sandbox(tmp_path)
     monkeypatch.chdir(box.work)  # child processes start in the empty work folder
     return box
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()
 
 
 def relsec(

@@ -7,9 +7,6 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
-
-import pytest
 
 from relsec_p2p.core.codec import frame
 from relsec_p2p.core.identity import Identity
@@ -18,14 +15,6 @@ from relsec_p2p.net.link import FrameReader
 from relsec_p2p.net.node import Node
 from relsec_p2p.peerproc import SAMPLE_AGENDA as AGENDA
 from relsec_p2p.peerproc import PeerProcess, wait_all_equal
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()
 
 
 def start_meeting(peers: list[PeerProcess], n: int, *args: str) -> str:

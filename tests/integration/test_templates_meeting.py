@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterator
 from importlib import resources
 from typing import Any
 
@@ -21,11 +20,10 @@ NAMES = ["Ana", "Bo", "Cy"]
 
 
 @pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started = [PeerProcess() for _ in range(N)]
-    yield started
-    for peer in started:
-        peer.close()
+def trio(peers: list[PeerProcess]) -> list[PeerProcess]:
+    """``N`` peer processes, started (and closed by ``peers``)."""
+    peers.extend(PeerProcess() for _ in range(N))
+    return peers
 
 
 def all_see(peers: list[PeerProcess], predicate: Any) -> None:
@@ -233,9 +231,9 @@ def check_ratings(run: Run, spec: Any, step: dict[str, Any], labels: dict[str, s
     "name", ["relational-security", "healing", "holistic-security", "movement-values"]
 )
 def test_builtin_template_meeting_produces_a_faithful_record(
-    name: str, peers: list[PeerProcess], tmp_path: pathlib.Path
+    name: str, trio: list[PeerProcess], tmp_path: pathlib.Path
 ) -> None:
-    run = Run(peers, load_template(name))
+    run = Run(trio, load_template(name))
     run.start(name)
     run.walk()
     state, text, record = run.export(tmp_path)
@@ -243,7 +241,7 @@ def test_builtin_template_meeting_produces_a_faithful_record(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json", "record.md"]
 
 
-def test_a_groups_own_template_file(peers: list[PeerProcess], tmp_path: pathlib.Path) -> None:
+def test_a_groups_own_template_file(trio: list[PeerProcess], tmp_path: pathlib.Path) -> None:
     """A group's own file (``--template FILE``): here the relational process
     with named ratings and attribution, so the matrix and names show."""
     source = resources.files("relsec_p2p.templates") / "relational-security.toml"
@@ -252,7 +250,7 @@ def test_a_groups_own_template_file(peers: list[PeerProcess], tmp_path: pathlib.
     text = text.replace("attribute_named = false", "attribute_named = true")
     path = tmp_path / "our-process.toml"
     path.write_text(text, encoding="utf-8")
-    run = Run(peers, load_template(str(path)))
+    run = Run(trio, load_template(str(path)))
     run.start(str(path))
     run.walk()
     # A member who joined holds no copy of the file: no credit, but the same
@@ -286,6 +284,7 @@ def test_a_broken_template_is_refused_with_its_line(
         'mode = "both"\nkind = "vote"\n',
         encoding="utf-8",
     )
+    peers.append(PeerProcess())
     answer = peers[0].cmd(cmd="start", template=str(path), name="Ana")
     assert answer["event"] == "error" and answer["code"] == "template"
     assert answer["message"] == (

@@ -1,6 +1,6 @@
 """Fixtures shared by the network-namespace tests: a LAN of ``HOSTS`` hosts
-(each test module sets ``HOSTS``) and the peer processes a test starts on it,
-both torn down whatever happens."""
+(each test module sets ``HOSTS``), torn down whatever happens. The peer
+processes a test starts on it go in ``peers`` (``tests/conftest.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from collections.abc import Iterator
 
 import pytest
 from lan import Lan, netns_available
-
-from relsec_p2p.peerproc import PeerProcess
 
 
 @pytest.fixture
@@ -22,11 +20,3 @@ def lan(request: pytest.FixtureRequest) -> Iterator[Lan]:
         yield network
     finally:
         network.close()
-
-
-@pytest.fixture
-def peers() -> Iterator[list[PeerProcess]]:
-    started: list[PeerProcess] = []
-    yield started
-    for peer in started:
-        peer.close()

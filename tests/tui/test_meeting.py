@@ -3,7 +3,8 @@ Node whose Session sits in an in-memory room of four."""
 
 from __future__ import annotations
 
-from conftest import (
+from fakenet import IDENTITIES
+from fakeroom import (
     ANON_ONLY,
     NAMED_ONLY,
     PROPOSAL,
@@ -15,7 +16,7 @@ from conftest import (
     in_meeting,
     open_step,
 )
-from fakenet import IDENTITIES
+from textual.widgets import Digits
 
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.app.screens.dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog
@@ -23,13 +24,13 @@ from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
 from relsec_p2p.app.widgets.compose import ComposeBox
-from relsec_p2p.app.widgets.panels import PollPanel, RoomBar, RosterPanel
+from relsec_p2p.app.widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
 
 SIZE = (100, 30)
 
 
 def bar_text(app: RelsecApp) -> str:
-    return str(app.screen.query_one(RoomBar)._shown)
+    return app.screen.query_one(RoomBar).shown_text
 
 
 async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room) -> None:
@@ -43,12 +44,15 @@ async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room)
         bar = bar_text(app)
         assert "4 members" in bar
         assert room.node.safety_number() in bar
-        assert "compare" not in bar or "safety number aloud" in bar
-        prompt = str(screen.query_one("#prompt")._shown)  # type: ignore[attr-defined]
+        # Nobody has compared the number yet: the reminder is up, word for word.
+        assert bar.splitlines()[1:] == [
+            "The roster changed: read the safety number aloud, count heads, press k."
+        ]
+        prompt = screen.query_one(PromptPanel).shown_text
         assert "Describe each threat on its own." in prompt  # the prompt in full
-        agenda = str(screen.query_one("#agenda")._shown)  # type: ignore[attr-defined]
+        agenda = screen.query_one(AgendaList).shown_text
         assert "> 1. Threats" in agenda and "5. Unsaid" in agenda
-        roster = str(screen.query_one(RosterPanel)._shown)
+        roster = screen.query_one(RosterPanel).shown_text
         assert "Ana (you) - facilitates" in roster and "Bo" in roster
 
 
@@ -88,7 +92,7 @@ async def test_text_from_the_network_is_shown_as_text_never_markup() -> None:
         assert isinstance(screen, MeetingScreen)
         log = screen.log_text()
         assert "[@click=app.quit]Eve[/] \ufffdevil\ufffd[2J" in log  # literal, overrides gone
-        assert "[b]Eve[/b]" in str(screen.query_one(RosterPanel)._shown)
+        assert "[b]Eve[/b]" in screen.query_one(RosterPanel).shown_text
         assert app.is_running
 
 
@@ -176,14 +180,14 @@ async def test_anonymous_tally_shows_only_once_enough_have_voted() -> None:
         room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 2
                                          for s in room.net))  # fmt: skip
         await pilot.pause()
-        panel = str(app.screen.query_one(PollPanel)._shown)
+        panel = app.screen.query_one(PollPanel).shown_text
         assert "Anonymous: shown once at least 3 members have voted" in panel
         assert "block 1" not in panel  # two votes: who blocked would be guessable
         room.session(2).submit_anonymous({"kind": "vote", "poll": poll.hash, "choice": "agree"})
         room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 3
                                          for s in room.net))  # fmt: skip
         await pilot.pause()
-        panel = str(app.screen.query_one(PollPanel)._shown)
+        panel = app.screen.query_one(PollPanel).shown_text
         assert "Anonymous: agree 2 · concerns 0 · stand aside 0 · block 1" in panel
 
 
@@ -195,7 +199,7 @@ async def test_hand_goes_up_and_down(room: Room) -> None:
         await pilot.pause()
         me = IDENTITIES[0].key
         assert room.session(0).state.queue.waiting == [me]
-        assert "hand up" in str(app.screen.query_one(RosterPanel)._shown)
+        assert "hand up" in app.screen.query_one(RosterPanel).shown_text
         await pilot.press("s")  # the facilitator gives the floor
         await pilot.pause()
         assert room.session(0).state.queue.speaker == me
@@ -244,22 +248,22 @@ async def test_poll_named_votes_live_result_and_rule(room: Room) -> None:
         await pilot.press("1")  # agree
         await pilot.pause()
         panel = app.screen.query_one(PollPanel)
-        assert "agree 1" in str(panel._shown) and "1 of 4 voted" in str(panel._shown)
+        assert "agree 1" in panel.shown_text and "1 of 4 voted" in panel.shown_text
         room.session(1).vote(poll.id, "concerns")
         room.session(2).vote(poll.id, "agree")
         room.settle(app)
         await pilot.pause()
-        assert "concerns 1" in str(panel._shown)
+        assert "concerns 1" in panel.shown_text
         await pilot.press("x")
         room.settle(app)
         await pilot.pause()
-        shown = str(panel._shown)
+        shown = panel.shown_text
         assert "Result: CONSENSUS" in shown
         assert "Rule: blocked if any block" in shown
         await pilot.press("w", *"Start next week", "enter")
         room.settle(app)
         await pilot.pause()
-        assert "Recorded outcome: Start next week" in str(panel._shown)
+        assert "Recorded outcome: Start next week" in panel.shown_text
         assert all(s.state.polls[poll.id].outcome == "Start next week" for s in room.net)
 
 
@@ -277,7 +281,7 @@ async def test_a_block_shows_blocked(room: Room) -> None:
         room.session(0).close_poll(poll.hash)
         room.settle(app)
         await pilot.pause()
-        assert "Result: BLOCKED" in str(app.screen.query_one(PollPanel)._shown)
+        assert "Result: BLOCKED" in app.screen.query_one(PollPanel).shown_text
 
 
 async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
@@ -320,7 +324,7 @@ async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
         await pilot.press("2")  # the second other member: Cy
         await pilot.pause()
         assert room.session(0).state.facilitator == IDENTITIES[2].key
-        assert "Cy - facilitates" in str(app.screen.query_one(RosterPanel)._shown)
+        assert "Cy - facilitates" in app.screen.query_one(RosterPanel).shown_text
 
 
 async def test_safety_number_reminder_until_compared_and_again_on_change(room: Room) -> None:
@@ -350,8 +354,8 @@ async def test_room_display_is_read_only_and_shows_the_room(room: Room) -> None:
         assert room.session(0).state.current == TEXT
         assert room.session(0).state.queue.waiting == []
         assert room.node is not None
-        digits = app.screen.query_one("#display-number")
-        assert digits.value == room.node.safety_number()  # type: ignore[attr-defined]
+        digits = app.screen.query_one("#display-number", Digits)
+        assert digits.value == room.node.safety_number()
         await pilot.press("escape")
         assert isinstance(app.screen, MeetingScreen)
 

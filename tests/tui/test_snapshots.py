@@ -4,12 +4,18 @@ every run draw the same pixels; look at a new SVG before accepting it."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
-from conftest import PROPOSAL, TEXT, Room, in_meeting
+from fakeroom import PROPOSAL, TEXT, Room, in_meeting
+from textual.pilot import Pilot
 
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.app.network import NetworkOptions, node_factory
 from relsec_p2p.app.screens.lobby import LobbyScreen
+
+# An app, and what to do with it before the picture is taken.
+Case = tuple[RelsecApp, Callable[[Pilot[int]], Awaitable[None]]]
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -52,61 +58,43 @@ def polled_room() -> Room:
     return room
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_lobby(snap_compare, size) -> None:  # type: ignore[no-untyped-def]
+def lobby() -> Case:
     app = RelsecApp(node_factory(NetworkOptions(interface="127.0.0.1", use_mdns=False)))
 
-    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
+    async def ready(pilot: Pilot[int]) -> None:
         while not isinstance(app.screen, LobbyScreen) or not app.screen.status:
             await pilot.pause(0.05)
         await pilot.press(*"Ana")
 
-    assert snap_compare(app, terminal_size=size, run_before=ready)
+    return app, ready
+
+
+def meeting_then(build: Callable[[], Room], *keys: str) -> Callable[[], Case]:
+    """The meeting screen over the room ``build`` makes, then ``keys`` pressed."""
+
+    def case() -> Case:
+        app = RelsecApp(build().factory)
+
+        async def ready(pilot: Pilot[int]) -> None:
+            await in_meeting(app, pilot)
+            await pilot.press("escape", *keys)
+
+        return app, ready
+
+    return case
+
+
+SCREENS: dict[str, Callable[[], Case]] = {
+    "lobby": lobby,
+    "meeting": meeting_then(busy_room),
+    "poll": meeting_then(polled_room, "k"),
+    "display": meeting_then(polled_room, "d"),
+    "help": meeting_then(busy_room, "f1"),
+}
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_meeting(snap_compare, size) -> None:  # type: ignore[no-untyped-def]
-    room = busy_room()
-    app = RelsecApp(room.factory)
-
-    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
-        await in_meeting(app, pilot)
-        await pilot.press("escape")
-
-    assert snap_compare(app, terminal_size=size, run_before=ready)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_poll(snap_compare, size) -> None:  # type: ignore[no-untyped-def]
-    room = polled_room()
-    app = RelsecApp(room.factory)
-
-    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
-        await in_meeting(app, pilot)
-        await pilot.press("escape", "k")
-
-    assert snap_compare(app, terminal_size=size, run_before=ready)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_display(snap_compare, size) -> None:  # type: ignore[no-untyped-def]
-    room = polled_room()
-    app = RelsecApp(room.factory)
-
-    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
-        await in_meeting(app, pilot)
-        await pilot.press("escape", "d")
-
-    assert snap_compare(app, terminal_size=size, run_before=ready)
-
-
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_help(snap_compare, size) -> None:  # type: ignore[no-untyped-def]
-    room = busy_room()
-    app = RelsecApp(room.factory)
-
-    async def ready(pilot) -> None:  # type: ignore[no-untyped-def]
-        await in_meeting(app, pilot)
-        await pilot.press("escape", "f1")
-
+@pytest.mark.parametrize("screen", SCREENS)
+def test_screen(snap_compare, screen: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    app, ready = SCREENS[screen]()
     assert snap_compare(app, terminal_size=size, run_before=ready)

@@ -79,7 +79,7 @@ def observe(log: Log) -> tuple[Any, ...]:
         {au: p.seq for au, p in log.forks.items()},
         {au: log.missing_range(au) for au in (ALICE.key, BOB.key, CAROL.key)},
         log.max_lamport,
-        log._pending_total,
+        log.pending_count,
     )
 
 
@@ -241,7 +241,7 @@ def test_gap_is_buffered_then_released_in_order() -> None:
     assert result.accepted == [e2, e3, e4]
     assert log.feed(ALICE.key) == [e1, e2, e3, e4]
     assert log.missing_range(ALICE.key) is None
-    assert log._pending_total == 0
+    assert log.pending_count == 0
 
 
 def test_buffered_entry_that_does_not_link_is_dropped_on_release() -> None:
@@ -253,7 +253,7 @@ def test_buffered_entry_that_does_not_link_is_dropped_on_release() -> None:
     result = log.ingest(e2.envelope)
     assert result.accepted == [e2]  # other3 does not link to e2
     assert log.missing_range(ALICE.key) is None
-    assert log._pending_total == 0
+    assert log.pending_count == 0
     assert other2.seq == 2  # sync will bring it, and with it a fork proof
 
 
@@ -414,7 +414,7 @@ def test_fork_against_a_buffered_entry() -> None:
     log.ingest(e2.envelope)  # both buffered, waiting for e1
     result = log.ingest(b2.envelope)
     assert result.fork is not None and log.frozen_at(ALICE.key) == 2
-    assert log._pending_total == 0  # e2 and e3 left the buffer
+    assert log.pending_count == 0  # e2 and e3 left the buffer
     assert log.ingest(e1.envelope).accepted == [e1]
     assert log.feed(ALICE.key) == [e1]
 

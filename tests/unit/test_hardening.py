@@ -34,8 +34,7 @@ def test_join_code_words_must_come_from_the_list() -> None:
     net.settle()
     for words in (["zzzz", "harbor", "velvet"], ["harbor", "harbor", "velvet"]):
         entry = forge_next(host, "join.code", {"np": 42, "words": words})
-        host.log.add(entry)
-        host._dirty = True
+        host.receive(host.me, entries_frame(host.mid, entry.envelope))  # held, to chain on
         net.send_now(host.me, other.me, entries_frame(host.mid, entry.envelope))
         assert other.log.head(host.me) == entry  # stored: it is validly signed ...
         assert other.state.join_code == (42, ("harbor", "velvet", "orbit"))  # ... ignored
@@ -52,8 +51,7 @@ def test_names_that_could_disguise_themselves_are_ignored_by_the_fold() -> None:
         )
         net.send_now(host.me, net[1].me, entries_frame(host.mid, entry.envelope))
         assert not net[1].state.is_member(newcomer.key), repr(name)
-        host.log.add(entry)
-        host._dirty = True
+        host.receive(host.me, entries_frame(host.mid, entry.envelope))  # held, to chain on
     plain = IDENTITIES[5] if len(IDENTITIES) > 5 else Identity.generate()
     host.add_member(plain.key, plain.ring_key, "Zoë 🌱")  # ordinary names still work
     net.settle()

@@ -31,6 +31,11 @@ class Panel(Static):
             self._shown = text
             self.update(text)
 
+    @property
+    def shown_text(self) -> str:
+        """What the panel shows now, as plain characters ("" before the first draw)."""
+        return "" if self._shown is None else self._shown.plain
+
 
 class RoomBar(Panel):
     """Top line: the meeting, the member count and the safety number, with a
