@@ -1581,11 +1581,13 @@ def link_vectors() -> dict[str, Any]:
     require(initiator.receive(run["hi2"]) == run["hi3"], "hi3")
     require(responder.receive(run["hi3"]) is None, "the responder answers hi3 with nothing")
     require(
-        initiator.result == LinkKeys(bob.key, LINK_EPOCHS["bob"], run["i2r"], run["r2i"]),
+        initiator.result
+        == LinkKeys(bob.key, LINK_EPOCHS["bob"], run["i2r"], run["r2i"], run["transcript"]),
         "initiator keys",
     )
     require(
-        responder.result == LinkKeys(alice.key, LINK_EPOCHS["alice"], run["r2i"], run["i2r"]),
+        responder.result
+        == LinkKeys(alice.key, LINK_EPOCHS["alice"], run["r2i"], run["i2r"], run["transcript"]),
         "responder keys",
     )
 
@@ -2310,6 +2312,109 @@ def admission_vectors() -> dict[str, Any]:
     }
 
 
+# --- duplicate_links.json ---------------------------------------------------------------
+
+# Links between alice and bob, each named by who dialled it, with fixed ephemeral
+# secrets (initiator's, responder's) chosen so that the order of SPEC §11.9 is not
+# the order of the link ids alone: b1, dialled by bob (the lower key), has a greater
+# link id than a1 and a2, and still comes first.
+DUPLICATE_LINKS: dict[str, tuple[str, bytes, bytes]] = {
+    "a1": ("alice", bytes([0xA1]) * 32, bytes([0xB1]) * 32),
+    "a2": ("alice", bytes([0xA3]) * 32, bytes([0xB3]) * 32),
+    "b1": ("bob", bytes([0xA0]) * 32, bytes([0xB0]) * 32),
+    "b2": ("bob", bytes([0xA4]) * 32, bytes([0xB4]) * 32),
+}
+
+
+def duplicate_links_vectors() -> dict[str, Any]:
+    import itertools
+    from typing import NamedTuple
+
+    from relsec_p2p.core.link import keep_link
+
+    class View(NamedTuple):
+        """A link as one end holds it."""
+
+        name: str
+        peer: bytes
+        initiator: bool
+        link_id: bytes
+
+    links: dict[str, dict[str, Any]] = {}
+    for name, (dialler, initiator_secret, responder_secret) in DUPLICATE_LINKS.items():
+        m = link_material(MID, initiator_secret, responder_secret)
+        links[name] = {
+            "initiator": dialler,
+            "initiator_ephemeral_secret_hex": h(initiator_secret),
+            "initiator_ephemeral_public_hex": h(m["e_i"]),
+            "responder_ephemeral_secret_hex": h(responder_secret),
+            "responder_ephemeral_public_hex": h(m["e_r"]),
+            "link_id_hex": h(m["transcript"]),
+        }
+
+    def rank(name: str) -> tuple[int, bytes]:
+        """SPEC §11.9, written from the text: (0 if dialled by the lower key, link id)."""
+        lower = min(IDS["alice"].key, IDS["bob"].key)
+        dialler = IDS[links[name]["initiator"]].key
+        return (0 if dialler == lower else 1, bytes.fromhex(links[name]["link_id_hex"]))
+
+    def view(me: str, name: str) -> View:
+        other = "bob" if me == "alice" else "alice"
+        return View(
+            name,
+            IDS[other].key,
+            links[name]["initiator"] == me,
+            bytes.fromhex(links[name]["link_id_hex"]),
+        )
+
+    require(rank("b1") < rank("a1") and rank("b1")[1] > rank("a1")[1], "the rank is not the id")
+    cases_in = [
+        ("one link each way: the one dialled by the lower key (bob) is kept", ["a1", "b1"]),
+        ("two links dialled by alice (a joiner that dialled twice)", ["a1", "a2"]),
+        ("two links dialled by bob", ["b1", "b2"]),
+        ("three links: two dialled by alice, one by bob", ["a1", "a2", "b1"]),
+        ("four links: two dialled by each", ["a1", "a2", "b1", "b2"]),
+    ]
+    cases = []
+    for note, names in cases_in:
+        kept = min(names, key=rank)
+        views = []
+        for me in ("alice", "bob"):
+            for arrival in itertools.permutations(names):
+                held: View | None = None
+                closed: list[str] = []
+                for name in arrival:
+                    new = view(me, name)
+                    if held is None:
+                        held = new
+                        continue
+                    winner = keep_link(IDS[me].key, [held, new])
+                    closed.append(new.name if winner is held else held.name)
+                    held = winner
+                require(held is not None and held.name == kept, f"{note}: {me} keeps {kept}")
+                views.append({"me": me, "arrival": list(arrival), "closed": closed})
+        cases.append({"note": note, "links": names, "kept": kept, "views": views})
+    return {
+        "description": (
+            "Duplicate links (SPEC §11.9). Each link between alice and bob is named by who "
+            "dialled it ('initiator'); its link id is its transcript hash th (SPEC §11.3), "
+            "computed from mid_hex and the two ephemeral public keys (the secrets that give "
+            "them are listed too). 'cases': of the links listed, both ends MUST keep 'kept'. "
+            "Each view is one end ('me'), which sees the links complete in the order "
+            "'arrival': it holds the first; at each later one it keeps the one that comes "
+            "first in the order of SPEC §11.9 and closes the other, so it MUST close exactly "
+            "'closed', in that order, and end up holding 'kept'. The handshake of link.json "
+            "likewise has the link id transcript_hash_hex."
+        ),
+        "conventions": CONVENTIONS,
+        "mid_hex": h(MID),
+        "keys": {name: h(IDS[name].key) for name in ("alice", "bob")},
+        "lower_key": NAME_OF[min(IDS["alice"].key, IDS["bob"].key)],
+        "links": links,
+        "cases": cases,
+    }
+
+
 # --- writing ------------------------------------------------------------------------------
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -2322,6 +2427,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "ring.json": ring_vectors,
     "link.json": link_vectors,
     "admission.json": admission_vectors,
+    "duplicate_links.json": duplicate_links_vectors,
 }
 
 

@@ -19,15 +19,17 @@ Rules of this file (normative text: protocol/SPEC.md §11):
   §11.8: frame size, keepalive, idle and handshake timeouts, send queue,
   flood guard) live here, beside the wire they shape; ``net.link`` only
   drives them.
+- Of two links between one pair, both ends keep the same one (``keep_link``),
+  named by the transcript hash both computed: nothing extra on the wire.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from nacl import bindings
 from nacl.exceptions import BadSignatureError, CryptoError
@@ -109,6 +111,7 @@ class LinkKeys:
     peer_epoch: int
     send_key: bytes
     receive_key: bytes
+    link_id: bytes  # the transcript hash, the same at both ends (SPEC §11.9)
 
 
 class Handshake:
@@ -245,7 +248,7 @@ class Handshake:
         i2r = _kdf(self._shared, b"stream-i2r", final)
         r2i = _kdf(self._shared, b"stream-r2i", final)
         send, receive = (i2r, r2i) if self.initiator else (r2i, i2r)
-        self.result = LinkKeys(peer, self._peer_epoch, send, receive)
+        self.result = LinkKeys(peer, self._peer_epoch, send, receive, self._transcript)
         self._stage = "done"
         self._secret_key = b""
         self._shared = b""
@@ -313,3 +316,42 @@ class StreamReceiver:
         except (CryptoError, RuntimeError, ValueError) as exc:
             raise BadCiphertext("a link frame failed authentication") from exc
         return bytes(plaintext)
+
+
+# --- duplicate links (SPEC §11.9) ---------------------------------------------------
+
+
+class LinkView(Protocol):
+    """What the duplicate-link rule reads of a link, as one end holds it."""
+
+    @property
+    def peer(self) -> bytes: ...
+
+    @property
+    def initiator(self) -> bool: ...
+
+    @property
+    def link_id(self) -> bytes: ...
+
+
+_LinkT = TypeVar("_LinkT", bound=LinkView)
+
+
+def link_rank(own_key: bytes, link: LinkView) -> tuple[bool, bytes]:
+    """The place of ``link`` in the one order both ends share: first the links
+    initiated by the laptop with the lower key, then by link id. Both ends
+    compute the same rank for the same link: seen from the other end, both
+    ``initiator`` and ``own_key < peer`` flip."""
+    initiated_by_lower = (own_key < link.peer) == link.initiator
+    return (not initiated_by_lower, link.link_id)
+
+
+def keep_link(own_key: bytes, links: Iterable[_LinkT]) -> _LinkT:
+    """Of several links to one peer, the one both ends keep (the first in
+    ``link_rank`` order); the others are to be closed. Whatever order the links
+    completed in, and whoever dialled them, both ends pick the same one, so an
+    end only ever closes links the other end closes too."""
+    candidates = list(links)
+    if not candidates or len({link.peer for link in candidates}) != 1:
+        raise LocalProtocolError("keep_link compares links to one and the same peer")
+    return min(candidates, key=lambda link: link_rank(own_key, link))

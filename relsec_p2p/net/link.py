@@ -110,6 +110,7 @@ class Link:
         self.peer = keys.peer
         self.peer_epoch = keys.peer_epoch
         self.initiator = initiator
+        self.link_id = keys.link_id  # both ends know it (SPEC §11.9)
         self._reader = reader
         self._writer = writer
         self._sender = StreamSender(keys.send_key)

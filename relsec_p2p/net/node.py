@@ -32,7 +32,7 @@ from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, short
 from ..core.feed import Entry
 from ..core.identity import Identity
-from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard
+from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard, keep_link
 from ..core.record import roster_safety_number
 from ..core.save import OtherMeeting, payload_of, restore_session
 from ..core.session import Session
@@ -339,13 +339,13 @@ class Node:
     def _register(self, link: Link) -> None:
         existing = self.links.get(link.peer)
         if existing is not None and not existing.closed:
-            # Two links between one pair: both sides keep the one dialled by
-            # the lower key, so they agree without talking about it.
-            keep_initiated_by_me = self.identity.key < link.peer
-            if existing.initiator == keep_initiated_by_me:
-                link.close("duplicate link")
+            # Two links between one pair: both ends keep the first in an order
+            # they share, whatever order they completed in and whoever dialled
+            # them, so they agree without talking about it (SPEC §11.9).
+            loser = existing if keep_link(self.identity.key, (existing, link)) is link else link
+            loser.close("duplicate link")
+            if loser is link:
                 return
-            existing.close("duplicate link")
         self.links[link.peer] = link
         link.start(self._on_payload, self._on_link_closed)
         if self.session is not None:

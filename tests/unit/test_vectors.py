@@ -39,6 +39,7 @@ FILES = (
     "sync.json",
     "link.json",  # checked by test_vectors_link.py
     "admission.json",  # checked by test_vectors_link.py
+    "duplicate_links.json",  # checked by test_vectors_link.py
     "ring.json",  # checked by test_ring.py
 )
 

@@ -1,5 +1,5 @@
 """The link handshake and the join handshake against their vectors
-(protocol/vectors/link.json, admission.json; SPEC §11, §12).
+(protocol/vectors/link.json, duplicate_links.json, admission.json; SPEC §11, §12).
 
 Each vector is checked twice: recomputed from the SPEC's formulas with the
 primitives alone (libsodium through PyNaCl, hashlib, hmac), which checks that
@@ -14,8 +14,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import pathlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -166,8 +168,9 @@ def test_link_handshake_implementation_matches() -> None:
     assert responder.receive(b(HS["hi3_hex"])) is None
     ini, res = HS["initiator"], HS["responder"]
     i2r, r2i = b(HS["i2r_key_hex"]), b(HS["r2i_key_hex"])
-    assert initiator.result == LinkKeys(KEYS[res["name"]], res["epoch"], i2r, r2i)
-    assert responder.result == LinkKeys(KEYS[ini["name"]], ini["epoch"], r2i, i2r)
+    link_id = b(HS["transcript_hash_hex"])  # the link id of SPEC §11.9, the same at both ends
+    assert initiator.result == LinkKeys(KEYS[res["name"]], res["epoch"], i2r, r2i, link_id)
+    assert responder.result == LinkKeys(KEYS[ini["name"]], ini["epoch"], r2i, i2r, link_id)
 
 
 @pytest.mark.parametrize("case", LINK["refused"], ids=lambda c: c["note"])
@@ -276,6 +279,80 @@ def test_link_stream_refuses_tampering_reordering_and_the_other_key() -> None:
     assert code_of(lambda: wrong_way.open(one)) == "bad_ciphertext"
 
     assert code_of(lambda: StreamReceiver(i2r).start(sender.header[:23])) == "malformed"
+
+
+# --- duplicate_links.json ---------------------------------------------------------
+
+DUPLICATES = load("duplicate_links.json")
+
+
+@dataclass(frozen=True)
+class HeldLink:
+    """A link as one end holds it: what SPEC §11.9's rule reads."""
+
+    name: str
+    peer: bytes
+    initiator: bool
+    link_id: bytes
+
+
+def test_duplicate_link_ids_are_transcript_hashes() -> None:
+    """Each link id recomputed from SPEC §11.3 (the transcript hash), and each
+    ephemeral public key from its secret."""
+    mid = b(DUPLICATES["mid_hex"])
+    assert {name: b(key) for name, key in DUPLICATES["keys"].items()} == {
+        name: KEYS[name] for name in ("alice", "bob")
+    }
+    for link in DUPLICATES["links"].values():
+        e_i = bindings.crypto_scalarmult_base(b(link["initiator_ephemeral_secret_hex"]))
+        e_r = bindings.crypto_scalarmult_base(b(link["responder_ephemeral_secret_hex"]))
+        assert e_i.hex() == link["initiator_ephemeral_public_hex"]
+        assert e_r.hex() == link["responder_ephemeral_public_hex"]
+        assert blake256(b"relsec/v1/link\x00" + mid + e_i + e_r).hex() == link["link_id_hex"]
+
+
+def test_duplicate_link_id_is_the_handshakes_transcript_hash() -> None:
+    """A real handshake hands both ends the same link id: link.json's th."""
+    initiator, responder = happy_pair()
+    responder_hi2 = responder.receive(initiator.start())
+    assert responder_hi2 is not None
+    hi3 = initiator.receive(responder_hi2)
+    assert hi3 is not None and responder.receive(hi3) is None
+    assert initiator.result is not None and responder.result is not None
+    assert initiator.result.link_id == responder.result.link_id == b(HS["transcript_hash_hex"])
+
+
+def _rank_from_the_spec(name: str) -> tuple[int, bytes]:
+    link = DUPLICATES["links"][name]
+    lower = min(KEYS["alice"], KEYS["bob"])
+    assert DUPLICATES["lower_key"] == ("alice" if lower == KEYS["alice"] else "bob")
+    return (0 if KEYS[link["initiator"]] == lower else 1, b(link["link_id_hex"]))
+
+
+@pytest.mark.parametrize("case", DUPLICATES["cases"], ids=lambda c: c["note"])
+def test_duplicate_links(case: dict[str, Any]) -> None:
+    """Every end, in every order of arrival, closes what the vector says and
+    keeps the link both ends keep; the kept link is the first by SPEC §11.9."""
+    assert case["kept"] == min(case["links"], key=_rank_from_the_spec)
+    orders = {(view["me"], tuple(view["arrival"])) for view in case["views"]}
+    assert len(orders) == len(case["views"]) == 2 * math.factorial(len(case["links"]))
+    for view in case["views"]:
+        me = view["me"]
+        other = "bob" if me == "alice" else "alice"
+        held: HeldLink | None = None
+        closed: list[str] = []
+        for name in view["arrival"]:
+            link = DUPLICATES["links"][name]
+            new = HeldLink(name, KEYS[other], link["initiator"] == me, b(link["link_id_hex"]))
+            if held is None:
+                held = new
+                continue
+            winner = link_core.keep_link(KEYS[me], [held, new])
+            closed.append(new.name if winner is held else held.name)
+            held = winner
+        assert held is not None and held.name == case["kept"]
+        assert closed == view["closed"]
+        assert case["kept"] not in closed
 
 
 # --- admission.json ---------------------------------------------------------------
