@@ -43,7 +43,7 @@ from nacl.secret import SecretBox
 from spake2 import SPAKE2_Symmetric
 
 from .codec import Limits, pack, unpack
-from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
+from .errors import LocalError, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .feed import MEETING_ID_BYTES
 from .identity import KEY_BYTES
 from .wordlist import ALIASES, WORDS
@@ -51,7 +51,7 @@ from .wordlist import ALIASES, WORDS
 # --- errors ---------------------------------------------------------------
 
 
-class BadJoinCode(LocalProtocolError):
+class BadJoinCode(LocalError):
     """Typed or supplied join code is not a valid code; the message is one
     sentence a person can act on, and never repeats what was typed."""
 
