@@ -110,9 +110,8 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .core.errors import LocalProtocolError
     from .core.record import roster_safety_number
-    from .core.save import restore_session
+    from .core.save import SaveError, restore_session
     from .core.template import TemplateError, parse_template
     from .net.files import SaveFile, export_record
     from .templates import template_for
@@ -142,7 +141,7 @@ def _export(args: argparse.Namespace) -> int:
             markdown=Path(args.markdown) if args.markdown else None,
             json=Path(args.json) if args.json else None,
         )
-    except LocalProtocolError as exc:  # SaveError and its kinds: one plain sentence each
+    except SaveError as exc:  # the disk, a wrong passphrase, a damaged file: one sentence each
         print(f"relsec: {exc}", file=sys.stderr)
         return 2
     return 0

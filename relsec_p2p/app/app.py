@@ -21,8 +21,8 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from ..core.errors import LocalProtocolError
 from ..core.events import MeetingChanged as NodeMeetingChanged
+from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
 from ..net.node import JoinError, Node, NodeEvent, PeerDown, PeerUp
@@ -141,7 +141,7 @@ class RelsecApp(App[int]):
             path, passphrase = self.resume_from
             try:
                 await node.resume_from(path, passphrase, keep_saving=self.save_to is None)
-            except LocalProtocolError as exc:  # wrong passphrase, damaged file: one sentence
+            except SaveError as exc:  # wrong passphrase, damaged file: one sentence
                 self.post_message(NetworkProblem(str(exc)))
                 return
             self.post_message(Joined())
@@ -149,7 +149,7 @@ class RelsecApp(App[int]):
             path, passphrase = self.save_to
             try:
                 await node.keep_saved(path, passphrase)
-            except LocalProtocolError as exc:
+            except SaveError as exc:  # the disk, another file in the way: one sentence
                 self.post_message(NetworkProblem(str(exc)))
                 return
         self.post_message(NodeReady())

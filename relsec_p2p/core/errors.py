@@ -1,15 +1,32 @@
-"""Typed errors, split by who broke the protocol (as h11 does).
+"""Typed errors under one root, split by side (as h11 does).
 
 Rules of this file:
-- ``LocalProtocolError``: this program asked the core for something the rules
-  forbid (a bad argument, an action the local member may not take). It is a
-  bug or a user mistake on *this* laptop and never comes from the network.
-  When the fold's rules refuse it, it is an ``EntryRefused`` that carries the
-  rule's stable ``Refusal`` code (core/refusals.py): front ends word it by code.
-- ``RemoteProtocolError``: bytes that arrived from someone else are malformed,
-  oversized, forged, replayed or out of the roster. The input is dropped and
-  nothing already accepted changes. Each subclass has a stable ``code`` that
-  the spec (protocol/SPEC.md §8) and the test vectors name.
+- Every error relsec raises on purpose is a ``RelsecError``, and is on exactly
+  one side: a ``LocalError`` (this laptop: never comes from the network) or a
+  ``RemoteError`` (someone else: a peer or the network). Nothing is raised as
+  a bare side class; ``tests/unit/test_errors.py`` walks every exception class
+  of the package and checks it is under one side.
+- ``LocalError`` splits by whose mistake it is:
+  - ``LocalProtocolError``: this program asked the core for something the
+    rules forbid (a bad argument, an action the local member may not take).
+    It is a bug or a user mistake caught by our own code's API. When the
+    fold's rules refuse it, it is an ``EntryRefused`` that carries the rule's
+    stable ``Refusal`` code (core/refusals.py): front ends word it by code.
+  - a person's input or this laptop's environment, each ``str()`` one plain
+    sentence saying what to do: ``core.save.SaveError`` (a disk problem, a
+    wrong passphrase, a damaged file, another meeting's file),
+    ``core.template.TemplateError`` (a template file that cannot be used),
+    ``core.joincode.BadJoinCode`` (a typed join code that is not a code),
+    ``net.discovery.DiscoveryError`` (the network interfaces cannot be used).
+- ``RemoteError`` splits by what the other side did:
+  - ``RemoteProtocolError``: bytes that arrived from someone else are
+    malformed, oversized, forged, replayed or out of the roster. The input is
+    dropped and nothing already accepted changes. Each subclass has a stable
+    ``code`` that the spec (protocol/SPEC.md §8) and the test vectors name.
+  - ``net.link.LinkClosed``: the peer (or the network) ended a connection;
+    no bytes were wrong, so it is not a protocol error.
+- Classes live beside the code that raises them; the sides and the
+  ``RemoteProtocolError`` codes of the wire live here.
 """
 
 from __future__ import annotations
@@ -18,12 +35,17 @@ from .refusals import Refusal, Refused
 
 
 class RelsecError(Exception):
-    """Base of every error the core raises on purpose."""
+    """Base of every error relsec raises on purpose."""
 
     code = "error"
 
 
-class LocalProtocolError(RelsecError):
+class LocalError(RelsecError):
+    """This laptop's side: our own code's misuse, a person's input or this
+    laptop's environment; never something a peer sent."""
+
+
+class LocalProtocolError(LocalError):
     """The local program misused the core API."""
 
     code = "local"
@@ -43,7 +65,11 @@ class EntryRefused(LocalProtocolError):
         self.text = refused.text
 
 
-class RemoteProtocolError(RelsecError):
+class RemoteError(RelsecError):
+    """The other side's: what a peer sent, or a peer going away."""
+
+
+class RemoteProtocolError(RemoteError):
     """Input from the network broke the protocol; it was dropped."""
 
     code = "remote"

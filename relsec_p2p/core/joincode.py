@@ -23,11 +23,11 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from .errors import LocalProtocolError
+from .errors import LocalError
 from .wordlist import ALIASES, WORDS
 
 
-class BadJoinCode(LocalProtocolError):
+class BadJoinCode(LocalError):
     """Typed or supplied join code is not a valid code; the message is one
     sentence a person can act on, and never repeats what was typed."""
 

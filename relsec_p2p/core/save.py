@@ -31,7 +31,7 @@ from nacl import pwhash
 from nacl.signing import SigningKey
 
 from .codec import Limits, pack, unpack
-from .errors import LocalProtocolError, MalformedFrame
+from .errors import LocalError, MalformedFrame
 from .feed import MEETING_ID_BYTES
 from .identity import KEY_BYTES, Identity
 from .session import Clock, Session
@@ -56,8 +56,9 @@ SAVE_LIMITS = Limits(
 )
 
 
-class SaveError(LocalProtocolError):
-    """A save cannot be written or opened; ``str()`` is one plain sentence."""
+class SaveError(LocalError):
+    """A save cannot be written or opened (the disk, a wrong passphrase, a
+    damaged file, another meeting's file); ``str()`` is one plain sentence."""
 
     code = "save"
 

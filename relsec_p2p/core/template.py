@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import ENTRY_LIMITS, pack
-from .errors import LocalProtocolError
+from .errors import LocalError
 from .fields import parse_agenda, parse_settings
 from .identity import KEY_BYTES
 from .state import (
@@ -66,7 +66,7 @@ _STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
 
 
-class TemplateError(LocalProtocolError):
+class TemplateError(LocalError):
     """A template file cannot be used; ``str()`` names the file, the line and the problem."""
 
     code = "template"

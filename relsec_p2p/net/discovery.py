@@ -24,7 +24,7 @@ from typing import Any, Final
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from ..core.errors import RelsecError
+from ..core.errors import LocalError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ RESOLVE_TIMEOUT_MS: Final = 3000
 LOOPBACK: Final = "127.0.0.1"
 
 
-class DiscoveryError(RelsecError):
+class DiscoveryError(LocalError):
     """Discovery cannot run as asked; the message says what to do."""
 
     code = "discovery"

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..core.codec import FrameDecoder, frame
-from ..core.errors import MalformedFrame, RemoteProtocolError
+from ..core.errors import MalformedFrame, RemoteError, RemoteProtocolError
 from ..core.events import short
 from ..core.identity import Identity
 from ..core.link import (
@@ -48,8 +48,13 @@ from ..core.link import (
 log = logging.getLogger("relsec.link")
 
 
-class LinkClosed(Exception):
-    """The link is gone; the reason is in ``str()``."""
+class LinkClosed(RemoteError):
+    """The peer (or the network) ended the connection: the read found the end
+    of the stream. A remote error but not a ``RemoteProtocolError``: no bytes
+    were wrong, and a member closing their laptop is no fault. The reason is
+    in ``str()`` and becomes the link's ``close_reason``."""
+
+    code = "link_closed"
 
 
 class FrameReader:

@@ -34,7 +34,7 @@ from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard, keep_link
 from ..core.record import roster_safety_number
-from ..core.save import OtherMeeting, payload_of, restore_session
+from ..core.save import OtherMeeting, SaveError, payload_of, restore_session
 from ..core.session import Session
 from ..core.state import MeetingState
 from ..core.template import Template, TemplateError, parse_template
@@ -656,7 +656,7 @@ class Node:
     async def _autosave(self, target: SaveFile) -> None:
         try:
             await self._write_save(target)
-        except LocalProtocolError as error:  # SaveError is one; both are plain sentences
+        except (SaveError, LocalProtocolError) as error:  # the disk, or no meeting: one sentence
             log.warning("automatic save failed: %s", error.code)
             self._emit(SaveFailed(str(error)))
             if isinstance(error, OtherMeeting):
