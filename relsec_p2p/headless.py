@@ -29,6 +29,13 @@ from .core import shuffle
 from .core.anon import Report, RoundStarted
 from .core.errors import LocalProtocolError, RelsecError
 from .core.events import EntryAccepted, ForkDetected, InputRejected
+from .core.requests import (
+    AnonymousAnswer,
+    AnonymousRating,
+    AnonymousRequest,
+    AnonymousVote,
+    PauseRequest,
+)
 from .core.session import Session
 from .core.state import MeetingState, Poll
 from .net.node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
@@ -162,21 +169,30 @@ def _anonymous_ratings(state: MeetingState) -> list[dict[str, Any]]:
     return shown
 
 
-def anonymous_item(command: dict[str, Any]) -> dict[str, Any]:
-    """The ``anon`` command's fields as ``Node.submit_anonymous`` takes them."""
-    item: dict[str, Any] = {"kind": command.get("kind")}
-    for name in ("step", "value"):
-        if name in command:
-            item[name] = int(command[name])
-    if "text" in command:
-        item["text"] = str(command["text"])
-    if "choice" in command:
-        item["choice"] = str(command["choice"])
-    if command.get("poll"):
-        item["poll"] = _bytes(command["poll"], "poll")
-    if item["kind"] == "rating":
-        item["ref"] = _bytes(command["ref"], "ref") if command.get("ref") else None
-    return item
+def _given(command: dict[str, Any], name: str, convert: Callable[[Any], Any]) -> Any:
+    """``convert(command[name])``, or None where the command leaves it out
+    (the request then says which field it needs)."""
+    return convert(command[name]) if name in command else None
+
+
+def _hex_given(command: dict[str, Any], name: str) -> Any:
+    return _bytes(command[name], name) if command.get(name) else None
+
+
+def anonymous_request(command: dict[str, Any]) -> AnonymousRequest:
+    """The ``anon`` command (``kind``: contrib, rating, vote or pause, and that
+    kind's fields) as the request ``Node.submit_anonymous`` takes."""
+    kind = command.get("kind")
+    if kind == "contrib":
+        return AnonymousAnswer(_given(command, "step", int), _given(command, "text", str))
+    if kind == "rating":
+        step, value = _given(command, "step", int), _given(command, "value", int)
+        return AnonymousRating(step, value, _hex_given(command, "ref"))
+    if kind == "vote":
+        return AnonymousVote(_hex_given(command, "poll"), _given(command, "choice", str))
+    if kind == "pause":
+        return PauseRequest()
+    raise LocalProtocolError("Send an anonymous contrib, rating, vote or pause.")
 
 
 def round_report(report: Report) -> dict[str, Any]:
@@ -337,7 +353,7 @@ class HeadlessPeer:
         if name in FILE_COMMANDS:
             return await FILE_COMMANDS[name](self, command)
         if name == "anon":
-            node.submit_anonymous(anonymous_item(command))
+            node.submit_anonymous(anonymous_request(command))
             pending = 0 if node.session is None else node.session.anonymous.pending()
             return {"event": "queued", "pending": pending, "t": time.monotonic()}
         action = ACTIONS.get(str(name))

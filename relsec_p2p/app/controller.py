@@ -16,6 +16,13 @@ from .. import templates
 from ..core import admission
 from ..core.errors import EntryRefused, LocalProtocolError
 from ..core.refusals import Refusal
+from ..core.requests import (
+    AnonymousAnswer,
+    AnonymousRating,
+    AnonymousRequest,
+    AnonymousVote,
+    PauseRequest,
+)
 from ..core.session import Session
 from ..core.state import MAX_TITLE, MeetingState
 from ..core.template import Template
@@ -144,9 +151,10 @@ class Meeting:
             return refusal_sentence(exc)
         return None
 
-    def _anonymous(self, item: dict[str, Any]) -> str | None:
+    def _anonymous(self, request: Callable[[], AnonymousRequest]) -> str | None:
+        """Make the request (its fields checked) and queue it on the node."""
         try:
-            self.node.submit_anonymous(item)
+            self.node.submit_anonymous(request())
         except LocalProtocolError as exc:
             return refusal_sentence(exc)
         return None
@@ -181,7 +189,7 @@ class Meeting:
             if len(text) > capacity:
                 over = len(text) - capacity
                 return f"That is {over} characters too long for an anonymous slot; shorten it."
-            return self._anonymous({"kind": "contrib", "step": step, "text": text})
+            return self._anonymous(partial(AnonymousAnswer, step=step, text=text))
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))
         return self._act(partial(Session.contribute, step=step, text=text, ref=ref, tag=tag))
@@ -201,7 +209,7 @@ class Meeting:
 
     def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
         if anonymous:
-            return self._anonymous({"kind": "vote", "poll": poll, "choice": choice})
+            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice))
         return self._act(partial(Session.vote, poll=poll, choice=choice))
 
     def rate(self, value: int, *, anonymous: bool, ref: bytes | None = None) -> str | None:
@@ -211,7 +219,7 @@ class Meeting:
             return "No step is open yet; wait for the facilitator."
         step = state.current
         if anonymous:
-            return self._anonymous({"kind": "rating", "step": step, "value": value, "ref": ref})
+            return self._anonymous(partial(AnonymousRating, step=step, value=value, ref=ref))
         return self._act(partial(Session.rate, step=step, value=value, ref=ref))
 
     def toggle_hand(self) -> str | None:
@@ -224,7 +232,7 @@ class Meeting:
         return self._act(Session.raise_hand)
 
     def ask_pause(self) -> str | None:
-        return self._anonymous({"kind": "pause"})
+        return self._anonymous(PauseRequest)
 
     # -- facilitation -------------------------------------------------------------
 

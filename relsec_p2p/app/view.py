@@ -2,59 +2,20 @@
 
 Rules of this file: pure functions of a ``MeetingState`` (and this laptop's
 key and clock); no Textual, no I/O. Every piece of text that came from the
-network passes through ``clean`` before a widget sees it, and widgets render
-it as plain text (never as markup), so a name or a contribution cannot forge
-what other screens show or smuggle in a clickable action.
+network passes through the core's ``safe_text`` (core/text.py, as one line)
+before a widget sees it, and widgets render it as plain text (never as
+markup), so a name or a contribution cannot forge what other screens show or
+smuggle in a clickable action. Flags that follow from a rule (what a step's
+mode allows) are read from the core's model, never worked out here.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
 
 from ..core.state import CHOICES, AnonContribution, MeetingState, Poll, Step
-
-CHOICE_LABELS: dict[str, str] = {
-    "agree": "agree",
-    "concerns": "agree with concerns",
-    "stand_aside": "stand aside",
-    "block": "block",
-}
-OUTCOME_LABELS: dict[str, str] = {
-    "consensus": "consensus",
-    "blocked": "blocked",
-    "no_consensus": "no consensus",
-    "no_quorum": "no quorum",
-}
-MODE_LABELS: dict[str, str] = {
-    "named": "named answers",
-    "anonymous": "anonymous answers",
-    "both": "named or anonymous answers",
-}
-REPLACEMENT = "\ufffd"
-
-
-@lru_cache(maxsize=16384)
-def clean(text: str) -> str:
-    """Text from the network made safe to show: control characters, bidi
-    overrides and other invisible format characters (which could make one
-    contribution look like another, or move the cursor) become U+FFFD;
-    newlines and tabs become spaces. ZWJ/ZWNJ stay (emoji, some scripts)."""
-    if text.isprintable():  # the common case, checked in C
-        return text
-    out: list[str] = []
-    for char in text:
-        if char in "\n\t":
-            out.append(" ")
-            continue
-        category = unicodedata.category(char)
-        if char in "\u200c\u200d" or not (category[0] == "C" or category in ("Zl", "Zp")):
-            out.append(char)
-        else:
-            out.append(REPLACEMENT)
-    return "".join(out)
-
+from ..core.text import safe_text
+from ..core.wording import SHORT_CHOICE_LABELS
 
 # --- the view ---------------------------------------------------------------
 
@@ -79,15 +40,11 @@ class StepView:
     kind: str
     scale: tuple[str, ...]
     status: str
+    # What the step's mode allows, as the core's rules read it (core/state.py Step).
+    allows_named: bool
+    allows_anonymous: bool
+    counts_anonymously: bool  # its ratings and votes go through anonymous rounds
     links: tuple[int, ...] = ()  # the steps whose answers this one is about
-
-    @property
-    def allows_named(self) -> bool:
-        return self.mode in ("named", "both")
-
-    @property
-    def allows_anonymous(self) -> bool:
-        return self.mode in ("anonymous", "both")
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +83,7 @@ class PollView:
     proposal: str
     proposer: str
     status: str  # open | closed
-    mode: str  # the step's mode: named | anonymous | both
+    counts_anonymously: bool  # the step's votes go through anonymous rounds
     named: dict[str, int]
     voters: int
     members: int
@@ -196,10 +153,11 @@ def display_names(state: MeetingState) -> dict[bytes, str]:
     ordered = sorted(state.members.values(), key=lambda m: m.order)
     counts: dict[str, int] = {}
     for member in ordered:
-        counts[clean(member.name)] = counts.get(clean(member.name), 0) + 1
+        name = safe_text(member.name, newlines=False)
+        counts[name] = counts.get(name, 0) + 1
     names: dict[bytes, str] = {}
     for member in ordered:
-        name = clean(member.name)
+        name = safe_text(member.name, newlines=False)
         if counts[name] > 1:
             name = f"{name} #{member.order + 1}"
         if member.gone:
@@ -211,13 +169,16 @@ def display_names(state: MeetingState) -> dict[bytes, str]:
 def step_view(index: int, step: Step, ids: dict[str, int]) -> StepView:
     return StepView(
         index=index,
-        title=clean(step.title),
-        prompt=clean(step.prompt),
-        help=clean(step.help),
+        title=safe_text(step.title, newlines=False),
+        prompt=safe_text(step.prompt, newlines=False),
+        help=safe_text(step.help, newlines=False),
         mode=step.mode,
         kind=step.kind,
-        scale=tuple(clean(label) for label in step.scale),
+        scale=tuple(safe_text(label, newlines=False) for label in step.scale),
         status=step.status,
+        allows_named=step.allows_named(),
+        allows_anonymous=step.allows_anonymous(),
+        counts_anonymously=step.counts_anonymously(),
         links=tuple(ids[link] for link in step.links if link in ids),
     )
 
@@ -230,11 +191,15 @@ def _groups(
     named: dict[int, list[NamedItem]] = {}
     for c in state.contributions:
         author = names.get(c.author, "?")
-        tag = None if c.tag is None else clean(c.tag)
-        named.setdefault(c.step, []).append(NamedItem(c.id, author, clean(c.text), tag=tag))
+        tag = None if c.tag is None else safe_text(c.tag, newlines=False)
+        named.setdefault(c.step, []).append(
+            NamedItem(c.id, author, safe_text(c.text, newlines=False), tag=tag)
+        )
     for p in state.proposals.values():
         author = names.get(p.author, "?")
-        named.setdefault(p.step, []).append(NamedItem(p.id, author, clean(p.text), proposal=True))
+        named.setdefault(p.step, []).append(
+            NamedItem(p.id, author, safe_text(p.text, newlines=False), proposal=True)
+        )
     rounds: dict[int, dict[int, list[AnonContribution]]] = {}
     for item in state.anonymous_contributions:
         rounds.setdefault(item.step, {}).setdefault(item.round, []).append(item)
@@ -249,7 +214,7 @@ def _groups(
                 number,
                 int(items[0].members),
                 int(items[0].slots),
-                tuple(clean(item.text) for item in items),
+                tuple(safe_text(item.text, newlines=False) for item in items),
             )
             for number, items in sorted(by_round.items())
         )
@@ -268,10 +233,10 @@ def _poll_view(
     return PollView(
         id=poll.id,
         proposal_id=poll.proposal,
-        proposal="" if proposal is None else clean(proposal.text),
+        proposal="" if proposal is None else safe_text(proposal.text, newlines=False),
         proposer="" if proposal is None else names.get(proposal.author, "?"),
         status=poll.status,
-        mode=state.steps[poll.step].mode,
+        counts_anonymously=state.steps[poll.step].counts_anonymously(),
         named=poll.tally(),
         voters=len(latest),
         members=len(state.active_members()),
@@ -281,7 +246,7 @@ def _poll_view(
         outcome=None if result is None else result.outcome,
         counts=None if result is None else dict(result.counts),
         rule=None if result is None else result.rule(),
-        record=None if poll.outcome is None else clean(poll.outcome),
+        record=None if poll.outcome is None else safe_text(poll.outcome, newlines=False),
         cosigners=len(poll.cosigners),
     )
 
@@ -330,12 +295,12 @@ def build_view(
         if current is not None and poll.step == current
     )
     proposals = tuple(
-        NamedItem(p.id, names.get(p.author, "?"), clean(p.text), proposal=True)
+        NamedItem(p.id, names.get(p.author, "?"), safe_text(p.text, newlines=False), proposal=True)
         for p in state.proposals.values()
         if p.step == current
     )
     return MeetingView(
-        title=clean(state.title),
+        title=safe_text(state.title, newlines=False),
         me=me,
         facilitator="" if state.facilitator is None else names.get(state.facilitator, "?"),
         am_facilitator=state.facilitator == me,
@@ -363,9 +328,5 @@ def format_duration(ms: int) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-SHORT_CHOICES = {"agree": "agree", "concerns": "concerns", "stand_aside": "stand aside",
-                 "block": "block"}  # fmt: skip
-
-
 def tally_line(counts: dict[str, int]) -> str:
-    return " · ".join(f"{SHORT_CHOICES[c]} {counts.get(c, 0)}" for c in CHOICES)
+    return " · ".join(f"{SHORT_CHOICE_LABELS[c]} {counts.get(c, 0)}" for c in CHOICES)

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.state import CHOICES
 from ..peerproc import PeerProcess, wait_all_equal
 from .common import rss_mb
 from .lan import INTERFACE, Lan, netns_available
@@ -60,7 +61,6 @@ PARTITIONED = 5  # unplugged once, for ``partition_s``
 LOSSY = 9  # loses LOSS_PERCENT of its packets for the whole run
 SAMPLE_S = 2.0  # RSS of every peer, this often
 VOTE_AFTER_S = 3.0  # members vote on a poll once it had time to reach them
-CHOICES = ("agree", "concerns", "stand_aside", "block")
 AGENDA: list[dict[str, Any]] = [
     # One open step for the whole run: named and anonymous answers, proposals.
     {"id": "soak", "title": "Soak", "prompt": "What should we do next?", "mode": "both",

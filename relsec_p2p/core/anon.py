@@ -5,7 +5,8 @@ hands it round messages and the time, and sends what it returns.
 Rules of this file:
 - Every slot of a round has the same size, ``slot_size(n)``: room for a ring
   signature over n keys plus a fixed text budget. Text that does not fit is
-  refused with a sentence saying by how much, never cut.
+  refused with a sentence saying by how much, never cut (the request itself
+  refuses it: core/requests.py).
 - Building a slot always costs exactly one ring signature, whatever it holds
   (a dummy signs a throwaway message), so how long a laptop takes to submit
   does not show whether it has something to say.
@@ -39,10 +40,18 @@ from .events import short
 from .feed import HASH_BYTES, Entry
 from .identity import Identity
 from .refusals import Refused
-from .state import CHOICES, MeetingState
+from .requests import (
+    TEXT_CAPACITY,
+    AnonymousRating,
+    AnonymousRequest,
+    AnonymousVote,
+    wire_item,
+)
+from .state import MeetingState
 
-SLOT_TEXT_BYTES = 1024  # the part of every slot not taken by a ring signature
-TEXT_CAPACITY = 1000  # UTF-8 bytes of text that always fit (checked in tests)
+# The part of every slot not taken by a ring signature: TEXT_CAPACITY bytes
+# of text and the item's other fields fit in it.
+SLOT_TEXT_BYTES = 1024
 NONCE_BYTES = 8  # two members who say the same words still make two items
 COVER_EVENT = b"relsec/v1/anon-cover"
 
@@ -66,80 +75,38 @@ def slot_size(participants: int) -> int:
 
 
 def encode_item(
-    intent: dict[str, Any] | None,
+    request: AnonymousRequest | None,
     *,
     mid: bytes,
     rid: bytes,
     keys: list[bytes],
     secret: bytes,
 ) -> bytes:
-    """The packed item for ``intent`` (empty for a dummy), signed where its
+    """The packed item for ``request`` (empty for a dummy), signed where its
     kind is counted. ``keys`` is the round's ring. One ring signature, always."""
-    kind = None if intent is None else intent["k"]
-    if intent is not None and kind == "vote":
-        poll, choice = intent["poll"], intent["choice"]
+    if isinstance(request, AnonymousVote):
+        poll, choice = request.poll, request.choice
         signature = ring.sign(vote_message(mid, rid, poll, choice), keys, secret, poll)
-        return pack({"k": "vote", "poll": poll, "choice": choice, "sig": signature})
-    if intent is not None and kind == "rating":
-        step, ref, value = intent["step"], intent["ref"], intent["value"]
+        return pack({**wire_item(request), "sig": signature})
+    if isinstance(request, AnonymousRating):
+        step, ref, value = request.step, request.ref, request.value
         signature = ring.sign(
             rating_message(mid, rid, step, ref, value), keys, secret, rating_event(mid, step, ref)
         )
-        return pack({"k": "rating", "step": step, "ref": ref, "value": value, "sig": signature})
+        return pack({**wire_item(request), "sig": signature})
     ring.sign(os.urandom(32), keys, secret, COVER_EVENT)  # the same work, thrown away
-    if intent is not None and kind == "contrib":
-        nonce = os.urandom(NONCE_BYTES)
-        return pack({"k": "contrib", "n": nonce, "step": intent["step"], "text": intent["text"]})
-    if intent is not None and kind == "pause":
-        return pack({"k": "pause", "n": os.urandom(NONCE_BYTES)})
-    return b""
+    if request is None:
+        return b""
+    # An answer or a pause: the nonce makes two members' same words two items.
+    return pack({**wire_item(request), "n": os.urandom(NONCE_BYTES)})
 
 
-def intent_of(item: dict[str, Any]) -> dict[str, Any]:
-    """The queued form of what a person asked to send (``Node.submit_anonymous``);
-    a wrong field is a plain sentence."""
-    kind = item.get("kind")
-    if kind == "contrib":
-        step, text = item.get("step"), item.get("text")
-        if not isinstance(step, int) or isinstance(step, bool) or not isinstance(text, str):
-            raise LocalProtocolError("An anonymous answer needs a step number and some text.")
-        if not text.strip():
-            raise LocalProtocolError("Write something before sending an anonymous answer.")
-        over = len(text.encode("utf-8")) - TEXT_CAPACITY
-        if over > 0:
-            raise LocalProtocolError(
-                f"This answer is too long for one anonymous slot by {over} characters "
-                f"(at most {TEXT_CAPACITY}; letters with accents or in other scripts "
-                "count as two to four). Shorten it and send it again."
-            )
-        return {"k": "contrib", "step": step, "text": text}
-    if kind == "rating":
-        step, value, ref = item.get("step"), item.get("value"), item.get("ref")
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in (step, value)) or not (
-            ref is None or (isinstance(ref, bytes) and len(ref) == HASH_BYTES)
-        ):
-            raise LocalProtocolError("An anonymous rating needs a step, a value and maybe a ref.")
-        return {"k": "rating", "step": step, "value": value, "ref": ref}
-    if kind == "vote":
-        poll, choice = item.get("poll"), item.get("choice")
-        if not (isinstance(poll, bytes) and len(poll) == HASH_BYTES):
-            raise LocalProtocolError("An anonymous vote needs the poll it is for.")
-        if choice not in CHOICES:
-            raise LocalProtocolError(f"Choose one of: {', '.join(CHOICES)}.")
-        return {"k": "vote", "poll": poll, "choice": choice}
-    if kind == "pause":
-        return {"k": "pause"}
-    raise LocalProtocolError("Send an anonymous contrib, rating, vote or pause.")
-
-
-def _same_target(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def _same_target(a: AnonymousRequest, b: AnonymousRequest) -> bool:
     """A newer vote on a poll (or rating of a thing) replaces one still queued."""
-    if a["k"] != b["k"]:
-        return False
-    if a["k"] == "vote":
-        return bool(a["poll"] == b["poll"])
-    if a["k"] == "rating":
-        return bool((a["step"], a["ref"]) == (b["step"], b["ref"]))
+    if isinstance(a, AnonymousVote) and isinstance(b, AnonymousVote):
+        return a.poll == b.poll
+    if isinstance(a, AnonymousRating) and isinstance(b, AnonymousRating):
+        return (a.step, a.ref) == (b.step, b.ref)
     return False
 
 
@@ -160,7 +127,7 @@ Report = shuffle.Outcome | RoundStarted
 @dataclass(slots=True)
 class _Running:
     round: shuffle_round.Round
-    intent: dict[str, Any] | None
+    request: AnonymousRequest | None
     item: bytes  # what this laptop put in the slot (empty: a dummy)
 
 
@@ -192,11 +159,11 @@ class AnonymousChannel:
         self._append = append
         self.timeout_ms = timeout_ms
         self._rng = rng
-        self.queue: list[dict[str, Any]] = []
+        self.queue: list[AnonymousRequest] = []
         self.rounds: dict[bytes, _Running] = {}
         self._early: dict[bytes, list[tuple[bytes, dict[str, Any]]]] = {}
         self._finished: list[bytes] = []
-        self._awaiting: list[tuple[bytes, bytes, dict[str, Any], int]] = []
+        self._awaiting: list[tuple[bytes, bytes, AnonymousRequest, int]] = []
         self._releases: dict[bytes, tuple[shuffle.Released, int]] = {}
         self.excluded: dict[bytes, int | None] = {}  # key -> until (ms), None: for good
         self._last_lead_ms: int | None = None  # when this laptop last looked at leading
@@ -209,7 +176,7 @@ class AnonymousChannel:
     def capacity() -> int:
         return TEXT_CAPACITY
 
-    def submit(self, item: dict[str, Any]) -> None:
+    def submit(self, request: AnonymousRequest) -> None:
         state = self._state()
         if not state.is_member(self.me):
             raise LocalProtocolError("Join the meeting before sending anything anonymously.")
@@ -223,15 +190,14 @@ class AnonymousChannel:
                 f"Anonymous rounds hold at most {shuffle.MAX_PARTICIPANTS} members; "
                 "this meeting is larger."
             )
-        intent = intent_of(item)
-        refused = check_anonymous_item(state, intent)
+        refused = check_anonymous_item(state, wire_item(request))
         if refused is not None:
             text = f"This cannot be sent anonymously: {refused.text}."
             raise EntryRefused(Refused(refused.code, text))
-        self.queue = [queued for queued in self.queue if not _same_target(queued, intent)]
+        self.queue = [queued for queued in self.queue if not _same_target(queued, request)]
         if len(self.queue) >= MAX_QUEUE:
             raise LocalProtocolError("Too much is waiting to be sent; wait a few rounds.")
-        self.queue.append(intent)
+        self.queue.append(request)
 
     def pending(self) -> int:
         """Items waiting for a round (or for the log, once released)."""
@@ -239,7 +205,7 @@ class AnonymousChannel:
         return (
             len(self.queue)
             + len(self._awaiting)
-            + sum(1 for r in self.rounds.values() if r.intent is not None)
+            + sum(1 for r in self.rounds.values() if r.request is not None)
         )
 
     def take_reports(self) -> list[Report]:
@@ -308,14 +274,14 @@ class AnonymousChannel:
     def _join(self, start: shuffle.RoundStart) -> None:
         state = self._state()
         now = self._clock()
-        intent = self._next_intent(state, start)
+        request = self._next_request(state, start)
         keys = ring_of(state, start.parts)
         size = slot_size(len(start.parts))
 
         def build() -> bytes:
             # Called once the keys are out (``prepare``) or when first needed.
             running.item = encode_item(
-                intent, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
+                request, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
             )
             return shuffle.pad(running.item, size)
 
@@ -328,7 +294,7 @@ class AnonymousChannel:
             timeout_ms=self.timeout_ms,
             rng=self._rng,
         )
-        running = _Running(round_, intent, b"")
+        running = _Running(round_, request, b"")
         self.rounds[start.rid] = running
         self._reports.append(RoundStarted(start.rid, len(start.parts)))
         self._route(round_.begin())
@@ -341,14 +307,16 @@ class AnonymousChannel:
                 continue  # the early message was bad; the link layer never saw it
         self._settle(start.rid)
 
-    def _next_intent(self, state: MeetingState, start: shuffle.RoundStart) -> dict[str, Any] | None:
+    def _next_request(
+        self, state: MeetingState, start: shuffle.RoundStart
+    ) -> AnonymousRequest | None:
         present = 1 + sum(1 for p in self._peers() if state.is_member(p))
         if len(start.parts) < shuffle.MIN_PARTICIPANTS or 3 * len(start.parts) < 2 * present:
             return None  # too small an anonymity set: a dummy, and the item waits
         while self.queue:
-            intent = self.queue.pop(0)
-            if check_anonymous_item(state, intent) is None:
-                return intent
+            request = self.queue.pop(0)
+            if check_anonymous_item(state, wire_item(request)) is None:
+                return request
             # The step or poll closed while it waited: it can no longer count.
         return None
 
@@ -416,8 +384,8 @@ class AnonymousChannel:
     def _drop(self, rid: bytes, running: _Running) -> None:
         del self.rounds[rid]
         self._remember(rid)
-        if running.intent is not None:
-            self.queue.insert(0, running.intent)
+        if running.request is not None:
+            self.queue.insert(0, running.request)
 
     def _remember(self, rid: bytes) -> None:
         self._finished.append(rid)
@@ -433,18 +401,18 @@ class AnonymousChannel:
         self._remember(rid)
         self._reports.append(outcome)
         if isinstance(outcome, shuffle.Released):
-            if running.intent is not None:
+            if running.request is not None:
                 ident = shuffle.item_id(running.item)
                 if ident in outcome.ids:
-                    self._awaiting.append((rid, ident, running.intent, now))
+                    self._awaiting.append((rid, ident, running.request, now))
                 else:
-                    self.queue.insert(0, running.intent)
+                    self.queue.insert(0, running.request)
             if outcome.items:
                 self._releases[rid] = (outcome, now)
                 self._append_due(now)  # the first participant appends at once
             return
-        if running.intent is not None:
-            self.queue.insert(0, running.intent)
+        if running.request is not None:
+            self.queue.insert(0, running.request)
         if isinstance(outcome, shuffle.Aborted):
             for key in outcome.missing:
                 if key != self.me:
@@ -480,15 +448,15 @@ class AnonymousChannel:
 
     def _check_awaiting(self, now: int) -> None:
         state = self._state()
-        still: list[tuple[bytes, bytes, dict[str, Any], int]] = []
-        for rid, ident, intent, since in self._awaiting:
+        still: list[tuple[bytes, bytes, AnonymousRequest, int]] = []
+        for rid, ident, request, since in self._awaiting:
             record = state.anon_rounds.get(rid)
             if record is not None and ident in record.applied:
                 continue  # in the log
             if now - since > AWAIT_LOG_MS:
-                self.queue.insert(0, intent)
+                self.queue.insert(0, request)
                 continue
-            still.append((rid, ident, intent, since))
+            still.append((rid, ident, request, since))
         self._awaiting = still
 
 
@@ -515,11 +483,9 @@ def release_entries(released: shuffle.Released) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "TEXT_CAPACITY",
     "AnonymousChannel",
     "RoundStarted",
     "encode_item",
-    "intent_of",
     "release_entries",
     "slot_size",
 ]

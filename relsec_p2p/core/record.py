@@ -9,64 +9,30 @@ Rules of this file:
   only if the meeting chose that (``settings.attribute_named``). Rating
   aggregates and anonymous vote tallies appear only once at least
   ``settings.anon_threshold`` answers exist (docs/ARCHITECTURE.md §4 "Small groups leak").
-- Every text that came from a member is cleaned (control and bidi characters
-  out) and, in Markdown, escaped, so a contribution cannot forge the record's
-  structure or hide a link.
+- Every text that came from a member is cleaned (core/text.py: control and
+  bidi characters out, the same rule as the screens) and, in Markdown,
+  escaped, so a contribution cannot forge the record's structure or hide a
+  link.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
 from .safety import safety_number
 from .state import CHOICES, MeetingState, Poll, Step
 from .template import Template
+from .text import safe_text
+from .wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
 
 FORMAT = "relsec-record/1"
-REPLACEMENT = "\ufffd"
-CHOICE_WORDS = {
-    "agree": "agree",
-    "concerns": "agree with concerns",
-    "stand_aside": "stand aside",
-    "block": "block",
-}
-OUTCOME_WORDS = {
-    "consensus": "consensus",
-    "blocked": "blocked",
-    "no_consensus": "no consensus",
-    "no_quorum": "no quorum",
-}
-MODE_WORDS = {
-    "named": "named answers",
-    "anonymous": "anonymous answers",
-    "both": "named or anonymous answers",
-}
 _NAMED_ITEM = re.compile(r"\[(\d+)\.(\d+)\]")
 
 
 # --- text ----------------------------------------------------------------------
-
-
-def safe_text(text: str, *, newlines: bool = True) -> str:
-    """Text from a member with control, bidi and other invisible format
-    characters replaced (they could make one item look like another or move a
-    terminal's cursor). Newlines stay if ``newlines``; tabs become spaces."""
-    out: list[str] = []
-    for char in text:
-        if char == "\n" or char in "\u2028\u2029":
-            out.append("\n" if newlines else " ")
-        elif char in "\t\r":
-            out.append(" ")
-        elif char in "\u200c\u200d" or unicodedata.category(char)[0] != "C":
-            out.append(char)
-        else:
-            out.append(REPLACEMENT)
-    return "".join(out)
-
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#~])")
 _MD_LINE_START = re.compile(r"^(\s*)(\d*)([-+=.)])", re.MULTILINE)
@@ -486,12 +452,12 @@ def _ratings_markdown(step: dict[str, Any], out: list[str], threshold: int) -> N
 def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
     result = poll["result"]
     if result is None:
-        so_far = ", ".join(f"{CHOICE_WORDS[c]} {n}" for c, n in poll["so_far"].items())
+        so_far = ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in poll["so_far"].items())
         out.append(f"  - Poll still open (named votes so far: {so_far}).")
     else:
-        counts = ", ".join(f"{CHOICE_WORDS[c]} {n}" for c, n in result["counts"].items())
+        counts = ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in result["counts"].items())
         out.append(
-            f"  - Poll closed: **{OUTCOME_WORDS[result['outcome']]}**. {result['voters']} of "
+            f"  - Poll closed: **{OUTCOME_LABELS[result['outcome']]}**. {result['voters']} of "
             f"{result['members']} members voted (quorum {result['quorum']}): {counts}."
         )
         out.append(f"  - Rule: {result['rule']}.")
@@ -504,7 +470,7 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         if tally is None:
             out.append("  - Anonymous votes: too few to show.")
         else:
-            words = ", ".join(f"{CHOICE_WORDS.get(c, c)} {n}" for c, n in tally.items())
+            words = ", ".join(f"{CHOICE_LABELS.get(c, c)} {n}" for c, n in tally.items())
             out.append(f"  - Anonymous votes: {words}.")
     if poll["outcome"]:
         out.append(f"  - Outcome recorded by the facilitator: {md(poll['outcome'])}")
@@ -568,7 +534,7 @@ def render_markdown(
     status_words = {"pending": "not reached", "open": "open", "closed": "done"}
     for step in record["steps"]:
         out.append(
-            f"{step['number']}. {md(step['title'])} ({step['kind']}, {MODE_WORDS[step['mode']]}; "
+            f"{step['number']}. {md(step['title'])} ({step['kind']}, {MODE_LABELS[step['mode']]}; "
             f"{status_words.get(step['status'], step['status'])})"
         )
     texts = {
@@ -626,5 +592,4 @@ __all__ = [
     "render_json",
     "render_markdown",
     "roster_safety_number",
-    "safe_text",
 ]

@@ -45,6 +45,7 @@ from .feed import (
 )
 from .identity import KEY_BYTES, Identity
 from .refusals import Refusal, Refused
+from .requests import AnonymousRequest
 from .rules import apply_entry, fold, why_ignored
 from .state import MeetingState
 
@@ -315,10 +316,11 @@ class Session:
 
     # -- anonymous rounds ------------------------------------------------------
 
-    def submit_anonymous(self, item: dict[str, Any]) -> None:
-        """Queue an item for the next anonymous round (``core.anon.intent_of``
-        lists the kinds); a refusal is a ``LocalProtocolError`` in plain words."""
-        self.anonymous.submit(item)
+    def submit_anonymous(self, request: AnonymousRequest) -> None:
+        """Queue a request (core/requests.py) for the next anonymous round; a
+        refusal is a ``LocalProtocolError`` in plain words, an ``EntryRefused``
+        with the rule's code if the meeting does not take it now."""
+        self.anonymous.submit(request)
 
     def anonymous_capacity(self) -> int:
         """The most characters of text one anonymous slot carries."""

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core import admission, joincode, shuffle
-from ..core.anon import TEXT_CAPACITY, Report, RoundStarted
+from ..core.anon import Report, RoundStarted
 from ..core.codec import frame, unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, short
@@ -34,6 +34,7 @@ from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard, keep_link
 from ..core.record import roster_safety_number
+from ..core.requests import TEXT_CAPACITY, AnonymousRequest
 from ..core.save import OtherMeeting, SaveError, payload_of, restore_session
 from ..core.session import Session
 from ..core.state import MeetingState
@@ -725,15 +726,14 @@ class Node:
 
     # -- anonymous rounds ------------------------------------------------------------------
 
-    def submit_anonymous(self, item: dict[str, Any]) -> None:
-        """Queue an anonymous item for the next round: ``{"kind": "contrib",
-        "step", "text"}``, ``{"kind": "rating", "step", "value", "ref"}``,
-        ``{"kind": "vote", "poll", "choice"}`` or ``{"kind": "pause"}``. Raises
-        ``LocalProtocolError`` with a plain sentence if it does not fit or is
-        not allowed now."""
+    def submit_anonymous(self, request: AnonymousRequest) -> None:
+        """Queue an anonymous request (``AnonymousAnswer``, ``AnonymousRating``,
+        ``AnonymousVote`` or ``PauseRequest``, core/requests.py) for the next
+        round. Raises ``LocalProtocolError`` with a plain sentence if it is not
+        allowed now."""
         if self.session is None:
             raise LocalProtocolError("Join a meeting before sending anything anonymously.")
-        self.session.submit_anonymous(item)
+        self.session.submit_anonymous(request)
 
     def anonymous_capacity(self) -> int:
         """The most characters of text one anonymous answer can hold."""

@@ -7,6 +7,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
+
+from relsec_p2p.core.errors import LocalProtocolError
+from relsec_p2p.core.requests import AnonymousAnswer, AnonymousRating, AnonymousVote, PauseRequest
+from relsec_p2p.headless import anonymous_request
 from relsec_p2p.peerproc import PeerProcess, wait_all_equal
 
 ANON_AGENDA: list[dict[str, Any]] = [
@@ -27,6 +32,27 @@ def meeting(peers: list[PeerProcess], n: int) -> None:
         peer.ok(cmd="join", code=code, name=f"member{i}")
     for peer in peers:
         peer.wait_state(lambda s: len(s["links"]) == n - 1, timeout=20)
+
+
+def test_the_anon_command_becomes_a_typed_request() -> None:
+    poll, ref = "ab" * 32, "cd" * 32
+    assert anonymous_request({"kind": "contrib", "step": "1", "text": WORDS}) == (
+        AnonymousAnswer(1, WORDS)
+    )
+    assert anonymous_request({"kind": "rating", "step": 2, "value": 0, "ref": ref}) == (
+        AnonymousRating(2, 0, bytes.fromhex(ref))
+    )
+    assert anonymous_request({"kind": "rating", "step": 2, "value": 1}) == AnonymousRating(2, 1)
+    assert anonymous_request({"kind": "vote", "poll": poll, "choice": "block"}) == (
+        AnonymousVote(bytes.fromhex(poll), "block")
+    )
+    assert anonymous_request({"kind": "pause"}) == PauseRequest()
+    with pytest.raises(LocalProtocolError, match="contrib, rating, vote or pause"):
+        anonymous_request({"kind": "shout"})
+    with pytest.raises(LocalProtocolError, match="a step number and some text"):
+        anonymous_request({"kind": "contrib", "text": WORDS})
+    with pytest.raises(LocalProtocolError, match="the poll it is for"):
+        anonymous_request({"kind": "vote", "choice": "agree"})
 
 
 def test_anonymous_contribution_appears_everywhere_unattributed(

@@ -11,6 +11,7 @@ from fakenet import IDENTITIES, FakeNetwork
 
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.core.joincode import JoinCode
+from relsec_p2p.core.requests import AnonymousRequest
 from relsec_p2p.core.session import Session
 from relsec_p2p.net.node import Node
 
@@ -47,12 +48,12 @@ class AnonymousNode(RoomNode):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.submitted: list[dict[str, Any]] = []
+        self.submitted: list[AnonymousRequest] = []
 
-    def submit_anonymous(self, item: dict[str, Any]) -> None:
+    def submit_anonymous(self, request: AnonymousRequest) -> None:
         assert self.session is not None
-        self.session.submit_anonymous(item)
-        self.submitted.append(item)
+        self.session.submit_anonymous(request)
+        self.submitted.append(request)
 
     def anonymous_capacity(self) -> int:
         assert self.session is not None

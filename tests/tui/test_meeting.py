@@ -25,6 +25,7 @@ from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
 from relsec_p2p.app.widgets.compose import ComposeBox
 from relsec_p2p.app.widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from relsec_p2p.core.requests import AnonymousAnswer, AnonymousVote, PauseRequest
 
 SIZE = (100, 30)
 
@@ -138,8 +139,8 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         assert len(compose.input.value) == capacity + 1
         compose.input.value = ""
         await pilot.press(*"I feel unheard", "enter")
-        assert node.submitted == [{"kind": "contrib", "step": TEXT, "text": "I feel unheard"}]
-        room.session(2).submit_anonymous({"kind": "contrib", "step": TEXT, "text": "Me too"})
+        assert node.submitted == [AnonymousAnswer(TEXT, "I feel unheard")]
+        room.session(2).submit_anonymous(AnonymousAnswer(TEXT, "Me too"))
         room.run_rounds(
             app, lambda: all(len(s.state.anonymous_contributions) == 2 for s in room.net)
         )
@@ -152,7 +153,7 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
-        assert node.submitted[-1] == {"kind": "pause"}
+        assert node.submitted[-1] == PauseRequest()
         room.run_rounds(app, lambda: all(s.state.pause_requests == 1 for s in room.net))
         await pilot.pause()
         assert "pause asked (1)" in bar_text(app)
@@ -175,15 +176,15 @@ async def test_anonymous_tally_shows_only_once_enough_have_voted() -> None:
         await in_meeting(app, pilot)
         await pilot.press("escape", "v", "1")  # an anonymous step: agree, anonymously
         assert room.node is not None
-        assert room.node.submitted[-1] == {"kind": "vote", "poll": poll.hash, "choice": "agree"}  # type: ignore[attr-defined]
-        room.session(1).submit_anonymous({"kind": "vote", "poll": poll.hash, "choice": "block"})
+        assert room.node.submitted[-1] == AnonymousVote(poll.hash, "agree")  # type: ignore[attr-defined]
+        room.session(1).submit_anonymous(AnonymousVote(poll.hash, "block"))
         room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 2
                                          for s in room.net))  # fmt: skip
         await pilot.pause()
         panel = app.screen.query_one(PollPanel).shown_text
         assert "Anonymous: shown once at least 3 members have voted" in panel
         assert "block 1" not in panel  # two votes: who blocked would be guessable
-        room.session(2).submit_anonymous({"kind": "vote", "poll": poll.hash, "choice": "agree"})
+        room.session(2).submit_anonymous(AnonymousVote(poll.hash, "agree"))
         room.run_rounds(app, lambda: all(len(s.state.polls[poll.hash].anon_votes) == 3
                                          for s in room.net))  # fmt: skip
         await pilot.pause()

@@ -13,6 +13,7 @@ from textual.pilot import Pilot
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.app.network import NetworkOptions, node_factory
 from relsec_p2p.app.screens.lobby import LobbyScreen
+from relsec_p2p.core.requests import AnonymousAnswer
 
 # An app, and what to do with it before the picture is taken.
 Case = tuple[RelsecApp, Callable[[Pilot[int]], Awaitable[None]]]
@@ -51,7 +52,7 @@ def polled_room() -> Room:
     room.net.settle()
     # One anonymous answer (one, so the shuffle cannot change what is drawn).
     room.session(3).submit_anonymous(
-        {"kind": "contrib", "step": PROPOSAL, "text": "I agree but fear the funder's reaction."}
+        AnonymousAnswer(PROPOSAL, "I agree but fear the funder's reaction.")
     )
     room.net.run_rounds(lambda: all(s.state.anonymous_contributions for s in room.net))
     room.net.settle()

@@ -22,6 +22,15 @@ from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import Entry, encode_entry
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.refusals import Refusal, Refused
+from relsec_p2p.core.requests import (
+    TEXT_CAPACITY,
+    AnonymousAnswer,
+    AnonymousRating,
+    AnonymousRequest,
+    AnonymousVote,
+    PauseRequest,
+    wire_item,
+)
 from relsec_p2p.core.rules import why_ignored
 from relsec_p2p.core.session import Session
 from relsec_p2p.core.state import MeetingState
@@ -78,10 +87,12 @@ class Room:
         keys = [i.key for i in (who or self.ids)]
         return shuffle.RoundStart.new(MID, self.state.epoch, keys)
 
-    def item(self, start: shuffle.RoundStart, signer: Identity, intent: dict[str, Any]) -> bytes:
+    def item(
+        self, start: shuffle.RoundStart, signer: Identity, request: AnonymousRequest | None
+    ) -> bytes:
         keys = ring_of(self.state, start.parts)
         return anon.encode_item(
-            intent, mid=MID, rid=start.rid, keys=keys, secret=signer.ring_secret
+            request, mid=MID, rid=start.rid, keys=keys, secret=signer.ring_secret
         )
 
     def certified(
@@ -111,12 +122,8 @@ class Room:
         return why_ignored(self.state, entry)
 
 
-def contrib(step: int, text: str) -> dict[str, Any]:
-    return {"k": "contrib", "step": step, "text": text}
-
-
-def vote(poll: bytes, choice: str) -> dict[str, Any]:
-    return {"k": "vote", "poll": poll, "choice": choice}
+contrib = AnonymousAnswer
+vote = AnonymousVote
 
 
 # --- the fold: contributions, pauses, certificates -------------------------------------
@@ -153,7 +160,7 @@ def test_round_of_a_subset_shows_the_missing_slots() -> None:
 def test_pause_requests_count_up() -> None:
     room = Room()
     start = room.start()
-    items = [room.item(start, k, {"k": "pause"}) for k in (A, B)]
+    items = [room.item(start, k, PauseRequest()) for k in (A, B)]
     room.release(room.certified(start, items))
     assert room.state.pause_requests == 2
 
@@ -384,8 +391,8 @@ def test_anonymous_ratings_one_per_member_thresholded() -> None:
     room = Room()
     room.open(FEEL)
 
-    def rating(value: int) -> dict[str, Any]:
-        return {"k": "rating", "step": FEEL, "value": value, "ref": None}
+    def rating(value: int) -> AnonymousRating:
+        return AnonymousRating(FEEL, value)
 
     start = room.start()
     room.release(
@@ -403,7 +410,7 @@ def test_anonymous_ratings_refused_where_ratings_are_named() -> None:
     room = Room()
     room.open(BOTH_RATE)
     start = room.start()
-    item = room.item(start, A, {"k": "rating", "step": BOTH_RATE, "value": 1, "ref": None})
+    item = room.item(start, A, AnonymousRating(BOTH_RATE, 1))
     room.release(room.certified(start, [item]))
     assert room.state.anonymous_ratings == {}
 
@@ -427,7 +434,7 @@ def anonymous_texts(session: Session) -> list[str]:
 def test_anonymous_contribution_reaches_everyone_unattributed() -> None:
     net = meeting()
     open_step(net, UNSAID)
-    net[2].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "I feel unsafe"})
+    net[2].submit_anonymous(AnonymousAnswer(UNSAID, "I feel unsafe"))
     net.run_rounds(lambda: all(anonymous_texts(s) == ["I feel unsafe"] for s in net))
     net.settle()
     assert len(set(net.digests())) == 1
@@ -461,7 +468,7 @@ def test_votes_from_three_laptops_close_with_the_anonymous_tally() -> None:
     poll = net[0].open_poll(proposal.hash).hash
     net.settle()
     for session, choice in zip(net, ["agree", "agree", "concerns", "agree"], strict=True):
-        session.submit_anonymous({"kind": "vote", "poll": poll, "choice": choice})
+        session.submit_anonymous(AnonymousVote(poll, choice))
     net.run_rounds(lambda: len(net[0].state.polls[poll].latest_anonymous()) == 4)
     net.settle()
     net[0].close_poll(poll)
@@ -481,9 +488,9 @@ def test_a_changed_vote_replaces_the_old_one() -> None:
     net.settle()
     poll = net[0].open_poll(proposal.hash).hash
     net.settle()
-    net[3].submit_anonymous({"kind": "vote", "poll": poll, "choice": "block"})
+    net[3].submit_anonymous(AnonymousVote(poll, "block"))
     net.run_rounds(lambda: len(net[0].state.polls[poll].anon_votes) == 1)
-    net[3].submit_anonymous({"kind": "vote", "poll": poll, "choice": "agree"})
+    net[3].submit_anonymous(AnonymousVote(poll, "agree"))
     net.run_rounds(lambda: len(net[0].state.polls[poll].anon_votes) == 2)
     assert list(net[0].state.polls[poll].latest_anonymous().values()) == ["agree"]
 
@@ -492,29 +499,71 @@ def test_submit_refusals_are_plain_sentences() -> None:
     net = meeting()
     open_step(net, UNSAID)
     session = net[1]
-    with pytest.raises(LocalProtocolError, match="too long for one anonymous slot by 1 "):
-        session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1001})
     with pytest.raises(EntryRefused, match="not open") as refused:
-        session.submit_anonymous({"kind": "contrib", "step": OPEN, "text": "hello"})
+        session.submit_anonymous(AnonymousAnswer(OPEN, "hello"))
     assert refused.value.code is Refusal.STEP_NOT_OPEN
-    with pytest.raises(LocalProtocolError, match="Choose one of"):
-        session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "maybe"})
     with pytest.raises(EntryRefused, match="no such poll") as refused:
-        session.submit_anonymous({"kind": "vote", "poll": os.urandom(32), "choice": "agree"})
+        session.submit_anonymous(AnonymousVote(os.urandom(32), "agree"))
     assert refused.value.code is Refusal.NO_SUCH_POLL
     assert str(refused.value) == "This cannot be sent anonymously: no such poll."
-    with pytest.raises(LocalProtocolError):
-        session.submit_anonymous({"kind": "shout"})
-    session.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "x" * 1000})
+    session.submit_anonymous(AnonymousAnswer(UNSAID, "x" * 1000))
     assert session.anonymous_capacity() == 1000
     small = FakeNetwork.meeting(2, agenda=ANON_AGENDA)
     small[0].open_step(UNSAID)
     with pytest.raises(LocalProtocolError, match="at least 3 members"):
-        small[0].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "hi"})
+        small[0].submit_anonymous(AnonymousAnswer(UNSAID, "hi"))
+
+
+def test_a_request_checks_its_fields_when_it_is_made() -> None:
+    with pytest.raises(LocalProtocolError, match="too long for one anonymous slot by 1 "):
+        AnonymousAnswer(UNSAID, "x" * (TEXT_CAPACITY + 1))
+    with pytest.raises(LocalProtocolError, match="by 2 characters"):
+        AnonymousAnswer(UNSAID, "é" * (TEXT_CAPACITY // 2 + 1))  # two bytes each in UTF-8
+    with pytest.raises(LocalProtocolError, match="Write something"):
+        AnonymousAnswer(UNSAID, " \n ")
+    with pytest.raises(LocalProtocolError, match="a step number and some text"):
+        AnonymousAnswer(True, "yes")
+    with pytest.raises(LocalProtocolError, match="a step, a value and maybe a ref"):
+        AnonymousRating(FEEL, 1, b"not a hash")
+    with pytest.raises(LocalProtocolError, match="a step, a value and maybe a ref"):
+        AnonymousRating(FEEL, "1")  # type: ignore[arg-type]
+    with pytest.raises(LocalProtocolError, match="the poll it is for"):
+        AnonymousVote(b"short", "agree")
+    with pytest.raises(LocalProtocolError, match="Choose one of: agree, concerns"):
+        AnonymousVote(os.urandom(32), "maybe")
+    assert AnonymousRating(FEEL, 2) == AnonymousRating(FEEL, 2, None)  # requests are values
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        AnonymousAnswer(UNSAID, "words"),
+        AnonymousRating(FEEL, 1),
+        AnonymousRating(BOTH_RATE, 0, bytes(32)),
+        AnonymousVote(bytes(32), "stand_aside"),
+        PauseRequest(),
+        None,
+    ],
+    ids=lambda r: type(r).__name__,
+)
+def test_a_request_fills_a_slot_with_the_item_the_fold_reads(
+    request_: AnonymousRequest | None,
+) -> None:
+    room = Room()
+    start = room.start()
+    raw = room.item(start, B, request_)
+    if request_ is None:
+        assert raw == b""  # a dummy: nothing to read
+        return
+    item = decode_item(raw)
+    assert item is not None
+    fields = wire_item(request_)
+    assert {k: v for k, v in item.items() if k not in ("n", "sig")} == fields
+    assert set(item) - set(fields) == ({"sig"} if "value" in fields or "poll" in fields else {"n"})
 
 
 def test_capacity_fits_every_round_size() -> None:
-    text = "x" * anon.TEXT_CAPACITY
+    text = "x" * TEXT_CAPACITY
     item = pack({"k": "contrib", "n": bytes(8), "step": 63, "text": text})
     for n in range(shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS + 1):
         assert len(shuffle.pad(item, anon.slot_size(n))) == anon.slot_size(n)
@@ -528,7 +577,7 @@ def test_member_vanishing_mid_round_aborts_and_restarts_without_them() -> None:
     keys = sorted(net.sessions)
     gone = net.sessions[keys[2]]  # a hop in the middle of the cascade
     speaker = net.sessions[keys[3]]
-    speaker.submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "said once"})
+    speaker.submit_anonymous(AnonymousAnswer(UNSAID, "said once"))
     # Run until a round with all five is under way, then cut the fifth off.
     net.history = []
     while not any(
@@ -564,7 +613,7 @@ def test_member_vanishing_mid_round_aborts_and_restarts_without_them() -> None:
 def test_late_joiner_verifies_released_rounds() -> None:
     net = meeting()
     open_step(net, UNSAID)
-    net[1].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "before you came"})
+    net[1].submit_anonymous(AnonymousAnswer(UNSAID, "before you came"))
     net.run_rounds(lambda: anonymous_texts(net[0]) == ["before you came"])
     late = net.join(E, "Eve", sponsor=net[0])
     net.settle()
@@ -575,7 +624,7 @@ def test_late_joiner_verifies_released_rounds() -> None:
 def test_if_the_first_participant_vanishes_the_next_one_appends() -> None:
     net = meeting()
     open_step(net, UNSAID)
-    net[2].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "still logged"})
+    net[2].submit_anonymous(AnonymousAnswer(UNSAID, "still logged"))
     first = min(s.me for s in net)
     leader = net.sessions[first]
 
@@ -617,7 +666,7 @@ def test_rounds_complete_when_messages_arrive_in_any_order(
     monkeypatch.setattr(anon.AnonymousChannel, "_hold_early", counting)
     net = meeting(5)
     open_step(net, UNSAID)
-    net[3].submit_anonymous({"kind": "contrib", "step": UNSAID, "text": "shuffled mail"})
+    net[3].submit_anonymous(AnonymousAnswer(UNSAID, "shuffled mail"))
     rng = random.Random(7)
     net.run_rounds(lambda: all(anonymous_texts(s) == ["shuffled mail"] for s in net), rng=rng)
     net.settle()

@@ -18,7 +18,6 @@ from relsec_p2p.core.record import (
     render_json,
     render_markdown,
     roster_safety_number,
-    safe_text,
 )
 from relsec_p2p.core.session import Session
 from relsec_p2p.core.state import AnonContribution, AnonRound, AnonVote, MeetingState
@@ -270,9 +269,8 @@ def test_member_text_cannot_forge_the_markdown() -> None:
     assert step_of(record, "threats")["items"][0]["text"].endswith("\ufffd[31m red\ufffdevil")
 
 
-def test_md_and_safe_text() -> None:
-    assert safe_text("a\tb\r\nc\u2028d\x00") == "a b \nc\nd\ufffd"
-    assert safe_text("a\nb", newlines=False) == "a b"
+def test_md() -> None:
+    assert md("a\u2028b\u2029c") == "a  \n    b  \n    c"  # line breaks, whichever character
     assert md("*bold* _it_ `code` [x]") == "\\*bold\\* \\_it\\_ \\`code\\` \\[x\\]"
     assert md("a\n- b", cell=True) == "a - b"  # one line: nothing starts a list
     assert md("a\n- b\n2. c") == "a  \n    \\- b  \n    2\\. c"

@@ -23,6 +23,7 @@ from relsec_p2p.app import controller
 from relsec_p2p.app.controller import AS_THE_RULE_SAYS, FRIENDLY, Meeting, refusal_sentence
 from relsec_p2p.core.errors import EntryRefused, LocalProtocolError, RelsecError
 from relsec_p2p.core.refusals import Refusal, Refused
+from relsec_p2p.core.requests import AnonymousRequest
 from relsec_p2p.net.node import Node
 
 CORE = pathlib.Path(__file__).resolve().parents[2] / "relsec_p2p" / "core"
@@ -113,7 +114,7 @@ class RefusingNode:
     def act(self, action: Callable[..., Any]) -> None:
         raise self.error
 
-    def submit_anonymous(self, item: dict[str, Any]) -> None:
+    def submit_anonymous(self, request: AnonymousRequest) -> None:
         raise self.error
 
 

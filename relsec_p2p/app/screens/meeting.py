@@ -18,6 +18,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
+from ...core.state import CHOICES
+from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
 from ..view import MeetingView
 from ..widgets.compose import ComposeBox
@@ -40,21 +42,8 @@ FACILITATOR_ACTIONS = frozenset(
         "record_outcome",
     }
 )
-CHOICES = [
-    ("agree", "agree"),
-    ("agree with concerns", "concerns"),
-    ("stand aside", "stand_aside"),
-    ("block", "block"),
-]
-
-
-def anonymous_count(mode: str) -> bool:
-    """Whether votes and ratings on a step of ``mode`` are anonymous: each step
-    counts them through one channel, so nobody is counted twice (named on
-    named and "both" steps, anonymous on anonymous ones; SPEC §13.4)."""
-    return mode == "anonymous"
-
-
+# The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
+VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
 
 
@@ -270,12 +259,12 @@ class MeetingScreen(Screen[None]):
                 choice, anonymous = answer
                 self._result(self.meeting.vote(poll.id, choice, anonymous=anonymous))
 
-        mine = f" Your vote now: {poll.my_vote.replace('_', ' ')}." if poll.my_vote else ""
+        mine = f" Your vote now: {CHOICE_LABELS[poll.my_vote]}." if poll.my_vote else ""
         self.app.push_screen(
             ModeChoiceDialog(
                 f"Vote on: {poll.proposal}",
-                CHOICES,
-                anonymous=anonymous_count(poll.mode),
+                VOTE_OPTIONS,
+                anonymous=poll.counts_anonymously,
                 extra=mine,
             ),
             voted,
@@ -295,7 +284,7 @@ class MeetingScreen(Screen[None]):
             for item in group.named
             if not item.proposal
         ]
-        anonymous = anonymous_count(step.mode)
+        anonymous = step.counts_anonymously
         options = [(label, i) for i, label in enumerate(step.scale)]
 
         def rate(ref: bytes | None, title: str) -> None:

@@ -98,7 +98,7 @@ class ComposeBox(Horizontal):
                 return "No step is open, so there is nothing to answer yet."
             if step.kind == "proposal":
                 return "Proposals are made by name; the poll on them can still be anonymous."
-            only = "anonymous" if step.mode == "anonymous" else "named"
+            only = "named" if step.allows_named else "anonymous"
             return f"This prompt takes {only} answers only."
         self.anonymous = not self.anonymous
         return None

@@ -10,14 +10,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ..view import (
-    CHOICE_LABELS,
-    MODE_LABELS,
-    OUTCOME_LABELS,
-    MeetingView,
-    PollView,
-    tally_line,
-)
+from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
+from ..view import MeetingView, PollView, tally_line
 
 
 class Panel(Static):
@@ -167,9 +161,9 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
     if poll.proposer:
         text.append(f" (proposed by {poll.proposer})", style="italic")
     text.append("\n")
-    # Each step counts through one channel (SPEC §13.4): anonymous steps
-    # anonymously, named and "both" steps by name.
-    if poll.mode != "anonymous":
+    # Each step counts through one channel (SPEC §13.4), as the core's
+    # ``Step.counts_anonymously`` says.
+    if not poll.counts_anonymously:
         text.append("Named: ", style="bold")
         text.append(f"{tally_line(poll.named)}  ({poll.voters} of {poll.members} voted)\n")
     else:
