@@ -404,7 +404,7 @@ async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLAT
 
             def vote() -> None:
                 try:
-                    node.act(lambda s: Session.vote(s, bytes.fromhex(poll), "agree"))
+                    node.perform(lambda s: Session.vote(s, bytes.fromhex(poll), "agree"))
                 finally:
                     done.set()
 

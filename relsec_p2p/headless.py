@@ -38,7 +38,8 @@ from .core.requests import (
 )
 from .core.session import Session
 from .core.state import MeetingState, Poll
-from .net.node import JoinError, Node, NodeEvent, PeerDown, PeerUp, SaveFailed
+from .net.autosave import SaveFailed
+from .net.node import Node, NodeEvent, PeerDown, PeerUp
 from .templates import builtin_templates, load_template
 
 
@@ -369,7 +370,7 @@ class HeadlessPeer:
                 action(session, {**command, "text": f"{command.get('text')} #{i}"})
             return action(session, command)
 
-        entry = node.act(bulk)
+        entry = node.perform(bulk)
         return {"event": "ok", "entry": entry.hash.hex(), "seq": entry.seq, "t": time.monotonic()}
 
     async def run(self) -> None:
@@ -405,8 +406,8 @@ class HeadlessPeer:
             if not isinstance(command, dict):
                 raise ValueError("a command is a JSON object")
             answer = await self.handle(command)
-        except (RelsecError, JoinError) as exc:
-            answer = {"event": "error", "code": getattr(exc, "code", "join"), "message": str(exc)}
+        except RelsecError as exc:
+            answer = {"event": "error", "code": exc.code, "message": str(exc)}
         except (ValueError, KeyError, TypeError) as exc:
             answer = {"event": "error", "code": "bad_command", "message": str(exc)}
         if "id" in command:

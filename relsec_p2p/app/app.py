@@ -21,11 +21,12 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from ..core.events import MeetingChanged as NodeMeetingChanged
+from ..core.errors import JoinError
+from ..core.events import MeetingChanged
 from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
-from ..net.node import JoinError, Node, NodeEvent, PeerDown, PeerUp
+from ..net.node import Node, NodeEvent, PeerDown, PeerUp
 from .controller import Meeting
 from .messages import (
     DemoCode,
@@ -33,9 +34,9 @@ from .messages import (
     Joined,
     JoinFailed,
     LinksChanged,
-    MeetingChanged,
     NetworkProblem,
     NodeReady,
+    RedrawMeeting,
 )
 from .network import NodeFactory, loopback_only
 from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog
@@ -181,16 +182,12 @@ class RelsecApp(App[int]):
 
     def _on_node_event(self, event: NodeEvent) -> None:
         # Called inside the node's code: post and return at once.
-        if isinstance(event, NodeMeetingChanged):
-            self.post_message(MeetingChanged())
+        if isinstance(event, MeetingChanged):
+            self.post_message(RedrawMeeting())
         elif isinstance(event, PeerUp | PeerDown):
             self.post_message(LinksChanged())
 
-    def meeting_changed(self) -> None:
-        """Ask for a redraw from the node's state (coalesced with others queued)."""
-        self.post_message(MeetingChanged())
-
-    def on_meeting_changed(self, _message: MeetingChanged) -> None:
+    def on_redraw_meeting(self, _message: RedrawMeeting) -> None:
         self.redraw()
 
     def on_links_changed(self, _message: LinksChanged) -> None:
@@ -368,9 +365,7 @@ class RelsecApp(App[int]):
         node = self.node
         self.view, self.meeting = None, None
         if node is not None:
-            for link in list(node.links.values()):
-                link.close("closing")
-            node.session = None
+            node.panic()
         self.run_worker(self._panic_exit(node), name="panic")
 
     async def _panic_exit(self, node: Node | None) -> None:

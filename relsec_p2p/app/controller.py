@@ -146,7 +146,7 @@ class Meeting:
 
     def _act(self, action: Callable[[Session], Any]) -> str | None:
         try:
-            self.node.act(action)
+            self.node.perform(action)
         except LocalProtocolError as exc:
             return refusal_sentence(exc)
         return None

@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from textual.message import Message
 
 
-class MeetingChanged(Message, bubble=False):
-    """The folded meeting may differ: read the node's state again."""
+class RedrawMeeting(Message, bubble=False):
+    """Draw the meeting again from the node's state: the node said it changed
+    (``core.events.MeetingChanged``)."""
 
     def can_replace(self, message: Message) -> bool:
-        return isinstance(message, MeetingChanged)
+        return isinstance(message, RedrawMeeting)
 
 
 class LinksChanged(Message, bubble=False):

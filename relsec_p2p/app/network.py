@@ -1,4 +1,4 @@
-"""The UI's side of the node: how it is made, and what the lobby may ask of it.
+"""The UI's side of the node: how it is made from the command line's options.
 
 Rules of this file: the UI never touches sockets or crypto; it calls a
 ``Node`` (synchronous actions that only sign, fold and queue frames) and
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 from ..net.discovery import LOOPBACK, choose_interfaces
 from ..net.node import Node, NodeEvent
@@ -54,26 +53,3 @@ def loopback_only(node: Node) -> bool:
     """True when no LAN interface was found and the node listens on loopback
     only: then only meetings on this very laptop can be found."""
     return node.interfaces == [LOOPBACK]
-
-
-class _Discovering(Protocol):
-    def peers(self) -> list[Any]: ...
-
-
-def nearby_meetings(node: Node) -> list[tuple[int, int]]:
-    """(nameplate, laptops advertising it) for the meetings discovery sees,
-    by nameplate only: nothing else about a meeting is on the LAN."""
-    # Node keeps its Discovery private; reading it here (and nowhere else in
-    # the UI) keeps the lobby to what mDNS already told every laptop.
-    discovery: _Discovering | None = getattr(node, "_discovery", None)
-    if discovery is None:
-        return []
-    counts: dict[int, int] = {}
-    for peer in discovery.peers():
-        if peer.nameplate is not None:
-            counts[peer.nameplate] = counts.get(peer.nameplate, 0) + 1
-    return sorted(counts.items())
-
-
-def discovery_running(node: Node) -> bool:
-    return getattr(node, "_discovery", None) is not None

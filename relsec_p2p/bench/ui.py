@@ -24,6 +24,7 @@ from ..app.screens.meeting import MeetingScreen
 from ..app.widgets.compose import ComposeBox
 from ..app.widgets.contributions import ContributionLog
 from ..core.codec import pack
+from ..core.events import MeetingChanged
 from ..core.identity import Identity
 from ..core.session import Session
 from ..net.node import Node
@@ -53,8 +54,8 @@ def _meeting(count: int, on_event: Any) -> tuple[Node, bytes, bytes]:
     node = Node(interfaces=["127.0.0.1"], use_mdns=False, on_event=on_event)
     node.start_meeting(title="Bench", name="Ana", agenda=AGENDA)
     other = Identity.generate()
-    node.act(lambda s: s.add_member(other.key, other.ring_key, "Bo"))
-    node.act(lambda s: s.open_step(0))
+    node.perform(lambda s: s.add_member(other.key, other.ring_key, "Bo"))
+    node.perform(lambda s: s.open_step(0))
     assert node.session is not None  # noqa: S101 -- just created
     session = node.session
     theirs = Session.join(other, session.mid, session.creator, node.clock)
@@ -79,6 +80,7 @@ async def _one_run(count: int) -> dict[str, Any]:
     built: dict[str, Any] = {}
 
     def factory(on_event: Any) -> Node:
+        built["on_event"] = on_event
         built["node"], built["other"], built["frame"] = _meeting(count, on_event)
         node: Node = built["node"]
         return node
@@ -97,7 +99,7 @@ async def _one_run(count: int) -> dict[str, Any]:
         assert node.session is not None  # noqa: S101
         started = time.perf_counter()
         node.session.receive(other, frame)
-        app.meeting_changed()
+        built["on_event"](MeetingChanged())  # what the node says once a frame is in
         await _drawn(pilot)
         result["render_ms"] = (time.perf_counter() - started) * 1000
         if log.line_count < count:

@@ -142,3 +142,13 @@ class BufferFull(RemoteProtocolError):
 
 class BadForkProof(RemoteProtocolError):
     code = "bad_fork_proof"
+
+
+# --- joining --------------------------------------------------------------
+
+
+class JoinError(LocalError):
+    """Joining a meeting failed (a wrong code, nobody answered, the meeting
+    did not arrive); ``str()`` is one plain sentence for the person joining."""
+
+    code = "join"

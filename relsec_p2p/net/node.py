@@ -7,7 +7,16 @@ Rules of this file:
   every accepted entry is on every connected laptop, and facilitation passes
   on by the log's own rule (``facil.absent``).
 - The core decides; this file moves bytes and keeps time. After every call
-  into the Session its outgoing frames are routed to the links at once.
+  into the Session its outgoing frames are routed to the links at once, and
+  ``Node._after_change`` is the one place that tells the front end the
+  meeting changed (``core.events.MeetingChanged``).
+- The node is the pump; its collaborators do the rest: ``net/dialer.py``
+  (whom to dial, and when), ``net/joining.py`` (joining by code, sponsoring
+  others), ``net/autosave.py`` (the save file). What it does on its own
+  initiative (co-signing tallies, declaring an unreachable facilitator
+  absent) is decided by ``core/policies.py``.
+- Front ends use its public methods only (``perform``, ``join``, ``panic``,
+  ``nearby_meetings``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
   contribution text, names, codes or keys.
 """
@@ -17,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -25,48 +33,37 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ..core import admission, joincode, shuffle
+from ..core import joincode, shuffle
 from ..core.anon import Report, RoundStarted
-from ..core.codec import frame, unpack
+from ..core.codec import unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, short
 from ..core.feed import Entry
 from ..core.identity import Identity
-from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard, keep_link
+from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
+from ..core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tallies_to_cosign
 from ..core.record import roster_safety_number
 from ..core.requests import TEXT_CAPACITY, AnonymousRequest
-from ..core.save import OtherMeeting, SaveError, payload_of, restore_session
 from ..core.session import Session
 from ..core.state import MeetingState
-from ..core.template import Template, TemplateError, parse_template
+from ..core.template import Template
 from ..templates import template_for
+from .autosave import Autosave, SaveFailed
+from .dialer import Dialer
 from .discovery import Discovery
 from .files import SaveFile, export_record
-from .joining import JOIN_FIRST_TYPE, JOIN_TIMEOUT_S, drive_joiner, drive_sponsor
+from .joining import JOIN_FIRST_TYPE, Sponsor, ask_to_join, wait_until_member
 from .link import FrameReader, Link, LinkClosed
 
 log = logging.getLogger("relsec.node")
 
 TICK_S = 1.0
 ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
-DIAL_BACKOFF_MIN_S = 0.25
-DIAL_BACKOFF_MAX_S = 8.0
-DEFAULT_ABSENT_AFTER_S = 15.0
-MAX_JOIN_REFUSALS = 3
-# A join run that spends a guess without proving the code (a wrong code, a
-# hang-up) uses up one of these; with none left, joins wait. An online guesser
-# gets at most this many guesses a minute from each laptop (SPEC §12.8).
-JOIN_ATTEMPTS_PER_MINUTE = 12
-AUTOSAVE_S = 2.0  # at most this often while the meeting changes (and once on close)
-AUTOSAVE_RETRY_S = 30.0  # after a failed automatic save
+DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
 
 
 def wall_clock_ms() -> int:
     return int(time.time() * 1000)
-
-
-class JoinError(Exception):
-    """Joining failed; ``str()`` is one plain sentence for the person joining."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,29 +83,7 @@ class PeerDown:
         return f"link down {short(self.peer)}: {self.reason}"
 
 
-@dataclass(frozen=True, slots=True)
-class SaveFailed:
-    """An automatic save did not happen; ``message`` is for the person, not the log."""
-
-    message: str
-
-    def __str__(self) -> str:
-        return "automatic save failed"
-
-
 NodeEvent = Event | PeerUp | PeerDown | SaveFailed | Report
-
-
-@dataclass(slots=True)
-class _Endpoint:
-    """A discovered listening address and what we know of it."""
-
-    host: str
-    port: int
-    key: bytes | None = None
-    next_try: float = 0.0
-    backoff: float = DIAL_BACKOFF_MIN_S
-    dialing: bool = False
 
 
 class Node:
@@ -132,27 +107,23 @@ class Node:
         self.session: Session | None = None
         self.links: dict[bytes, Link] = {}
         self._on_event = on_event
-        self._absent_after = absent_after_s
         self._use_mdns = use_mdns
         self._discovery: Discovery | None = None
         self._server: asyncio.Server | None = None
-        self._endpoints: dict[tuple[str, int], _Endpoint] = {}
         self._bootstrap: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._facilitator_missing_since: float | None = None
-        self._declared_term = -1
+        self._facilitator_watch = FacilitatorWatch(round(absent_after_s * 1000))
         self._known_epoch = -1
-        self._code_guard = admission.CodeGuard()
         self._closing = False
         self._cosigning = False
         self._seen_log_size = 0
-        self._join_budget = FloodGuard(rate=JOIN_ATTEMPTS_PER_MINUTE / 60, burst=5)
         self.rejections: list[InputRejected] = []
         self.template: Template | None = None  # the template this laptop started from
-        self._save_file: SaveFile | None = None  # where --save keeps the meeting
-        self._saved_marker: tuple[int, int] | None = None
-        self._last_save = 0.0
-        self._autosave_task: asyncio.Task[Any] | None = None
+        self._sponsor = Sponsor(self)
+        self._dialer = Dialer(
+            self, spawn=self._spawn, may_link=self._may_link, on_link=self._register
+        )
+        self._autosave = Autosave(self, spawn=self._spawn, on_failed=self._emit)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -170,7 +141,8 @@ class Node:
 
     async def close(self) -> None:
         self._closing = True
-        await self._final_save()
+        self._dialer.stop()
+        await self._autosave.final_save()
         for link in list(self.links.values()):
             link.close("node closing")
         if self._server is not None:
@@ -184,6 +156,13 @@ class Node:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1)
 
+    def panic(self) -> None:
+        """Cut every link and drop the meeting at once, writing nothing; then
+        ``close()`` withdraws the mDNS record (the panic key)."""
+        for link in list(self.links.values()):
+            link.close("closing")
+        self.session = None
+
     def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
@@ -192,7 +171,7 @@ class Node:
 
     def add_endpoint(self, host: str, port: int) -> None:
         """A place to dial that did not come from mDNS (tests, ``--peer``)."""
-        self._endpoints.setdefault((host, port), _Endpoint(host, port))
+        self._dialer.add(host, port)
 
     # -- reading --------------------------------------------------------------------
 
@@ -215,6 +194,22 @@ class Node:
             return ""
         return str(joincode.JoinCode(state.join_code[0], state.join_code[1]))
 
+    @property
+    def discovering(self) -> bool:
+        """True once the node browses and advertises by mDNS."""
+        return self._discovery is not None
+
+    def nearby_meetings(self) -> list[tuple[int, int]]:
+        """(nameplate, laptops advertising it) for the meetings discovery sees,
+        by nameplate only: nothing else about a meeting is on the LAN."""
+        if self._discovery is None:
+            return []
+        counts: dict[int, int] = {}
+        for peer in self._discovery.peers():
+            if peer.nameplate is not None:
+                counts[peer.nameplate] = counts.get(peer.nameplate, 0) + 1
+        return sorted(counts.items())
+
     # -- the session ------------------------------------------------------------------
 
     def _emit(self, event: NodeEvent) -> None:
@@ -225,7 +220,10 @@ class Node:
         if self._on_event is not None:
             self._on_event(event)
 
-    def _flush(self) -> None:
+    def _flush(self, *, changed: bool = False) -> None:
+        """After every call into the Session: send what it produced, pass on
+        its round reports, then ``_after_change`` (``changed``: the Session
+        said the meeting changed, whether or not the log grew)."""
         if self.session is None:
             return
         for send in self.session.take_sends():
@@ -236,24 +234,24 @@ class Node:
             if not isinstance(report, RoundStarted | shuffle.Released):
                 log.info("%s", report)  # fingerprints and reasons, never content
             self._emit(report)
-        self._after_change()
+        self._after_change(changed)
 
-    def _after_change(self) -> None:
+    def _after_change(self, changed: bool = False) -> None:
+        """The one place ``MeetingChanged`` is emitted, and what follows a change."""
         state = self.state
         if state is None or self.session is None:
             return
         size = len(self.session.log)
-        if size != self._seen_log_size:
-            # Whatever path added entries (a received frame, a round this
-            # laptop released, a co-signature), the UI hears of it once.
+        if changed or size != self._seen_log_size:
+            # Whatever path added entries (a local action, a received frame, a
+            # round this laptop released, a co-signature), the UI hears of it once.
             self._seen_log_size = size
             self._emit(MeetingChanged())
         self._cosign_tallies(state)
         if state.epoch != self._known_epoch:
             self._known_epoch = state.epoch
             # New members may now be admitted; departed ones must go.
-            for endpoint in self._endpoints.values():
-                endpoint.next_try, endpoint.backoff = 0.0, DIAL_BACKOFF_MIN_S
+            self._dialer.redial()
             for peer, link in list(self.links.items()):
                 if not self._may_link(peer):
                     link.close("no longer a member")
@@ -261,30 +259,24 @@ class Node:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
 
     def _cosign_tallies(self, state: MeetingState) -> None:
-        """Co-sign every closed tally this laptop agrees with (it recomputed
-        it from its own log; a different digest would not be accepted)."""
-        if self._cosigning or not state.is_member(self.identity.key):
+        """Co-sign the tallies ``core.policies.tallies_to_cosign`` names."""
+        if self._cosigning:
             return
-        unsigned = [
-            poll.id
-            for poll in state.polls.values()
-            if poll.tally_digest is not None and self.identity.key not in poll.cosigners
-        ]
+        unsigned = tallies_to_cosign(state, self.identity.key)
         self._cosigning = True
         try:
             for poll_id in unsigned:
                 with contextlib.suppress(LocalProtocolError):
-                    self.act(partial(Session.sign_tally, poll=poll_id))
+                    self.perform(partial(Session.sign_tally, poll=poll_id))
         finally:
             self._cosigning = False
 
-    def act(self, action: Callable[[Session], Entry]) -> Entry:
+    def perform(self, action: Callable[[Session], Entry]) -> Entry:
         """Run one local action on the Session and send what it produced."""
         if self.session is None:
             raise LocalProtocolError("not in a meeting yet")
         entry = action(self.session)
         self._flush()
-        self._emit(MeetingChanged())
         return entry
 
     def start_meeting(
@@ -304,11 +296,12 @@ class Node:
             settings=settings,
             clock=self.clock,
         )
-        self._publish_code(joincode.new_join_code())
+        self.publish_code(joincode.new_join_code())
         return self.join_code()
 
-    def _publish_code(self, code: joincode.JoinCode) -> None:
-        self.act(lambda s: s.set_join_code(code.nameplate, code.words))
+    def publish_code(self, code: joincode.JoinCode) -> None:
+        """Make ``code`` the meeting's join code and advertise its number."""
+        self.perform(lambda s: s.set_join_code(code.nameplate, code.words))
         state = self.state
         if self._discovery is not None and state is not None and state.join_code:
             self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
@@ -316,11 +309,15 @@ class Node:
     def _on_payload(self, link: Link, payload: bytes) -> None:
         if self.session is None or self.links.get(link.peer) is not link:
             return
+        changed = False
         for event in self.session.receive(link.peer, payload):
+            if isinstance(event, MeetingChanged):
+                changed = True  # said once, by _flush
+                continue
             self._emit(event)
             if isinstance(event, InputRejected) and event.fatal:
                 link.close(event.code)
-        self._flush()
+        self._flush(changed=changed)
         self._prepare_rounds_soon()
 
     # -- links --------------------------------------------------------------------------
@@ -362,50 +359,9 @@ class Node:
             if not self._closing:
                 self._emit(PeerDown(link.peer, link.close_reason))
 
-    async def _dial(self, endpoint: _Endpoint) -> None:
-        endpoint.dialing = True
-        try:
-            if self.session is None:
-                return
-            link = await Link.connect(
-                endpoint.host,
-                endpoint.port,
-                self.identity,
-                self.session.mid,
-                self._epoch(),
-                self._may_link,
-            )
-            endpoint.key = link.peer
-            endpoint.backoff = DIAL_BACKOFF_MIN_S
-            self._register(link)
-        except (RemoteProtocolError, LinkClosed, OSError, TimeoutError) as exc:
-            code = getattr(exc, "code", type(exc).__name__)
-            log.debug("dial %s:%d failed: %s", endpoint.host, endpoint.port, code)
-            endpoint.next_try = time.monotonic() + endpoint.backoff * (0.5 + random.random())
-            endpoint.backoff = min(DIAL_BACKOFF_MAX_S, endpoint.backoff * 2)
-        finally:
-            endpoint.dialing = False
-
-    def _dial_all(self) -> None:
-        if self.session is None or self._closing:
-            return
-        now = time.monotonic()
-        for endpoint in self._endpoints.values():
-            if endpoint.dialing or endpoint.next_try > now:
-                continue
-            if endpoint.key is not None and endpoint.key in self.links:
-                continue
-            if endpoint.port == self.port and endpoint.host in self.interfaces:
-                continue
-            self._spawn(self._dial(endpoint))
-
     def _on_discovery_change(self) -> None:
-        if self._discovery is None:
-            return
-        for peer in self._discovery.peers():
-            for host in peer.addresses:
-                self.add_endpoint(host, peer.port)
-        self._dial_all()
+        if self._discovery is not None:
+            self._dialer.add_discovered(self._discovery.peers())
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -429,8 +385,8 @@ class Node:
                 )
                 self._register(link)
             elif kind == JOIN_FIRST_TYPE and self.is_member:
-                if self._join_budget.available(time.monotonic()):
-                    await self._sponsor(frames, writer, first)
+                if self._sponsor.will_answer():
+                    await self._sponsor.sponsor(frames, writer, first)
                 else:
                     log.info("join attempt refused: too many wrong codes, try again in a minute")
                     writer.close()
@@ -453,118 +409,17 @@ class Node:
 
     # -- joining ------------------------------------------------------------------------
 
-    async def _sponsor(
-        self, frames: FrameReader, writer: asyncio.StreamWriter, first: bytes
-    ) -> None:
-        """Run the PAKE with a joiner; on the right code, add them to the roster.
-        Every run that spent a guess without proving the code counts against
-        the code, which changes after a few (``admission.CodeGuard``)."""
-        current = self._current_code()
-        if current is None or self.session is None:
-            writer.close()
-            return
-        if self._code_guard.code != current:
-            self._code_guard = admission.CodeGuard(code=current)
-        handshake = admission.SponsorHandshake(current)
-        try:
-            request = await asyncio.wait_for(
-                drive_sponsor(handshake, first, frames.read, writer), JOIN_TIMEOUT_S
-            )
-            self.act(lambda s: s.add_member(request.key, request.ring_key, request.name))
-            session = self.session
-            writer.write(frame(handshake.grant(session.mid, session.creator, self.identity.key)))
-            await writer.drain()
-            log.info("admitted a new member %s", short(request.key))
-        except RemoteProtocolError as error:
-            log.info("join attempt failed: %s", error.code)
-        except LocalProtocolError as error:
-            log.info("join request refused: %s", error)
-        finally:
-            writer.close()
-            if handshake.guess_spent and not handshake.confirmed:
-                self._join_budget.allow(time.monotonic())
-            if self._code_guard.settle(handshake):
-                log.info("too many wrong join codes: changing the code")
-                self._publish_code(self._code_guard.rotate())
-
-    def _current_code(self) -> joincode.JoinCode | None:
-        state = self.state
-        if state is None or state.join_code is None:
-            return None
-        return joincode.JoinCode(state.join_code[0], state.join_code[1])
-
     async def join(self, code_text: str, name: str, timeout: float = 10.0) -> None:
-        """Join the meeting whose code someone read out; raises ``JoinError``."""
-        try:
-            code = joincode.parse_join_code(code_text)
-        except joincode.BadJoinCode as exc:
-            raise JoinError(str(exc)) from exc
-        if self._discovery is None:
-            raise JoinError("Joining needs discovery on the network; start without --no-mdns.")
-        found = await self._discovery.async_wait_for(code.nameplate, timeout)
-        if not found:
-            raise JoinError(
-                f"No meeting with the number {code.nameplate} answered on this network; check "
-                "that you are on the same Wi-Fi as the others and that the number is right."
-            )
-        last_error = ""
-        refusals = 0
-        for peer in found:
-            if refusals >= MAX_JOIN_REFUSALS:
-                break
-            for host in peer.addresses[:1]:  # one try per laptop, whatever its addresses
-                try:
-                    granted = await self._join_via(host, peer.port, code, name)
-                except admission.WrongCode:
-                    # Two meetings nearby can share a number: another one may
-                    # know these words. A few tries at most, each costs a guess.
-                    refusals += 1
-                    last_error = "wrong_code"
-                    continue
-                except (RemoteProtocolError, OSError, TimeoutError, LinkClosed) as exc:
-                    last_error = getattr(exc, "code", type(exc).__name__)
-                    continue
-                self.session = Session.join(self.identity, granted.mid, granted.creator, self.clock)
-                self._bootstrap.add(granted.sponsor)
-                self.add_endpoint(host, peer.port)
-                self._on_discovery_change()
-                self._dial_all()
-                await self._wait_until_member(timeout)
-                return
-        if refusals:
-            raise JoinError(
-                "That code was not accepted: check the words with the person who "
-                "shared it and try again (after a few wrong tries the code changes)."
-            )
-        raise JoinError(
-            f"Could not reach the meeting ({last_error or 'no answer'}); move closer to the "
-            "others' network and try again."
-        )
-
-    async def _join_via(
-        self, host: str, port: int, code: joincode.JoinCode, name: str
-    ) -> admission.JoinGranted:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S
-        )
-        frames = FrameReader(reader, HANDSHAKE_LIMITS.max_bytes)
-        try:
-            joiner = admission.JoinerHandshake(
-                code, self.identity.key, self.identity.ring_key, name
-            )
-            return await asyncio.wait_for(drive_joiner(joiner, frames.read, writer), JOIN_TIMEOUT_S)
-        finally:
-            writer.close()
-
-    async def _wait_until_member(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.is_member:
-            if time.monotonic() > deadline:
-                raise JoinError(
-                    "The code was right but the meeting did not arrive in time; "
-                    "stay on the network and try joining again."
-                )
-            await asyncio.sleep(0.05)
+        """Join the meeting whose code someone read out; raises ``JoinError``
+        (the run itself is ``net/joining.py``'s)."""
+        admitted = await ask_to_join(self._discovery, code_text, self.identity, name, timeout)
+        granted = admitted.granted
+        self.session = Session.join(self.identity, granted.mid, granted.creator, self.clock)
+        self._bootstrap.add(granted.sponsor)
+        self.add_endpoint(admitted.host, admitted.port)
+        self._on_discovery_change()
+        self._dialer.dial_all()
+        await wait_until_member(lambda: self.is_member, timeout)
 
     # -- templates, saves and records ------------------------------------------------------
 
@@ -609,74 +464,13 @@ class Node:
             json=json,
         )
 
-    def _log_marker(self) -> tuple[int, int]:
-        session = self.session
-        return (0, 0) if session is None else (len(session.log), len(session.log.forks))
-
-    async def _write_save(self, target: SaveFile) -> int:
-        session = self.session
-        if session is None:
-            raise LocalProtocolError("There is no meeting to save yet.")
-        # Snapshot on the loop (the log changes under it), seal and write off it.
-        payload = payload_of(session, template=self.template.text if self.template else None)
-        marker = self._log_marker()
-        size = await asyncio.to_thread(target.write, payload)
-        if target is self._save_file:
-            self._saved_marker = marker
-        log.info("meeting saved: %d entries, %d bytes", len(payload.envelopes), size)
-        return size
-
     async def save(self, path: Path, passphrase: str) -> int:
         """Save the meeting to ``path`` now (encrypted); returns the bytes written."""
-        if self.session is None:
-            raise LocalProtocolError("There is no meeting to save yet.")
-        target = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
-        return await self._write_save(target)
+        return await self._autosave.save(path, passphrase)
 
     async def keep_saved(self, path: Path, passphrase: str) -> None:
-        """Keep an encrypted save at ``path`` from now on: rewritten while the
-        meeting changes (at most every ``AUTOSAVE_S``) and when the node closes."""
-        self._save_file = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
-        self._saved_marker = None
-        if self.session is not None:
-            await self._write_save(self._save_file)
-
-    def _maybe_autosave(self) -> None:
-        target = self._save_file
-        if target is None or self.session is None or self._closing:
-            return
-        if self._autosave_task is not None and not self._autosave_task.done():
-            return
-        if self._log_marker() == self._saved_marker:
-            return
-        if time.monotonic() - self._last_save < AUTOSAVE_S:
-            return
-        self._last_save = time.monotonic()
-        self._autosave_task = self._spawn(self._autosave(target))
-
-    async def _autosave(self, target: SaveFile) -> None:
-        try:
-            await self._write_save(target)
-        except (SaveError, LocalProtocolError) as error:  # the disk, or no meeting: one sentence
-            log.warning("automatic save failed: %s", error.code)
-            self._emit(SaveFailed(str(error)))
-            if isinstance(error, OtherMeeting):
-                self._save_file = None  # that file stays as it is: stop trying
-            else:  # a full disk, say: try again, but not every tick
-                self._last_save = time.monotonic() + AUTOSAVE_RETRY_S - AUTOSAVE_S
-
-    async def _final_save(self) -> None:
-        """On close: let a running save finish (so it cannot land after this
-        one with older content), then save what changed since."""
-        if self._autosave_task is not None and not self._autosave_task.done():
-            with contextlib.suppress(Exception):
-                await self._autosave_task
-        if (
-            self._save_file is not None
-            and self.session is not None
-            and self._log_marker() != self._saved_marker
-        ):
-            await self._autosave(self._save_file)
+        """Keep an encrypted save at ``path`` from now on (``net/autosave.py``)."""
+        await self._autosave.keep_saved(path, passphrase)
 
     def resume(
         self,
@@ -694,10 +488,8 @@ class Node:
         self.session = session
         self.template = template
         if save_file is not None:
-            self._save_file = save_file
-            self._saved_marker = self._log_marker()
-        self._flush()
-        self._emit(MeetingChanged())
+            self._autosave.keep_saving_to(save_file)
+        self._flush(changed=True)
 
     async def resume_from(
         self,
@@ -709,20 +501,9 @@ class Node:
     ) -> None:
         """Open the save at ``path`` and carry on its meeting; with
         ``keep_saving`` the save is kept up to date at the same path."""
-        if self.session is not None:
-            raise LocalProtocolError(
-                "This laptop is already in a meeting; resume the save in a new relsec."
-            )
-        save_file, payload = await asyncio.to_thread(SaveFile.opened, path, passphrase)
-        if expected_mid is not None and payload.mid != expected_mid:
-            raise OtherMeeting("This save file belongs to another meeting.")
-        session = await asyncio.to_thread(restore_session, payload, self.clock)
-        template = None
-        if payload.template:
-            with contextlib.suppress(TemplateError):
-                template = parse_template(payload.template, "the saved template")
-        self.resume(session, template=template, save_file=save_file if keep_saving else None)
-        log.info("meeting resumed: %d entries", len(session.log))
+        await self._autosave.resume_from(
+            path, passphrase, expected_mid=expected_mid, keep_saving=keep_saving
+        )
 
     # -- anonymous rounds ------------------------------------------------------------------
 
@@ -748,11 +529,8 @@ class Node:
             if session is None:
                 continue
             try:
-                before = len(session.log)
                 session.tick_rounds()
                 self._flush()
-                if len(session.log) != before:
-                    self._emit(MeetingChanged())
                 self._prepare_rounds_soon()
             except Exception:  # a bug here must not stop the meeting's clock
                 log.exception("round tick failed")
@@ -782,34 +560,25 @@ class Node:
     def _on_tick(self) -> None:
         if self._discovery is not None:
             self._on_discovery_change()
-        self._dial_all()
+        self._dialer.dial_all()
         if self.session is None:
             return
         self.session.tick()
         self._flush()
         self._watch_facilitator()
-        self._maybe_autosave()
+        self._autosave.tick()
 
     def _watch_facilitator(self) -> None:
         """If the facilitator's laptop has been unreachable for a while, say so
-        in the log; a majority of such declarations passes facilitation on."""
+        in the log (``core.policies.FacilitatorWatch`` decides when); a
+        majority of such declarations passes facilitation on."""
         state = self.state
-        if state is None or not self.is_member or state.facilitator in (None, self.identity.key):
-            self._facilitator_missing_since = None
-            return
-        if state.facilitator in self.links:
-            self._facilitator_missing_since = None
-            return
-        now = time.monotonic()
-        if self._facilitator_missing_since is None:
-            self._facilitator_missing_since = now
-        elif now - self._facilitator_missing_since >= self._absent_after and (
-            self._declared_term != state.term
-        ):
-            self._declared_term = state.term
+        now_ms = int(time.monotonic() * 1000)
+        absent = self._facilitator_watch.observe(now_ms, state, self.identity.key, self.links)
+        if absent and state is not None and state.facilitator is not None:
             log.info("facilitator %s unreachable; declaring absent", short(state.facilitator))
             with contextlib.suppress(LocalProtocolError):
-                self.act(lambda s: s.declare_absent())
+                self.perform(lambda s: s.declare_absent())
 
 
 def _peek_type(payload: bytes) -> str:
@@ -819,4 +588,4 @@ def _peek_type(payload: bytes) -> str:
     return ""
 
 
-__all__ = ["JoinError", "Node", "NodeEvent", "PeerDown", "PeerUp", "SaveFailed"]
+__all__ = ["Node", "NodeEvent", "PeerDown", "PeerUp"]

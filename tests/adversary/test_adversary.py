@@ -52,7 +52,7 @@ class Room:
 
     async def meeting_goes_on(self) -> None:
         """The honest members still work together."""
-        entry = self.honest.act(lambda s: s.contribute(0, "still working"))
+        entry = self.honest.perform(lambda s: s.contribute(0, "still working"))
         await self.until(
             lambda: self.host.state is not None and entry.hash in self.host.state.contribution_index
         )
@@ -76,7 +76,7 @@ async def room() -> AsyncIterator[Room]:
         code = host.start_meeting(title="t", name="Host", agenda=SAMPLE_AGENDA)
         await honest.join(code, "Honest")
         await adversary.join(code, "Mallory")
-        host.act(lambda s: s.open_step(0))
+        host.perform(lambda s: s.open_step(0))
         r = Room(host, honest, adversary, downs)
         await r.until(
             lambda: all(
@@ -129,7 +129,7 @@ async def test_flooding_member_is_cut_off(room: Room) -> None:
 async def test_replayed_frames_change_nothing(room: Room) -> None:
     session = room.adversary.session
     assert session is not None and room.host.session is not None
-    entry = room.adversary.act(lambda s: s.contribute(0, "said once"))
+    entry = room.adversary.perform(lambda s: s.contribute(0, "said once"))
     await room.until(
         lambda: room.host.state is not None and len(room.host.state.contributions) == 1
     )
@@ -197,7 +197,7 @@ async def test_a_member_who_stops_reading_is_cut_off_not_buffered(room: Room) ->
     adversary_link._reader._reader._transport.pause_reading()  # type: ignore[attr-defined]
     big = "x" * 3000
     for _ in range(400):
-        room.host.act(lambda s: s.contribute(0, big))
+        room.host.perform(lambda s: s.contribute(0, big))
         if link_on_host.closed:
             break
         await asyncio.sleep(0)
@@ -213,7 +213,7 @@ async def test_stolen_identity_is_caught_as_a_fork(room: Room) -> None:
     assert victim is not None
     key = room.adversary.identity.key
     snapshot = payload_of(victim)  # what a save holds, copied off the laptop
-    room.adversary.act(lambda s: s.contribute(0, "from the real laptop"))
+    room.adversary.perform(lambda s: s.contribute(0, "from the real laptop"))
     await room.until(
         lambda: room.host.state is not None and len(room.host.state.contributions) == 1
     )
@@ -226,7 +226,7 @@ async def test_stolen_identity_is_caught_as_a_fork(room: Room) -> None:
     await thief.start()
     try:
         thief.resume(restore_session(snapshot, thief.clock))
-        thief.act(lambda s: s.contribute(0, "from the copy"))
+        thief.perform(lambda s: s.contribute(0, "from the copy"))
         thief.add_endpoint("127.0.0.1", room.host.port)
         await room.until(
             lambda: all(

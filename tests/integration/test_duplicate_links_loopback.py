@@ -43,7 +43,7 @@ async def pair() -> AsyncIterator[tuple[Node, Node]]:
     await bo.start()
     try:
         ana.start_meeting(title="t", name="Ana", agenda=SAMPLE_AGENDA)
-        ana.act(lambda s: s.add_member(bo.identity.key, bo.identity.ring_key, "Bo"))
+        ana.perform(lambda s: s.add_member(bo.identity.key, bo.identity.ring_key, "Bo"))
         assert ana.session is not None
         session = ana.session
         bo.session = Session.join(bo.identity, session.mid, session.creator, bo.clock)
@@ -127,7 +127,7 @@ async def test_both_ends_keep_the_same_link(
     # Exactly one link is left, and the meeting flows over it both ways.
     assert sum(not end.closed for ends in links for end in ends) == 2
     for writer, reader in ((ana, bo), (bo, ana)):
-        entry = writer.act(lambda s: s.raise_hand())
+        entry = writer.perform(lambda s: s.raise_hand())
         await until(lambda r=reader, e=entry: e.hash in {x.hash for x in r.session.log.entries()})  # type: ignore[union-attr]
     await asyncio.sleep(0.3)
     assert held(ana, bo) is kept_at_ana and held(bo, ana) is kept_at_bo
@@ -141,9 +141,7 @@ async def test_a_laptop_that_dials_its_peer_at_two_addresses_keeps_one_link(
     ana, bo = pair
     bo.add_endpoint("127.0.0.1", ana.port)
     bo.add_endpoint("127.1", ana.port)  # the same listener, under another name
-    ana.add_endpoint("127.0.0.1", bo.port)
-    bo._dial_all()
-    ana._dial_all()
+    ana.add_endpoint("127.0.0.1", bo.port)  # both dial on their next tick
 
     def linked() -> bool:
         a, b = held(ana, bo), held(bo, ana)
@@ -151,7 +149,7 @@ async def test_a_laptop_that_dials_its_peer_at_two_addresses_keeps_one_link(
 
     await until(linked)
     kept = held(ana, bo)
-    entry = ana.act(lambda s: s.raise_hand())
+    entry = ana.perform(lambda s: s.raise_hand())
     await until(lambda: entry.hash in {x.hash for x in bo.session.log.entries()})  # type: ignore[union-attr]
     # It stays: no end closes the link the other end kept.
     await asyncio.sleep(1.5)

@@ -10,6 +10,7 @@ from typing import Any
 from fakenet import IDENTITIES, FakeNetwork
 
 from relsec_p2p.app.app import RelsecApp
+from relsec_p2p.core.events import MeetingChanged
 from relsec_p2p.core.joincode import JoinCode
 from relsec_p2p.core.requests import AnonymousRequest
 from relsec_p2p.core.session import Session
@@ -71,6 +72,7 @@ class Room:
         self.seat = seat
         self.node_class = node_class
         self.node: Node | None = None
+        self.on_event: Callable[[Any], None] | None = None
 
     def session(self, index: int) -> Session:
         return self.net[index]
@@ -84,19 +86,25 @@ class Room:
             clock=self.net.clock,
         )
         node.session = self.net[self.seat]
-        self.node = node
+        self.node, self.on_event = node, on_event
         return node
 
+    def changed(self) -> None:
+        """Say to the app what its node says once frames have come in: the
+        room hands them to the node's Session itself, past the node."""
+        assert self.on_event is not None
+        self.on_event(MeetingChanged())
+
     def settle(self, app: RelsecApp) -> None:
-        """Let the room exchange everything, then tell the app to redraw."""
+        """Let the room exchange everything, then tell the app it changed."""
         self.net.settle()
-        app.meeting_changed()
+        self.changed()
 
     def run_rounds(self, app: RelsecApp, until: Callable[[], bool]) -> None:
-        """Let anonymous rounds run in the room until ``until()``, then redraw."""
+        """Let anonymous rounds run in the room until ``until()``, then tell the app."""
         self.net.run_rounds(until)
         self.net.settle()
-        app.meeting_changed()
+        self.changed()
 
 
 async def in_meeting(app: RelsecApp, pilot: Any) -> None:

@@ -52,8 +52,8 @@ async def test_own_template_save_and_resume(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
         assert app.node is not None and app.node.state is not None
         assert [s.id for s in app.node.state.steps] == ["round"]
-        app.node.act(lambda s: s.open_step(0))
-        app.node.act(lambda s: s.contribute(0, "tired but here"))
+        app.node.perform(lambda s: s.open_step(0))
+        app.node.perform(lambda s: s.contribute(0, "tired but here"))
         mid = app.node.state.mid
         await wait_for(pilot, lambda: save.exists() and save.stat().st_size > 0)
         await app.node.close()  # writes the save a last time
@@ -88,7 +88,7 @@ async def test_named_answers_carry_their_label_and_what_they_are_about() -> None
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
         node = app.node
         assert node is not None and node.state is not None
-        node.act(lambda s: s.open_step(0))
+        node.perform(lambda s: s.open_step(0))
         await pilot.pause(0.3)
         await pilot.press("c", *"Funder pulls out", "enter")
         await pilot.pause(0.2)
@@ -96,7 +96,7 @@ async def test_named_answers_carry_their_label_and_what_they_are_about() -> None
         await wait_for(pilot, lambda: len(node.state.contributions) == 1)  # type: ignore[union-attr]
         threat = node.state.contributions[0]
         assert (threat.text, threat.tag, threat.ref) == ("Funder pulls out", "external", None)
-        node.act(lambda s: s.advance())  # impacts: about a threat
+        node.perform(lambda s: s.advance())  # impacts: about a threat
         await pilot.pause(0.3)
         await pilot.press("escape", "c", *"Rent unpaid", "enter")
         await pilot.pause(0.2)

@@ -111,7 +111,7 @@ class RefusingNode:
     def clock() -> int:
         return 0
 
-    def act(self, action: Callable[..., Any]) -> None:
+    def perform(self, action: Callable[..., Any]) -> None:
         raise self.error
 
     def submit_anonymous(self, request: AnonymousRequest) -> None:

@@ -22,7 +22,6 @@ from textual.widgets.option_list import Option
 from ...core.state import MAX_TITLE
 from ...core.template import TemplateError
 from ..controller import load_template, template_choices
-from ..network import discovery_running, nearby_meetings
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
@@ -110,7 +109,7 @@ class LobbyScreen(Screen[None]):
 
     def refresh_nearby(self) -> None:
         node = self.relsec.node
-        found = [] if node is None else nearby_meetings(node)
+        found = [] if node is None else node.nearby_meetings()
         if found == self._nearby:
             self._nudge_if_nobody(found)
             return
@@ -128,7 +127,7 @@ class LobbyScreen(Screen[None]):
 
     def _nudge_if_nobody(self, found: list[tuple[int, int]]) -> None:
         node = self.relsec.node
-        if found or self.busy or node is None or not discovery_running(node):
+        if found or self.busy or node is None or not node.discovering:
             return
         if time.monotonic() - self._opened > NOBODY_AFTER_S and not self.status:
             self.say(

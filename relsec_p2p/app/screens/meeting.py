@@ -155,7 +155,6 @@ class MeetingScreen(Screen[None]):
     def _result(self, problem: str | None) -> None:
         if problem:
             self.notify(problem, severity="warning", timeout=6)
-        self.relsec.meeting_changed()
 
     # -- writing ----------------------------------------------------------------------
 

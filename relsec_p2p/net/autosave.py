@@ -1,0 +1,174 @@
+"""A node's encrypted save: written when asked, kept up to date, resumed from.
+
+Rules of this file:
+- Nothing is written unless someone asked for that file (``save``, or
+  ``keep_saved`` for ``--save``); the sealing and the atomic write are
+  ``net/files.py``'s and ``core/save.py``'s.
+- The meeting is snapshotted on the event loop (the log changes under it);
+  sealing and writing run off it, one at a time.
+- While the meeting changes, the kept save is rewritten at most every
+  ``AUTOSAVE_S``, and once more when the node closes; a failed automatic save
+  is reported (``SaveFailed``) and retried, never silently dropped.
+- Logs say how many entries and bytes, never what they hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..core.errors import LocalProtocolError
+from ..core.save import OtherMeeting, SaveError, payload_of, restore_session
+from ..core.template import TemplateError, parse_template
+from .files import SaveFile
+
+if TYPE_CHECKING:
+    from .node import Node
+
+log = logging.getLogger("relsec.node")
+
+AUTOSAVE_S = 2.0  # at most this often while the meeting changes (and once on close)
+AUTOSAVE_RETRY_S = 30.0  # after a failed automatic save
+
+Spawn = Callable[[Coroutine[Any, Any, Any]], "asyncio.Task[Any]"]
+
+
+@dataclass(frozen=True, slots=True)
+class SaveFailed:
+    """An automatic save did not happen; ``message`` is for the person, not the log."""
+
+    message: str
+
+    def __str__(self) -> str:
+        return "automatic save failed"
+
+
+class Autosave:
+    """The save file of one node's meeting and when to write it."""
+
+    def __init__(
+        self, node: Node, *, spawn: Spawn, on_failed: Callable[[SaveFailed], None]
+    ) -> None:
+        self._node = node
+        self._spawn = spawn
+        self._on_failed = on_failed
+        self._save_file: SaveFile | None = None  # where --save keeps the meeting
+        self._saved_marker: tuple[int, int] | None = None
+        self._last_save = 0.0
+        self._autosave_task: asyncio.Task[Any] | None = None
+        self._closing = False
+
+    def _log_marker(self) -> tuple[int, int]:
+        session = self._node.session
+        return (0, 0) if session is None else (len(session.log), len(session.log.forks))
+
+    async def _write_save(self, target: SaveFile) -> int:
+        session = self._node.session
+        if session is None:
+            raise LocalProtocolError("There is no meeting to save yet.")
+        template = self._node.template
+        # Snapshot on the loop (the log changes under it), seal and write off it.
+        payload = payload_of(session, template=template.text if template else None)
+        marker = self._log_marker()
+        size = await asyncio.to_thread(target.write, payload)
+        if target is self._save_file:
+            self._saved_marker = marker
+        log.info("meeting saved: %d entries, %d bytes", len(payload.envelopes), size)
+        return size
+
+    async def save(self, path: Path, passphrase: str) -> int:
+        """Save the meeting to ``path`` now (encrypted); returns the bytes written."""
+        if self._node.session is None:
+            raise LocalProtocolError("There is no meeting to save yet.")
+        target = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
+        return await self._write_save(target)
+
+    async def keep_saved(self, path: Path, passphrase: str) -> None:
+        """Keep an encrypted save at ``path`` from now on: rewritten while the
+        meeting changes (at most every ``AUTOSAVE_S``) and when the node closes."""
+        self._save_file = await asyncio.to_thread(SaveFile.prepare, path, passphrase)
+        self._saved_marker = None
+        if self._node.session is not None:
+            await self._write_save(self._save_file)
+
+    def keep_saving_to(self, save_file: SaveFile) -> None:
+        """Keep the file a meeting was just resumed from up to date: what it
+        holds now is what the node holds."""
+        self._save_file = save_file
+        self._saved_marker = self._log_marker()
+
+    def tick(self) -> None:
+        """Start an automatic save if the meeting changed since the last one
+        and the last was long enough ago (called by the node's timer)."""
+        target = self._save_file
+        if target is None or self._node.session is None or self._closing:
+            return
+        if self._autosave_task is not None and not self._autosave_task.done():
+            return
+        if self._log_marker() == self._saved_marker:
+            return
+        if time.monotonic() - self._last_save < AUTOSAVE_S:
+            return
+        self._last_save = time.monotonic()
+        self._autosave_task = self._spawn(self._autosave(target))
+
+    async def _autosave(self, target: SaveFile) -> None:
+        try:
+            await self._write_save(target)
+        except (SaveError, LocalProtocolError) as error:  # the disk, or no meeting: one sentence
+            log.warning("automatic save failed: %s", error.code)
+            self._on_failed(SaveFailed(str(error)))
+            if isinstance(error, OtherMeeting):
+                self._save_file = None  # that file stays as it is: stop trying
+            else:  # a full disk, say: try again, but not every tick
+                self._last_save = time.monotonic() + AUTOSAVE_RETRY_S - AUTOSAVE_S
+
+    async def final_save(self) -> None:
+        """On close: let a running save finish (so it cannot land after this
+        one with older content), then save what changed since; no automatic
+        save starts after this."""
+        self._closing = True
+        if self._autosave_task is not None and not self._autosave_task.done():
+            with contextlib.suppress(Exception):
+                await self._autosave_task
+        if (
+            self._save_file is not None
+            and self._node.session is not None
+            and self._log_marker() != self._saved_marker
+        ):
+            await self._autosave(self._save_file)
+
+    async def resume_from(
+        self,
+        path: Path,
+        passphrase: str,
+        *,
+        expected_mid: bytes | None = None,
+        keep_saving: bool = False,
+    ) -> None:
+        """Open the save at ``path`` and carry on its meeting; with
+        ``keep_saving`` the save is kept up to date at the same path."""
+        node = self._node
+        if node.session is not None:
+            raise LocalProtocolError(
+                "This laptop is already in a meeting; resume the save in a new relsec."
+            )
+        save_file, payload = await asyncio.to_thread(SaveFile.opened, path, passphrase)
+        if expected_mid is not None and payload.mid != expected_mid:
+            raise OtherMeeting("This save file belongs to another meeting.")
+        session = await asyncio.to_thread(restore_session, payload, node.clock)
+        template = None
+        if payload.template:
+            with contextlib.suppress(TemplateError):
+                template = parse_template(payload.template, "the saved template")
+        node.resume(session, template=template, save_file=save_file if keep_saving else None)
+        log.info("meeting resumed: %d entries", len(session.log))
+
+
+__all__ = ["AUTOSAVE_RETRY_S", "AUTOSAVE_S", "Autosave", "SaveFailed"]
