@@ -87,7 +87,7 @@ def forge_next(
         seq=seq,
         prev=prev if isinstance(prev, bytes) else None,
         lam=lam,
-        ts=session._clock() if ts is None else ts,
+        ts=session.clock() if ts is None else ts,
         kind=kind,
         data=data,
     )

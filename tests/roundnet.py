@@ -3,8 +3,10 @@
 Rules of this file: nothing here judges a round; ``RoundNet`` only moves the
 messages of one round between its members (FIFO, every one recorded, with a
 silenced member's sends dropped and a fake clock), and the modified clients
-below each override one honest step of ``Round``, as an attacker's laptop
-would. tests/unit/test_shuffle.py and tests/unit/test_blame.py build on it.
+below each override one honest step of ``Round`` (its public hooks
+``build_onion``, ``permute``, ``go_verdict``), or filter what it sends, as an
+attacker's laptop would. tests/unit/test_shuffle.py and tests/unit/test_blame.py
+build on it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from fakenet import IDENTITIES, MID
+from nacl import bindings
 
 from relsec_p2p.core.errors import MalformedFrame
 from relsec_p2p.core.identity import Identity
@@ -110,7 +114,7 @@ class RoundNet:
 class Liar(Round):
     """Says NO-GO whatever the final batch holds."""
 
-    def _go_verdict(self, final: list[bytes]) -> bool:
+    def go_verdict(self, final: list[bytes]) -> bool:
         return False
 
 
@@ -118,8 +122,8 @@ def cheating_shuffler(action: str, victim: int = 0) -> type[Round]:
     """A hop that drops, duplicates or replaces one item of its output."""
 
     class Cheat(Round):
-        def _permute(self, items: list[bytes]) -> list[bytes]:
-            items = super()._permute(items)
+        def permute(self, items: list[bytes]) -> list[bytes]:
+            items = super().permute(items)
             if action == "drop":
                 return items[1:]
             if action == "duplicate":
@@ -128,14 +132,12 @@ def cheating_shuffler(action: str, victim: int = 0) -> type[Round]:
                 # A well-formed item of the cheater's own, sealed for the hops
                 # still to come: it passes every hop and only its owner's GO
                 # check can notice the missing item.
-                extra = seal_to_all(pad(b"planted", self.slot), [k[0] for k in self._ordered()])
+                inner_keys = [self.keys[p][0] for p in self.parts]
+                extra = seal_to_all(pad(b"planted", self.slot), inner_keys)
                 for peer in reversed(self.parts[self.index + 1 :]):
                     extra = seal_layer(extra, self.keys[peer][1])
                 items[victim] = extra
             return items
-
-        def _ordered(self) -> list[tuple[bytes, bytes, bytes]]:
-            return [self.keys[p] for p in self.parts]
 
     return Cheat
 
@@ -144,8 +146,8 @@ def garbage_layer(layer: int) -> type[Round]:
     """Submits an onion whose layer for hop ``layer`` (0-based) is random bytes."""
 
     class Garbage(Round):
-        def _build_onion(self) -> tuple[bytes, bytes]:
-            inner, _ = super()._build_onion()
+        def build_onion(self) -> tuple[bytes, bytes]:
+            inner, _ = super().build_onion()
             onion = inner
             for peer in reversed(self.parts[layer + 1 :]):
                 onion = seal_layer(onion, self.keys[peer][1])
@@ -155,3 +157,37 @@ def garbage_layer(layer: int) -> type[Round]:
             return inner, onion
 
     return Garbage
+
+
+def withholding(kind: str) -> type[Round]:
+    """Sends every message of the round but those of type ``kind``."""
+
+    class Withholder(Round):
+        def begin(self) -> list[tuple[bytes, dict[str, Any]]]:
+            return [(p, m) for p, m in super().begin() if m["t"] != kind]
+
+        def receive(
+            self, sender: bytes, message: dict[str, Any], now_ms: int
+        ) -> list[tuple[bytes, dict[str, Any]]]:
+            return [(p, m) for p, m in super().receive(sender, message, now_ms) if m["t"] != kind]
+
+        def tick(self, now_ms: int) -> list[tuple[bytes, dict[str, Any]]]:
+            return [(p, m) for p, m in super().tick(now_ms) if m["t"] != kind]
+
+    return Withholder
+
+
+def record_round_keys(monkeypatch: pytest.MonkeyPatch) -> dict[bytes, bytes]:
+    """Every per-round key pair made from now on, secret by public key: what
+    a test needs to show a secret never reached the wire (the round keeps its
+    secrets to itself; its public keys are in ``Round.keys``)."""
+    made: dict[bytes, bytes] = {}
+    original = bindings.crypto_box_keypair
+
+    def recording() -> tuple[bytes, bytes]:
+        public, secret = original()
+        made[public] = secret
+        return public, secret
+
+    monkeypatch.setattr(bindings, "crypto_box_keypair", recording)
+    return made

@@ -15,6 +15,7 @@ from typing import Any
 from .. import templates
 from ..core import admission
 from ..core.errors import EntryRefused, LocalProtocolError
+from ..core.fields import is_text
 from ..core.refusals import Refusal
 from ..core.requests import (
     AnonymousAnswer,
@@ -163,7 +164,7 @@ class Meeting:
         problem = admission.name_problem(name)
         if problem:
             return f"Choose the name you go by here: {problem}."
-        if not title.strip() or len(title) > MAX_TITLE:
+        if not is_text(title, MAX_TITLE):
             return f"Give the meeting a short title (1 to {MAX_TITLE} characters)."
         try:
             self.node.start_template(template, name=name, title=title)
@@ -184,11 +185,7 @@ class Meeting:
         if state is None or state.current is None:
             return "No step is open yet; wait for the facilitator."
         step = state.current
-        if anonymous:
-            capacity = self.anonymous_capacity()
-            if len(text) > capacity:
-                over = len(text) - capacity
-                return f"That is {over} characters too long for an anonymous slot; shorten it."
+        if anonymous:  # the request itself refuses text too long for a slot
             return self._anonymous(partial(AnonymousAnswer, step=step, text=text))
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))

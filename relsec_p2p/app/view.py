@@ -275,7 +275,7 @@ def build_view(
     names = display_names(state)
     ids = {s.id: i for i, s in enumerate(state.steps)}
     steps = tuple(step_view(i, s, ids) for i, s in enumerate(state.steps))
-    threshold = int(state.settings.get("anon_threshold", 3))
+    threshold = int(state.settings["anon_threshold"])
     queue = state.queue
     members = tuple(
         MemberView(

@@ -3,7 +3,8 @@
 Rules of this file (normative text: protocol/SPEC.md §12.4-§12.8): sans-IO, so
 bytes come in and bytes to send and results go out; the code, the PAKE secret
 and the channel keys never appear in a message, a repr or an exception; every
-remote input is shape-checked before use; a handshake that raised is dead.
+remote input is shape-checked before use; a handshake that raised is dead;
+``JoinerHandshake.hello`` is a hook that tests override to play a modified joiner.
 Join codes themselves are core/joincode.py; the roster safety number that
 members compare after a join is core/safety.py.
 
@@ -407,7 +408,12 @@ class JoinerHandshake(_Handshake):
         if problem is not None:
             raise LocalProtocolError(problem)
         super().__init__(code)
-        self._hello: dict[str, object] = {"key": key, "ring": ring_key, "name": name}
+        self._key, self._ring_key, self._name = key, ring_key, name
+
+    def hello(self) -> dict[str, object]:
+        """What the sealed hello carries (checked when the handshake is made).
+        A hook: tests play a modified joiner by overriding it."""
+        return {"key": self._key, "ring": self._ring_key, "name": self._name}
 
     def _my_tag(self, keys: _Keys) -> bytes:
         return keys.joiner_tag
@@ -417,7 +423,7 @@ class JoinerHandshake(_Handshake):
 
     def _after_confirm(self, keys: _Keys) -> HandshakeStep:
         # Only now, talking to someone who proved the code, do our keys go out.
-        sealed = bytes(keys.joiner_box.encrypt(pack(self._hello)))
+        sealed = bytes(keys.joiner_box.encrypt(pack(self.hello())))
         self._state = _State.AWAIT_GRANT
         return HandshakeStep(send=(pack({"t": "hello", "s": sealed}),))
 

@@ -212,6 +212,13 @@ class AnonymousChannel:
         reports, self._reports = self._reports, []
         return reports
 
+    @property
+    def held_early(self) -> int:
+        """Round messages held until their round's start arrives: key
+        announcements only, at most ``MAX_PARTICIPANTS`` for each of
+        ``MAX_EARLY_ROUNDS`` rounds."""
+        return sum(len(held) for held in self._early.values())
+
     # -- links -----------------------------------------------------------------------
 
     def peer_connected(self, peer: bytes) -> None:

@@ -1,7 +1,7 @@
 """The ``anon.round`` rule: a released anonymous round as the fold reads it.
 
 Rules of this file (normative text: protocol/SPEC.md §13.3 reading an item,
-§13.4 the rule; the round itself is core/shuffle.py, the channel core/anon.py):
+§13.4 the rule; the round itself is core/shuffle_round.py, the channel core/anon.py):
 - A round counts once every participant signed its release (the
   certificate); each item in it is then checked alone, and one the rules
   refuse (a closed step, a bad ring signature, a dummy's garbage) is dropped

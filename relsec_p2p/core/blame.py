@@ -8,7 +8,7 @@ round. This is the accountability of the verifiable shuffle of Brickell and
 Shmatikov ("Efficient anonymity-preserving data collection", KDD 2006, §4) as
 Dissent v1 runs its blame phase (Corrigan-Gibbs and Ford, "Dissent:
 accountable anonymous group messaging", CCS 2010, §3). Normative text:
-protocol/SPEC.md §13.2.7; the round that gathers the evidence is core/shuffle.py.
+protocol/SPEC.md §13.2.7; the round that gathers the evidence is core/shuffle_round.py.
 
 Rules of this file:
 - ``judge`` is a pure function: no I/O, no clock, no randomness, no round

@@ -280,9 +280,10 @@ def payload_of(session: Session, *, template: str | None = None) -> SavePayload:
     )
 
 
-# Room for the sync message's own fields around a batch (FRAME_LIMITS: 1 MiB).
-_BATCH_BYTES = 900 * 1024
-_BATCH_ENTRIES = 8 * 1024
+# How a restore batches the saved entries: room for the sync message's own
+# fields around a batch (FRAME_LIMITS: 1 MiB).
+RESTORE_BATCH_BYTES = 900 * 1024
+RESTORE_BATCH_ENTRIES = 8 * 1024
 
 
 def _batches(envelopes: list[bytes]) -> list[list[bytes]]:
@@ -290,7 +291,8 @@ def _batches(envelopes: list[bytes]) -> list[list[bytes]]:
     size = 0
     for envelope in envelopes:
         if batches[-1] and (
-            size + len(envelope) + 8 > _BATCH_BYTES or len(batches[-1]) >= _BATCH_ENTRIES
+            size + len(envelope) + 8 > RESTORE_BATCH_BYTES
+            or len(batches[-1]) >= RESTORE_BATCH_ENTRIES
         ):
             batches.append([])
             size = 0
@@ -329,6 +331,8 @@ def restore_session(payload: SavePayload, clock: Clock) -> Session:
 
 
 __all__ = [
+    "RESTORE_BATCH_BYTES",
+    "RESTORE_BATCH_ENTRIES",
     "DamagedSave",
     "OtherMeeting",
     "SaveError",

@@ -132,6 +132,12 @@ class Session:
         return self.identity.key
 
     @property
+    def clock(self) -> Clock:
+        """The clock the driver injected (milliseconds): what this session
+        stamps its entries with and times its rounds by."""
+        return self._clock
+
+    @property
     def state(self) -> MeetingState:
         if self._dirty:
             ordered = sorted(self.log.entries(), key=lambda e: e.order_key)

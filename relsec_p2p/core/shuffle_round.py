@@ -16,6 +16,9 @@ Rules of this file:
   both (both together would link every slot to its sender).
 - A round that misses a deadline before the inner keys are out aborts and
   releases nothing; per-round keys die with the round.
+- The honest steps are public hooks (``build_onion``, ``permute``, ``go_verdict``;
+  ``sign`` and ``message`` make statements): tests play cheating members by
+  overriding them (tests/roundnet.py); nothing in the product does.
 """
 
 from __future__ import annotations
@@ -150,6 +153,11 @@ class Round:
         return self._released_key == "inner"
 
     @property
+    def holds_keys(self) -> bool:
+        """True while this laptop holds a per-round secret key (they die with the round)."""
+        return self._inner_secret != b"" or self._outer_secret != b""
+
+    @property
     def prepared(self) -> bool:
         return self._make is None
 
@@ -165,11 +173,9 @@ class Round:
         if self._began:
             raise LocalProtocolError("a round begins once")
         self._began = True
-        signature = self._sign("keys", self._inner_public, self._outer_public)
+        signature = self.sign("keys", self._inner_public, self._outer_public)
         self.keys[self.me] = (self._inner_public, self._outer_public, signature)
-        message = self._message(
-            "anon.keys", i=self._inner_public, o=self._outer_public, g=signature
-        )
+        message = self.message("anon.keys", i=self._inner_public, o=self._outer_public, g=signature)
         return [*self._to_others(message), *self._advance()]
 
     def receive(self, sender: bytes, message: dict[str, Any], now_ms: int) -> list[Outgoing]:
@@ -202,9 +208,9 @@ class Round:
             # nothing for them, so no message.
             self._finish(Aborted(self.start, missing))
             return []
-        signature = self._sign("abort", list(missing))
+        signature = self.sign("abort", list(missing))
         self._finish(Aborted(self.start, missing))
-        return self._to_others(self._message("anon.abort", m=list(missing), g=signature))
+        return self._to_others(self.message("anon.abort", m=list(missing), g=signature))
 
     def waiting_for(self) -> tuple[bytes, ...]:
         """The participants this laptop is waiting for in the current phase."""
@@ -234,7 +240,8 @@ class Round:
 
     # -- building blocks ---------------------------------------------------------------
 
-    def _sign(self, kind: str, *fields: Any) -> bytes:
+    def sign(self, kind: str, *fields: Any) -> bytes:
+        """This member's signature on one statement of this round (SPEC §13.2)."""
         return self.identity.sign(ANON_CONTEXT, statement(kind, self.mid, self.rid, *fields))
 
     def _check(self, who: bytes, signature: Any, kind: str, *fields: Any) -> bytes:
@@ -254,7 +261,8 @@ class Round:
             return False
         return True
 
-    def _message(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def message(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """A message of this round: its type, the meeting, the round, ``fields``."""
         return {"t": kind, "mid": self.mid, "r": self.rid, **fields}
 
     def _to_others(self, message: dict[str, Any]) -> list[Outgoing]:
@@ -272,9 +280,9 @@ class Round:
         self._inner_secret = b""
         self._outer_secret = b""
 
-    # Overridable by tests that play a modified client; the honest versions.
+    # -- the honest steps (the hooks a modified client overrides) ------------------------
 
-    def _build_onion(self) -> tuple[bytes, bytes]:
+    def build_onion(self) -> tuple[bytes, bytes]:
         """(inner ciphertext, outer onion) of this laptop's slot."""
         self.prepare()
         inner = seal_to_all(self._payload, [self.keys[peer][0] for peer in self.parts])
@@ -283,11 +291,13 @@ class Round:
             outer = seal_layer(outer, self.keys[peer][1])
         return inner, outer
 
-    def _permute(self, items: list[bytes]) -> list[bytes]:
+    def permute(self, items: list[bytes]) -> list[bytes]:
+        """This hop's secret permutation of the items it peeled."""
         self._rng.shuffle(items)
         return items
 
-    def _go_verdict(self, final: list[bytes]) -> bool:
+    def go_verdict(self, final: list[bytes]) -> bool:
+        """GO (True) if the final batch is whole and holds this laptop's item once."""
         return (
             len(final) == self.n
             and len(set(final)) == self.n
@@ -462,11 +472,11 @@ class Round:
     def _step(self) -> list[Outgoing] | None:
         """One transition, or None if the round must wait for a message."""
         if self.phase is Phase.KEYS and len(self.keys) == self.n:
-            self._my_inner, onion = self._build_onion()
-            signature = self._sign("submit", onion_hash(onion))
+            self._my_inner, onion = self.build_onion()
+            signature = self.sign("submit", onion_hash(onion))
             self.submissions[self.me] = (onion, signature)
             self._enter(Phase.SUBMIT)
-            return self._to_others(self._message("anon.submit", o=onion, g=signature))
+            return self._to_others(self.message("anon.submit", o=onion, g=signature))
         if self.phase is Phase.SUBMIT and len(self.submissions) == self.n:
             self.batches[0] = [self.submissions[p][0] for p in self.parts]
             self._enter(Phase.SHUFFLE)
@@ -477,7 +487,7 @@ class Round:
             if not self._hopped and self.index in self.batches:
                 return self._hop()
             if self.n in self.batches and all(k in self.hops for k in range(1, self.n + 1)):
-                return self._send_go(self._go_verdict(self.batches[self.n]))
+                return self._send_go(self.go_verdict(self.batches[self.n]))
             return None
         if self.phase is Phase.GO:
             if any(not ok for ok, _, _ in self.gos.values()):
@@ -523,19 +533,19 @@ class Round:
         if not fine:
             # A broken input: say NO-GO now; the blame replay finds out who.
             return self._send_go(False)
-        output = self._permute(peeled)
+        output = self.permute(peeled)
         digest = batch_hash(output)
-        signature = self._sign("hop", hop, digest)
+        signature = self.sign("hop", hop, digest)
         self.hops[hop] = (digest, signature)
         self.batches[hop] = list(output)
         chain = [[*self.hops[k]] for k in range(1, hop)]
-        full = self._message("anon.hop", k=hop, b=list(output), h=digest, g=signature, c=chain)
+        full = self.message("anon.hop", k=hop, b=list(output), h=digest, g=signature, c=chain)
         if hop == self.n:
             return self._to_others(full)
         sends: list[Outgoing] = [(self.parts[hop], full)]
         if hop > 1 and self.parts[hop] != self.parts[0]:
             # The leader follows the cascade, to name a hop that stalls.
-            progress = self._message("anon.hop", k=hop, b=None, h=digest, g=signature, c=[])
+            progress = self.message("anon.hop", k=hop, b=None, h=digest, g=signature, c=[])
             sends.append((self.parts[0], progress))
         return sends
 
@@ -551,10 +561,10 @@ class Round:
 
     def _send_go(self, ok: bool) -> list[Outgoing]:
         digest = self._transcript() if ok else bytes(HASH_BYTES)
-        signature = self._sign("go", ok, digest)
+        signature = self.sign("go", ok, digest)
         self._my_go = (ok, digest)
         self.gos[self.me] = (ok, digest, signature)
-        sends = self._to_others(self._message("anon.go", ok=ok, h=digest, g=signature))
+        sends = self._to_others(self.message("anon.go", ok=ok, h=digest, g=signature))
         if not ok:
             return [*sends, *self._enter_blame()]
         self._enter(Phase.GO)
@@ -570,8 +580,8 @@ class Round:
         shares = [inner_share(secret, item) for item in self.batches[self.n]]
         self.reveals[self.me] = (secret, shares)
         self._enter(Phase.REVEAL)
-        signature = self._sign("reveal", secret, shares)
-        sends = self._to_others(self._message("anon.reveal", s=secret, x=shares, g=signature))
+        signature = self.sign("reveal", secret, shares)
+        sends = self._to_others(self.message("anon.reveal", s=secret, x=shares, g=signature))
         if any(who != self.me for who in self.blames):
             sends.extend(self._blame_message(with_keys=False))
         return sends
@@ -601,10 +611,10 @@ class Round:
         self._ids = tuple(ids)
         self._undecodable = undecodable
         digest = release_digest(ids)
-        signature = self._sign("release", digest)
+        signature = self.sign("release", digest)
         self.acks[self.me] = (digest, signature)
         self._enter(Phase.ACK)
-        return self._to_others(self._message("anon.ack", d=digest, g=signature))
+        return self._to_others(self.message("anon.ack", d=digest, g=signature))
 
     def _settle_release(self) -> None:
         mine = self.acks[self.me][0]
@@ -643,11 +653,11 @@ class Round:
             final = list(self.batches[self.n])
         seen = seen_statements(self.parts, self.keys, self.submissions, self.gos, self.hops)
         body = blame_digest(secret, received, final, seen)
-        signature = self._sign("blame", body)
+        signature = self.sign("blame", body)
         taken = None if received is None else (received[0], received[1], received[2])
         self.blames[self.me] = Blame(secret, taken, final, seen)
         return self._to_others(
-            self._message(
+            self.message(
                 "anon.blame", s=secret, fin=final, seen=seen, g=signature, **{"in": received}
             )
         )

@@ -21,7 +21,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 from ..core.codec import FrameDecoder, frame
 from ..core.errors import MalformedFrame, RemoteError, RemoteProtocolError
@@ -67,6 +67,11 @@ class FrameReader:
 
     def set_limit(self, max_frame: int) -> None:
         self._decoder.max_frame = max_frame
+
+    @property
+    def buffered(self) -> int:
+        """Bytes read from the connection that are not yet a whole frame."""
+        return self._decoder.buffered
 
     async def read(self) -> bytes:
         while not self._ready:
@@ -122,7 +127,9 @@ class Link:
         self._receiver = StreamReceiver(keys.receive_key)
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
-        self._max_queue = max_queue_bytes
+        # The send queue's bound; lowering it on a live link takes effect at
+        # the next send.
+        self.max_queue_bytes = max_queue_bytes
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -197,8 +204,8 @@ class Link:
         has fallen too far behind."""
         if self._closed:
             return False
-        if self._queued_bytes + len(payload) > self._max_queue:
-            self.close(f"peer too slow: over {self._max_queue} bytes queued")
+        if self._queued_bytes + len(payload) > self.max_queue_bytes:
+            self.close(f"peer too slow: over {self.max_queue_bytes} bytes queued")
             return False
         self._queue.append(KIND_DATA + payload)
         self._queued_bytes += len(payload) + 1
@@ -207,7 +214,24 @@ class Link:
 
     @property
     def queued_bytes(self) -> int:
+        """Bytes waiting in the send queue (at most ``max_queue_bytes``)."""
         return self._queued_bytes
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes received that are not yet a whole frame: at most one frame
+        (``MAX_LINK_FRAME`` and its header), however slowly the peer sends it."""
+        return self._reader.buffered
+
+    @property
+    def transport(self) -> asyncio.Transport:
+        """The TCP connection under the encryption: for socket options
+        (``get_extra_info("socket")``) and flow control. Bytes written to it
+        directly bypass the encryption and the queue, so only a deliberately
+        misbehaving peer (the adversary tests) writes there."""
+        # A TCP connection's transport reads and writes (asyncio types it as
+        # the write half only).
+        return cast(asyncio.Transport, self._writer.transport)
 
     async def _write_loop(self) -> None:
         try:

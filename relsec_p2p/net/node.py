@@ -121,7 +121,7 @@ class Node:
         self.template: Template | None = None  # the template this laptop started from
         self._sponsor = Sponsor(self)
         self._dialer = Dialer(
-            self, spawn=self._spawn, may_link=self._may_link, on_link=self._register
+            self, spawn=self._spawn, may_link=self.may_link, on_link=self.add_link
         )
         self._autosave = Autosave(self, spawn=self._spawn, on_failed=self._emit)
 
@@ -253,7 +253,7 @@ class Node:
             # New members may now be admitted; departed ones must go.
             self._dialer.redial()
             for peer, link in list(self.links.items()):
-                if not self._may_link(peer):
+                if not self.may_link(peer):
                     link.close("no longer a member")
             if self._discovery is not None and state.join_code is not None:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
@@ -322,7 +322,9 @@ class Node:
 
     # -- links --------------------------------------------------------------------------
 
-    def _may_link(self, key: bytes) -> bool:
+    def may_link(self, key: bytes) -> bool:
+        """Whether the link handshake admits ``key``: a member of the meeting,
+        or, before this laptop is in the roster, the member who sponsored it."""
         state = self.state
         if state is not None and state.created:
             return state.is_member(key) or (
@@ -334,7 +336,8 @@ class Node:
         state = self.state
         return 0 if state is None else state.epoch
 
-    def _register(self, link: Link) -> None:
+    def add_link(self, link: Link) -> None:
+        """Take a link whose handshake is done (dialled or answered) and run it."""
         existing = self.links.get(link.peer)
         if existing is not None and not existing.closed:
             # Two links between one pair: both ends keep the first in an order
@@ -381,9 +384,9 @@ class Node:
                     self.identity,
                     self.session.mid,
                     self._epoch(),
-                    self._may_link,
+                    self.may_link,
                 )
-                self._register(link)
+                self.add_link(link)
             elif kind == JOIN_FIRST_TYPE and self.is_member:
                 if self._sponsor.will_answer():
                     await self._sponsor.sponsor(frames, writer, first)

@@ -176,7 +176,7 @@ async def test_equivocation_freezes_the_member_everywhere(room: Room) -> None:
 async def test_oversized_frame_cuts_the_link(room: Room) -> None:
     link = room.link(room.adversary, room.host)
     # Below the link layer: a raw header announcing 64 MiB on the encrypted stream.
-    link._writer.write((64 << 20).to_bytes(4, "big") + os.urandom(1024))
+    link.transport.write((64 << 20).to_bytes(4, "big") + os.urandom(1024))
     await room.cut_off("frame_too_large")  # refused from the header alone
     await room.meeting_goes_on()
 
@@ -185,16 +185,16 @@ async def test_a_member_who_stops_reading_is_cut_off_not_buffered(room: Room) ->
     """The adversary stops reading its socket; the host's queue to it is
     bounded, so the host drops the link instead of buffering without end."""
     link_on_host = room.link(room.host, room.adversary)
-    link_on_host._max_queue = SMALL_QUEUE  # a small bound, so the test is quick
+    link_on_host.max_queue_bytes = SMALL_QUEUE  # a small bound, so the test is quick
     adversary_link = room.link(room.adversary, room.host)
     # Small kernel buffers on both ends, so what the host writes backs up into
     # its own queue rather than into megabytes of loopback socket buffers.
-    host_socket = link_on_host._writer.get_extra_info("socket")
+    host_socket = link_on_host.transport.get_extra_info("socket")
     host_socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
-    adversary_link._writer.get_extra_info("socket").setsockopt(
+    adversary_link.transport.get_extra_info("socket").setsockopt(
         socket.SOL_SOCKET, socket.SO_RCVBUF, 4096
     )
-    adversary_link._reader._reader._transport.pause_reading()  # type: ignore[attr-defined]
+    adversary_link.transport.pause_reading()
     big = "x" * 3000
     for _ in range(400):
         room.host.perform(lambda s: s.contribute(0, big))
@@ -275,10 +275,10 @@ async def test_a_member_trickling_a_frame_holds_only_its_own_link(room: Room) ->
     host buffers at most that one frame for that one link and goes on serving
     everyone else meanwhile."""
     link = room.link(room.adversary, room.host)
-    link._writer.write((512 * 1024).to_bytes(4, "big"))
+    link.transport.write((512 * 1024).to_bytes(4, "big"))
     for _ in range(5):
-        link._writer.write(b"\x00")
+        link.transport.write(b"\x00")
         await room.meeting_goes_on()  # the others are served while it trickles
         await asyncio.sleep(0.2)
     on_host = room.link(room.host, room.adversary)
-    assert on_host._reader._decoder.buffered <= 4 + 512 * 1024
+    assert on_host.buffered_bytes <= 4 + 512 * 1024

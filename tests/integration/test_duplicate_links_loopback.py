@@ -58,9 +58,14 @@ async def pair() -> AsyncIterator[tuple[Node, Node]]:
         await ana.close()
 
 
+def epoch(node: Node) -> int:
+    assert node.state is not None
+    return node.state.epoch
+
+
 async def real_link(dialler: Node, answerer: Node) -> tuple[Link, Link]:
-    """One link over loopback, handshake done at both ends, registered at
-    neither: (the dialler's end, the answerer's end)."""
+    """One link over loopback, handshake done at both ends, added to neither
+    node: (the dialler's end, the answerer's end)."""
     assert dialler.session is not None
     mid = dialler.session.mid
     answered: asyncio.Future[Link] = asyncio.get_running_loop().create_future()
@@ -69,7 +74,7 @@ async def real_link(dialler: Node, answerer: Node) -> tuple[Link, Link]:
         frames = FrameReader(reader, HANDSHAKE_LIMITS.max_bytes)
         first = await frames.read()
         link = await Link.accept(
-            frames, writer, first, answerer.identity, mid, answerer._epoch(), answerer._may_link
+            frames, writer, first, answerer.identity, mid, epoch(answerer), answerer.may_link
         )
         answered.set_result(link)
 
@@ -77,7 +82,7 @@ async def real_link(dialler: Node, answerer: Node) -> tuple[Link, Link]:
     try:
         port = server.sockets[0].getsockname()[1]
         dialled = await Link.connect(
-            "127.0.0.1", port, dialler.identity, mid, dialler._epoch(), dialler._may_link
+            "127.0.0.1", port, dialler.identity, mid, epoch(dialler), dialler.may_link
         )
         return dialled, await asyncio.wait_for(answered, 5)
     finally:
@@ -115,9 +120,9 @@ async def test_both_ends_keep_the_same_link(
         at_bo.reverse()
     # The ends learn of the links in turn, as if their handshakes finished so.
     for ana_end, bo_end in itertools.zip_longest(at_ana, at_bo):
-        ana._register(ana_end)
+        ana.add_link(ana_end)
         await asyncio.sleep(0.01)
-        bo._register(bo_end)
+        bo.add_link(bo_end)
         await asyncio.sleep(0.01)
 
     await until(lambda: all(end.closed for ends in links for end in ends if end.link_id != kept))

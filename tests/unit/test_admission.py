@@ -16,8 +16,10 @@ import msgpack
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nacl.exceptions import CryptoError
+from nacl.encoding import RawEncoder
+from nacl.secret import SecretBox
 
+from relsec_p2p.core import admission
 from relsec_p2p.core.admission import (
     MAX_NAME_CHARS,
     BadPakeMessage,
@@ -242,7 +244,7 @@ class Link:
     def sent_by(self, sender: str) -> list[bytes]:
         return [payload for who, payload in self.wire if who == sender]
 
-    def _deliver(self, side: str) -> None:
+    def deliver(self, side: str) -> None:
         queue = self.to_sponsor if side == "sponsor" else self.to_joiner
         payload = queue.popleft()
         if side in self.errors:
@@ -263,9 +265,9 @@ class Link:
     def pump(self) -> Link:
         while self.to_sponsor or self.to_joiner:
             if self.to_sponsor:
-                self._deliver("sponsor")
+                self.deliver("sponsor")
             if self.to_joiner:
-                self._deliver("joiner")
+                self.deliver("joiner")
         return self
 
 
@@ -325,7 +327,22 @@ def test_a_name_with_emoji_joiners_gets_through() -> None:
     assert request is not None and request.name == flag
 
 
-def test_wrong_code_fails_on_both_sides_quickly() -> None:
+def record_box_keys(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The key of every channel box a handshake derives from now on: a spy on
+    the SecretBox class admission seals with."""
+    keys: list[bytes] = []
+
+    class Recording(SecretBox):
+        def __init__(self, key: bytes, encoder: type[RawEncoder] = RawEncoder) -> None:
+            keys.append(bytes(key))
+            super().__init__(key, encoder)
+
+    monkeypatch.setattr(admission, "SecretBox", Recording)
+    return keys
+
+
+def test_wrong_code_fails_on_both_sides_quickly(monkeypatch: pytest.MonkeyPatch) -> None:
+    box_keys = record_box_keys(monkeypatch)
     right = parse_join_code(EXAMPLE_CODE)
     wrong = parse_join_code("42-harbor-velvet-amber")
     started = time.perf_counter()
@@ -337,11 +354,13 @@ def test_wrong_code_fails_on_both_sides_quickly() -> None:
     assert link.request is None and link.granted is None
     assert link.joiner.failed and link.sponsor.failed
     # Nothing sealed was sent, and nothing sealed could be opened: each side's
-    # channel keys come from a different SPAKE2 secret.
+    # two channel keys come from a different SPAKE2 secret, so none is shared
+    # (with the right code, both are).
     assert set(kinds(link)) == {"pake", "confirm"}
-    sealed = link.joiner._require_keys().joiner_box.encrypt(pack({"key": MEMBER.key}))
-    with pytest.raises(CryptoError):
-        link.sponsor._require_keys().joiner_box.decrypt(sealed)
+    assert len(box_keys) == 4 and len(set(box_keys)) == 4
+    box_keys.clear()
+    assert make_link(right).pump().granted is not None
+    assert len(box_keys) == 4 and len(set(box_keys)) == 2
 
 
 def test_errors_and_reprs_never_show_the_code() -> None:
@@ -573,8 +592,13 @@ def test_malformed_messages_raise_typed_errors(payload: bytes, error: type[Excep
 )
 def test_sponsor_checks_the_sealed_hello(change: dict[str, object]) -> None:
     code = new_join_code()
-    link = make_link(code)
-    link.joiner._hello.update(change)  # a modified client sends what it likes
+
+    class Modified(JoinerHandshake):  # a modified client sends what it likes
+        def hello(self) -> dict[str, object]:
+            return {**super().hello(), **change}
+
+    link = Link(Modified(code, MEMBER.key, MEMBER.ring_key, "Ana"), SponsorHandshake(code))
+    link.send("joiner", [link.joiner.start()])
     link.pump()
     assert link.request is None
     assert isinstance(link.errors.get("sponsor"), MalformedFrame)

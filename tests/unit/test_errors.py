@@ -41,10 +41,6 @@ ABSTRACT = (RelsecError, LocalError, RemoteError, RemoteProtocolError)
 # defines them (checked below), so no caller ever sees one.
 SIGNALS = {"relsec_p2p.core.ring._IdentityResult", "relsec_p2p.demo.DemoStopped"}
 
-# JoinError is being moved from net.node into core.errors by another change
-# of issue 10, which places it on a side; until that lands it is the one
-# class outside. The test fails once it has moved: then delete this entry.
-
 _CODE = re.compile(r"[a-z]+(?:_[a-z]+)*")
 
 

@@ -1,7 +1,8 @@
 """The sans-IO shuffle round (core/shuffle_round.py) on in-memory members.
 
 Adversaries are modified clients: subclasses of ``Round`` that override one
-honest step (how to shuffle, what to submit, what to say at GO). Every
+of its public honest steps (how to shuffle, what to submit, what to say at
+GO) or hold back some of what it sends. Every
 adversarial test checks the same two things: nothing is released (no inner
 key leaves any laptop) and every honest member names the culprit.
 """
@@ -16,11 +17,19 @@ from typing import Any
 import pytest
 from fakenet import IDENTITIES, MID
 from nacl import bindings
-from roundnet import SLOT, Liar, RoundNet, cheating_shuffler, garbage_layer
+from roundnet import (
+    SLOT,
+    Liar,
+    RoundNet,
+    cheating_shuffler,
+    garbage_layer,
+    record_round_keys,
+    withholding,
+)
 
 from relsec_p2p.core.codec import pack
 from relsec_p2p.core.errors import MalformedFrame
-from relsec_p2p.core.onion import onion_size, open_layer
+from relsec_p2p.core.onion import onion_size, open_layer, open_with_shares
 from relsec_p2p.core.shuffle import (
     ANON_CONTEXT,
     MAX_PARTICIPANTS,
@@ -93,10 +102,14 @@ def test_release_holds_no_trace_of_order_or_sender() -> None:
     assert list(outcome.ids) == sorted(outcome.ids)  # sorted by id, not by sender
 
 
-def test_outer_secrets_never_leave_a_laptop_in_a_released_round() -> None:
+def test_outer_secrets_never_leave_a_laptop_in_a_released_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made = record_round_keys(monkeypatch)
     net = RoundNet(4)
-    secrets = {r.me: r._outer_secret for r in net.rounds.values()}
     net.run()
+    secrets = {r.me: made[r.keys[r.me][1]] for r in net.rounds.values()}
+    assert len(set(secrets.values())) == 4
     wire = b"".join(pack(m) for _, _, m in net.sent)
     for secret in secrets.values():
         assert secret not in wire
@@ -150,9 +163,10 @@ def test_equivocating_key_announcement_is_named() -> None:
         def begin(self) -> list[tuple[bytes, dict[str, Any]]]:
             sends = super().begin()
             other_inner = bindings.crypto_box_keypair()[0]
-            signature = self._sign("keys", other_inner, self._outer_public)
+            outer = self.keys[self.me][1]  # the one it announced to the others
+            signature = self.sign("keys", other_inner, outer)
             victim = next(p for p in self.parts if p != self.me)
-            forged = self._message("anon.keys", i=other_inner, o=self._outer_public, g=signature)
+            forged = self.message("anon.keys", i=other_inner, o=outer, g=signature)
             return [(p, forged if p == victim else m) for p, m in sends]
 
     net = RoundNet(4, adversaries={0: TwoFaced})
@@ -178,7 +192,7 @@ def test_member_vanishing_mid_round_aborts_and_leaks_nothing() -> None:
     for honest in net.honest(2):
         assert isinstance(honest.outcome, Aborted)
         assert set(honest.outcome.missing) <= {gone}
-        assert honest._inner_secret == b"" and honest._outer_secret == b""  # keys died
+        assert not honest.holds_keys  # its keys died
     # The leader follows the cascade and names the hop that stopped it.
     leader = net[0].outcome
     assert isinstance(leader, Aborted) and leader.missing == (gone,)
@@ -186,14 +200,7 @@ def test_member_vanishing_mid_round_aborts_and_leaks_nothing() -> None:
 
 @pytest.mark.parametrize("withheld", ["anon.keys", "anon.submit", "anon.hop", "anon.go"])
 def test_member_who_withholds_a_message_is_named_missing(withheld: str) -> None:
-    class Withholder(Round):
-        def _advance(self) -> list[tuple[bytes, dict[str, Any]]]:
-            return [(p, m) for p, m in super()._advance() if m["t"] != withheld]
-
-        def begin(self) -> list[tuple[bytes, dict[str, Any]]]:
-            return [(p, m) for p, m in super().begin() if m["t"] != withheld]
-
-    net = RoundNet(4, adversaries={1: Withholder})
+    net = RoundNet(4, adversaries={1: withholding(withheld)})
     net.run()
     net.expire()
     assert_nothing_released(net, 1)
@@ -211,12 +218,7 @@ def test_vanishing_after_keys_are_out_releases_nothing_to_the_log(withheld: str)
     """A member who never sends its inner key, or its release signature: no
     certificate, so nothing can be logged (laptops that had every key opened
     the items, but their senders stay unknown: the outer keys never left)."""
-
-    class Withholder(Round):
-        def _advance(self) -> list[tuple[bytes, dict[str, Any]]]:
-            return [(p, m) for p, m in super()._advance() if m["t"] != withheld]
-
-    net = RoundNet(4, adversaries={1: Withholder})
+    net = RoundNet(4, adversaries={1: withholding(withheld)})
     net.run()
     net.expire()
     for honest in net.honest(1):
@@ -324,8 +326,18 @@ CHI2_5_P1E4 = 25.74
 
 
 def _final_order(net: RoundNet) -> tuple[int, ...]:
-    final = net[0].batches[net[0].n]
-    return tuple(next(k for k in range(3) if net[k]._my_inner == item) for item in final)
+    """Whose item sits at each place of the final batch: opened with the
+    inner keys' shares every member revealed, and told by its payload."""
+    leader = net[0]
+    publics = [leader.keys[p][0] for p in leader.parts]
+    order = []
+    for position, sealed in enumerate(leader.batches[leader.n]):
+        shares = [leader.reveals[p][1][position] for p in leader.parts]
+        opened = open_with_shares(sealed, publics, shares)
+        payload = None if opened is None else unpad(opened)
+        assert payload is not None
+        order.append(net.payloads.index(payload))
+    return tuple(order)
 
 
 def _chi_square(counts: Counter[tuple[int, ...]], rounds: int) -> float:
@@ -350,7 +362,7 @@ def test_one_honest_shuffler_is_enough_for_a_uniform_order() -> None:
     own permutation): the one honest hop still makes the output uniform."""
 
     class Keeper(Round):
-        def _permute(self, items: list[bytes]) -> list[bytes]:
+        def permute(self, items: list[bytes]) -> list[bytes]:
             return items
 
     rounds = 180
@@ -366,23 +378,27 @@ def test_one_honest_shuffler_is_enough_for_a_uniform_order() -> None:
     assert _final_order(fixed) == (0, 1, 2)
 
 
-def test_a_members_own_transcript_does_not_link_another_slot() -> None:
+def test_a_members_own_transcript_does_not_link_another_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Member 2 (a hop in the middle) holds everything it received, its own
     keys and, after the release, every inner key. The only link between a
     submission and the final batch is each hop's permutation under that hop's
     outer key, and no other member's outer key or permutation reaches it."""
+    made = record_round_keys(monkeypatch)
     net = RoundNet(4)
-    others_outer = {r.me: r._outer_secret for r in net.rounds.values() if r.me != net.keys[2]}
-    me = net[2]
-    mine = me._outer_secret  # the round forgets it once over
     net.run()
+    outer = {r.me: made[r.keys[r.me][1]] for r in net.rounds.values()}
+    me = net[2]
+    mine = outer.pop(me.me)  # the round itself forgot it once over
+    others_outer = outer
     received = b"".join(pack(m) for _, dst, m in net.sent if dst == me.me)
     assert not any(secret in received for secret in others_outer.values())
     # What member 2 can open with its own outer key is only its own input batch:
     # no item of any other batch it holds, no submission past hop 1.
     assert me.index in me.batches and len(me.batches) == 4  # submissions, in, out, final
     for hop, batch in me.batches.items():
-        opened = [open_layer(x, me._outer_public, mine) for x in batch]
+        opened = [open_layer(x, me.keys[me.me][1], mine) for x in batch]
         if hop == me.index:
             assert None not in opened  # its own layer, on its own input
         else:
