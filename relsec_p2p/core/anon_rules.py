@@ -25,7 +25,7 @@ from . import ring, shuffle
 from .codec import Limits, pack, unpack
 from .errors import RemoteProtocolError
 from .feed import HASH_BYTES, Entry
-from .fields import check_member, check_ref, has_only, is_text, is_uint, open_poll, open_step
+from .fields import check_member, check_ref, has_only, is_text, is_uint, open_poll, opened_step
 from .identity import KEY_BYTES
 from .refusals import Refusal, Refused
 from .state import CHOICES, MAX_TEXT, AnonContribution, AnonRound, AnonVote, MeetingState
@@ -92,7 +92,7 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
     if kind == "pause":
         return None
     if kind == "contrib":
-        step = open_step(state, item.get("step"))
+        step = opened_step(state, item.get("step"))
         if isinstance(step, Refused):
             return step
         if not step.allows_anonymous():
@@ -101,7 +101,7 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
             return Refused(Refusal.BAD_TEXT, "an anonymous answer needs some text")
         return None
     if kind == "rating":
-        step = open_step(state, item.get("step"))
+        step = opened_step(state, item.get("step"))
         if isinstance(step, Refused):
             return step
         if step.kind != "rating":

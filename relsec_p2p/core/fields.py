@@ -191,13 +191,15 @@ def step_index(state: MeetingState, value: Any) -> int | None:
     return None
 
 
-def open_step(state: MeetingState, value: Any) -> Step | Refused:
+def opened_step(state: MeetingState, value: Any) -> Step | Refused:
+    """A step that takes input: any step opened so far, the current one or an
+    earlier one, so an answer racing a step change is not lost (SPEC §6.4)."""
     index = step_index(state, value)
     if index is None:
         return Refused(Refusal.NO_SUCH_STEP, "no such step")
     step = state.steps[index]
-    if step.status != "open":
-        return Refused(Refusal.STEP_NOT_OPEN, "that step is not open")
+    if step.status == "pending":
+        return Refused(Refusal.STEP_NOT_OPENED, "that step has not been opened yet")
     return step
 
 
@@ -210,10 +212,15 @@ def check_ref(state: MeetingState, step: Step, ref: Any) -> Refused | None:
     return None
 
 
-def open_poll(state: MeetingState, value: Any) -> Poll | Refused:
+def known_poll(state: MeetingState, value: Any) -> Poll | Refused:
     poll = state.polls.get(value) if is_hash(value) else None
     if poll is None:
         return Refused(Refusal.NO_SUCH_POLL, "no such poll")
-    if poll.status != "open":
+    return poll
+
+
+def open_poll(state: MeetingState, value: Any) -> Poll | Refused:
+    poll = known_poll(state, value)
+    if isinstance(poll, Poll) and poll.status != "open":
         return Refused(Refusal.POLL_CLOSED, "the poll is closed")
     return poll

@@ -52,7 +52,8 @@ class Refusal(StrEnum):
     # -- the agenda and what a step takes (SPEC §6.3, §6.4, §13.4) --
     NO_SUCH_STEP = "no_such_step"
     STEP_ALREADY_OPEN = "step_already_open"
-    STEP_NOT_OPEN = "step_not_open"
+    STEP_NOT_OPEN = "step_not_open"  # closing a step that is not open
+    STEP_NOT_OPENED = "step_not_opened"  # input for a step not opened yet
     ANONYMOUS_ONLY = "anonymous_only"  # named input where only anonymous counts
     NAMED_ONLY = "named_only"  # anonymous input where only named counts
     WRONG_KIND = "wrong_kind"  # a rating or proposal where the step takes none
@@ -67,7 +68,10 @@ class Refusal(StrEnum):
     POLL_NOT_CLOSED = "poll_not_closed"  # co-signing or recording an open poll
     BAD_CHOICE = "bad_choice"
     TALLY_MISMATCH = "tally_mismatch"
-    ALREADY_COSIGNED = "already_cosigned"
+    ALREADY_COSIGNED = "already_cosigned"  # a member answers a poll's close once
+    CUT_AHEAD = "cut_ahead"  # a close covering entries that come after it
+    NOT_COUNTED = "not_counted"  # co-signing or objecting to a close that did not count you
+    BAD_OBJECTION = "bad_objection"  # an objection naming a vote the close did not miss
 
     # -- the speaking queue (SPEC §6.6) --
     HAND_ALREADY_RAISED = "hand_already_raised"

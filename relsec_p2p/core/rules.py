@@ -15,34 +15,42 @@ Rules of this file (normative text: protocol/SPEC.md §5 and §6):
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from .anon_rules import apply_anon_round, check_anon_round
-from .codec import pack
 from .feed import Entry
 from .fields import (
     check_member,
     check_ref,
     has_only,
     is_display_name,
-    is_hash,
     is_key,
     is_ring_point,
     is_text,
     is_uint,
-    open_poll,
-    open_step,
+    opened_step,
     parse_agenda,
-    parse_cut,
     parse_settings,
     step_index,
 )
+from .poll_rules import (
+    MEMBERSHIP_TYPES,
+    apply_outcome,
+    apply_poll_close,
+    apply_poll_open,
+    apply_tally_object,
+    apply_tally_sign,
+    apply_vote,
+    check_outcome,
+    check_poll_close,
+    check_poll_open,
+    check_tally_object,
+    check_tally_sign,
+    check_vote,
+)
 from .refusals import Refusal, Refused
 from .state import (
-    CHOICES,
     MAX_MEMBERS,
     MAX_TAG,
     MAX_TEXT,
@@ -50,10 +58,7 @@ from .state import (
     Contribution,
     MeetingState,
     Member,
-    Poll,
-    PollResult,
     Proposal,
-    Vote,
 )
 from .wordlist import WORDS
 
@@ -290,7 +295,7 @@ def check_contribution(state: MeetingState, entry: Entry) -> Refused | None:
         return reason
     if not has_only(data, ("step", "text"), ("ref", "tag")):
         return Refused(Refusal.BAD_FIELDS, "contrib.add has step, text and optionally ref, tag")
-    step = open_step(state, data["step"])
+    step = opened_step(state, data["step"])
     if isinstance(step, Refused):
         return step
     if not step.allows_named():
@@ -320,7 +325,7 @@ def check_rating(state: MeetingState, entry: Entry) -> Refused | None:
         return reason
     if not has_only(data, ("step", "value"), ("ref",)):
         return Refused(Refusal.BAD_FIELDS, "rating.set has step, value and optionally ref")
-    step = open_step(state, data["step"])
+    step = opened_step(state, data["step"])
     if isinstance(step, Refused):
         return step
     if step.kind != "rating" or not step.allows_named():
@@ -343,7 +348,7 @@ def check_proposal(state: MeetingState, entry: Entry) -> Refused | None:
         return reason
     if not has_only(data, ("step", "text")):
         return Refused(Refusal.BAD_FIELDS, "proposal.add has step, text")
-    step = open_step(state, data["step"])
+    step = opened_step(state, data["step"])
     if isinstance(step, Refused):
         return step
     if step.kind != "proposal":
@@ -356,155 +361,6 @@ def check_proposal(state: MeetingState, entry: Entry) -> Refused | None:
 def apply_proposal(state: MeetingState, entry: Entry) -> None:
     data = entry.data
     state.proposals[entry.hash] = Proposal(entry.hash, data["step"], entry.author, data["text"])
-
-
-# polls ------------------------------------------------------------------------
-
-
-def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
-    data = entry.data
-    if reason := check_member(state, entry) or _facilitator_check(state, entry):
-        return reason
-    # _hash first: a list or map as the key would raise TypeError in every fold.
-    if not has_only(data, ("proposal",)) or not is_hash(data["proposal"]):
-        return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
-    if data["proposal"] not in state.proposals:
-        return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
-    if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
-        return Refused(Refusal.POLL_ALREADY_OPEN, "a poll on that proposal is already open")
-    return None
-
-
-def apply_poll_open(state: MeetingState, entry: Entry) -> None:
-    proposal = state.proposals[entry.data["proposal"]]
-    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step)
-
-
-def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
-    data = entry.data
-    if reason := check_member(state, entry):
-        return reason
-    if not has_only(data, ("choice", "poll")):
-        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll")
-    poll = open_poll(state, data["poll"])
-    if isinstance(poll, Refused):
-        return poll
-    if not state.steps[poll.step].allows_named():
-        return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
-    if data["choice"] not in CHOICES:
-        return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
-    return None
-
-
-def apply_vote(state: MeetingState, entry: Entry) -> None:
-    poll = state.polls[entry.data["poll"]]
-    poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
-
-
-def check_poll_close(state: MeetingState, entry: Entry) -> Refused | None:
-    data = entry.data
-    if reason := check_member(state, entry) or _facilitator_check(state, entry):
-        return reason
-    if not has_only(data, ("cut", "poll")) or parse_cut(data["cut"]) is None:
-        return Refused(Refusal.BAD_FIELDS, "poll.close has poll and cut ([[key, seq], ...])")
-    poll = open_poll(state, data["poll"])
-    if isinstance(poll, Refused):
-        return poll
-    return None
-
-
-def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> PollResult:
-    """The consensus rule (SPEC §6.5), in order: any block blocks; fewer
-    voters than the quorum is no quorum; more stand-asides than the limit is
-    no consensus; otherwise consensus (concerns are recorded, not counted against)."""
-    voters = sum(counts.values())
-    quorum = max(1, -(-members * settings["quorum_pct"] // 100))
-    limit = settings["stand_aside_limit"]
-    if counts["block"] > 0:
-        outcome = "blocked"
-    elif voters < quorum:
-        outcome = "no_quorum"
-    elif counts["stand_aside"] > limit:
-        outcome = "no_consensus"
-    else:
-        outcome = "consensus"
-    return PollResult(outcome, counts, voters, members, quorum, limit)
-
-
-def apply_poll_close(state: MeetingState, entry: Entry) -> None:
-    poll = state.polls[entry.data["poll"]]
-    cut = parse_cut(entry.data["cut"])
-    assert cut is not None  # noqa: S101 (checked)
-    # Only votes the facilitator had seen count (the cut): a member cannot
-    # slip a vote in after the close by back-dating its Lamport clock.
-    counts = dict.fromkeys(CHOICES, 0)
-    if state.steps[poll.step].counts_anonymously():
-        # Anonymous votes count if the entry that released them is in the cut.
-        for choice in poll.latest_anonymous(cut).values():
-            counts[choice] += 1
-    else:
-        for author, choice in poll.latest_votes(cut).items():
-            if state.is_member(author):
-                counts[choice] += 1
-    poll.status = "closed"
-    poll.result = decide(counts, len(state.active_members()), state.settings)
-    poll.tally_digest = tally_digest(state.mid, poll.id, poll.result)
-
-
-def tally_digest(mid: bytes, poll: bytes, result: PollResult) -> bytes:
-    """The closed tally in a form members co-sign (SPEC §6.5): each client
-    recomputes it from its own log and signs only if it agrees."""
-    record = [
-        mid,
-        poll,
-        result.outcome,
-        result.counts,
-        result.voters,
-        result.members,
-        result.quorum,
-        result.stand_aside_limit,
-    ]
-    return hashlib.blake2b(b"relsec/v1/tally\x00" + pack(record), digest_size=32).digest()
-
-
-def check_tally_sign(state: MeetingState, entry: Entry) -> Refused | None:
-    data = entry.data
-    if reason := check_member(state, entry):
-        return reason
-    if not has_only(data, ("digest", "poll")) or not is_hash(data["poll"]):
-        return Refused(Refusal.BAD_FIELDS, "tally.sign has poll and digest")
-    poll = state.polls.get(data["poll"])
-    if poll is None or poll.tally_digest is None:
-        return Refused(Refusal.POLL_NOT_CLOSED, "that poll is not closed")
-    if data["digest"] != poll.tally_digest:
-        return Refused(
-            Refusal.TALLY_MISMATCH, "the signed tally differs from the one every laptop computes"
-        )
-    if entry.author in poll.cosigners:
-        return Refused(Refusal.ALREADY_COSIGNED, "already co-signed")
-    return None
-
-
-def apply_tally_sign(state: MeetingState, entry: Entry) -> None:
-    state.polls[entry.data["poll"]].cosigners.add(entry.author)
-
-
-def check_outcome(state: MeetingState, entry: Entry) -> Refused | None:
-    data = entry.data
-    if reason := check_member(state, entry) or _facilitator_check(state, entry):
-        return reason
-    if not has_only(data, ("poll", "text")) or not is_hash(data["poll"]):
-        return Refused(Refusal.BAD_FIELDS, "outcome.record has poll and text")
-    poll = state.polls.get(data["poll"])
-    if poll is None or poll.status != "closed":
-        return Refused(Refusal.POLL_NOT_CLOSED, "record the outcome of a closed poll")
-    if not is_text(data["text"], MAX_TEXT):
-        return Refused(Refusal.BAD_TEXT, f"text must be 1 to {MAX_TEXT} characters")
-    return None
-
-
-def apply_outcome(state: MeetingState, entry: Entry) -> None:
-    state.polls[entry.data["poll"]].outcome = entry.data["text"]
 
 
 # speaking queue -------------------------------------------------------------
@@ -620,12 +476,16 @@ RULES: dict[str, Rule] = {
     "proposal.add": Rule(check_proposal, apply_proposal),
     "poll.open": Rule(check_poll_open, apply_poll_open),
     "vote.cast": Rule(check_vote, apply_vote),
-    "poll.close": Rule(check_poll_close, apply_poll_close),
+    "poll.close": Rule(
+        lambda state, entry: check_poll_close(state, entry, _fold_membership),
+        lambda state, entry: apply_poll_close(state, entry, _fold_membership),
+    ),
     "hand.raise": Rule(check_hand_raise, apply_hand_raise),
     "hand.lower": Rule(check_hand_lower, apply_hand_lower),
     "hand.next": Rule(check_hand_next, apply_hand_next),
     "join.code": Rule(check_join_code, apply_join_code),
     "tally.sign": Rule(check_tally_sign, apply_tally_sign),
+    "tally.object": Rule(check_tally_object, apply_tally_object),
     "outcome.record": Rule(check_outcome, apply_outcome),
     "anon.round": Rule(check_anon_round, apply_anon_round),
 }
@@ -649,6 +509,9 @@ def why_ignored(state: MeetingState, entry: Entry) -> Refused | None:
 
 def apply_entry(state: MeetingState, entry: Entry) -> Refused | None:
     """Fold one entry; returns the reason it was ignored, or ``None``."""
+    state.folded_seq[entry.author] = max(state.folded_seq.get(entry.author, 0), entry.seq)
+    if entry.type in MEMBERSHIP_TYPES:
+        state.membership_log.append(entry)
     reason = why_ignored(state, entry)
     if reason is not None:
         state.ignored.append((entry.hash, reason))
@@ -693,3 +556,9 @@ def fold(
         if not restart:
             break
     return state
+
+
+def _fold_membership(state: MeetingState, entries: list[Entry]) -> MeetingState:
+    """A close's membership: the membership entries inside its cut, folded on
+    their own with the same rules (core/poll_rules.py, SPEC §6.5)."""
+    return fold(state.mid, state.creator, entries, state.frozen)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .codec import pack
+from .feed import Entry
 from .refusals import Refused
 
 # --- vocabulary ------------------------------------------------------------
@@ -162,17 +163,67 @@ class PollResult:
 
 
 @dataclass(slots=True)
+class Close:
+    """One ``poll.close`` and what it decided (SPEC §6.5). Everything here is
+    read from the close's own cut, so no entry outside it changes any of it."""
+
+    id: bytes  # the poll.close entry's hash
+    author: bytes
+    cut: dict[bytes, int]
+    members: frozenset[bytes]  # the members it counted: active in its cut
+    result: PollResult
+    digest: bytes  # what members co-sign
+    cosigners: set[bytes] = field(default_factory=set)
+    objections: dict[bytes, list[tuple[bytes, int]]] = field(default_factory=dict)
+
+    @property
+    def final(self) -> bool:
+        """Co-signed by a majority of the members it counted: honest laptops
+        co-sign one close per poll, so no other close of it can be final."""
+        return len(self.cosigners & self.members) >= len(self.members) // 2 + 1
+
+
+@dataclass(slots=True)
 class Poll:
     id: bytes
     proposal: bytes
     step: int
     status: str = "open"
     votes: list[Vote] = field(default_factory=list)  # every counted-so-far vote, fold order
-    result: PollResult | None = None
-    tally_digest: bytes | None = None  # what members co-sign once the poll closes
-    cosigners: set[bytes] = field(default_factory=set)
+    closes: list[Close] = field(default_factory=list)  # fold order; usually one
     outcome: str | None = None  # the facilitator's record of what was decided
     anon_votes: list[AnonVote] = field(default_factory=list)  # fold order
+
+    @property
+    def deciding(self) -> Close | None:
+        """The close that decides the poll: the first final one, else the first."""
+        for close in self.closes:
+            if close.final:
+                return close
+        return self.closes[0] if self.closes else None
+
+    @property
+    def result(self) -> PollResult | None:
+        close = self.deciding
+        return None if close is None else close.result
+
+    @property
+    def tally_digest(self) -> bytes | None:
+        close = self.deciding
+        return None if close is None else close.digest
+
+    @property
+    def cosigners(self) -> set[bytes]:
+        close = self.deciding
+        return set() if close is None else set(close.cosigners)
+
+    @property
+    def final(self) -> bool:
+        close = self.deciding
+        return close is not None and close.final
+
+    def close_by_digest(self, digest: Any) -> Close | None:
+        return next((c for c in self.closes if c.digest == digest), None)
 
     def latest_anonymous(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each link tag's latest anonymous vote (within ``cut`` if given)."""
@@ -256,6 +307,11 @@ class MeetingState:
     pause_requests: int = 0
     applied: int = 0
     ignored: list[tuple[bytes, Refused]] = field(default_factory=list)  # diagnostics only
+    # Working state of the fold, not in the digest: the highest seq folded so
+    # far per author, and the membership entries folded so far (meeting,
+    # roster, facilitation), from which a close's own cut is re-folded.
+    folded_seq: dict[bytes, int] = field(default_factory=dict)
+    membership_log: list[Entry] = field(default_factory=list)
 
     # -- queries ----------------------------------------------------------
 
@@ -333,10 +389,22 @@ class MeetingState:
                     p.proposal,
                     p.status,
                     [[v.author, v.seq, v.choice] for v in p.votes],
-                    None
-                    if p.result is None
-                    else [p.result.outcome, p.result.counts, p.result.voters, p.result.quorum],
-                    sorted(p.cosigners),
+                    [
+                        [
+                            c.id,
+                            c.author,
+                            sorted([k, v] for k, v in c.cut.items()),
+                            sorted(c.members),
+                            [c.result.outcome, c.result.counts, c.result.voters, c.result.quorum],
+                            c.digest,
+                            sorted(c.cosigners),
+                            sorted(
+                                [k, [[au, seq] for au, seq in left]]
+                                for k, left in c.objections.items()
+                            ),
+                        ]
+                        for c in p.closes
+                    ],
                     p.outcome,
                     [[v.tag, v.choice, v.round, v.author, v.seq] for v in p.anon_votes],
                 ]
