@@ -177,7 +177,7 @@ def body_fields(author: Identity, **changes: Any) -> dict[str, Any]:
         "seq": 1,
         "ts": T0,
         "type": "hand.raise",
-        "v": 1,
+        "v": 2,
     }
     fields.update(changes)
     return fields
@@ -459,6 +459,9 @@ def main_meeting() -> list[Entry]:
     w(c, 23, "vote.cast", {"poll": poll.hash, "choice": "block"})  # ignored: the poll is closed
     w(a, 24, "facil.handover", {"to": IDS["bob"].key})
     w(a, 25, "step.close", {"step": 2})  # ignored: alice handed over
+    # bob, about to be declared absent, hands over to dan with a clock from
+    # before the declarations: ignored, a majority overruled him (§6.2).
+    w(b, 25, "facil.handover", {"to": IDS["dan"].key})
     # bob's laptop goes dark; the others pass facilitation on.
     w(c, 26, "facil.absent", {"term": 2})
     w(a, 27, "facil.absent", {"term": 1})  # ignored: stale term
@@ -474,6 +477,12 @@ def main_meeting() -> list[Entry]:
     w(b, 34, "tally.sign", {"poll": poll.hash, "digest": tally})  # ignored: signed already
     w(c, 35, "outcome.record", {"poll": poll.hash, "text": "We meet in the community hall."})
     w(d, 36, "outcome.record", {"poll": poll.hash, "text": "Decided."})  # ignored: not facilitator
+    # carol objects that the close left out bob's vote written before it (§6.5).
+    left_out = {"poll": poll.hash, "digest": tally, "left_out": [[IDS["bob"].key, late.seq]]}
+    w(c, 37, "tally.object", left_out)
+    w(b, 38, "tally.object", left_out)  # ignored: bob co-signed already
+    # An answer to step 0, closed since: kept, shown under its step (§6.4).
+    w(d, 39, "contrib.add", {"step": 0, "text": "One more thing about the landlord."})
     # Delivery differs from fold order: carol's and bob's concurrent contributions
     # swap, and dan#2 arrives after dan#3 (a gap, buffered then released).
     delivery = list(log)
@@ -548,7 +557,7 @@ def entry_case(entry: Entry) -> dict[str, Any]:
 def identity_rows() -> list[dict[str, str]]:
     rows = []
     for name, identity in IDS.items():
-        wide = hashlib.blake2b(b"relsec/v1/ring-key" + SEEDS[name], digest_size=64).digest()
+        wide = hashlib.blake2b(b"relsec/v2/ring-key" + SEEDS[name], digest_size=64).digest()
         rows.append(
             {
                 "name": name,
@@ -567,7 +576,8 @@ def invalid_entry_cases() -> list[dict[str, Any]]:
     good = body_fields(alice)
     hash32 = bytes(32)
     bodies: list[tuple[str, bytes]] = [
-        ("version 2", raw_body(body_fields(alice, v=2))),
+        ("version 1 (the previous protocol)", raw_body(body_fields(alice, v=1))),
+        ("version 3", raw_body(body_fields(alice, v=3))),
         ("a key missing (no ts)", raw_body({k: v for k, v in good.items() if k != "ts"})),
         ("an extra key", raw_body(dict(sorted({**good, "x": 1}.items())))),
         ("keys not in canonical order", raw_body(dict(reversed(list(good.items()))))),
@@ -631,7 +641,7 @@ def entries_vectors() -> dict[str, Any]:
         ),
         "conventions": CONVENTIONS,
         "context_hex": h(ENTRY_CONTEXT),
-        "ring_label_hex": h(b"relsec/v1/ring-key"),
+        "ring_label_hex": h(b"relsec/v2/ring-key"),
         "mid_hex": h(MID),
         "identities": identity_rows(),
         "entries": [entry_case(e) for e in entries],
@@ -869,6 +879,18 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
                 "quorum": p.result.quorum if p.result else None,
                 "cosigners": [who(k) for k in sorted(p.cosigners)],
                 "recorded_outcome": p.outcome,
+                "closes": [
+                    {
+                        "close": labels[c.id],
+                        "counted_members": sorted(who(k) for k in c.members),
+                        "final": c.final,
+                        "objections": {
+                            who(k): [f"{who(a)}#{seq}" for a, seq in left]
+                            for k, left in sorted(c.objections.items())
+                        },
+                    }
+                    for c in p.closes
+                ],
             }
             for p in sorted(state.polls.values(), key=lambda p: p.id)
         ],
@@ -950,7 +972,7 @@ def state_vectors() -> dict[str, Any]:
         ),
         "conventions": CONVENTIONS,
         "mid_hex": h(MID),
-        "state_context_hex": h(b"relsec/v1/state\x00"),
+        "state_context_hex": h(b"relsec/v2/state\x00"),
         "cases": [
             state_case(
                 "meeting",
@@ -970,12 +992,14 @@ def state_vectors() -> dict[str, Any]:
                         "bob#1",
                         "carol#3",
                         "carol#6",
+                        "bob#6",
                         "alice#14",
                         "alice#15",
                         "dan#7",
                         "dan#8",
-                        "bob#7",
+                        "bob#8",
                         "dan#9",
+                        "bob#9",
                     ],
                 },
             ),
@@ -1435,7 +1459,7 @@ def link_material(mid: bytes, initiator_secret: bytes, responder_secret: bytes) 
     e_r = bindings.crypto_scalarmult_base(responder_secret)
     shared = bindings.crypto_scalarmult(initiator_secret, e_r)
     require(shared == bindings.crypto_scalarmult(responder_secret, e_i), "X25519 agrees")
-    transcript = hashlib.blake2b(b"relsec/v1/link\x00" + mid + e_i + e_r, digest_size=32).digest()
+    transcript = hashlib.blake2b(b"relsec/v2/link\x00" + mid + e_i + e_r, digest_size=32).digest()
     return {"e_i": e_i, "e_r": e_r, "shared": shared, "transcript": transcript}
 
 
@@ -1806,7 +1830,7 @@ def link_vectors() -> dict[str, Any]:
         "conventions": CONVENTIONS,
         "mid_hex": h(MID),
         "labels": {
-            "transcript_hex": h(b"relsec/v1/link\x00"),
+            "transcript_hex": h(b"relsec/v2/link\x00"),
             "initiator_context_hex": h(LINK_CONTEXT_INITIATOR),
             "responder_context_hex": h(LINK_CONTEXT_RESPONDER),
             "box_r": "box-r",
@@ -1908,11 +1932,11 @@ class _FixedSpake:
 
 def join_kdf(secret: bytes, label: bytes) -> bytes:
     """SPEC §12.6, written from the text."""
-    return hashlib.blake2b(label, key=secret, digest_size=32, person=b"relsec/v1/kdf").digest()
+    return hashlib.blake2b(label, key=secret, digest_size=32, person=b"relsec/v2/kdf").digest()
 
 
 def join_mac(key: bytes, transcript: bytes) -> bytes:
-    return hashlib.blake2b(transcript, key=key, digest_size=32, person=b"relsec/v1/mac").digest()
+    return hashlib.blake2b(transcript, key=key, digest_size=32, person=b"relsec/v2/mac").digest()
 
 
 def seal(key: bytes, plaintext: bytes, nonce: bytes) -> bytes:
@@ -2000,13 +2024,13 @@ def safety_number_cases() -> list[dict[str, Any]]:
     cases = []
     for note, mid, epoch, names in table:
         keys = sorted(IDS[n].key for n in names)
-        person = hashlib.blake2b(digest_size=64, person=b"relsec/v1/sn")
+        person = hashlib.blake2b(digest_size=64, person=b"relsec/v2/sn")
         person.update(len(mid).to_bytes(1, "big") + mid)
         person.update(epoch.to_bytes(8, "big") + len(keys).to_bytes(4, "big"))
         for key in keys:
             person.update(key)
         material = person.digest()
-        salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v1/snsalt").digest()
+        salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v2/snsalt").digest()
         stretched = pwhash.argon2id.kdf(16, material, salt, opslimit=3, memlimit=2 * 1024 * 1024)
         digits = f"{int.from_bytes(stretched, 'big') % 10**20:020d}"
         number = " ".join(digits[i : i + 5] for i in range(0, 20, 5))
@@ -2321,7 +2345,7 @@ def admission_vectors() -> dict[str, Any]:
 DUPLICATE_LINKS: dict[str, tuple[str, bytes, bytes]] = {
     "a1": ("alice", bytes([0xA1]) * 32, bytes([0xB1]) * 32),
     "a2": ("alice", bytes([0xA3]) * 32, bytes([0xB3]) * 32),
-    "b1": ("bob", bytes([0xA0]) * 32, bytes([0xB0]) * 32),
+    "b1": ("bob", bytes([0x02]) * 32, bytes([0xB0]) * 32),
     "b2": ("bob", bytes([0xA4]) * 32, bytes([0xB4]) * 32),
 }
 

@@ -433,6 +433,10 @@ class Scribe:
             self.lam = max(self.lam, lam)
         return entry
 
+    def heads(self) -> list[Entry]:
+        """Every author's latest entry written so far."""
+        return list(self._heads.values())
+
     def state(self, frozen: dict[bytes, int] | None = None) -> MeetingState:
         ordered = sorted(self.entries, key=lambda e: e.order_key)
         return fold(self.mid, self.creator.key, ordered, frozen or {})

@@ -88,13 +88,13 @@ class BadSeal(RemoteProtocolError):
 
 # --- the join handshake ---------------------------------------------------
 
-JOIN_CONTEXT: Final = b"relsec/v1/join"  # SPAKE2 idSymmetric
+JOIN_CONTEXT: Final = b"relsec/v2/join"  # SPAKE2 idSymmetric
 MAX_NAME_CHARS: Final = 64
 MAC_BYTES: Final = 32
 _PAKE_MESSAGE_BYTES: Final = 33  # the spake2 side byte b"S" and a 32-byte element
 _SIDE_SYMMETRIC: Final = b"S"
-_KDF_PERSON: Final = b"relsec/v1/kdf"
-_MAC_PERSON: Final = b"relsec/v1/mac"
+_KDF_PERSON: Final = b"relsec/v2/kdf"
+_MAC_PERSON: Final = b"relsec/v2/mac"
 _SEALED_MIN: Final = SecretBox.NONCE_SIZE + SecretBox.MACBYTES + 1
 
 # Outer frames are tiny; inner (sealed) payloads carry at most a 64-character

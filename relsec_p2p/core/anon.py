@@ -53,7 +53,7 @@ from .state import MeetingState
 # of text and the item's other fields fit in it.
 SLOT_TEXT_BYTES = 1024
 NONCE_BYTES = 8  # two members who say the same words still make two items
-COVER_EVENT = b"relsec/v1/anon-cover"
+COVER_EVENT = b"relsec/v2/anon-cover"
 
 ROUND_INTERVAL_MS = 2000  # while a step or poll takes anonymous input
 IDLE_INTERVAL_MS = 10_000  # otherwise (a pause request still gets through)

@@ -40,9 +40,9 @@ ITEM_SHAPES: dict[str, tuple[str, ...]] = {
     "pause": ("k", "n"),
 }
 ITEM_LIMITS = Limits(max_bytes=64 * 1024, max_depth=2, max_str=4096, max_bin=16 * 1024)
-VOTE_LABEL = "relsec/v1/anon-vote"
-RATING_LABEL = "relsec/v1/anon-rating"
-RATING_EVENT_LABEL = b"relsec/v1/anon-rating-event\x00"
+VOTE_LABEL = "relsec/v2/anon-vote"
+RATING_LABEL = "relsec/v2/anon-rating"
+RATING_EVENT_LABEL = b"relsec/v2/anon-rating-event\x00"
 
 
 def decode_item(raw: bytes) -> dict[str, Any] | None:

@@ -42,7 +42,7 @@ from .onion import (
     transcript_hash,
 )
 
-BLAME_LABEL = b"relsec/v1/anon-blame\x00"
+BLAME_LABEL = b"relsec/v2/anon-blame\x00"
 
 
 @dataclass(frozen=True, slots=True)

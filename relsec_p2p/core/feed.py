@@ -39,8 +39,8 @@ from .errors import (
 )
 from .identity import KEY_BYTES, Identity
 
-PROTOCOL_VERSION = 1
-ENTRY_CONTEXT = b"relsec/v1/entry\x00"
+PROTOCOL_VERSION = 2
+ENTRY_CONTEXT = b"relsec/v2/entry\x00"
 MEETING_ID_BYTES = 16
 HASH_BYTES = 32
 BODY_KEYS = ("au", "data", "lam", "mid", "prev", "seq", "ts", "type", "v")
@@ -101,7 +101,9 @@ def decode_entry(envelope: bytes) -> Entry:
         raise MalformedFrame(f"an entry body has exactly the keys {', '.join(BODY_KEYS)}")
     version = fields["v"]
     if type(version) is not int or version != PROTOCOL_VERSION:
-        raise UnsupportedVersion(f"entry version {version!r}, this program speaks 1")
+        raise UnsupportedVersion(
+            f"entry version {version!r}, this program speaks {PROTOCOL_VERSION}"
+        )
     mid, author, seq, prev = fields["mid"], fields["au"], fields["seq"], fields["prev"]
     lam, ts, kind, data = fields["lam"], fields["ts"], fields["type"], fields["data"]
     if not (isinstance(mid, bytes) and len(mid) == MEETING_ID_BYTES):

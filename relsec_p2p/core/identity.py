@@ -51,7 +51,7 @@ class Identity:
     def from_seed(cls, seed: bytes) -> Identity:
         if len(seed) != 32:
             raise ValueError("seed must be 32 bytes")
-        return cls(SigningKey(seed), scalar_from_seed(seed, b"relsec/v1/ring-key"))
+        return cls(SigningKey(seed), scalar_from_seed(seed, b"relsec/v2/ring-key"))
 
     @property
     def key(self) -> bytes:

@@ -40,8 +40,8 @@ from .codec import DEFAULT_MAX_FRAME, Limits, pack, unpack
 from .errors import BadSignature, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .identity import KEY_BYTES, Identity
 
-LINK_CONTEXT_RESPONDER = b"relsec/v1/link-responder\x00"
-LINK_CONTEXT_INITIATOR = b"relsec/v1/link-initiator\x00"
+LINK_CONTEXT_RESPONDER = b"relsec/v2/link-responder\x00"
+LINK_CONTEXT_INITIATOR = b"relsec/v2/link-initiator\x00"
 HANDSHAKE_LIMITS = Limits(max_bytes=4096, max_depth=3, max_str=64, max_bin=1024, max_array=4)
 STREAM_OVERHEAD = bindings.crypto_secretstream_xchacha20poly1305_ABYTES
 STREAM_HEADER_BYTES = bindings.crypto_secretstream_xchacha20poly1305_HEADERBYTES
@@ -191,7 +191,7 @@ class Handshake:
             else (peer_ephemeral, self._public_key)
         )
         self._transcript = hashlib.blake2b(
-            b"relsec/v1/link\x00" + self.mid + first + second, digest_size=32
+            b"relsec/v2/link\x00" + self.mid + first + second, digest_size=32
         ).digest()
 
     def _box(self, label: bytes) -> SecretBox:

@@ -29,9 +29,9 @@ from .codec import pack
 from .errors import LocalProtocolError
 from .feed import HASH_BYTES
 
-BATCH_LABEL = b"relsec/v1/anon-batch\x00"
-ONION_LABEL = b"relsec/v1/anon-onion\x00"
-TRANSCRIPT_LABEL = b"relsec/v1/anon-transcript\x00"
+BATCH_LABEL = b"relsec/v2/anon-batch\x00"
+ONION_LABEL = b"relsec/v2/anon-onion\x00"
+TRANSCRIPT_LABEL = b"relsec/v2/anon-transcript\x00"
 
 SEAL_BYTES = bindings.crypto_box_SEALBYTES  # 48: ephemeral key + MAC per layer
 SIG_BYTES = 64
@@ -145,7 +145,7 @@ def usable_public(public: bytes) -> bool:
 # operations per member, by N per member: each participant publishes its
 # share for every item along with its inner secret (SPEC §13.2.5).
 
-INNER_KEY_LABEL = b"relsec/v1/anon-inner-key\x00"
+INNER_KEY_LABEL = b"relsec/v2/anon-inner-key\x00"
 _ZERO_NONCE = bytes(bindings.crypto_secretbox_NONCEBYTES)  # each key is used once
 
 

@@ -12,25 +12,51 @@ Rules of this file:
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Container, Mapping
+from dataclasses import dataclass
 
 from .state import MeetingState
 
 DEFAULT_ABSENT_AFTER_MS = 15_000
 
 
-def tallies_to_cosign(state: MeetingState, me: bytes) -> list[bytes]:
-    """The polls whose tally ``me`` should co-sign now: every closed poll
-    (its tally digest is set) that ``me``, a current member, has not signed.
-    The laptop recomputed each tally from its own log; a co-signature over a
-    different digest would not be accepted (``tally.sign``, SPEC §6.5)."""
-    if not state.is_member(me):
-        return []
-    return [
-        poll.id
-        for poll in state.polls.values()
-        if poll.tally_digest is not None and me not in poll.cosigners
-    ]
+@dataclass(frozen=True, slots=True)
+class TallyAnswer:
+    """What ``me`` answers to one close: co-sign it (``left_out`` empty), or
+    object that it left out votes this laptop had already accepted."""
+
+    poll: bytes
+    digest: bytes
+    left_out: tuple[tuple[bytes, int], ...] = ()
+
+
+def tally_answers(
+    state: MeetingState, me: bytes, held: Mapping[bytes, frozenset[tuple[bytes, int]]]
+) -> list[TallyAnswer]:
+    """The closes ``me`` should answer now (SPEC §6.5, co-signing is a check):
+    for each poll not yet answered, the first close that counted ``me``.
+    ``held`` maps a close's id to the votes (author, seq of the entry that
+    carried them) this laptop had accepted when the close reached it; a close
+    it never saw arrive is not answered. If every such vote the fold counts
+    before the close is inside its cut, co-sign; otherwise object, naming the
+    votes left out. Votes that reached the fold after the close are late, not
+    left out: their authors' own laptops say so (``Session.own_ignored``)."""
+    answers: list[TallyAnswer] = []
+    for poll in state.polls.values():
+        if any(me in c.cosigners or me in c.objections for c in poll.closes):
+            continue
+        close = next((c for c in poll.closes if me in c.members), None)
+        if close is None or close.id not in held:
+            continue
+        counted = {(v.author, v.seq) for v in poll.votes}
+        counted |= {(v.author, v.seq) for v in poll.anon_votes}
+        left_out = sorted(
+            (author, seq)
+            for author, seq in held[close.id] & counted
+            if seq > close.cut.get(author, 0)
+        )
+        answers.append(TallyAnswer(poll.id, close.digest, tuple(left_out)))
+    return answers
 
 
 class FacilitatorWatch:
@@ -68,4 +94,4 @@ class FacilitatorWatch:
         return False
 
 
-__all__ = ["DEFAULT_ABSENT_AFTER_MS", "FacilitatorWatch", "tallies_to_cosign"]
+__all__ = ["DEFAULT_ABSENT_AFTER_MS", "FacilitatorWatch", "TallyAnswer", "tally_answers"]

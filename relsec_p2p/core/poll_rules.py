@@ -41,7 +41,7 @@ from .fields import (
 from .refusals import Refusal, Refused
 from .state import CHOICES, MAX_TEXT, Close, MeetingState, Poll, PollResult, Vote
 
-TALLY_LABEL = b"relsec/v1/tally\x00"
+TALLY_LABEL = b"relsec/v2/tally\x00"
 
 # The types the membership of a cut is folded from (SPEC §6.5): who was a
 # member, and who facilitated, depends on these alone.

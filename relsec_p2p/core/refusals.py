@@ -48,6 +48,7 @@ class Refusal(StrEnum):
     CUTS_CREATION = "cuts_creation"  # a removal whose ``upto`` drops meeting.create
     STALE_TERM = "stale_term"
     SELF_ABSENT = "self_absent"  # the facilitator declaring themselves absent
+    OVERRULED = "overruled"  # a hand-over by a facilitator a majority declared absent
 
     # -- the agenda and what a step takes (SPEC §6.3, §6.4, §13.4) --
     NO_SUCH_STEP = "no_such_step"

@@ -40,10 +40,10 @@ SCALAR_BYTES: Final = 32
 MAX_RING: Final = 256
 DRAW_BYTES: Final = 64  # what ``sign`` asks of ``rng`` per scalar
 
-EVENT_LABEL: Final = b"relsec/v1/ring-event\x00"
-CHALLENGE_LABEL: Final = b"relsec/v1/ring-challenge\x00"
-NONCE_LABEL: Final = b"relsec/v1/ring-nonce\x00"
-TEST_RNG_LABEL: Final = b"relsec/v1/ring-test-rng\x00"
+EVENT_LABEL: Final = b"relsec/v2/ring-event\x00"
+CHALLENGE_LABEL: Final = b"relsec/v2/ring-challenge\x00"
+NONCE_LABEL: Final = b"relsec/v2/ring-nonce\x00"
+TEST_RNG_LABEL: Final = b"relsec/v2/ring-test-rng\x00"
 
 # Reasons carried by BadRingSignature, in the order verify checks them.
 REASONS: Final = (

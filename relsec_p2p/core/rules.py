@@ -217,6 +217,11 @@ def check_handover(state: MeetingState, entry: Entry) -> Refused | None:
         return Refused(Refusal.BAD_FIELDS, "facil.handover has to (key)")
     if data["to"] == entry.author or not state.is_member(data["to"]):
         return Refused(Refusal.BAD_TARGET, "hand over to another current member")
+    # A majority declared this facilitator absent in this term: whatever clock
+    # the hand-over carries, the room had already moved on (SPEC §6.2).
+    declared = state.absent_declared.get(state.term, frozenset())
+    if len({key for key in declared if state.is_member(key)}) >= absent_quorum(state):
+        return Refused(Refusal.OVERRULED, "a majority had declared this facilitator absent")
     return None
 
 
@@ -537,10 +542,22 @@ def fold(
     restarts as removals (SPEC §5.3)."""
     ordered = list(entries)
     removals = sum(1 for entry in ordered if entry.type == "roster.remove")
+    declared: dict[int, set[bytes]] = {}
+    for entry in ordered:
+        term = entry.data.get("term") if entry.type == "facil.absent" else None
+        if isinstance(term, int) and is_uint(term):
+            declared.setdefault(int(term), set()).add(entry.author)
+    absent_declared = {term: frozenset(keys) for term, keys in declared.items()}
     caps: dict[bytes, int] = {}
     state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen))
     for _ in range(removals + 1):
-        state = MeetingState(mid=mid, creator=creator, frozen=dict(frozen), caps=dict(caps))
+        state = MeetingState(
+            mid=mid,
+            creator=creator,
+            frozen=dict(frozen),
+            caps=dict(caps),
+            absent_declared=absent_declared,
+        )
         applied_seq: dict[bytes, int] = {}
         restart = False
         for entry in ordered:

@@ -43,7 +43,7 @@ def safety_number(mid: bytes, epoch: int, keys: Iterable[bytes]) -> str:
     members = sorted(bytes(key) for key in keys)
     if any(len(key) != KEY_BYTES for key in members):
         raise LocalProtocolError("every roster key must be 32 bytes")
-    digest = hashlib.blake2b(digest_size=64, person=b"relsec/v1/sn")
+    digest = hashlib.blake2b(digest_size=64, person=b"relsec/v2/sn")
     # Fixed-width fields (and the length of mid first): no two inputs share
     # an encoding.
     digest.update(len(mid).to_bytes(1, "big") + mid)
@@ -51,7 +51,7 @@ def safety_number(mid: bytes, epoch: int, keys: Iterable[bytes]) -> str:
     for key in members:
         digest.update(key)
     material = digest.digest()
-    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v1/snsalt").digest()
+    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v2/snsalt").digest()
     stretched: bytes = pwhash.argon2id.kdf(
         16, material, salt, opslimit=_SN_OPSLIMIT, memlimit=_SN_MEMLIMIT
     )

@@ -80,6 +80,7 @@ class Session:
         self._peers: set[bytes] = set()
         self._outbox: list[Send] = []
         self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
+        self._held_at_close: dict[bytes, frozenset[tuple[bytes, int]]] = {}
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -150,6 +151,14 @@ class Session:
     def digest(self) -> bytes:
         return self.state.digest()
 
+    def own_ignored(self) -> list[tuple[Entry, Refused]]:
+        """This laptop's own entries the fold ignores now, with the reason
+        (SPEC §5.2): another entry sorted before one of ours (a poll closed
+        first, a step was changed, a hand-over raced it). The driver tells
+        the person who wrote it; nothing of theirs is dropped in silence."""
+        mine = {entry.hash: entry for entry in self.log.feed(self.me)}
+        return [(mine[h], refused) for h, refused in self.state.ignored if h in mine]
+
     @property
     def peers(self) -> frozenset[bytes]:
         return frozenset(self._peers)
@@ -180,6 +189,10 @@ class Session:
                 and len(self._known) < MAX_KNOWN_AUTHORS
             ):
                 self._known.add(key)
+        if entry.type == "facil.absent":
+            # A declaration can void a hand-over already folded (wherever it
+            # sorts): the full fold reads every declaration (SPEC §6.2).
+            self._dirty = True
         if self._dirty:
             return
         key_order = entry.order_key
@@ -195,6 +208,8 @@ class Session:
 
     def _take(self, result: IngestResult, events: list[Event]) -> None:
         for entry in result.accepted:
+            if entry.type == "poll.close" and entry.hash not in self._held_at_close:
+                self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
             self._note_accepted(entry)
             events.append(EntryAccepted(entry.author, entry.seq, entry.type, entry.hash))
         if result.fork is not None:
@@ -288,12 +303,21 @@ class Session:
         return self.act("vote.cast", {"poll": poll, "choice": choice})
 
     def close_poll(self, poll: bytes) -> Entry:
-        # The cut: every feed's length as this laptop holds it. Votes beyond
-        # it were not seen by the facilitator and do not count (SPEC §6.5).
-        # Everyone who was ever in the roster: a member who has left may have
-        # written the round that released someone else's anonymous vote.
+        # The cut: every feed's length as this laptop holds it, up to where
+        # this close will sort, so it covers only entries the fold passes
+        # before it (SPEC §6.5). Votes beyond it were not seen by the
+        # facilitator and do not count. Everyone who was ever in the roster:
+        # a member who has left may have written the round that released
+        # someone else's anonymous vote.
+        mine = self.log.feed(self.me)
+        place = (self._next_lamport(self.log.head(self.me)), self.me, len(mine) + 1)
         members = set(self.state.members)
-        cut = [[author, seq] for author, seq, _ in self.log.summary() if author in members]
+        cut = []
+        for author, _, _ in self.log.summary():
+            if author in members:
+                held = sum(1 for entry in self.log.feed(author) if entry.order_key < place)
+                if held:
+                    cut.append([author, held])
         return self.act("poll.close", {"poll": poll, "cut": cut})
 
     def set_join_code(self, nameplate: int, words: tuple[str, ...]) -> Entry:
@@ -301,12 +325,37 @@ class Session:
         any of them can sponsor a joiner; a new one replaces it (rotation)."""
         return self.act("join.code", {"np": nameplate, "words": list(words)})
 
-    def sign_tally(self, poll: bytes) -> Entry:
-        """Co-sign a closed poll's tally as this laptop computed it."""
+    def sign_tally(self, poll: bytes, digest: bytes | None = None) -> Entry:
+        """Co-sign a close of ``poll`` (by default the one that decides it) as
+        this laptop computed it."""
         closed = self.state.polls.get(poll)
-        if closed is None or closed.tally_digest is None:
+        digest = digest if digest is not None else closed.tally_digest if closed else None
+        if digest is None:
             raise EntryRefused(Refused(Refusal.POLL_NOT_CLOSED, "that poll is not closed"))
-        return self.act("tally.sign", {"poll": poll, "digest": closed.tally_digest})
+        return self.act("tally.sign", {"poll": poll, "digest": digest})
+
+    def object_to_tally(
+        self, poll: bytes, digest: bytes, left_out: list[tuple[bytes, int]]
+    ) -> Entry:
+        """Refuse to co-sign a close, naming the votes it left out (SPEC §6.5)."""
+        pairs = [[author, seq] for author, seq in sorted(left_out)]
+        return self.act("tally.object", {"poll": poll, "digest": digest, "left_out": pairs})
+
+    def _votes_held(self, poll: Any) -> frozenset[tuple[bytes, int]]:
+        """The votes on ``poll`` this laptop holds now, named by the entry
+        that carried them (a vote.cast, or the anon.round that released it)."""
+        found = self.state.polls.get(poll) if isinstance(poll, bytes) else None
+        if found is None:
+            return frozenset()
+        return frozenset(
+            [(v.author, v.seq) for v in found.votes] + [(v.author, v.seq) for v in found.anon_votes]
+        )
+
+    @property
+    def held_at_close(self) -> dict[bytes, frozenset[tuple[bytes, int]]]:
+        """For each close this laptop accepted: the votes it held just before
+        (what ``policies.tally_answers`` checks the close's cut against)."""
+        return dict(self._held_at_close)
 
     def record_outcome(self, poll: bytes, text: str) -> Entry:
         return self.act("outcome.record", {"poll": poll, "text": text})

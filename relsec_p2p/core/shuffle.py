@@ -40,10 +40,10 @@ from .feed import MEETING_ID_BYTES
 from .identity import KEY_BYTES, Identity
 from .onion import SIG_BYTES, is_bin, is_uint, label_hash
 
-ANON_CONTEXT = b"relsec/v1/anon\x00"
-RID_LABEL = b"relsec/v1/anon-round\x00"
-ITEMS_LABEL = b"relsec/v1/anon-items\x00"
-ITEM_LABEL = b"relsec/v1/anon-item\x00"
+ANON_CONTEXT = b"relsec/v2/anon\x00"
+RID_LABEL = b"relsec/v2/anon-round\x00"
+ITEMS_LABEL = b"relsec/v2/anon-items\x00"
+ITEM_LABEL = b"relsec/v2/anon-item\x00"
 
 NONCE_BYTES = 16
 MIN_PARTICIPANTS = 3  # two participants would know each other's slot

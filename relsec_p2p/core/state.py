@@ -311,6 +311,9 @@ class MeetingState:
     # far per author, and the membership entries folded so far (meeting,
     # roster, facilitation), from which a close's own cut is re-folded.
     folded_seq: dict[bytes, int] = field(default_factory=dict)
+    # Every facil.absent in the fold's input, as term -> declarers, wherever
+    # they sort: a hand-over a majority overruled is void (SPEC §6.2).
+    absent_declared: dict[int, frozenset[bytes]] = field(default_factory=dict)
     membership_log: list[Entry] = field(default_factory=list)
 
     # -- queries ----------------------------------------------------------
@@ -399,8 +402,7 @@ class MeetingState:
                             c.digest,
                             sorted(c.cosigners),
                             sorted(
-                                [k, [[au, seq] for au, seq in left]]
-                                for k, left in c.objections.items()
+                                [k, au, seq] for k, left in c.objections.items() for au, seq in left
                             ),
                         ]
                         for c in p.closes
@@ -439,5 +441,5 @@ class MeetingState:
 
     def digest(self) -> bytes:
         return hashlib.blake2b(
-            b"relsec/v1/state\x00" + pack(self.to_canonical()), digest_size=32
+            b"relsec/v2/state\x00" + pack(self.to_canonical()), digest_size=32
         ).digest()

@@ -29,7 +29,7 @@ from ..core.errors import LocalError
 log = logging.getLogger(__name__)
 
 SERVICE_TYPE: Final = "_relsec._tcp.local."
-PROTOCOL_VERSION: Final = "1"
+PROTOCOL_VERSION: Final = "2"  # SPEC §1.2: the entries' version, as text
 NAMEPLATE_MIN: Final = 10
 NAMEPLATE_MAX: Final = 99
 # A hostile or crowded LAN must not grow our memory without bound.

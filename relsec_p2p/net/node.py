@@ -41,7 +41,7 @@ from ..core.events import Event, InputRejected, MeetingChanged, short
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
-from ..core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tallies_to_cosign
+from ..core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tally_answers
 from ..core.record import roster_safety_number
 from ..core.requests import TEXT_CAPACITY, AnonymousRequest
 from ..core.session import Session
@@ -259,15 +259,26 @@ class Node:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
 
     def _cosign_tallies(self, state: MeetingState) -> None:
-        """Co-sign the tallies ``core.policies.tallies_to_cosign`` names."""
-        if self._cosigning:
+        """Answer every close ``core.policies.tally_answers`` names: co-sign
+        it, or object that it left out votes this laptop had seen."""
+        if self._cosigning or self.session is None:
             return
-        unsigned = tallies_to_cosign(state, self.identity.key)
+        answers = tally_answers(state, self.identity.key, self.session.held_at_close)
         self._cosigning = True
         try:
-            for poll_id in unsigned:
+            for answer in answers:
+                if answer.left_out:
+                    log.warning("a poll close left out %d vote(s): objecting", len(answer.left_out))
+                    action = partial(
+                        Session.object_to_tally,
+                        poll=answer.poll,
+                        digest=answer.digest,
+                        left_out=list(answer.left_out),
+                    )
+                else:
+                    action = partial(Session.sign_tally, poll=answer.poll, digest=answer.digest)
                 with contextlib.suppress(LocalProtocolError):
-                    self.perform(partial(Session.sign_tally, poll=poll_id))
+                    self.perform(action)
         finally:
             self._cosigning = False
 

@@ -239,7 +239,7 @@ def test_items_on_closed_or_named_steps_and_garbage_are_dropped_alone() -> None:
     items = [
         room.item(start, A, contrib(UNSAID, "kept")),
         room.item(start, B, contrib(NAMED, "a named-only step")),
-        room.item(start, C, contrib(OPEN, "a step that is not open")),
+        room.item(start, C, contrib(OPEN, "a step not opened yet")),
         b"\xc1not msgpack",
         room.item(start, D, None),  # an empty dummy would not be released; b"" is no item
     ]
@@ -499,9 +499,9 @@ def test_submit_refusals_are_plain_sentences() -> None:
     net = meeting()
     open_step(net, UNSAID)
     session = net[1]
-    with pytest.raises(EntryRefused, match="not open") as refused:
+    with pytest.raises(EntryRefused, match="not been opened") as refused:
         session.submit_anonymous(AnonymousAnswer(OPEN, "hello"))
-    assert refused.value.code is Refusal.STEP_NOT_OPEN
+    assert refused.value.code is Refusal.STEP_NOT_OPENED
     with pytest.raises(EntryRefused, match="no such poll") as refused:
         session.submit_anonymous(AnonymousVote(os.urandom(32), "agree"))
     assert refused.value.code is Refusal.NO_SUCH_POLL

@@ -98,7 +98,7 @@ def test_encode_then_decode_gives_the_same_entry() -> None:
 
 def _body(**override: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "v": 1,
+        "v": 2,
         "mid": MID,
         "au": ALICE.key,
         "seq": 2,
@@ -129,8 +129,9 @@ MALFORMED: list[tuple[str, bytes, type[RemoteProtocolError]]] = [
     ("body not a map", _envelope(pack([1, 2])), MalformedFrame),
     ("body key missing", _envelope(_body(ts=...)), MalformedFrame),
     ("extra body key", _envelope(_body(zz=1)), MalformedFrame),
-    ("version 2", _envelope(_body(v=2)), UnsupportedVersion),
-    ("version as str", _envelope(_body(v="1")), UnsupportedVersion),
+    ("version 1", _envelope(_body(v=1)), UnsupportedVersion),
+    ("version 3", _envelope(_body(v=3)), UnsupportedVersion),
+    ("version as str", _envelope(_body(v="2")), UnsupportedVersion),
     ("mid of 15 bytes", _envelope(_body(mid=MID[:15])), MalformedFrame),
     ("author of 31 bytes", _envelope(_body(au=ALICE.key[:31])), MalformedFrame),
     ("seq 0", _envelope(_body(seq=0)), MalformedFrame),
@@ -170,7 +171,7 @@ def _data_for_body_of(size: int) -> dict[str, Any]:
     """Entry data that makes Alice's first entry's body exactly ``size`` bytes."""
     for pad in range(size - 200, size):
         data = {"x": b"y" * pad}
-        body = pack({"v": 1, "mid": MID, "au": ALICE.key, "seq": 1, "prev": None, "lam": 1,
+        body = pack({"v": 2, "mid": MID, "au": ALICE.key, "seq": 1, "prev": None, "lam": 1,
                      "ts": 1000, "type": "hand.raise", "data": data})  # fmt: skip
         if len(body) == size:
             return data

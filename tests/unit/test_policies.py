@@ -1,6 +1,7 @@
 """The policies a laptop applies on its own (core/policies.py), as tables.
 
-``tallies_to_cosign``: which closed tallies a member co-signs. ``FacilitatorWatch``:
+``tally_answers``: which closes a member co-signs, and which it objects to
+because they left out a vote its laptop had already accepted. ``FacilitatorWatch``:
 when a member declares an unreachable facilitator absent (15 s by default,
 once per term, only members, never about oneself, the wait restarting
 whenever the facilitator is reached again).
@@ -12,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from relsec_p2p.core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tallies_to_cosign
-from relsec_p2p.core.state import MeetingState, Member, Poll
+from relsec_p2p.core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tally_answers
+from relsec_p2p.core.state import Close, MeetingState, Member, Poll, PollResult, Vote
 
 ME, FACILITATOR, OTHER, GONE, OUTSIDER = (bytes([i]) * 32 for i in range(1, 6))
 DIGEST = b"\xdd" * 32
@@ -39,43 +40,84 @@ def meeting(
     )
 
 
-def poll(number: int, *, closed: bool = True, cosigners: set[bytes] | None = None) -> Poll:
-    return Poll(
-        id=bytes([number]) * 32,
-        proposal=b"\x99" * 32,
-        step=0,
-        status="closed" if closed else "open",
-        tally_digest=DIGEST if closed else None,
-        cosigners=cosigners or set(),
-    )
+VOTE_IN, VOTE_OUT, LATE = (OTHER, 3), (OTHER, 7), (ME, 9)
 
 
-# --- tallies_to_cosign ---------------------------------------------------------
+def poll(
+    number: int,
+    *,
+    closed: bool = True,
+    cosigners: set[bytes] | None = None,
+    objections: set[bytes] | None = None,
+    members: frozenset[bytes] = frozenset({ME, FACILITATOR, OTHER}),
+    votes: tuple[tuple[bytes, int], ...] = (VOTE_IN, VOTE_OUT),
+) -> Poll:
+    """A poll whose close (if ``closed``) has OTHER's feed up to seq 5 in its
+    cut; OTHER voted at seq 3 (inside) and seq 7 (outside)."""
+    made = Poll(id=bytes([number]) * 32, proposal=b"\x99" * 32, step=0)
+    made.votes = [Vote(author, seq, "agree") for author, seq in votes]
+    if closed:
+        made.status = "closed"
+        made.closes.append(
+            Close(
+                id=bytes([100 + number]) * 32,
+                author=FACILITATOR,
+                cut={OTHER: 5, FACILITATOR: 4},
+                members=members,
+                result=PollResult("consensus", {}, 0, len(members), 1, 0),
+                digest=DIGEST,
+                cosigners=set(cosigners or ()),
+                objections={key: [] for key in objections or ()},
+            )
+        )
+    return made
 
-COSIGN_CASES = [
-    ("no polls", ME, [], []),
-    ("an open poll has no tally yet", ME, [poll(1, closed=False)], []),
-    ("a closed poll nobody signed", ME, [poll(1)], [1]),
-    ("a closed poll others signed", ME, [poll(1, cosigners={OTHER, FACILITATOR})], [1]),
-    ("a closed poll I signed", ME, [poll(1, cosigners={ME})], []),
-    (
-        "only the ones I have not signed, in the meeting's order",
-        ME,
-        [poll(3), poll(1, cosigners={ME}), poll(2, closed=False), poll(4, cosigners={OTHER})],
-        [3, 4],
-    ),
-    ("a member who left signs nothing", GONE, [poll(1)], []),
-    ("an outsider signs nothing", OUTSIDER, [poll(1)], []),
-]
+
+def held(*numbers: int, votes: tuple[tuple[bytes, int], ...] = (VOTE_IN,)) -> dict:
+    """The votes this laptop had when each close (by poll number) reached it."""
+    return {bytes([100 + n]) * 32: frozenset(votes) for n in numbers}
+
+
+# --- tally_answers ---------------------------------------------------------------
+
+SIGN, OBJECT = "sign", "object"
+ANSWER_CASES = [
+    ("no polls", ME, [], {}, []),
+    ("an open poll has no close yet", ME, [poll(1, closed=False)], held(1), []),
+    ("a close whose cut holds every vote I had: co-sign", ME, [poll(1)], held(1), [(1, SIGN)]),
+    ("others' co-signatures change nothing", ME, [poll(1, cosigners={OTHER})], held(1),
+     [(1, SIGN)]),
+    ("answered already by co-signing", ME, [poll(1, cosigners={ME})], held(1), []),
+    ("answered already by objecting", ME, [poll(1, objections={ME})], held(1), []),
+    ("a vote I had is outside the cut: object", ME, [poll(1)],
+     held(1, votes=(VOTE_IN, VOTE_OUT)), [(1, OBJECT)]),
+    ("a vote I did not have when the close came is not mine to raise", ME, [poll(1)],
+     held(1), [(1, SIGN)]),
+    ("a vote the fold does not count (it came after the close) is late, not left out", ME,
+     [poll(1, votes=(VOTE_IN,))], held(1, votes=(VOTE_IN, LATE)), [(1, SIGN)]),
+    ("a close I never saw arrive is not answered", ME, [poll(1)], {}, []),
+    ("a close that did not count me is not mine to answer", ME,
+     [poll(1, members=frozenset({FACILITATOR, OTHER}))], held(1), []),
+    ("in the meeting's order", ME, [poll(3), poll(1, cosigners={ME}), poll(2, closed=False),
+     poll(4)], held(1, 2, 3, 4), [(3, SIGN), (4, SIGN)]),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(
-    ("me", "polls", "expected"),
-    [case[1:] for case in COSIGN_CASES],
-    ids=[case[0] for case in COSIGN_CASES],
+    ("me", "polls", "seen", "expected"),
+    [case[1:] for case in ANSWER_CASES],
+    ids=[case[0] for case in ANSWER_CASES],
 )
-def test_tallies_to_cosign(me: bytes, polls: list[Poll], expected: list[int]) -> None:
-    assert tallies_to_cosign(meeting(polls=polls), me) == [bytes([n]) * 32 for n in expected]
+def test_tally_answers(
+    me: bytes, polls: list[Poll], seen: dict, expected: list[tuple[int, str]]
+) -> None:
+    answers = tally_answers(meeting(polls=polls), me, seen)
+    assert [(a.poll, SIGN if not a.left_out else OBJECT) for a in answers] == [
+        (bytes([n]) * 32, kind) for n, kind in expected
+    ]
+    for answer in answers:
+        assert answer.digest == DIGEST
+        assert answer.left_out in ((), (VOTE_OUT,))
 
 
 # --- FacilitatorWatch ----------------------------------------------------------

@@ -29,7 +29,7 @@ from relsec_p2p.net.node import Node
 CORE = pathlib.Path(__file__).resolve().parents[2] / "relsec_p2p" / "core"
 # Where refusals are made: the rules, the field lookups they share, and the
 # session's own check before co-signing.
-GIVERS = ["rules.py", "anon_rules.py", "fields.py", "session.py"]
+GIVERS = ["rules.py", "poll_rules.py", "anon_rules.py", "fields.py", "session.py"]
 
 
 def _codes_named_in(path: pathlib.Path) -> set[str]:
@@ -133,11 +133,11 @@ def test_the_controller_words_refusals_by_code_not_by_text() -> None:
 
 
 def test_a_code_worded_as_the_rule_says_becomes_a_sentence_of_its_text() -> None:
-    closed = EntryRefused(Refused(Refusal.POLL_CLOSED, "the poll is closed"))
-    assert Refusal.POLL_CLOSED in AS_THE_RULE_SAYS
-    assert refusal_sentence(closed) == "The poll is closed."
+    missing = EntryRefused(Refused(Refusal.NO_SUCH_POLL, "no such poll"))
+    assert Refusal.NO_SUCH_POLL in AS_THE_RULE_SAYS
+    assert refusal_sentence(missing) == "No such poll."
     anonymous = EntryRefused(
-        Refused(Refusal.POLL_CLOSED, "This cannot be sent anonymously: the poll is closed.")
+        Refused(Refusal.NO_SUCH_POLL, "This cannot be sent anonymously: no such poll.")
     )
-    assert _meeting(anonymous).ask_pause() == "This cannot be sent anonymously: the poll is closed."
+    assert _meeting(anonymous).ask_pause() == "This cannot be sent anonymously: no such poll."
     assert controller.sentence("") == "That did not work."

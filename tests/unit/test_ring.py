@@ -552,10 +552,10 @@ SECRETS = {row["name"]: bytes.fromhex(row["ring_secret_hex"]) for row in VEC["me
 
 def test_vector_labels_and_members() -> None:
     labels = VEC["labels"]
-    assert labels["event_hex"] == b"relsec/v1/ring-event\x00".hex() == ring.EVENT_LABEL.hex()
-    assert labels["challenge_hex"] == b"relsec/v1/ring-challenge\x00".hex()
-    assert labels["nonce_hex"] == b"relsec/v1/ring-nonce\x00".hex()
-    assert labels["test_rng_hex"] == b"relsec/v1/ring-test-rng\x00".hex()
+    assert labels["event_hex"] == b"relsec/v2/ring-event\x00".hex() == ring.EVENT_LABEL.hex()
+    assert labels["challenge_hex"] == b"relsec/v2/ring-challenge\x00".hex()
+    assert labels["nonce_hex"] == b"relsec/v2/ring-nonce\x00".hex()
+    assert labels["test_rng_hex"] == b"relsec/v2/ring-test-rng\x00".hex()
     assert VEC["max_ring"] == 256
     for row in VEC["members"]:
         member = Identity.from_seed(bytes.fromhex(row["seed_hex"]))

@@ -74,21 +74,21 @@ def test_the_spec_word_list_is_the_codes() -> None:
 
 
 def code_labels() -> set[str]:
-    """Every ``relsec/v1/...`` string in the reference's source."""
+    """Every ``relsec/v2/...`` string in the reference's source."""
     found: set[str] = set()
     for path in (ROOT / "relsec_p2p").rglob("*.py"):
-        found.update(re.findall(r"relsec/v1/[a-z0-9-]+", path.read_text(encoding="utf-8")))
+        found.update(re.findall(r"relsec/v2/[a-z0-9-]+", path.read_text(encoding="utf-8")))
     return found
 
 
 def test_the_label_table_lists_every_label_in_the_code() -> None:
     table = section("### 3.2 Signatures, hashes and domain separation")
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]
-    in_table = {label for row in rows for label in re.findall(r"relsec/v1/[a-z0-9-]+", row)}
+    in_table = {label for row in rows for label in re.findall(r"relsec/v2/[a-z0-9-]+", row)}
     assert in_table == code_labels()
     # Each label without the general form is marked, and each marked one is explained.
     for row in rows:
-        labels = re.findall(r"`(relsec/v1/[a-z0-9-]+)(\\0)?`", row)
+        labels = re.findall(r"`(relsec/v2/[a-z0-9-]+)(\\0)?`", row)
         general = all(zero for _, zero in labels) and bool(labels)
         assert row.startswith("| †") == (not general), row
     for label in ("box-r", "box-i", "stream-i2r", "stream-r2i"):

@@ -17,8 +17,9 @@ from fakenet import AGENDA, IDENTITIES, OUTSIDER, PROPOSAL, RATING, TEXT, Scribe
 
 from relsec_p2p.core.feed import Entry
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.poll_rules import decide
 from relsec_p2p.core.refusals import Refusal, Refused
-from relsec_p2p.core.rules import RULES, apply_entry, decide, why_ignored
+from relsec_p2p.core.rules import RULES, apply_entry, why_ignored
 from relsec_p2p.core.state import CHOICES, DEFAULT_SETTINGS, PollResult
 
 A, B, C, D, E = IDENTITIES[:5]
@@ -99,9 +100,14 @@ def poll_open() -> Ctx:
     return ctx
 
 
+def full_cut(ctx: Ctx) -> list[list[Any]]:
+    """A cut of everything the scribe has written: what an honest close names."""
+    return sorted([e.author, e.seq] for e in ctx.scribe.heads())
+
+
 def poll_closed() -> Ctx:
     ctx = poll_open()
-    ctx.scribe.write(A, "poll.close", {"poll": ctx.ids["poll"], "cut": []})
+    ctx.scribe.write(A, "poll.close", {"poll": ctx.ids["poll"], "cut": full_cut(ctx)})
     return ctx
 
 
@@ -111,6 +117,34 @@ def poll_signed() -> Ctx:
     assert digest is not None
     ctx.ids["tally"] = digest
     ctx.scribe.write(C, "tally.sign", {"poll": ctx.ids["poll"], "digest": digest})
+    return ctx
+
+
+def poll_signed_then_added() -> Ctx:
+    ctx = poll_signed()
+    ctx.scribe.add(A, E, "Eve")
+    return ctx
+
+
+def poll_with_late_vote() -> Ctx:
+    """C votes (inside the cut), A closes with a cut that stops before C's
+    second vote, which was written before the close (it sorts before it)."""
+    ctx = poll_open()
+    early = ctx.scribe.write(C, "vote.cast", {"poll": ctx.ids["poll"], "choice": "agree"})
+    late = ctx.scribe.write(C, "vote.cast", {"poll": ctx.ids["poll"], "choice": "block"})
+    cut = [[a, seq if a != C.key else early.seq] for a, seq in full_cut(ctx)]
+    ctx.scribe.write(A, "poll.close", {"poll": ctx.ids["poll"], "cut": cut})
+    digest = ctx.scribe.state().polls[ctx.ids["poll"]].tally_digest
+    assert digest is not None
+    ctx.ids["tally"] = digest
+    ctx.ids["early_seq"], ctx.ids["late_seq"] = bytes([early.seq]), bytes([late.seq])
+    return ctx
+
+
+def b_facilitates_poll() -> Ctx:
+    """B facilitates (A handed over) and a poll is open."""
+    ctx = poll_open()
+    ctx.scribe.write(A, "facil.handover", {"to": B.key})
     return ctx
 
 
@@ -275,10 +309,10 @@ CASES = [
          lambda ctx: {"step": TEXT, "text": "x", "ref": ctx.ids["contrib"]}, None),
     Case("reply from a linked step", linked_open, C, "contrib.add",
          lambda ctx: {"step": 1, "text": "x", "ref": ctx.ids["contrib"]}, None),
-    Case("contribute to a closed step", linked_open, C, "contrib.add",
-         _({"step": TEXT, "text": "x"}), "not open"),
-    Case("contribute to no step", room, C, "contrib.add", _({"step": TEXT, "text": "x"}),
-         "not open"),
+    Case("contribute to a closed step (a step change raced it)", linked_open, C, "contrib.add",
+         _({"step": TEXT, "text": "x"}), None),
+    Case("contribute to a step not opened yet", room, C, "contrib.add",
+         _({"step": TEXT, "text": "x"}), "not been opened"),
     Case("blank text", text_open, C, "contrib.add", _({"step": TEXT, "text": " \n"}), "1 to"),
     Case("text too long", text_open, C, "contrib.add", _({"step": TEXT, "text": "x" * 4001}),
          "1 to"),
@@ -330,9 +364,15 @@ CASES = [
          lambda ctx: {"poll": ctx.ids["poll"], "choice": "block"}, "not a current member"),
     # poll.close
     Case("close a poll", poll_open, A, "poll.close",
-         lambda ctx: {"poll": ctx.ids["poll"], "cut": [[C.key, 3]]}, None),
+         lambda ctx: {"poll": ctx.ids["poll"], "cut": full_cut(ctx)}, None),
+    Case("close with a cut of nothing but one's own feed", poll_open, A, "poll.close",
+         lambda ctx: {"poll": ctx.ids["poll"], "cut": []}, None),
     Case("member closes a poll", poll_open, B, "poll.close",
-         lambda ctx: {"poll": ctx.ids["poll"], "cut": []}, "only the facilitator"),
+         lambda ctx: {"poll": ctx.ids["poll"], "cut": full_cut(ctx)}, "only the facilitator"),
+    Case("a cut past the close's own place", poll_open, A, "poll.close",
+         lambda ctx: {"poll": ctx.ids["poll"], "cut": [[C.key, 99]]}, "come after the close"),
+    Case("a member outside the cut's roster closes", b_facilitates_poll, B, "poll.close",
+         lambda ctx: {"poll": ctx.ids["poll"], "cut": [[A.key, 1]]}, "not a current member"),
     Case("close twice", poll_closed, A, "poll.close",
          lambda ctx: {"poll": ctx.ids["poll"], "cut": []}, "closed"),
     Case("cut not a list", poll_open, A, "poll.close",
@@ -372,7 +412,25 @@ CASES = [
     Case("co-sign a list", poll_signed, D, "tally.sign",
          lambda ctx: {"poll": [ctx.ids["poll"]], "digest": ctx.ids["tally"]}, "has poll"),
     Case("outsider co-signs", poll_signed, OUTSIDER, "tally.sign",
-         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"]}, "not a current"),
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"]}, "counted"),
+    Case("a member added after the close co-signs", poll_signed_then_added, E, "tally.sign",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"]}, "counted"),
+    # tally.object
+    Case("object, naming a vote outside the cut", poll_with_late_vote, D, "tally.object",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"],
+                      "left_out": [[C.key, ctx.ids["late_seq"][0]]]}, None),
+    Case("object, naming a vote inside the cut", poll_with_late_vote, D, "tally.object",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"],
+                      "left_out": [[C.key, ctx.ids["early_seq"][0]]]}, "did not miss"),
+    Case("object, naming no vote at all", poll_with_late_vote, D, "tally.object",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"],
+                      "left_out": [[C.key, 1]]}, "did not miss"),
+    Case("object with nothing left out", poll_with_late_vote, D, "tally.object",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"], "left_out": []},
+         "left_out"),
+    Case("object after co-signing", poll_signed, C, "tally.object",
+         lambda ctx: {"poll": ctx.ids["poll"], "digest": ctx.ids["tally"],
+                      "left_out": [[C.key, 1]]}, "already"),
     # outcome.record
     Case("record the outcome", poll_closed, A, "outcome.record",
          lambda ctx: {"poll": ctx.ids["poll"], "text": "We do X"}, None),

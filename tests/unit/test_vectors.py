@@ -337,7 +337,7 @@ def test_tally_digest_from_the_spec() -> None:
         poll["quorum"],
         canonical["settings"]["stand_aside_limit"],
     ]
-    digest = hashlib.blake2b(b"relsec/v1/tally\x00" + pack(record), digest_size=32).digest()
+    digest = hashlib.blake2b(b"relsec/v2/tally\x00" + pack(record), digest_size=32).digest()
     signs = {
         item["label"]: decode_entry(bytes.fromhex(item["envelope_hex"]))
         for item in case["log"]
@@ -345,10 +345,23 @@ def test_tally_digest_from_the_spec() -> None:
     }
     ignored = {item["entry"] for item in case["expect"]["summary"]["ignored"]}
     applied = [label for label in signs if label not in ignored]
-    assert applied == ["bob#6"] and poll["cosigners"] == ["bob"]
-    assert signs["bob#6"].data == {"digest": digest, "poll": row[0]}
+    assert applied == ["bob#7"] and poll["cosigners"] == ["bob"]
+    assert signs["bob#7"].data == {"digest": digest, "poll": row[0]}
     assert signs["dan#8"].data["digest"] != digest
-    assert row[5] == [KEYS["bob"]] and row[6] == poll["recorded_outcome"]
+    (close,) = row[4]  # [id, author, cut, members, result, digest, cosigners, objections]
+    assert close[5] == digest and close[6] == [KEYS["bob"]]
+    assert close[7] == [[KEYS["carol"], KEYS["bob"], close_late_seq(case)]]
+    assert row[5] == poll["recorded_outcome"]
+    (summary,) = poll["closes"]
+    assert summary["objections"] == {"carol": [f"bob#{close_late_seq(case)}"]}
+    assert summary["final"] is False  # one co-signer of four: not a majority
+
+
+def close_late_seq(case: dict[str, Any]) -> int:
+    """The seq of bob's back-dated vote: his last one, before the close in
+    fold order but outside its cut (carol's objection names it)."""
+    votes = case["expect"]["summary"]["polls"][0]["votes_in_fold_order"]
+    return max(int(v.split("#")[1].split(":")[0]) for v in votes if v.startswith("bob#"))
 
 
 # --- sync.json -------------------------------------------------------------------------------

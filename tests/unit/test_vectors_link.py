@@ -82,9 +82,9 @@ def blake256(data: bytes, key: bytes = b"") -> bytes:
 def test_link_labels_are_the_implementations() -> None:
     assert link_core.LINK_CONTEXT_INITIATOR == b(LABELS["initiator_context_hex"])
     assert link_core.LINK_CONTEXT_RESPONDER == b(LABELS["responder_context_hex"])
-    assert b(LABELS["transcript_hex"]) == b"relsec/v1/link\x00"
-    assert b(LABELS["initiator_context_hex"]) == b"relsec/v1/link-initiator\x00"
-    assert b(LABELS["responder_context_hex"]) == b"relsec/v1/link-responder\x00"
+    assert b(LABELS["transcript_hex"]) == b"relsec/v2/link\x00"
+    assert b(LABELS["initiator_context_hex"]) == b"relsec/v2/link-initiator\x00"
+    assert b(LABELS["responder_context_hex"]) == b"relsec/v2/link-responder\x00"
 
 
 def test_link_handshake_from_the_spec_formulas() -> None:
@@ -97,7 +97,7 @@ def test_link_handshake_from_the_spec_formulas() -> None:
     shared = bindings.crypto_scalarmult(b(ini["ephemeral_secret_hex"]), e_r)
     assert shared == bindings.crypto_scalarmult(b(res["ephemeral_secret_hex"]), e_i)
     assert shared.hex() == HS["shared_secret_hex"]
-    transcript = blake256(b"relsec/v1/link\x00" + mid + e_i + e_r)
+    transcript = blake256(b"relsec/v2/link\x00" + mid + e_i + e_r)
     assert transcript.hex() == HS["transcript_hash_hex"]
     assert pack({"t": "hi1", "e": e_i}).hex() == HS["hi1_hex"]
 
@@ -308,7 +308,7 @@ def test_duplicate_link_ids_are_transcript_hashes() -> None:
         e_r = bindings.crypto_scalarmult_base(b(link["responder_ephemeral_secret_hex"]))
         assert e_i.hex() == link["initiator_ephemeral_public_hex"]
         assert e_r.hex() == link["responder_ephemeral_public_hex"]
-        assert blake256(b"relsec/v1/link\x00" + mid + e_i + e_r).hex() == link["link_id_hex"]
+        assert blake256(b"relsec/v2/link\x00" + mid + e_i + e_r).hex() == link["link_id_hex"]
 
 
 def test_duplicate_link_id_is_the_handshakes_transcript_hash() -> None:
@@ -392,10 +392,10 @@ def test_safety_number(case: dict[str, Any]) -> None:
     ordered = sorted(keys)
     data = bytes([len(mid)]) + mid + epoch.to_bytes(8, "big") + len(ordered).to_bytes(4, "big")
     material = hashlib.blake2b(
-        data + b"".join(ordered), digest_size=64, person=b"relsec/v1/sn"
+        data + b"".join(ordered), digest_size=64, person=b"relsec/v2/sn"
     ).digest()
     assert material.hex() == case["material_hex"]
-    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v1/snsalt").digest()
+    salt = hashlib.blake2b(material, digest_size=16, person=b"relsec/v2/snsalt").digest()
     assert salt.hex() == case["salt_hex"]
     stretched = pwhash.argon2id.kdf(16, material, salt, opslimit=3, memlimit=2 * 1024 * 1024)
     assert stretched.hex() == case["stretched_hex"]
@@ -504,12 +504,12 @@ def test_spake2_from_the_spec_formulas() -> None:
         + k_joiner
     ).digest()
     assert key.hex() == SPAKE["key_hex"]
-    assert b(SPAKE["id_hex"]) == admission.JOIN_CONTEXT == b"relsec/v1/join"
+    assert b(SPAKE["id_hex"]) == admission.JOIN_CONTEXT == b"relsec/v2/join"
 
 
 def join_kdf(label: bytes) -> bytes:
     return hashlib.blake2b(
-        label, key=b(SPAKE["key_hex"]), digest_size=32, person=b"relsec/v1/kdf"
+        label, key=b(SPAKE["key_hex"]), digest_size=32, person=b"relsec/v2/kdf"
     ).digest()
 
 
@@ -523,7 +523,7 @@ def test_join_keys_and_messages_from_the_spec_formulas() -> None:
 
     def mac(key: bytes) -> bytes:
         return hashlib.blake2b(
-            transcript, key=key, digest_size=32, person=b"relsec/v1/mac"
+            transcript, key=key, digest_size=32, person=b"relsec/v2/mac"
         ).digest()
 
     confirm_joiner, confirm_sponsor = join_kdf(b"confirm/joiner"), join_kdf(b"confirm/sponsor")

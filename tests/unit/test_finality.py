@@ -1,0 +1,240 @@
+"""Issue 11's attacks, each played by a modified member over the fake network,
+each asserting the honest outcome on every laptop (SPEC §6.5, §9).
+
+Every laptop here answers closes as the reference node does
+(``policies.tally_answers``: co-sign, or object naming what was left out),
+except where a test says a member runs a modified client.
+"""
+
+from __future__ import annotations
+
+from fakenet import MID, OUTSIDER, PROPOSAL, TEXT, FakeNetwork, entries_frame, forge_next
+
+from relsec_p2p.core.policies import tally_answers
+from relsec_p2p.core.refusals import Refusal
+from relsec_p2p.core.session import Session
+
+
+def answer_closes(*sessions: Session) -> None:
+    """What every honest node does after each change (net/node.py)."""
+    for session in sessions:
+        for answer in tally_answers(session.state, session.me, session.held_at_close):
+            if answer.left_out:
+                session.object_to_tally(answer.poll, answer.digest, list(answer.left_out))
+            else:
+                session.sign_tally(answer.poll, answer.digest)
+
+
+def open_poll(net: FakeNetwork) -> bytes:
+    facilitator, proposer = net[0], net[1]
+    facilitator.open_step(PROPOSAL)
+    net.settle()
+    proposal = proposer.propose(PROPOSAL, "We do X")
+    net.settle()
+    poll = facilitator.open_poll(proposal.hash)
+    net.settle()
+    return poll.hash
+
+
+def snapshot(session: Session, poll: bytes) -> tuple[object, ...]:
+    found = session.state.polls[poll]
+    return (found.result, found.tally_digest, frozenset(found.cosigners), found.final)
+
+
+def test_a_back_dated_roster_add_cannot_flip_a_co_signed_close() -> None:
+    """Attack 1: 3 of 4 agree, the close is co-signed by a majority; the
+    fourth member (modified: it never co-signs) then adds a fifth member with
+    a clock from before the close. Before the fix, every laptop turned the
+    result into no_quorum (5 members, quorum 4)."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, mallory = net
+    poll = open_poll(net)
+    for session in (alice, bob, carol):
+        session.vote(poll, "agree")
+    net.settle()
+    assert mallory.log.head(mallory.me) is None  # mallory has written nothing yet
+    close = alice.close_poll(poll)
+    net.settle()
+    answer_closes(alice, bob, carol)  # mallory does not co-sign
+    net.settle()
+    expected = snapshot(alice, poll)
+    result = alice.state.polls[poll].result
+    assert result is not None and result.outcome == "consensus" and result.members == 4
+    assert alice.state.polls[poll].final
+
+    sneaky = forge_next(
+        mallory,
+        "roster.add",
+        {"key": OUTSIDER.key, "ring": OUTSIDER.ring_key, "name": "Eve"},
+        lam=close.lam - 1,
+    )
+    assert sneaky.order_key < close.order_key  # it sorts before the close...
+    net.post(mallory.me, bob.me, entries_frame(MID, sneaky.envelope))
+    net.deliver_all()
+    net.settle()
+    for session in net:
+        assert session.log.head(mallory.me) == sneaky  # ...is in every log...
+        assert OUTSIDER.key in session.state.members  # ...and even applied...
+        assert snapshot(session, poll) == expected  # ...yet changes nothing decided
+    assert len(set(net.digests())) == 1
+
+
+def test_a_back_dated_departure_cannot_take_a_counted_vote_out_of_a_closed_poll() -> None:
+    """A variation: a member blocks, the close counts the block and is
+    co-signed; the blocker (modified: it never co-signs) then leaves with a
+    clock from before the close. Before the fix, every laptop stopped
+    counting the block (it counted only members still present at the close's
+    place in the fold) and showed consensus."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, dan = net
+    poll = open_poll(net)
+    for session in net:
+        session.vote(poll, "agree" if session is not dan else "block")
+    net.settle()
+    head = dan.log.head(dan.me)
+    assert head is not None
+    for session in (alice, bob, carol):  # the meeting goes on before the close
+        session.raise_hand()
+        net.settle()
+    close = alice.close_poll(poll)
+    net.settle()
+    answer_closes(alice, bob, carol)
+    net.settle()
+    expected = snapshot(bob, poll)
+    assert bob.state.polls[poll].final
+    leave = forge_next(dan, "roster.leave", {}, lam=head.lam + 1)
+    assert leave.order_key < close.order_key
+    net.post(dan.me, bob.me, entries_frame(MID, leave.envelope))
+    net.deliver_all()
+    net.settle()
+    for session in net:
+        assert not session.state.is_member(dan.me)  # the departure itself stands
+        assert snapshot(session, poll) == expected
+        decided = session.state.polls[poll].result
+        assert decided is not None and decided.outcome == "blocked"
+    assert len(set(net.digests())) == 1
+
+
+def test_a_back_dated_hand_over_cannot_erase_the_successors_close() -> None:
+    """Attack 2: the facilitator's laptop vanishes, a majority declares it
+    absent, the successor runs a poll that everyone present co-signs. The old
+    facilitator comes back with a hand-over to an accomplice dated before the
+    declarations. The successor's close still decides the poll everywhere."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, dan = net
+    assert alice.state.facilitator == alice.me
+    net.partition([alice.me], [bob.me, carol.me, dan.me])
+    alice_head = alice.log.head(alice.me)
+    assert alice_head is not None
+    for session in (bob, carol):
+        session.declare_absent()
+    net.settle()
+    assert bob.state.facilitator == bob.me  # the successor
+    bob.open_step(PROPOSAL)
+    net.settle()
+    proposal = carol.propose(PROPOSAL, "We do Y")
+    net.settle()
+    poll = bob.open_poll(proposal.hash).hash
+    net.settle()
+    for session in (bob, carol, dan):
+        session.vote(poll, "agree")
+    net.settle()
+    bob.close_poll(poll)
+    net.settle()
+    answer_closes(bob, carol, dan)
+    net.settle()
+    expected = snapshot(bob, poll)
+    assert bob.state.polls[poll].final
+
+    # Alice, back: a hand-over to dan with a clock before the declarations.
+    handover = forge_next(alice, "facil.handover", {"to": dan.me}, lam=alice_head.lam + 1)
+    net.heal()
+    net.post(alice.me, carol.me, entries_frame(MID, handover.envelope))
+    net.deliver_all()
+    net.settle()
+    for session in net:
+        assert snapshot(session, poll) == expected
+        result = session.state.polls[poll].result
+        assert result is not None and result.outcome == "consensus"
+    assert len(set(net.digests())) == 1
+
+
+def test_a_short_cut_is_objected_to_and_never_final() -> None:
+    """Attack 3: the facilitator closes with a cut that leaves out a block it
+    had received. Every laptop that held the block before the close objects
+    instead of co-signing, the blocker's own included; the close never becomes
+    final, and every laptop records who objected and which vote was left out."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, dan = net
+    poll = open_poll(net)
+    for session in (alice, bob, carol):
+        session.vote(poll, "agree")
+    net.settle()
+    block = dan.vote(poll, "block")
+    net.settle()
+    honest_cut = {author: seq for author, seq, _ in alice.log.summary()}
+    short = [[a, seq if a != dan.me else block.seq - 1] for a, seq in sorted(honest_cut.items())]
+    forged = forge_next(alice, "poll.close", {"poll": poll, "cut": short})
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, forged.envelope))
+    net.settle()
+    answer_closes(bob, carol, dan)  # alice's modified client answers nothing
+    net.settle()
+    for session in net:
+        found = session.state.polls[poll]
+        result = found.result
+        assert result is not None and result.outcome == "consensus"  # what the close says...
+        assert not found.final  # ...but it is not final:
+        close = found.closes[0]
+        assert close.cosigners == set()
+        assert set(close.objections) == {bob.me, carol.me, dan.me}
+        assert all(left == [(dan.me, block.seq)] for left in close.objections.values())
+    assert len(set(net.digests())) == 1
+
+
+def test_an_answer_racing_a_step_change_is_kept_everywhere() -> None:
+    """Attack-free race 4: a member answers while the facilitator moves on,
+    with equal clocks; the tie sorts the step change first. The answer used to
+    be ignored ("that step is not open") on every laptop, silently."""
+    net = FakeNetwork.meeting(3)
+    alice, bob, carol = net
+    alice.open_step(TEXT)
+    net.settle()
+    net.partition([alice.me], [bob.me, carol.me])
+    step_change = alice.open_step(TEXT + 1)
+    answer = carol.contribute(TEXT, "said just as we moved on")
+    assert step_change.lam == answer.lam
+    net.heal()
+    net.settle()
+    for session in net:
+        texts = [c.text for c in session.state.contributions]
+        assert "said just as we moved on" in texts
+        assert not [h for h, _ in session.state.ignored if h == answer.hash]
+    assert not carol.own_ignored()
+    assert len(set(net.digests())) == 1
+
+
+def test_a_vote_racing_the_close_is_reported_to_its_author() -> None:
+    """A vote written while the close was in flight: it sorts after the close
+    and does not count; its author's laptop says so (nothing vanishes)."""
+    net = FakeNetwork.meeting(3)
+    alice, bob, carol = net
+    poll = open_poll(net)
+    alice.vote(poll, "agree")
+    bob.vote(poll, "agree")
+    net.settle()
+    net.partition([alice.me, bob.me], [carol.me])
+    carol.raise_hand()  # carol's clock moves on: her vote will sort after the close
+    alice.close_poll(poll)
+    net.settle()
+    vote = carol.vote(poll, "block")
+    net.heal()
+    net.settle()
+    ignored = carol.own_ignored()
+    assert [(entry.hash, refused.code) for entry, refused in ignored] == [
+        (vote.hash, Refusal.POLL_CLOSED)
+    ]
+    for session in net:
+        result = session.state.polls[poll].result
+        assert result is not None and result.counts["block"] == 0
+    assert len(set(net.digests())) == 1
