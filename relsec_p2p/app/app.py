@@ -22,12 +22,12 @@ from textual.message import Message
 from textual.screen import Screen
 
 from ..core.errors import JoinError
-from ..core.events import MeetingChanged
+from ..core.events import MeetingChanged, OwnEntryIgnored
 from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
 from ..net.node import Node, NodeEvent, PeerDown, PeerUp
-from .controller import Meeting
+from .controller import Meeting, ignored_sentence
 from .messages import (
     DemoCode,
     DemoNote,
@@ -36,6 +36,7 @@ from .messages import (
     LinksChanged,
     NetworkProblem,
     NodeReady,
+    NotCounted,
     RedrawMeeting,
 )
 from .network import NodeFactory, loopback_only
@@ -186,6 +187,11 @@ class RelsecApp(App[int]):
             self.post_message(RedrawMeeting())
         elif isinstance(event, PeerUp | PeerDown):
             self.post_message(LinksChanged())
+        elif isinstance(event, OwnEntryIgnored):
+            self.post_message(NotCounted(ignored_sentence(event)))
+
+    def on_not_counted(self, message: NotCounted) -> None:
+        self.notify(message.sentence, title="Not counted", severity="warning", timeout=12)
 
     def on_redraw_meeting(self, _message: RedrawMeeting) -> None:
         self.redraw()

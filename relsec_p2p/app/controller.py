@@ -15,6 +15,7 @@ from typing import Any
 from .. import templates
 from ..core import admission
 from ..core.errors import EntryRefused, LocalProtocolError
+from ..core.events import OwnEntryIgnored
 from ..core.fields import is_text
 from ..core.refusals import Refusal
 from ..core.requests import (
@@ -45,7 +46,7 @@ FRIENDLY: dict[Refusal, str] = {
     Refusal.NO_SUCH_STEP: "There is no step there: this is the end of the agenda.",
     Refusal.STEP_NOT_OPEN: "That step is not open.",
     Refusal.STEP_NOT_OPENED: "That step has not been opened yet; answer the current one.",
-    Refusal.POLL_CLOSED: "The poll had already closed, so your vote was not counted.",
+    Refusal.POLL_CLOSED: "The poll had already closed.",
     Refusal.CUT_AHEAD: "The close named entries this laptop had not put before it; try again.",
     Refusal.NOT_A_CURRENT_MEMBER: "You are not a member of this meeting (any more).",
     Refusal.HAND_ALREADY_RAISED: "Your hand is already up.",
@@ -99,6 +100,28 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ROUND_NOT_CERTIFIED,
     }
 )
+
+
+# What a person sent, named for a sentence about it (``ignored_sentence``).
+WHAT_YOU_SENT: dict[str, str] = {
+    "vote.cast": "Your vote",
+    "contrib.add": "Your answer",
+    "rating.set": "Your rating",
+    "proposal.add": "Your proposal",
+    "facil.handover": "Your hand-over",
+    "step.open": "Your step change",
+    "step.close": "Your step change",
+    "poll.open": "Your poll",
+    "poll.close": "Your close of the poll",
+    "outcome.record": "The outcome you recorded",
+}
+
+
+def ignored_sentence(event: OwnEntryIgnored) -> str:
+    """One plain sentence for the person whose entry stopped counting."""
+    what = WHAT_YOU_SENT.get(event.type, "Something you sent")
+    reason = FRIENDLY.get(event.refused.code) or sentence(event.refused.text)
+    return f"{what} did not count: {reason[0].lower()}{reason[1:]}"
 
 
 def refusal_sentence(exc: LocalProtocolError) -> str:

@@ -29,6 +29,14 @@ class LinksChanged(Message, bubble=False):
 
 
 @dataclass
+class NotCounted(Message, bubble=False):
+    """Something this person sent stopped counting (another entry sorted
+    before it): one sentence for their screen."""
+
+    sentence: str
+
+
+@dataclass
 class NodeReady(Message, bubble=False):
     """The node listens (and browses, unless mDNS is off)."""
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.record import objection_lines
 from ..core.state import CHOICES, AnonContribution, MeetingState, Poll, Step
 from ..core.text import safe_text
 from ..core.wording import SHORT_CHOICE_LABELS
@@ -95,6 +96,9 @@ class PollView:
     rule: str | None
     record: str | None
     cosigners: int
+    counted: int  # the members the deciding close counted
+    final: bool  # co-signed by a majority of them: nothing can change it
+    objections: tuple[str, ...]  # one sentence per laptop that refused to co-sign
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +252,9 @@ def _poll_view(
         rule=None if result is None else result.rule(),
         record=None if poll.outcome is None else safe_text(poll.outcome, newlines=False),
         cosigners=len(poll.cosigners),
+        counted=0 if poll.deciding is None else len(poll.deciding.members),
+        final=poll.final,
+        objections=objection_lines(poll, names, me),
     )
 
 

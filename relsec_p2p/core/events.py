@@ -16,6 +16,7 @@ from .errors import (
     RemoteProtocolError,
     WrongMeeting,
 )
+from .refusals import Refused
 
 
 def short(key: bytes) -> str:
@@ -82,4 +83,17 @@ class MeetingChanged:
         return "meeting changed"
 
 
-Event = EntryAccepted | ForkDetected | InputRejected | MeetingChanged
+@dataclass(frozen=True, slots=True)
+class OwnEntryIgnored:
+    """One of this laptop's own entries has no effect: another entry sorted
+    before it (SPEC §5.2, §9 "Finality"). Its author must be told."""
+
+    entry: bytes  # the entry's hash
+    type: str
+    refused: Refused
+
+    def __str__(self) -> str:
+        return f"own {self.type} {self.entry[:4].hex()} ignored: {self.refused.code}"
+
+
+Event = EntryAccepted | ForkDetected | InputRejected | MeetingChanged | OwnEntryIgnored

@@ -194,6 +194,15 @@ class _Builder:
             "tally_digest": None if poll.tally_digest is None else poll.tally_digest.hex(),
             "cosigned_by": len(poll.cosigners),
             "members": members,
+            "final": poll.final,
+            # Names only where the meeting chose to attribute (settings).
+            "objections": list(
+                objection_lines(
+                    poll,
+                    {k: _name(self.state, k) or "a member" for k in self.state.members},
+                    b"",
+                )
+            ),
             "outcome": None if poll.outcome is None else safe_text(poll.outcome),
         }
         if poll.result is not None:
@@ -463,8 +472,11 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         out.append(f"  - Rule: {result['rule']}.")
         out.append(
             f"  - Tally digest `{poll['tally_digest']}`, co-signed by {poll['cosigned_by']} of "
-            f"{poll['members']} members' laptops."
+            f"{poll['members']} members' laptops"
+            + (" (final)." if poll.get("final") else " (not final: no majority co-signed it).")
         )
+        for line in poll.get("objections", []):
+            out.append(f"  - Objection: {line}")
     if "anonymous_tally" in poll:
         tally = poll["anonymous_tally"]
         if tally is None:
@@ -593,3 +605,28 @@ __all__ = [
     "render_markdown",
     "roster_safety_number",
 ]
+
+
+def objection_lines(poll: Poll, names: dict[bytes, str], me: bytes) -> tuple[str, ...]:
+    """What every screen says about a close some laptops refused to co-sign:
+    whose laptop, which close, whose named votes it left out (SPEC §6.5). An
+    anonymous vote is named by the round entry that released it, whose author
+    is not its voter: those are only counted, never named."""
+    named = {(v.author, v.seq) for v in poll.votes}
+    lines: list[str] = []
+    for close in poll.closes:
+        closer = names.get(close.author, "?")
+        for objector, left_out in sorted(close.objections.items()):
+            voters = sorted({names.get(a, "?") for a, seq in left_out if (a, seq) in named})
+            anonymous = sum(1 for pair in left_out if pair not in named)
+            parts = [", ".join(voters)] if voters else []
+            if anonymous:
+                parts.append(f"{anonymous} anonymous")
+            who = "Your" if objector == me else f"{names.get(objector, '?')}'s"
+            mine = any(pair in named and pair[0] == me for pair in left_out)
+            lines.append(
+                f"{who} laptop refused to co-sign the close by {closer}: it left out "
+                f"votes already cast ({'; '.join(parts)})."
+                + (" Yours was one of them." if mine else "")
+            )
+    return tuple(lines)

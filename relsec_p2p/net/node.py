@@ -37,7 +37,7 @@ from ..core import joincode, shuffle
 from ..core.anon import Report, RoundStarted
 from ..core.codec import unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
-from ..core.events import Event, InputRejected, MeetingChanged, short
+from ..core.events import Event, InputRejected, MeetingChanged, OwnEntryIgnored, short
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
@@ -116,6 +116,7 @@ class Node:
         self._known_epoch = -1
         self._closing = False
         self._cosigning = False
+        self._reported_ignored: set[bytes] = set()
         self._seen_log_size = 0
         self.rejections: list[InputRejected] = []
         self.template: Template | None = None  # the template this laptop started from
@@ -247,6 +248,7 @@ class Node:
             # round this laptop released, a co-signature), the UI hears of it once.
             self._seen_log_size = size
             self._emit(MeetingChanged())
+            self._report_own_ignored()
         self._cosign_tallies(state)
         if state.epoch != self._known_epoch:
             self._known_epoch = state.epoch
@@ -257,6 +259,16 @@ class Node:
                     link.close("no longer a member")
             if self._discovery is not None and state.join_code is not None:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
+
+    def _report_own_ignored(self) -> None:
+        """Tell the person when an entry of theirs stopped counting (another
+        entry sorted before it): nothing of theirs vanishes in silence."""
+        if self.session is None:
+            return
+        for entry, refused in self.session.own_ignored():
+            if entry.hash not in self._reported_ignored:
+                self._reported_ignored.add(entry.hash)
+                self._emit(OwnEntryIgnored(entry.hash, entry.type, refused))
 
     def _cosign_tallies(self, state: MeetingState) -> None:
         """Answer every close ``core.policies.tally_answers`` names: co-sign

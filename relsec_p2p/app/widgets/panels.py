@@ -185,6 +185,17 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
         text.append("\n")
         if poll.rule:
             text.append(f"Rule: {poll.rule}\n", style="dim")
+        if poll.final:
+            text.append(f"Final: co-signed by {poll.cosigners} of {poll.counted} laptops.\n")
+        else:
+            text.append(
+                f"Not final yet: co-signed by {poll.cosigners} of {poll.counted} laptops "
+                f"(a majority makes it final).\n",
+                style="italic",
+            )
+        for line in poll.objections:
+            text.append("Objection: ", style="bold")
+            text.append(line + "\n")
         if poll.record:
             text.append("Recorded outcome: ", style="bold")
             text.append(poll.record + "\n")
