@@ -155,7 +155,7 @@ async def test_txt_holds_only_version_and_nameplate(spawn: Spawn) -> None:
     try:
         info = AsyncServiceInfo(SERVICE_TYPE, f"{peer.instance}.{SERVICE_TYPE}")
         assert await info.async_request(aiozc.zeroconf, 8000)
-        assert info.properties == {b"v": b"1", b"np": str(nameplate).encode()}
+        assert info.properties == {b"v": b"2", b"np": str(nameplate).encode()}
         # No host name either: the records name only the random instance.
         assert info.server == f"{peer.instance}.local."
         assert socket.gethostname().lower() not in (info.server or "").lower()
@@ -179,7 +179,7 @@ async def test_no_nameplate_means_version_only_and_updates_reach_peers(
         try:
             info = AsyncServiceInfo(SERVICE_TYPE, f"{advertiser.instance}.{SERVICE_TYPE}")
             assert await info.async_request(aiozc.zeroconf, 5000)
-            assert info.properties == {b"v": b"1"}
+            assert info.properties == {b"v": b"2"}
         finally:
             await aiozc.async_close()
 
