@@ -22,40 +22,55 @@ DEFAULT_ABSENT_AFTER_MS = 15_000
 
 @dataclass(frozen=True, slots=True)
 class TallyAnswer:
-    """What ``me`` answers to one close: co-sign it (``left_out`` empty), or
-    object that it left out votes this laptop had already accepted."""
+    """What ``me`` answers to one close: co-sign it (``object`` false), or
+    object, naming the votes it did not count (``left_out``; empty when its
+    author was not the facilitator this laptop knew)."""
 
     poll: bytes
     digest: bytes
+    object: bool = False
     left_out: tuple[tuple[bytes, int], ...] = ()
 
 
-def tally_answers(
-    state: MeetingState, me: bytes, held: Mapping[bytes, frozenset[tuple[bytes, int]]]
-) -> list[TallyAnswer]:
+@dataclass(frozen=True, slots=True)
+class Held:
+    """What this laptop held when a close reached it: the named votes on the
+    poll by members active in its own view, the round entries that released
+    anonymous votes on it, and who it took for the facilitator."""
+
+    named: frozenset[tuple[bytes, int]] = frozenset()
+    released: frozenset[tuple[bytes, int]] = frozenset()
+    facilitator: bytes | None = None
+
+
+def tally_answers(state: MeetingState, me: bytes, held: Mapping[bytes, Held]) -> list[TallyAnswer]:
     """The closes ``me`` should answer now (SPEC §6.5, co-signing is a check):
-    for each poll not yet answered, the first close that counted ``me``.
-    ``held`` maps a close's id to the votes (author, seq of the entry that
-    carried them) this laptop had accepted when the close reached it; a close
-    it never saw arrive is not answered. If every such vote the fold counts
-    before the close is inside its cut, co-sign; otherwise object, naming the
-    votes left out. Votes that reached the fold after the close are late, not
-    left out: their authors' own laptops say so (``Session.own_ignored``)."""
+    for each poll not yet answered, the first close that counted ``me`` and
+    that this laptop saw arrive (``held``, by close id). It co-signs only if
+    the close's author was the facilitator it knew, and the close counts every
+    vote it held: each named vote inside the cut and by a member the close
+    counted, each released anonymous vote inside the cut. Otherwise it objects,
+    naming what was left out."""
     answers: list[TallyAnswer] = []
     for poll in state.polls.values():
         if any(me in c.cosigners or me in c.objections for c in poll.closes):
             continue
-        close = next((c for c in poll.closes if me in c.members), None)
-        if close is None or close.id not in held:
+        close = next((c for c in poll.closes if me in c.members and c.id in held), None)
+        if close is None:
             continue
-        counted = {(v.author, v.seq) for v in poll.votes}
-        counted |= {(v.author, v.seq) for v in poll.anon_votes}
+        seen = held[close.id]
         left_out = sorted(
-            (author, seq)
-            for author, seq in held[close.id] & counted
-            if seq > close.cut.get(author, 0)
+            [
+                (author, seq)
+                for author, seq in seen.named
+                if seq > close.cut.get(author, 0) or author not in close.members
+            ]
+            + [(author, seq) for author, seq in seen.released if seq > close.cut.get(author, 0)]
         )
-        answers.append(TallyAnswer(poll.id, close.digest, tuple(left_out)))
+        recognised = seen.facilitator == close.author
+        answers.append(
+            TallyAnswer(poll.id, close.digest, bool(left_out) or not recognised, tuple(left_out))
+        )
     return answers
 
 
@@ -94,4 +109,4 @@ class FacilitatorWatch:
         return False
 
 
-__all__ = ["DEFAULT_ABSENT_AFTER_MS", "FacilitatorWatch", "TallyAnswer", "tally_answers"]
+__all__ = ["DEFAULT_ABSENT_AFTER_MS", "FacilitatorWatch", "Held", "TallyAnswer", "tally_answers"]

@@ -116,13 +116,18 @@ def apply_vote(state: MeetingState, entry: Entry) -> None:
 # poll.close ---------------------------------------------------------------------
 
 
-def effective_cut(entry: Entry) -> dict[bytes, int] | None:
-    """The close's cut, with its author's own feed up to the close itself:
-    the chain already says what its author had written."""
+def effective_cut(state: MeetingState, entry: Entry) -> dict[bytes, int] | None:
+    """The close's cut, with its author's own feed up to the close itself
+    (the chain already says what its author had written), and every frozen
+    feed cut where its fork begins: a fork found later takes nothing the
+    close counted away from it (SPEC §3.5, §6.5)."""
     cut = parse_cut(entry.data.get("cut"))
     if cut is None:
         return None
     cut[entry.author] = entry.seq - 1
+    for author, fork_seq in state.frozen.items():
+        if author in cut:
+            cut[author] = min(cut[author], fork_seq - 1)
     return cut
 
 
@@ -146,7 +151,7 @@ def check_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> Re
     # each author closes it once. Which close decides: ``Poll.deciding``.
     if any(close.author == entry.author for close in poll.closes):
         return Refused(Refusal.POLL_CLOSED, "the poll is closed")
-    cut = effective_cut(entry)
+    cut = effective_cut(state, entry)
     assert cut is not None  # noqa: S101 (parsed above)
     if any(seq > state.folded_seq.get(author, 0) for author, seq in cut.items()):
         return Refused(Refusal.CUT_AHEAD, "the cut covers entries that come after the close")
@@ -176,7 +181,7 @@ def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> Po
 
 def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> None:
     poll = state.polls[entry.data["poll"]]
-    cut = effective_cut(entry)
+    cut = effective_cut(state, entry)
     assert cut is not None  # noqa: S101 (checked)
     members = frozenset(m.key for m in membership_in_cut(state, cut, sub_fold).active_members())
     counts = dict.fromkeys(CHOICES, 0)
@@ -185,7 +190,9 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
     else:
-        for author, choice in poll.latest_votes(cut).items():
+        # Every ballot inside the cut, whether or not the fold applied it where
+        # it sorts: a removal or a close back-dated before it cannot take it out.
+        for author, choice in latest_ballots(state, poll.id, cut).items():
             if author in members:
                 counts[choice] += 1
     poll.status = "closed"
@@ -197,17 +204,39 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
             cut=cut,
             members=members,
             result=result,
-            digest=tally_digest(state.mid, poll.id, result),
+            digest=tally_digest(state.mid, poll.id, entry.hash, result),
         )
     )
 
 
-def tally_digest(mid: bytes, poll: bytes, result: PollResult) -> bytes:
+def latest_ballots(state: MeetingState, poll: bytes, cut: dict[bytes, int]) -> dict[bytes, str]:
+    """Each author's latest ballot on ``poll`` inside ``cut``."""
+    latest: dict[bytes, str] = {}
+    for vote in state.ballots.get(poll, ()):
+        if vote.seq <= cut.get(vote.author, 0):
+            latest[vote.author] = vote.choice
+    return latest
+
+
+def record_ballot(state: MeetingState, entry: Entry) -> None:
+    """Keep every well-formed ``vote.cast`` as a ballot, applied or not (the
+    closes count ballots inside their cut; core/rules.py calls this for each
+    entry it folds)."""
+    data = entry.data
+    if has_only(data, ("choice", "poll")) and is_hash(data["poll"]) and data["choice"] in CHOICES:
+        state.ballots.setdefault(data["poll"], []).append(
+            Vote(entry.author, entry.seq, data["choice"])
+        )
+
+
+def tally_digest(mid: bytes, poll: bytes, close: bytes, result: PollResult) -> bytes:
     """The closed tally in a form members co-sign (SPEC §6.5): each client
-    recomputes it from its own log and signs only if it agrees."""
+    recomputes it from its own log and signs only if it agrees. It names the
+    close, so two closes with equal results are still answered apart."""
     record = [
         mid,
         poll,
+        close,
         result.outcome,
         result.counts,
         result.voters,
@@ -258,8 +287,9 @@ def apply_tally_sign(state: MeetingState, entry: Entry) -> None:
 
 
 def parse_left_out(raw: Any) -> list[tuple[bytes, int]] | None:
-    """``[[author, seq], ...]``: 1 to MAX_CUT distinct pairs, ascending."""
-    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CUT:
+    """``[[author, seq], ...]``: 0 to MAX_CUT distinct pairs, ascending. Empty:
+    the objector did not take the close's author for the facilitator."""
+    if not isinstance(raw, list) or len(raw) > MAX_CUT:
         return None
     pairs: list[tuple[bytes, int]] = []
     for item in raw:
@@ -284,12 +314,17 @@ def check_tally_object(state: MeetingState, entry: Entry) -> Refused | None:
     if isinstance(close, Refused):
         return close
     poll = state.polls[data["poll"]]
-    # Evidence, not opinion: each vote named is one the fold knows, on this
-    # poll, and outside the close's cut.
-    known = {(v.author, v.seq) for v in poll.votes} | {(v.author, v.seq) for v in poll.anon_votes}
+    # Evidence, not opinion: each vote named is a ballot on this poll (or the
+    # round entry that released an anonymous one) that the close did not count.
+    named = {(v.author, v.seq) for v in state.ballots.get(poll.id, ())}
+    released = {(v.author, v.seq) for v in poll.anon_votes}
     for author, seq in left_out:
-        if (author, seq) not in known or seq <= close.cut.get(author, 0):
-            return Refused(Refusal.BAD_OBJECTION, "left_out names a vote the close did not miss")
+        outside = seq > close.cut.get(author, 0)
+        if (author, seq) in named and (outside or author not in close.members):
+            continue
+        if (author, seq) in released and outside:
+            continue
+        return Refused(Refusal.BAD_OBJECTION, "left_out names a vote the close did not miss")
     return None
 
 
@@ -339,7 +374,9 @@ __all__ = [
     "check_vote",
     "decide",
     "effective_cut",
+    "latest_ballots",
     "membership_in_cut",
     "parse_left_out",
+    "record_ballot",
     "tally_digest",
 ]

@@ -624,6 +624,12 @@ def objection_lines(poll: Poll, names: dict[bytes, str], me: bytes) -> tuple[str
                 parts.append(f"{anonymous} anonymous")
             who = "Your" if objector == me else f"{names.get(objector, '?')}'s"
             mine = any(pair in named and pair[0] == me for pair in left_out)
+            if not left_out:
+                lines.append(
+                    f"{who} laptop refused to co-sign the close by {closer}: {closer} was not "
+                    "the facilitator it knew."
+                )
+                continue
             lines.append(
                 f"{who} laptop refused to co-sign the close by {closer}: it left out "
                 f"votes already cast ({'; '.join(parts)})."

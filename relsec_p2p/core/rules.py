@@ -48,6 +48,7 @@ from .poll_rules import (
     check_tally_object,
     check_tally_sign,
     check_vote,
+    record_ballot,
 )
 from .refusals import Refusal, Refused
 from .state import (
@@ -498,11 +499,14 @@ RULES: dict[str, Rule] = {
 
 def why_ignored(state: MeetingState, entry: Entry) -> Refused | None:
     """The reason ``entry`` would have no effect on ``state``, or ``None``."""
+    # An answer to a close is judged against the members that close counted,
+    # not the roster now: a removal later (or back-dated) cannot drop it.
+    answer = entry.type in ("tally.sign", "tally.object")
     cap = state.caps.get(entry.author)
-    if cap is not None and entry.seq > cap:
+    if cap is not None and entry.seq > cap and not answer:
         return Refused(Refusal.AUTHOR_GONE, "after the author was removed")
     member = state.members.get(entry.author)
-    if member is not None and member.upto is not None and entry.seq > member.upto:
+    if member is not None and member.upto is not None and entry.seq > member.upto and not answer:
         return Refused(Refusal.AUTHOR_GONE, "after the author left or was removed")
     rule = RULES.get(entry.type)
     if rule is None:
@@ -517,6 +521,8 @@ def apply_entry(state: MeetingState, entry: Entry) -> Refused | None:
     state.folded_seq[entry.author] = max(state.folded_seq.get(entry.author, 0), entry.seq)
     if entry.type in MEMBERSHIP_TYPES:
         state.membership_log.append(entry)
+    elif entry.type == "vote.cast":
+        record_ballot(state, entry)
     reason = why_ignored(state, entry)
     if reason is not None:
         state.ignored.append((entry.hash, reason))

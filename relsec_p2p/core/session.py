@@ -44,6 +44,7 @@ from .feed import (
     encode_entry,
 )
 from .identity import KEY_BYTES, Identity
+from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
 from .rules import apply_entry, fold, why_ignored
@@ -80,7 +81,7 @@ class Session:
         self._peers: set[bytes] = set()
         self._outbox: list[Send] = []
         self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
-        self._held_at_close: dict[bytes, frozenset[tuple[bytes, int]]] = {}
+        self._held_at_close: dict[bytes, Held] = {}
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -341,18 +342,27 @@ class Session:
         pairs = [[author, seq] for author, seq in sorted(left_out)]
         return self.act("tally.object", {"poll": poll, "digest": digest, "left_out": pairs})
 
-    def _votes_held(self, poll: Any) -> frozenset[tuple[bytes, int]]:
-        """The votes on ``poll`` this laptop holds now, named by the entry
-        that carried them (a vote.cast, or the anon.round that released it)."""
-        found = self.state.polls.get(poll) if isinstance(poll, bytes) else None
+    def _votes_held(self, poll: Any) -> Held:
+        """What a close of ``poll`` is checked against (``policies.Held``):
+        every vote.cast on it in this laptop's log by a member active in its
+        view, applied or not, and the round entries that released anonymous
+        votes on it; and the facilitator this laptop knows."""
+        state = self.state
+        found = state.polls.get(poll) if isinstance(poll, bytes) else None
         if found is None:
-            return frozenset()
-        return frozenset(
-            [(v.author, v.seq) for v in found.votes] + [(v.author, v.seq) for v in found.anon_votes]
+            return Held(facilitator=state.facilitator)
+        named = frozenset(
+            (entry.author, entry.seq)
+            for entry in self.log.entries()
+            if entry.type == "vote.cast"
+            and entry.data.get("poll") == poll
+            and state.is_member(entry.author)
         )
+        released = frozenset((v.author, v.seq) for v in found.anon_votes)
+        return Held(named, released, state.facilitator)
 
     @property
-    def held_at_close(self) -> dict[bytes, frozenset[tuple[bytes, int]]]:
+    def held_at_close(self) -> dict[bytes, Held]:
         """For each close this laptop accepted: the votes it held just before
         (what ``policies.tally_answers`` checks the close's cut against)."""
         return dict(self._held_at_close)

@@ -315,6 +315,9 @@ class MeetingState:
     # they sort: a hand-over a majority overruled is void (SPEC §6.2).
     absent_declared: dict[int, frozenset[bytes]] = field(default_factory=dict)
     membership_log: list[Entry] = field(default_factory=list)
+    # Every well-formed vote.cast folded so far, applied or not, by poll:
+    # what closes count inside their cut (core/poll_rules.py).
+    ballots: dict[bytes, list[Vote]] = field(default_factory=dict)
 
     # -- queries ----------------------------------------------------------
 

@@ -279,8 +279,10 @@ class Node:
         self._cosigning = True
         try:
             for answer in answers:
-                if answer.left_out:
-                    log.warning("a poll close left out %d vote(s): objecting", len(answer.left_out))
+                if answer.object:
+                    log.warning(
+                        "objecting to a poll close (%d vote(s) left out)", len(answer.left_out)
+                    )
                     action = partial(
                         Session.object_to_tally,
                         poll=answer.poll,

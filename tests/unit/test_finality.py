@@ -8,8 +8,18 @@ except where a test says a member runs a modified client.
 
 from __future__ import annotations
 
-from fakenet import MID, OUTSIDER, PROPOSAL, TEXT, FakeNetwork, entries_frame, forge_next
+from fakenet import (
+    IDENTITIES,
+    MID,
+    OUTSIDER,
+    PROPOSAL,
+    TEXT,
+    FakeNetwork,
+    entries_frame,
+    forge_next,
+)
 
+from relsec_p2p.core.feed import Entry
 from relsec_p2p.core.policies import tally_answers
 from relsec_p2p.core.refusals import Refusal
 from relsec_p2p.core.session import Session
@@ -19,7 +29,7 @@ def answer_closes(*sessions: Session) -> None:
     """What every honest node does after each change (net/node.py)."""
     for session in sessions:
         for answer in tally_answers(session.state, session.me, session.held_at_close):
-            if answer.left_out:
+            if answer.object:
                 session.object_to_tally(answer.poll, answer.digest, list(answer.left_out))
             else:
                 session.sign_tally(answer.poll, answer.digest)
@@ -237,4 +247,176 @@ def test_a_vote_racing_the_close_is_reported_to_its_author() -> None:
     for session in net:
         result = session.state.polls[poll].result
         assert result is not None and result.counts["block"] == 0
+    assert len(set(net.digests())) == 1
+
+
+# --- variations found by playing the attacker further (SPEC §9.2) ------------------------
+
+
+def test_a_low_upto_after_a_close_takes_nothing_out_of_it() -> None:
+    """The facilitator removes the blocker after the close, with an ``upto``
+    below the block: the block stays counted, and so do the co-signatures."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, dan = net
+    poll = open_poll(net)
+    for session in net:
+        session.vote(poll, "agree" if session is not dan else "block")
+    net.settle()
+    alice.close_poll(poll)
+    net.settle()
+    answer_closes(*net)
+    net.settle()
+    expected = snapshot(bob, poll)
+    block = next(v for v in bob.state.polls[poll].votes if v.author == dan.me)
+    removal = forge_next(alice, "roster.remove", {"who": dan.me, "upto": block.seq - 1})
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, removal.envelope))
+    net.settle()
+    for session in net:
+        assert not session.state.is_member(dan.me)
+        assert snapshot(session, poll) == expected
+        assert len(session.state.polls[poll].cosigners) == 4
+    assert len(set(net.digests())) == 1
+
+
+def _voted_out(members: int) -> tuple[FakeNetwork, bytes, Entry]:
+    """alice facilitates and opens a poll, then goes silent; the others vote
+    (dan blocks) and a majority declares her absent, so bob facilitates."""
+    net = FakeNetwork.meeting(members)
+    alice, bob, carol, dan = net[0], net[1], net[2], net[3]
+    poll = open_poll(net)
+    net.partition([alice.me], [s.me for s in net if s is not alice])
+    for session in net:
+        if session not in (alice, dan):
+            session.vote(poll, "agree")
+    net.settle()
+    dan.raise_hand()
+    block = dan.vote(poll, "block")
+    net.settle()
+    for session in (bob, carol, dan):
+        session.declare_absent()
+    net.settle()
+    assert bob.state.facilitator == bob.me
+    return net, poll, block
+
+
+def test_a_removal_back_dated_before_a_block_cannot_drop_it_from_a_final_close() -> None:
+    net, poll, block = _voted_out(5)
+    alice, bob, _, dan, _ = net
+    bob.close_poll(poll)
+    net.settle()
+    answer_closes(*list(net)[1:])
+    net.settle()
+    expected = snapshot(bob, poll)
+    assert expected[0].outcome == "blocked" and expected[3]  # type: ignore[union-attr]
+    removal = forge_next(alice, "roster.remove", {"who": dan.me, "upto": 99}, lam=block.lam - 1)
+    assert removal.order_key < block.order_key
+    net.heal()
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, removal.envelope))
+    net.settle()
+    for session in net:
+        assert snapshot(session, poll) == expected
+    assert len(set(net.digests())) == 1
+
+
+def test_a_close_back_dated_by_a_voted_out_facilitator_is_never_final() -> None:
+    """alice, declared absent, writes a close dated before dan's block, with a
+    cut that leaves the block out. Honest laptops co-signed bob's close; it
+    stays final and decides; alice's close gets nobody's co-signature."""
+    net, poll, block = _voted_out(5)
+    alice, bob = net[0], net[1]
+    bob.close_poll(poll)
+    net.settle()
+    answer_closes(*list(net)[1:])
+    net.settle()
+    expected = snapshot(bob, poll)
+    place = (block.lam - 1, alice.me, len(alice.log.feed(alice.me)) + 1)
+    cut = []
+    for author, _, _ in bob.log.summary():
+        held = sum(1 for e in bob.log.feed(author) if e.order_key < place)
+        if held:
+            cut.append([author, held])
+    early = forge_next(alice, "poll.close", {"poll": poll, "cut": cut}, lam=block.lam - 1)
+    net.heal()
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, early.envelope))
+    net.settle()
+    answer_closes(*list(net)[1:])
+    net.settle()
+    for session in net:
+        found = session.state.polls[poll]
+        assert [c.author for c in found.closes] == [alice.me, bob.me]
+        assert snapshot(session, poll) == expected  # bob's close decides
+        assert not found.closes[0].final and not found.closes[0].cosigners
+    assert len(set(net.digests())) == 1
+
+
+def test_a_close_by_someone_no_longer_facilitating_is_objected_to() -> None:
+    """alice is declared absent, comes back and closes the poll with a cut
+    from before the declarations: in that cut she still facilitates, but
+    every laptop that knows bob facilitates objects, naming nothing left out."""
+    net = FakeNetwork.meeting(4)
+    alice, bob, carol, dan = net
+    poll = open_poll(net)
+    for session in (bob, carol, dan):
+        session.vote(poll, "agree")
+    net.settle()
+    net.partition([alice.me], [bob.me, carol.me, dan.me])
+    heads = {s.me: s.log.head(s.me) for s in (bob, carol)}
+    bob.declare_absent()
+    carol.declare_absent()
+    net.settle()
+    net.heal()
+    net.settle()
+    cut = []
+    for author, length, _ in alice.log.summary():
+        head = heads.get(author)
+        cut.append([author, head.seq if head is not None else length])
+    close = forge_next(alice, "poll.close", {"poll": poll, "cut": cut})
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, close.envelope))
+    net.settle()
+    answer_closes(bob, carol, dan)
+    net.settle()
+    for session in net:
+        found = session.state.polls[poll]
+        assert not found.final
+        assert set(found.closes[0].objections) == {bob.me, carol.me, dan.me}
+        assert all(left == [] for left in found.closes[0].objections.values())
+    assert len(set(net.digests())) == 1
+
+
+def test_a_cut_that_leaves_out_a_voters_admission_is_objected_to() -> None:
+    """The cut covers a newcomer's block but not the roster.add that admitted
+    them, so the close does not count them: every laptop that held the block
+    objects, naming it; the close is never final."""
+    net = FakeNetwork.meeting(4)
+    alice, _, _, dan = net
+    newcomer = net.join(IDENTITIES[5], "Ed", sponsor=dan)
+    net.settle()
+    poll = open_poll(net)
+    for session in list(net)[:3]:
+        session.vote(poll, "agree")
+    net.settle()
+    block = newcomer.vote(poll, "block")
+    net.settle()
+    admission = next(e for e in dan.log.feed(dan.me) if e.type == "roster.add")
+    cut = [
+        [author, admission.seq - 1 if author == dan.me else length]
+        for author, length, _ in alice.log.summary()
+    ]
+    close = forge_next(alice, "poll.close", {"poll": poll, "cut": cut})
+    for session in net:
+        session.receive(alice.me, entries_frame(MID, close.envelope))
+    net.settle()
+    answer_closes(*list(net)[1:])
+    net.settle()
+    for session in net:
+        found = session.state.polls[poll]
+        assert not found.final and not found.closes[0].cosigners
+        objections = found.closes[0].objections
+        assert objections and all(
+            left == [(newcomer.me, block.seq)] for left in objections.values()
+        )
     assert len(set(net.digests())) == 1

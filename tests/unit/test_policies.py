@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from relsec_p2p.core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tally_answers
+from relsec_p2p.core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, Held, tally_answers
 from relsec_p2p.core.state import Close, MeetingState, Member, Poll, PollResult, Vote
 
 ME, FACILITATOR, OTHER, GONE, OUTSIDER = (bytes([i]) * 32 for i in range(1, 6))
@@ -73,9 +73,15 @@ def poll(
     return made
 
 
-def held(*numbers: int, votes: tuple[tuple[bytes, int], ...] = (VOTE_IN,)) -> dict:
-    """The votes this laptop had when each close (by poll number) reached it."""
-    return {bytes([100 + n]) * 32: frozenset(votes) for n in numbers}
+def held(
+    *numbers: int,
+    votes: tuple[tuple[bytes, int], ...] = (VOTE_IN,),
+    facilitator: bytes = FACILITATOR,
+) -> dict:
+    """What this laptop had when each close (by poll number) reached it."""
+    return {
+        bytes([100 + n]) * 32: Held(frozenset(votes), frozenset(), facilitator) for n in numbers
+    }
 
 
 # --- tally_answers ---------------------------------------------------------------
@@ -93,8 +99,10 @@ ANSWER_CASES = [
      held(1, votes=(VOTE_IN, VOTE_OUT)), [(1, OBJECT)]),
     ("a vote I did not have when the close came is not mine to raise", ME, [poll(1)],
      held(1), [(1, SIGN)]),
-    ("a vote the fold does not count (it came after the close) is late, not left out", ME,
-     [poll(1, votes=(VOTE_IN,))], held(1, votes=(VOTE_IN, LATE)), [(1, SIGN)]),
+    ("a vote I held that the close does not count is left out, applied or not", ME,
+     [poll(1, votes=(VOTE_IN,))], held(1, votes=(VOTE_IN, VOTE_OUT)), [(1, OBJECT)]),
+    ("a close by someone I did not take for the facilitator: object, naming nothing", ME,
+     [poll(1)], held(1, facilitator=OTHER), [(1, OBJECT)]),
     ("a close I never saw arrive is not answered", ME, [poll(1)], {}, []),
     ("a close that did not count me is not mine to answer", ME,
      [poll(1, members=frozenset({FACILITATOR, OTHER}))], held(1), []),
@@ -112,7 +120,7 @@ def test_tally_answers(
     me: bytes, polls: list[Poll], seen: dict, expected: list[tuple[int, str]]
 ) -> None:
     answers = tally_answers(meeting(polls=polls), me, seen)
-    assert [(a.poll, SIGN if not a.left_out else OBJECT) for a in answers] == [
+    assert [(a.poll, OBJECT if a.object else SIGN) for a in answers] == [
         (bytes([n]) * 32, kind) for n, kind in expected
     ]
     for answer in answers:

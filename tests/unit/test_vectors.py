@@ -330,6 +330,7 @@ def test_tally_digest_from_the_spec() -> None:
     record = [
         MID,
         row[0],
+        row[4][0][0],  # the close's id: the digest names the close it answers
         poll["outcome"],
         poll["counts"],
         poll["voters"],
