@@ -257,7 +257,7 @@ def test_a_low_upto_after_a_close_takes_nothing_out_of_it() -> None:
     """The facilitator removes the blocker after the close, with an ``upto``
     below the block: the block stays counted, and so do the co-signatures."""
     net = FakeNetwork.meeting(4)
-    alice, bob, carol, dan = net
+    alice, bob, _, dan = net
     poll = open_poll(net)
     for session in net:
         session.vote(poll, "agree" if session is not dan else "block")
