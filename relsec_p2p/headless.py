@@ -27,6 +27,7 @@ from typing import Any
 
 from .core import shuffle
 from .core.anon import Report, RoundStarted
+from .core.anon_rules import round_id_of
 from .core.errors import LocalProtocolError, RelsecError
 from .core.events import EntryAccepted, ForkDetected, InputRejected
 from .core.requests import (
@@ -290,15 +291,21 @@ class HeadlessPeer:
     def _on_event(self, event: NodeEvent) -> None:
         if isinstance(event, EntryAccepted):
             self.node.state  # noqa: B018 -- fold now, so "t" is when the meeting shows it
-            self.emit(
-                {
-                    "event": "entry",
-                    "type": event.type,
-                    "author": event.author.hex(),
-                    "seq": event.seq,
-                    "t": time.monotonic(),
-                }
-            )
+            message: dict[str, Any] = {
+                "event": "entry",
+                "type": event.type,
+                "author": event.author.hex(),
+                "seq": event.seq,
+                "t": time.monotonic(),
+            }
+            if event.type == "anon.round" and self.node.session is not None:
+                # Which round it releases: without it a driver cannot tell a
+                # late entry of an earlier round from the one it waits for.
+                session = self.node.session
+                entry = session.log.feed(event.author)[event.seq - 1]
+                rid = round_id_of(session.mid, entry)
+                message["rid"] = None if rid is None else rid.hex()
+            self.emit(message)
         elif isinstance(event, InputRejected):
             self.emit({"event": "rejected", "code": event.code, "peer": event.peer.hex()})
         elif isinstance(event, ForkDetected):

@@ -87,7 +87,10 @@ def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> tup
     appender = None
 
     def is_round_entry(e: dict[str, Any]) -> bool:
-        return e.get("event") == "entry" and e.get("type") == "anon.round"
+        # This round's entry only: a late entry of an earlier round (or of a
+        # round that released a resent item meanwhile) named the wrong
+        # appender, whose "released" for this round then never came (issue 12.8).
+        return e.get("event") == "entry" and e.get("type") == "anon.round" and e.get("rid") == rid
 
     # The laptop that appended the round's entry sees no entry event for it:
     # learn who it was from any other laptop first.

@@ -186,6 +186,23 @@ def _sorted_keys(value: Any, low: int, high: int, size: int) -> bool:
     )
 
 
+def round_id_of(mid: bytes, entry: Entry) -> bytes | None:
+    """The id of the round an ``anon.round`` entry releases (SPEC §13.2.1),
+    or None if its fields do not name one."""
+    data = entry.data
+    epoch: Any = data.get("epoch")
+    nonce: Any = data.get("nonce")
+    members: Any = data.get("members")
+    if not (
+        is_uint(epoch)
+        and isinstance(nonce, bytes)
+        and len(nonce) == shuffle.NONCE_BYTES
+        and _sorted_keys(members, shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS, KEY_BYTES)
+    ):
+        return None
+    return shuffle.rid_of(mid, epoch, nonce, members)
+
+
 def check_anon_round(state: MeetingState, entry: Entry) -> Refused | None:
     data = entry.data
     if reason := check_member(state, entry):
@@ -212,7 +229,8 @@ def check_anon_round(state: MeetingState, entry: Entry) -> Refused | None:
     item_ids = [shuffle.item_id(item) for item in items]
     if len(set(item_ids)) != len(item_ids) or not set(item_ids) <= set(ids):
         return Refused(Refusal.ITEM_NOT_RELEASED, "an item the round did not release")
-    rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
+    rid = round_id_of(state.mid, entry)
+    assert rid is not None  # noqa: S101 (the shape is checked above)
     known = state.anon_rounds.get(rid)
     if known is not None and set(item_ids) <= known.applied:
         return Refused(Refusal.ROUND_ALREADY_IN, "those items of the round are already in")

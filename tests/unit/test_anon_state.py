@@ -16,7 +16,13 @@ from fakenet import IDENTITIES, MID, START_MS, FakeNetwork, InFlight, Scribe
 from nacl import bindings
 
 from relsec_p2p.core import anon, ring, shuffle
-from relsec_p2p.core.anon_rules import BoundedMemo, decode_item, ring_of, vote_message
+from relsec_p2p.core.anon_rules import (
+    BoundedMemo,
+    decode_item,
+    ring_of,
+    round_id_of,
+    vote_message,
+)
 from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import Entry, encode_entry
@@ -713,3 +719,18 @@ def test_largest_release_splits_into_entries_that_fit() -> None:
             kind="anon.round", data=data,
         )  # fmt: skip
         assert entry.data["ids"] == list(ids)
+
+
+def test_the_round_an_entry_releases_is_named_from_its_fields() -> None:
+    """``round_id_of``: what drivers use to tell this round's entry from a
+    late entry of another (the anonymity benchmark waits on it)."""
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    data = room.certified(start, [room.item(start, A, contrib(UNSAID, "kept"))])
+    entry = room.release(data)
+    assert round_id_of(MID, entry) == start.rid
+    assert (
+        round_id_of(MID, room.scribe.write(C, "anon.round", {**data, "nonce": b"x"}, keep=False))
+        is None
+    )
