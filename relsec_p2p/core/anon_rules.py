@@ -224,8 +224,12 @@ def check_anon_round(state: MeetingState, entry: Entry) -> Refused | None:
         and all(isinstance(x, bytes) and len(x) == 64 for x in go)
     ):
         return Refused(Refusal.BAD_FIELDS, "anon.round fields have the wrong shape")
-    if any(key not in state.members for key in members):
-        return Refused(Refusal.STRANGER_IN_ROUND, "a participant of the round was never a member")
+    # Only current members have a voice: a removed member (or one who left)
+    # must not count in a round two others run with them (issue 12).
+    if not all(state.is_member(key) for key in members):
+        return Refused(
+            Refusal.STRANGER_IN_ROUND, "a participant of the round is not a current member"
+        )
     item_ids = [shuffle.item_id(item) for item in items]
     if len(set(item_ids)) != len(item_ids) or not set(item_ids) <= set(ids):
         return Refused(Refusal.ITEM_NOT_RELEASED, "an item the round did not release")

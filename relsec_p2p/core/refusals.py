@@ -81,7 +81,7 @@ class Refusal(StrEnum):
 
     # -- anonymous rounds (SPEC §13.4) --
     UNKNOWN_ITEM = "unknown_item"  # an anonymous item of no known kind
-    STRANGER_IN_ROUND = "stranger_in_round"  # a participant who was never a member
+    STRANGER_IN_ROUND = "stranger_in_round"  # a participant who is not a current member
     ITEM_NOT_RELEASED = "item_not_released"
     ROUND_ALREADY_IN = "round_already_in"
     ROUND_NOT_CERTIFIED = "round_not_certified"

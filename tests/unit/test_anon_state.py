@@ -199,7 +199,7 @@ def test_round_with_a_stranger_or_too_few_members_is_ignored() -> None:
     start = shuffle.RoundStart.new(MID, 1, [A.key, B.key, stranger.key])
     data = room.certified(start, [b"\x90"], signers=[A, B, stranger])
     assert room.why(data) == Refused(
-        Refusal.STRANGER_IN_ROUND, "a participant of the round was never a member"
+        Refusal.STRANGER_IN_ROUND, "a participant of the round is not a current member"
     )
     small = room.start([A, B, C])
     data = room.certified(small, [b"\x90"])
@@ -734,3 +734,18 @@ def test_the_round_an_entry_releases_is_named_from_its_fields() -> None:
         round_id_of(MID, room.scribe.write(C, "anon.round", {**data, "nonce": b"x"}, keep=False))
         is None
     )
+
+
+def test_a_removed_member_has_no_voice_in_a_round_two_others_run() -> None:
+    """Issue 12.5: a removed member's anonymous block, in a round run with
+    two current members, is not counted."""
+    room = Room()
+    room.open(UNSAID)
+    room.scribe.write(A, "roster.remove", {"who": D.key, "upto": 99})
+    start = room.start([A, B, D])
+    data = room.certified(start, [room.item(start, D, contrib(UNSAID, "from outside"))])
+    assert room.why(data) == Refused(
+        Refusal.STRANGER_IN_ROUND, "a participant of the round is not a current member"
+    )
+    room.release(data)
+    assert room.state.anonymous_contributions == []
