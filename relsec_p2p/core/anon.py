@@ -437,7 +437,7 @@ class AnonymousChannel:
         state = self._state()
         for rid, (released, at) in list(self._releases.items()):
             record = state.anon_rounds.get(rid)
-            if record is not None and set(released.ids) <= record.applied:
+            if record is not None and set(released.ids) <= record.seen | record.applied:
                 del self._releases[rid]
                 continue
             if not state.is_member(self.me):

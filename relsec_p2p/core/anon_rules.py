@@ -269,10 +269,15 @@ def apply_anon_round(state: MeetingState, entry: Entry) -> None:
         ident = shuffle.item_id(raw)
         if ident in record.applied:
             continue
-        record.applied.add(ident)
+        record.seen.add(ident)
         item = decode_item(raw)
         if item is None or check_anonymous_item(state, item) is not None:
+            # Not applied, so not marked: a later entry of the same round
+            # (written with an honest clock) can still bring it in, and its
+            # sender, who waits to see it take effect, sends it again. A
+            # release back-dated before its poll opened cannot swallow a vote.
             continue
+        record.applied.add(ident)
         _apply_anonymous_item(state, entry, record, ident, item, rid, keys)
 
 

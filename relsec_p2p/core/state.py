@@ -141,7 +141,10 @@ class AnonRound:
     ordinal: int
     members: int  # active members when its first entry was folded
     slots: int  # participants, one slot each
-    applied: set[bytes] = field(default_factory=set)  # item ids folded so far
+    applied: set[bytes] = field(default_factory=set)  # item ids that took effect
+    # Working state, not in the digest: item ids any entry of the round has
+    # carried, taken effect or not (the appenders' "already in the log").
+    seen: set[bytes] = field(default_factory=set)
 
 
 @dataclass(slots=True)

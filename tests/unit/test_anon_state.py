@@ -749,3 +749,26 @@ def test_a_removed_member_has_no_voice_in_a_round_two_others_run() -> None:
     )
     room.release(data)
     assert room.state.anonymous_contributions == []
+
+
+def test_a_release_back_dated_before_its_poll_cannot_swallow_the_votes() -> None:
+    """Issue 12.2: the appender of a released round gives its entry a clock
+    from before the poll opened. The fold drops the votes there but no longer
+    marks them applied, so an honest entry of the same round brings them in
+    (and their senders, who wait to see them take effect, would send again)."""
+    room = Room()
+    poll = room.open_poll()
+    opened = next(e for e in room.scribe.entries if e.hash == poll)
+    start = room.start()
+    block = room.item(start, B, vote(poll, "block"))
+    data = room.certified(
+        start,
+        [room.item(start, A, vote(poll, "agree")), block, room.item(start, C, vote(poll, "agree"))],
+    )
+    early = room.scribe.write(D, "anon.round", data, lam=opened.lam - 1)
+    assert early.order_key < opened.order_key
+    record = room.state.anon_rounds[start.rid]
+    assert shuffle.item_id(block) not in record.applied  # not swallowed
+    assert room.state.polls[poll].latest_anonymous() == {}
+    room.release(data, author=C)  # an honest participant's entry of the same round
+    assert sorted(room.state.polls[poll].latest_anonymous().values()) == ["agree", "agree", "block"]
