@@ -153,8 +153,7 @@ def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
         if result is None
         else {
             "outcome": result.outcome,
-            # Under k anonymous voters the counts could name someone: only the outcome.
-            "counts": None if anonymous and result.voters < threshold else result.counts,
+            "counts": poll.shown_counts(anonymous, threshold),
             "voters": result.voters,
             "rule": result.rule(),
         },

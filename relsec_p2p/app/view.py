@@ -248,7 +248,7 @@ def _poll_view(
         threshold=threshold,
         my_vote=latest.get(me),
         outcome=None if result is None else result.outcome,
-        counts=None if result is None else dict(result.counts),
+        counts=poll.shown_counts(state.steps[poll.step].counts_anonymously(), threshold),
         rule=None if result is None else result.rule(),
         record=None if poll.outcome is None else safe_text(poll.outcome, newlines=False),
         cosigners=len(poll.cosigners),
@@ -263,9 +263,7 @@ def talk_times(state: MeetingState, names: dict[bytes, str], now_ms: int) -> tup
     queue = state.queue
     rows = []
     for member in state.active_members():
-        spoken = queue.talk_ms.get(member.key, 0)
-        if queue.speaker == member.key:
-            spoken += max(0, now_ms - queue.since_ms)
+        spoken = queue.spoken_ms(member.key, now_ms)
         rows.append(TalkTime(names[member.key], spoken, queue.turns.get(member.key, 0)))
     rows.sort(key=lambda row: (-row.ms, row.name))
     return tuple(rows)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .safety import safety_number
-from .state import CHOICES, MeetingState, Poll, Step
+from .state import MeetingState, Poll, Step
 from .template import Template
 from .text import safe_text
 from .wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
@@ -209,7 +209,9 @@ class _Builder:
             result = poll.result
             entry["result"] = {
                 "outcome": result.outcome,
-                "counts": {choice: result.counts.get(choice, 0) for choice in CHOICES},
+                "counts": poll.shown_counts(
+                    self.state.steps[poll.step].counts_anonymously(), self.threshold
+                ),
                 "voters": result.voters,
                 "members": result.members,
                 "quorum": result.quorum,
@@ -464,7 +466,12 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         so_far = ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in poll["so_far"].items())
         out.append(f"  - Poll still open (named votes so far: {so_far}).")
     else:
-        counts = ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in result["counts"].items())
+        shown = result["counts"]
+        counts = (
+            ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in shown.items())
+            if shown is not None
+            else "counts not shown (too few anonymous voters)"
+        )
         out.append(
             f"  - Poll closed: **{OUTCOME_LABELS[result['outcome']]}**. {result['voters']} of "
             f"{result['members']} members voted (quorum {result['quorum']}): {counts}."

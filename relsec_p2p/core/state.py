@@ -225,6 +225,16 @@ class Poll:
         close = self.deciding
         return close is not None and close.final
 
+    def shown_counts(self, anonymous: bool, threshold: int) -> dict[str, int] | None:
+        """The deciding close's counts as a screen or a record may show them:
+        on an anonymous poll with fewer than ``threshold`` voters only the
+        outcome is shown, since the counts could name someone (small groups
+        leak, docs/ARCHITECTURE.md §4)."""
+        result = self.result
+        if result is None or (anonymous and result.voters < max(1, threshold)):
+            return None
+        return dict(result.counts)
+
     def close_by_digest(self, digest: Any) -> Close | None:
         return next((c for c in self.closes if c.digest == digest), None)
 
@@ -270,10 +280,16 @@ class SpeakingQueue:
     talk_ms: dict[bytes, int] = field(default_factory=dict)
     turns: dict[bytes, int] = field(default_factory=dict)
 
+    def spoken_ms(self, key: bytes, now_ms: int) -> int:
+        """Talk time of ``key`` so far, the current turn included."""
+        spoken = self.talk_ms.get(key, 0)
+        if self.speaker == key:
+            spoken += max(0, now_ms - self.since_ms)
+        return spoken
+
     def end_turn(self, now_ms: int) -> None:
         if self.speaker is not None:
-            spoken = max(0, now_ms - self.since_ms)
-            self.talk_ms[self.speaker] = self.talk_ms.get(self.speaker, 0) + spoken
+            self.talk_ms[self.speaker] = self.spoken_ms(self.speaker, now_ms)
             self.speaker = None
 
 

@@ -20,7 +20,7 @@ from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.poll_rules import decide
 from relsec_p2p.core.refusals import Refusal, Refused
 from relsec_p2p.core.rules import RULES, apply_entry, why_ignored
-from relsec_p2p.core.state import CHOICES, DEFAULT_SETTINGS, PollResult
+from relsec_p2p.core.state import CHOICES, DEFAULT_SETTINGS, Close, Poll, PollResult
 
 A, B, C, D, E = IDENTITIES[:5]
 SMALL_ORDER_POINT = b"\x01" + bytes(31)  # the identity point: not of prime order
@@ -952,3 +952,15 @@ def test_frozen_authors_are_part_of_the_state() -> None:
     scribe = room().scribe
     assert scribe.state({B.key: 3}).digest() != scribe.state().digest()
     assert scribe.state({B.key: 3}).frozen == {B.key: 3}
+
+
+def test_a_closed_anonymous_tally_below_the_threshold_shows_only_its_outcome() -> None:
+    """One rule for every front end (screens, record, headless peer)."""
+    poll = Poll(b"\x01" * 32, b"\x02" * 32, 0)
+    assert poll.shown_counts(True, 3) is None  # not closed
+    counts = {"agree": 1, "concerns": 0, "stand_aside": 0, "block": 1}
+    result = decide(counts, 4, DEFAULT_SETTINGS)
+    poll.closes.append(Close(b"\x03" * 32, b"\x04" * 32, {}, frozenset(), result, b"\x05" * 32))
+    assert poll.shown_counts(True, 3) is None  # two anonymous voters of four
+    assert poll.shown_counts(True, 2) == counts
+    assert poll.shown_counts(False, 3) == counts  # named votes are shown as cast
