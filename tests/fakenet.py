@@ -458,3 +458,16 @@ class Scribe:
         return self.write(
             sponsor, "roster.add", {"key": member.key, "ring": member.ring_key, "name": name}
         )
+
+
+def open_poll(net: FakeNetwork) -> bytes:
+    """The first member opens the proposal step, the second proposes, the
+    first opens a poll on it; the room settles after each. The poll's id."""
+    facilitator, proposer = net[0], net[1]
+    facilitator.open_step(PROPOSAL)
+    net.settle()
+    proposal = proposer.propose(PROPOSAL, "We do X")
+    net.settle()
+    poll = facilitator.open_poll(proposal.hash)
+    net.settle()
+    return poll.hash

@@ -20,6 +20,7 @@ from fakenet import (
     forge_next,
     fork_frame,
     forks,
+    open_poll,
 )
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,20 +145,9 @@ def test_a_poisoned_fork_proof_cannot_split_the_honest_peers() -> None:
 # --- votes ------------------------------------------------------------------------------------
 
 
-def _poll(net: FakeNetwork) -> bytes:
-    alice, bob = net[0], net[1]
-    alice.open_step(PROPOSAL)
-    net.settle()
-    proposal = bob.propose(PROPOSAL, "We do X")
-    net.settle()
-    poll = alice.open_poll(proposal.hash)
-    net.settle()
-    return poll.hash
-
-
 def test_double_vote_counts_once_the_latest() -> None:
     net = FakeNetwork.meeting(4)
-    poll = _poll(net)
+    poll = open_poll(net)
     alice, bob, carol, dan = net
     for session in (alice, bob, carol):
         session.vote(poll, "agree")
@@ -174,7 +164,7 @@ def test_double_vote_counts_once_the_latest() -> None:
 
 def test_replayed_vote_from_a_closed_poll_has_no_effect_on_a_new_poll() -> None:
     net = FakeNetwork.meeting(4)
-    poll1 = _poll(net)
+    poll1 = open_poll(net)
     alice, bob, carol, dan = net
     old_block = dan.vote(poll1, "block")
     net.settle()
@@ -211,7 +201,7 @@ def test_replayed_vote_from_a_closed_poll_has_no_effect_on_a_new_poll() -> None:
 
 def test_vote_back_dated_after_the_close_is_not_counted() -> None:
     net = FakeNetwork.meeting(4)
-    poll = _poll(net)
+    poll = open_poll(net)
     alice, bob, carol, dan = net
     for session in (alice, bob, carol, dan):
         session.vote(poll, "agree")

@@ -17,6 +17,7 @@ from fakenet import (
     FakeNetwork,
     entries_frame,
     forge_next,
+    open_poll,
 )
 
 from relsec_p2p.core.feed import Entry
@@ -33,17 +34,6 @@ def answer_closes(*sessions: Session) -> None:
                 session.object_to_tally(answer.poll, answer.digest, list(answer.left_out))
             else:
                 session.sign_tally(answer.poll, answer.digest)
-
-
-def open_poll(net: FakeNetwork) -> bytes:
-    facilitator, proposer = net[0], net[1]
-    facilitator.open_step(PROPOSAL)
-    net.settle()
-    proposal = proposer.propose(PROPOSAL, "We do X")
-    net.settle()
-    poll = facilitator.open_poll(proposal.hash)
-    net.settle()
-    return poll.hash
 
 
 def snapshot(session: Session, poll: bytes) -> tuple[object, ...]:
