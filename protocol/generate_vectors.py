@@ -517,6 +517,35 @@ def removal_meeting() -> list[Entry]:
     ]
 
 
+def names_and_whitespace_meeting() -> list[Entry]:
+    """Display names and text(n) at the edge of their written lists (§6.0,
+    §6.1): no rule reads a Unicode table, so every laptop folds these alike."""
+    a, b = Author("alice"), Author("bob")
+    agenda = [
+        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
+    ]
+
+    def add(lam: int, who: str, name: str) -> Entry:
+        return a.write(lam, "roster.add", {**add_data(who), "name": name})
+
+    return [
+        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
+        add(2, "bob", "\U0001f469\u200d\U0001f4bb Bob"),  # applied: ZWJ is allowed
+        add(3, "carol", "Ca\u00adrol"),  # ignored: soft hyphen
+        add(4, "carol", "Carol\U000e0067"),  # ignored: a tag character
+        add(5, "carol", "\u3000\u2003"),  # ignored: only whitespace
+        add(6, "carol", "\U0001d49e" * 64),  # applied: 64 characters of 4 UTF-8 bytes
+        add(7, "dan", "\u200b"),  # ignored: not blank, but forbidden
+        add(8, "dan", "Dan\u2065"),  # ignored: unassigned, inside a listed range
+        add(9, "dan", "Dan\U0010fffe"),  # ignored: a noncharacter
+        add(10, "dan", "Dan\u0378"),  # applied: unassigned today, not listed
+        a.write(11, "step.open", {"step": 0}),
+        b.write(12, "contrib.add", {"step": 0, "text": "\x1c\u3000 \u2028\x85"}),  # blank
+        b.write(13, "contrib.add", {"step": 0, "text": "\u180e"}),  # text: not whitespace
+        b.write(14, "contrib.add", {"step": 0, "text": "\u200b"}),  # text: not whitespace
+    ]
+
+
 def fork_meeting() -> list[Entry]:
     """bob signs two different entries at seq 2: his feed freezes before the fork."""
     a, b = Author("alice"), Author("bob")
@@ -1015,6 +1044,20 @@ def state_vectors() -> dict[str, Any]:
                 "bob equivocates at seq 2: his feed keeps seq 1 only and is frozen",
                 fork_meeting(),
                 {"frozen": {"bob": 2}, "contributions": ["bob#1"], "ignored": []},
+            ),
+            state_case(
+                "names_and_whitespace",
+                "display names and text at the edge of the written lists of SPEC §6.0 and "
+                "§6.1: ZWJ, 64 four-byte characters and an unassigned code point are allowed; "
+                "a soft hyphen, a tag, U+200B, the unassigned U+2065 and a noncharacter are "
+                "not; U+180E and U+200B are text, U+001C and U+0085 are whitespace",
+                names_and_whitespace_meeting(),
+                {
+                    "ignored": [
+                        *("alice#3", "alice#4", "alice#5", "alice#7", "alice#8", "alice#9"),
+                        "bob#1",
+                    ]
+                },
             ),
         ],
     }
@@ -1975,6 +2018,14 @@ def join_code_cases() -> list[dict[str, Any]]:
         ("9-harbor-velvet-orbit", None, "nameplate"),
         ("100-harbor-velvet-orbit", None, "nameplate"),
         ("5-harbr-velvet-orbit", None, "unknown_word_1"),
+        # The written lists of §6.0 and §12.3, never a Unicode table:
+        ("\u300042\u3000harbor\x1cvelvet\u2003orbit\u2028", "42-harbor-velvet-orbit", None),
+        ("42-HARBOR-VELVET-ORBIT\x85", "42-harbor-velvet-orbit", None),
+        ("42-\u212aayak-velvet-orbit", None, "unknown_word_1"),  # KELVIN SIGN is not k
+        ("42-harbor-\u0130ris-orbit", None, "unknown_word_2"),  # dotted capital I is not i
+        ("42-harbor-velvet-orbit\u200b", None, "unknown_word_3"),  # U+200B separates nothing
+        ("42\u180eharbor-velvet-orbit", None, "shape"),  # U+180E is not whitespace
+        ("\ufeff42-harbor-velvet-orbit", None, "shape"),  # nor is U+FEFF
     ]
     ordinals = {"1": "first", "2": "second", "3": "third"}
     cases = []

@@ -13,10 +13,9 @@ from functools import partial
 from typing import Any
 
 from .. import templates
-from ..core import admission
 from ..core.errors import EntryRefused, LocalProtocolError
 from ..core.events import OwnEntryIgnored
-from ..core.fields import is_text
+from ..core.fields import is_text, name_problem
 from ..core.refusals import Refusal
 from ..core.requests import (
     AnonymousAnswer,
@@ -189,7 +188,7 @@ class Meeting:
         return None
 
     def start(self, template: Template, *, title: str, name: str) -> str | None:
-        problem = admission.name_problem(name)
+        problem = name_problem(name)
         if problem:
             return f"Choose the name you go by here: {problem}."
         if not is_text(title, MAX_TITLE):

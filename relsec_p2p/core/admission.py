@@ -32,7 +32,6 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -45,8 +44,10 @@ from spake2 import SPAKE2_Symmetric
 from .codec import Limits, pack, unpack
 from .errors import LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .feed import MEETING_ID_BYTES
+from .fields import name_problem
 from .identity import KEY_BYTES
 from .joincode import JoinCode, new_join_code
+from .state import MAX_NAME
 
 # --- errors ---------------------------------------------------------------
 
@@ -89,7 +90,6 @@ class BadSeal(RemoteProtocolError):
 # --- the join handshake ---------------------------------------------------
 
 JOIN_CONTEXT: Final = b"relsec/v2/join"  # SPAKE2 idSymmetric
-MAX_NAME_CHARS: Final = 64
 MAC_BYTES: Final = 32
 _PAKE_MESSAGE_BYTES: Final = 33  # the spake2 side byte b"S" and a 32-byte element
 _SIDE_SYMMETRIC: Final = b"S"
@@ -103,7 +103,7 @@ _OUTER_LIMITS: Final = Limits(
     max_bytes=2048, max_depth=2, max_str=16, max_bin=1024, max_array=4, max_map=4
 )
 _INNER_LIMITS: Final = Limits(
-    max_bytes=1024, max_depth=2, max_str=4 * MAX_NAME_CHARS, max_bin=64, max_array=4, max_map=4
+    max_bytes=1024, max_depth=2, max_str=4 * MAX_NAME, max_bin=64, max_array=4, max_map=4
 )
 # Each message type, and the one value field it carries (besides "t").
 _FIELDS: Final = {"pake": "m", "confirm": "c", "hello": "s", "grant": "s"}
@@ -198,26 +198,6 @@ class HandshakeStep:
 
     send: tuple[bytes, ...] = ()
     result: JoinRequest | JoinGranted | None = None
-
-
-def name_problem(name: object) -> str | None:
-    """Why ``name`` cannot be a display name, or None. Control, bidi and other
-    invisible format characters could forge what other screens show; the two
-    joiners (ZWJ, ZWNJ) stay allowed for emoji sequences and scripts that
-    need them."""
-    if not isinstance(name, str):
-        return "the name must be text"
-    if not name.strip():
-        return "the name is empty"
-    if len(name) > MAX_NAME_CHARS:
-        return f"the name is longer than {MAX_NAME_CHARS} characters"
-    for char in name:
-        category = unicodedata.category(char)
-        if char in "\u200c\u200d":
-            continue
-        if category[0] == "C" or category in ("Zl", "Zp"):
-            return "the name contains control or invisible characters"
-    return None
 
 
 def _is_point(key: object) -> bool:

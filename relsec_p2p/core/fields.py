@@ -19,6 +19,7 @@ from typing import Any
 
 from nacl import bindings
 
+from .charset import is_blank, is_name_forbidden
 from .feed import HASH_BYTES, Entry
 from .identity import KEY_BYTES
 from .refusals import Refusal, Refused
@@ -43,23 +44,23 @@ from .state import (
 
 
 def is_text(value: Any, limit: int, *, empty: bool = False) -> bool:
-    return isinstance(value, str) and (empty or value.strip() != "") and len(value) <= limit
+    """text(n) of SPEC §6.0: whitespace is charset.WHITESPACE, never Unicode tables."""
+    return isinstance(value, str) and (empty or not is_blank(value)) and len(value) <= limit
 
 
-# Characters that could make one name look like another or rearrange what a
-# screen shows: C0 and C1 controls, bidirectional controls, zero-width and
-# line-breaking characters. A fixed list, not Unicode categories, so every
-# laptop decides the same whatever Unicode version its Python has (SPEC §6.1).
-NAME_FORBIDDEN = frozenset(
-    [chr(c) for c in range(0x20)]
-    + [chr(c) for c in range(0x7F, 0xA0)]
-    + list("\u061c\u200b\u200e\u200f\u2028\u2029\u202a\u202b\u202c\u202d\u202e")
-    + list("\u2060\u2066\u2067\u2068\u2069\ufeff")
-)
-
-
-def is_display_name(value: Any) -> bool:
-    return is_text(value, MAX_NAME) and not NAME_FORBIDDEN.intersection(value)
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a display name (SPEC §6.1), or None: the one
+    name rule, for the fold (``meeting.create``, ``roster.add``), the join
+    handshake and the screens that ask for a name."""
+    if not isinstance(name, str):
+        return "the name must be text"
+    if is_blank(name):
+        return "the name is empty"
+    if len(name) > MAX_NAME:
+        return f"the name is longer than {MAX_NAME} characters"
+    if any(is_name_forbidden(char) for char in name):
+        return "the name contains control or invisible characters"
+    return None
 
 
 def is_uint(value: Any, limit: int = (1 << 32) - 1) -> bool:

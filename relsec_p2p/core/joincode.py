@@ -23,6 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
+from .charset import WHITESPACE_RANGES, ascii_lower, strip_whitespace
 from .errors import LocalError
 from .wordlist import ALIASES, WORDS
 
@@ -41,9 +42,15 @@ EXAMPLE_CODE: Final = "42-harbor-velvet-orbit"
 
 _WORD_SET: Final = frozenset(WORDS)
 _ORDINALS: Final = ("first", "second", "third")
-# Dashes, the Unicode dashes phones substitute for them, underscores and any
-# whitespace all separate the parts of a typed code.
-_SEPARATORS: Final = re.compile(r"[\s\-_\u2010-\u2015\u2212]+")
+# Dashes, the Unicode dashes phones substitute for them, underscores and the
+# whitespace of SPEC §6.0 (written out, not the regex's \s, which follows
+# Python's Unicode tables) all separate the parts of a typed code.
+_SEPARATORS: Final = re.compile(
+    "["
+    + "".join(f"\\u{low:04x}-\\u{high:04x}" for low, high in WHITESPACE_RANGES)
+    + "\\-_\\u2010-\\u2015\\u2212]+"
+)
+_DIGITS: Final = frozenset("0123456789")
 _MAX_CODE_TEXT: Final = 100
 
 _SHAPE_HELP: Final = (
@@ -109,7 +116,9 @@ def new_join_code(nameplate: int | None = None) -> JoinCode:
 def parse_join_code(text: str) -> JoinCode:
     """Read a code as a person typed it: any case, surrounding whitespace,
     spaces or other dashes instead of ``-``. Raises ``BadJoinCode``."""
-    cleaned = text.strip().lower()
+    # Only ASCII letters change case: the words are ASCII, and str.lower()
+    # would turn the Kelvin sign into k and follow Python's Unicode version.
+    cleaned = ascii_lower(strip_whitespace(text))
     if not cleaned:
         raise BadJoinCode(
             "The join code is empty: type the code shown on the facilitator's screen, "
@@ -119,7 +128,7 @@ def parse_join_code(text: str) -> JoinCode:
     if len(cleaned) > _MAX_CODE_TEXT or len(parts) != 1 + JOIN_CODE_WORD_COUNT:
         raise BadJoinCode(_SHAPE_HELP)
     number, words = parts[0], parts[1:]
-    if not (number.isascii() and number.isdigit()):
+    if not _DIGITS.issuperset(number):
         raise BadJoinCode(_SHAPE_HELP)
     words = [ALIASES.get(word, word) for word in words]
     for index, word in enumerate(words):

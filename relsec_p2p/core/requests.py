@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .charset import is_blank
 from .errors import LocalProtocolError
 from .feed import HASH_BYTES
 from .state import CHOICES
@@ -42,7 +43,7 @@ class AnonymousAnswer:
     def __post_init__(self) -> None:
         if not _is_int(self.step) or not isinstance(self.text, str):
             raise LocalProtocolError("An anonymous answer needs a step number and some text.")
-        if not self.text.strip():
+        if is_blank(self.text):
             raise LocalProtocolError("Write something before sending an anonymous answer.")
         over = len(self.text.encode("utf-8")) - TEXT_CAPACITY
         if over > 0:

@@ -24,11 +24,11 @@ from .fields import (
     check_member,
     check_ref,
     has_only,
-    is_display_name,
     is_key,
     is_ring_point,
     is_text,
     is_uint,
+    name_problem,
     opened_step,
     parse_agenda,
     parse_settings,
@@ -111,7 +111,7 @@ def check_create(state: MeetingState, entry: Entry) -> Refused | None:
         return Refused(Refusal.NOT_CREATOR, "only the creator's first entry may create the meeting")
     if not has_only(data, ("agenda", "name", "ring", "settings", "title")):
         return Refused(Refusal.BAD_FIELDS, "meeting.create has agenda, name, ring, settings, title")
-    if not is_text(data["title"], MAX_TITLE) or not is_display_name(data["name"]):
+    if not is_text(data["title"], MAX_TITLE) or name_problem(data["name"]) is not None:
         return Refused(Refusal.BAD_TEXT, "title and name must be short non-empty text")
     if not is_ring_point(data["ring"]):
         return Refused(Refusal.BAD_RING_KEY, "ring key is not a valid prime-order point")
@@ -151,7 +151,7 @@ def check_add(state: MeetingState, entry: Entry) -> Refused | None:
     if (
         not is_key(data["key"])
         or not is_ring_point(data["ring"])
-        or not is_display_name(data["name"])
+        or name_problem(data["name"]) is not None
     ):
         return Refused(
             Refusal.BAD_FIELDS,

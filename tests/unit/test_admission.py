@@ -21,7 +21,6 @@ from nacl.secret import SecretBox
 
 from relsec_p2p.core import admission
 from relsec_p2p.core.admission import (
-    MAX_NAME_CHARS,
     BadPakeMessage,
     BadSeal,
     CodeGuard,
@@ -32,7 +31,6 @@ from relsec_p2p.core.admission import (
     SponsorHandshake,
     UnexpectedMessage,
     WrongCode,
-    name_problem,
 )
 from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import (
@@ -42,6 +40,7 @@ from relsec_p2p.core.errors import (
     NonCanonical,
     RemoteProtocolError,
 )
+from relsec_p2p.core.fields import name_problem
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.joincode import (
     EXAMPLE_CODE,
@@ -52,6 +51,7 @@ from relsec_p2p.core.joincode import (
     parse_join_code,
 )
 from relsec_p2p.core.safety import safety_number
+from relsec_p2p.core.state import MAX_NAME
 from relsec_p2p.core.wordlist import ALIASES, WORDS
 
 MID = bytes(range(16))
@@ -580,7 +580,7 @@ def test_malformed_messages_raise_typed_errors(payload: bytes, error: type[Excep
     [
         {"name": ""},
         {"name": "   "},
-        {"name": "x" * (MAX_NAME_CHARS + 1)},
+        {"name": "x" * (MAX_NAME + 1)},
         {"name": "Ana\u202egnp.exe"},
         {"name": "Ana\x1b[2J"},
         {"name": 7},
@@ -642,14 +642,24 @@ def test_grant_checks_its_arguments() -> None:
         ("José María", True),
         ("\u0645\u0631\u064a\u0645", True),
         ("\u0928\u092e\u0938\u094d\u200d\u0924\u0947", True),  # ZWJ inside Devanagari
-        ("x" * MAX_NAME_CHARS, True),
-        ("x" * (MAX_NAME_CHARS + 1), False),
+        ("x" * MAX_NAME, True),
+        ("x" * (MAX_NAME + 1), False),
         ("", False),
         ("\t", False),
         ("a\nb", False),
         ("a\u2028b", False),
         ("a\u2066b", False),
         ("a\ufeffb", False),
+        ("a\u00adb", False),  # soft hyphen: invisible
+        ("a\u180eb", False),  # Mongolian vowel separator: format since Unicode 6.3
+        ("a\ue000b", False),  # private use
+        ("a\U000e0067b", False),  # tag character
+        ("a\U0010fffeb", False),  # a noncharacter of the last plane
+        ("\u3000", False),  # blank: ideographic space is in the §6.0 list
+        ("\u200b", False),  # not blank, but zero-width space is forbidden
+        ("a\u200cb", True),  # ZWNJ stays allowed
+        ("\U0001f469\u200d\U0001f4bb", True),  # emoji ZWJ sequence
+        ("a\ufffdb", True),  # replacement character: visible
         (b"Ana", False),
     ],
 )
