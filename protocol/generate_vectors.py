@@ -33,7 +33,14 @@ from relsec_p2p.core.events import EntryAccepted, ForkDetected, InputRejected, M
 from relsec_p2p.core.feed import ENTRY_CONTEXT, Entry, Log, decode_entry, encode_entry
 from relsec_p2p.core.identity import Identity
 from relsec_p2p.core.session import Session
-from relsec_p2p.core.state import MeetingState
+from relsec_p2p.core.state import (
+    MAX_AGENDA_BYTES,
+    MAX_HELP,
+    MAX_PROMPT,
+    MAX_STEPS,
+    MAX_TITLE,
+    MeetingState,
+)
 
 VECTORS_DIR = pathlib.Path(__file__).resolve().parent / "vectors"
 
@@ -285,6 +292,11 @@ def codec_vectors() -> dict[str, Any]:
         ),
         ("array of 1025 items (entry limits)", "dc0401" + "00" * 1025, "entry"),
         ("bin of 65409 bytes (entry limits)", "c5ff81" + "00" * 65409, "entry"),
+        (
+            "65479 bytes, one over max_bytes (entry limits): refused by size",
+            "c5ffc4" + "00" * 65476,
+            "entry",
+        ),
     ]
     limits = {"frame": FRAME_LIMITS, "entry": ENTRY_LIMITS}
     invalid = [
@@ -517,6 +529,39 @@ def removal_meeting() -> list[Entry]:
     ]
 
 
+def agenda_of_size(size: int) -> list[dict[str, Any]]:
+    """A valid agenda whose canonical encoding is exactly ``size`` bytes: full
+    ASCII steps, then one step whose help takes up the bytes left."""
+
+    def step(index: int, help_text: str) -> dict[str, Any]:
+        return {"id": f"s{index:02d}", "title": "t" * MAX_TITLE, "prompt": "p" * MAX_PROMPT,
+                "help": help_text, "mode": "both", "kind": "text"}  # fmt: skip
+
+    agenda = [step(i, "h" * MAX_HELP) for i in range(MAX_STEPS)]
+    while len(pack(agenda)) > size:
+        agenda.pop()
+    last = step(len(agenda), "")
+    last["title"], last["prompt"] = "t", "p"
+    agenda.append(last)
+    while len(pack(agenda)) > size:
+        del agenda[-2]
+    for key, limit in (("help", MAX_HELP), ("prompt", MAX_PROMPT), ("title", MAX_TITLE)):
+        last[key] += "x" * max(0, min(size - len(pack(agenda)), limit - len(last[key])))
+        while len(pack(agenda)) > size:  # the str header grew by a byte or two
+            last[key] = last[key][:-1]
+    require(len(pack(agenda)) == size, f"an agenda of {size} bytes")
+    return agenda
+
+
+def agenda_limit_meeting(size: int) -> list[Entry]:
+    """alice creates a meeting whose agenda takes ``size`` bytes, then opens step 0."""
+    a = Author("alice")
+    return [
+        a.write(1, "meeting.create", create_data("alice", "Big agenda", agenda_of_size(size), {})),
+        a.write(2, "step.open", {"step": 0}),
+    ]
+
+
 def names_and_whitespace_meeting() -> list[Entry]:
     """Display names and text(n) at the edge of their written lists (§6.0,
     §6.1): no rule reads a Unicode table, so every laptop folds these alike."""
@@ -736,6 +781,15 @@ def feed_case(
     return {"name": name, "note": note, "known": known, "steps": rows, "final": final}
 
 
+def body_of_size(author: Identity, size: int) -> bytes:
+    """A valid seq-1 body of exactly ``size`` bytes (data padded with a bin)."""
+    for pad in range(size - 200, size):
+        body = pack(body_fields(author, data={"x": b"y" * pad}))
+        if len(body) == size:
+            return body
+    raise RuntimeError(f"vector generation: no body of {size} bytes")
+
+
 def flip_bit(envelope: bytes) -> bytes:
     """The same envelope with the last bit of the signature flipped."""
     return envelope[:-1] + bytes([envelope[-1] ^ 1])
@@ -757,8 +811,22 @@ def feed_vectors() -> dict[str, Any]:
     bob1 = Author("bob").write(1, "hand.raise", {})
     bob_body_as_alice = signed_envelope(IDS["bob"], a1.body)  # au=alice, signed by bob
 
+    largest = signed_envelope(IDS["bob"], body_of_size(IDS["bob"], ENTRY_LIMITS.max_bin))
+    too_large = signed_envelope(IDS["bob"], body_of_size(IDS["bob"], ENTRY_LIMITS.max_bin + 1))
+    require(len(largest) == ENTRY_LIMITS.max_bytes, "the largest envelope is max_bytes long")
+    require(len(too_large) == ENTRY_LIMITS.max_bytes + 1, "one byte more")
+
     cases = [
         feed_case("in_order", "a feed grows one entry at a time", [("", a1), ("", a2), ("", a3)]),
+        feed_case(
+            "entry_size_limit",
+            "the entry limits are both reached (SPEC §2.3): a body of 65408 bytes (max_bin) "
+            "makes an envelope of 65478 bytes (max_bytes); one byte more is refused by size",
+            [
+                ("a body of 65409 bytes: an envelope of 65479 bytes", too_large),
+                ("a body of 65408 bytes: an envelope of 65478 bytes", largest),
+            ],
+        ),
         feed_case(
             "duplicate",
             "the same entry again changes nothing; its body with a bad signature is refused",
@@ -1058,6 +1126,18 @@ def state_vectors() -> dict[str, Any]:
                         "bob#1",
                     ]
                 },
+            ),
+            state_case(
+                "agenda_at_limit",
+                "an agenda of exactly 64000 bytes (SPEC §6.3 MAX_AGENDA_BYTES) is valid",
+                agenda_limit_meeting(MAX_AGENDA_BYTES),
+                {"created": True, "ignored": []},
+            ),
+            state_case(
+                "agenda_over_limit",
+                "an agenda of 64001 bytes makes meeting.create ignored, so is every entry",
+                agenda_limit_meeting(MAX_AGENDA_BYTES + 1),
+                {"created": False, "ignored": ["alice#1", "alice#2"]},
             ),
         ],
     }

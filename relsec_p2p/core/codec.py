@@ -44,10 +44,18 @@ class Limits:
     max_map: int = 64
 
 
-# Entries are small; a frame may carry many of them.
-# The body travels as bin inside the envelope, so max_bin leaves room for the
-# envelope's own bytes (array header, signature) within max_bytes.
-ENTRY_LIMITS = Limits(max_bytes=64 * 1024, max_bin=64 * 1024 - 128, max_array=1024)
+# Entries are small; a frame may carry many of them. The body travels as a bin
+# inside the envelope, so max_bin is the largest body, and max_bytes is
+# exactly the largest envelope that can hold it: the array header (1 byte),
+# the body's bin 16 header (3), the body, the signature's bin 8 header (2) and
+# the signature (64). Both limits are then reachable (SPEC §2.3): an envelope
+# one byte longer cannot hold a valid body, and the size check refuses it
+# before parsing.
+MAX_BODY_BYTES = 64 * 1024 - 128
+ENVELOPE_OVERHEAD = 1 + 3 + 2 + 64
+ENTRY_LIMITS = Limits(
+    max_bytes=MAX_BODY_BYTES + ENVELOPE_OVERHEAD, max_bin=MAX_BODY_BYTES, max_array=1024
+)
 FRAME_LIMITS = Limits()
 
 _INT_MIN = -(1 << 63)

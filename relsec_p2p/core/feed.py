@@ -167,9 +167,14 @@ def encode_entry(
             "data": data,
         }
     )
+    # The body is the binding limit (SPEC §2.3): a body within max_bin always
+    # makes an envelope within max_bytes.
+    if len(body) > ENTRY_LIMITS.max_bin:
+        raise LocalProtocolError(
+            f"entry too large: its body is {len(body)} bytes, one entry holds "
+            f"at most {ENTRY_LIMITS.max_bin}"
+        )
     envelope = pack([body, identity.sign(ENTRY_CONTEXT, body)])
-    if len(envelope) > ENTRY_LIMITS.max_bytes:
-        raise LocalProtocolError("entry too large")
     try:
         return decode_entry(envelope)
     except RemoteProtocolError as exc:

@@ -20,12 +20,14 @@ from typing import Any
 from nacl import bindings
 
 from .charset import is_blank, is_name_forbidden
+from .codec import pack
 from .feed import HASH_BYTES, Entry
 from .identity import KEY_BYTES
 from .refusals import Refusal, Refused
 from .state import (
     DEFAULT_SETTINGS,
     KINDS,
+    MAX_AGENDA_BYTES,
     MAX_HELP,
     MAX_MEMBERS,
     MAX_NAME,
@@ -139,6 +141,11 @@ def parse_agenda(raw: Any) -> list[Step] | str:
     for step in steps:
         if any(link not in ids or link == step.id for link in step.links):
             return f"step {step.id!r} links to a step that does not exist"
+    # Checked last, on steps already known to be maps of str and lists of
+    # str, so pack cannot fail: the bytes are those of the agenda in the body.
+    size = len(pack(raw))
+    if size > MAX_AGENDA_BYTES:
+        return f"the agenda takes {size} bytes, at most {MAX_AGENDA_BYTES}"
     return steps
 
 

@@ -33,6 +33,12 @@ MAX_HELP = 4000
 MAX_TEXT = 4000
 MAX_TAG = 32
 MAX_STEPS = 64
+# The canonical encoding of a whole agenda, in bytes (SPEC §6.3). 64 steps of
+# maximal prompt and help would be far more than one entry carries; with this
+# total, any valid agenda fits one meeting.create beside the longest title,
+# name and settings (1 322 bytes besides the agenda at worst, of 65 408;
+# tests/unit/test_template.py).
+MAX_AGENDA_BYTES = 64_000
 MAX_SCALE = 11
 MAX_MEMBERS = 256
 

@@ -18,15 +18,15 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import ENTRY_LIMITS, pack
+from .charset import is_blank
+from .codec import pack
 from .errors import LocalError
 from .fields import parse_agenda, parse_settings
-from .identity import KEY_BYTES
 from .state import (
     DEFAULT_SETTINGS,
     KINDS,
+    MAX_AGENDA_BYTES,
     MAX_HELP,
-    MAX_NAME,
     MAX_PROMPT,
     MAX_SCALE,
     MAX_STEPS,
@@ -42,10 +42,6 @@ MAX_CREDIT = 1000
 MAX_GUIDE = 2000
 MAX_TAGS = 12
 MAX_FILE_BYTES = 256 * 1024
-# The meeting's first entry also carries a title (the group may choose its
-# own), the creator's name and ring key, and the entry's own fields: keep
-# room for the longest of each (4 bytes per character at worst).
-CREATE_BUDGET = ENTRY_LIMITS.max_bin - 4 * MAX_TITLE - 4 * MAX_NAME - KEY_BYTES - 512
 
 TOP_KEYS = ("format", "title", "summary", "credit", "settings", "steps", "matrix")
 STEP_KEYS = (
@@ -149,9 +145,10 @@ class Template:
             _step_key(s) for s in steps
         ]
 
-    def create_size(self) -> int:
-        """Bytes the agenda and settings take in ``meeting.create``."""
-        return len(pack({"agenda": self.agenda, "settings": self.settings}))
+    def agenda_size(self) -> int:
+        """Bytes the agenda takes in ``meeting.create`` (SPEC §6.3: at most
+        MAX_AGENDA_BYTES, which leaves room for any title, name and settings)."""
+        return len(pack(self.agenda))
 
 
 def _step_key(step: Step) -> tuple[Any, ...]:
@@ -266,7 +263,7 @@ class _Parser:
             return ""
         if not isinstance(value, str):
             raise self.fail(line, f"{label} must be text in quotes")
-        if required and not value.strip():
+        if required and is_blank(value):
             raise self.fail(line, f"{label} is empty")
         if len(value) > limit:
             raise self.fail(
@@ -278,7 +275,7 @@ class _Parser:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise self.fail(line, f'{label} must be a list of quoted labels, like ["a", "b"]')
         for item in value:
-            if not item.strip() or len(item) > MAX_TAG:
+            if is_blank(item) or len(item) > MAX_TAG:
                 raise self.fail(line, f"each of {label} must be 1 to {MAX_TAG} characters")
         if len(set(value)) != len(value):
             raise self.fail(line, f"{label} lists the same label twice")
@@ -486,8 +483,8 @@ def parse_template(text: str, source: str, *, name: str | None = None) -> Templa
         raise TemplateError(
             source,
             None,
-            f"the file is over {MAX_FILE_BYTES // 1024} KiB; a template must fit in one "
-            f"{ENTRY_LIMITS.max_bytes // 1024} KiB log entry, so keep prompts and help short",
+            f"the file is over {MAX_FILE_BYTES // 1024} KiB; a template's steps must fit in "
+            f"one meeting entry ({MAX_AGENDA_BYTES:,} bytes), so keep prompts and help short",
         )
     try:
         data = tomllib.loads(text)
@@ -515,25 +512,26 @@ def parse_template(text: str, source: str, *, name: str | None = None) -> Templa
         matrices=matrices,
         text=text,
     )
-    # The fold's own checks, as a last guard: what we hand to meeting.create
-    # must be exactly what every laptop accepts.
-    agenda = parse_agenda(template.agenda)
-    if isinstance(agenda, str):
-        raise parser.fail(parser.where.table("steps"), agenda)
-    size = template.create_size()
-    if size > CREATE_BUDGET:
+    # The agenda's total first (the fold's parse_agenda checks it too, but
+    # only this loader can say which step to shorten), then the fold's own
+    # checks as a last guard: what we hand to meeting.create must be exactly
+    # what every laptop accepts.
+    size = template.agenda_size()
+    if size > MAX_AGENDA_BYTES:
         longest = max(range(len(steps)), key=lambda i: len(pack(steps[i].to_agenda())))
         raise parser.fail(
             parser.where.table("steps", longest),
-            f"the steps take {size / 1024:.1f} KiB and one meeting entry holds "
-            f"{CREATE_BUDGET / 1024:.1f} KiB; shorten prompts and help (the longest step is "
-            f"{steps[longest].id!r})",
+            f"the steps take {size:,} bytes and one meeting holds at most "
+            f"{MAX_AGENDA_BYTES:,}; shorten prompts and help, starting with the longest step "
+            f"{steps[longest].id!r}, or split the agenda into two templates",
         )
+    agenda = parse_agenda(template.agenda)
+    if isinstance(agenda, str):
+        raise parser.fail(parser.where.table("steps"), agenda)
     return template
 
 
 __all__ = [
-    "CREATE_BUDGET",
     "FORMAT",
     "Matrix",
     "Template",

@@ -181,8 +181,8 @@ def _data_for_body_of(size: int) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("data", "why"),
     [
-        # A body just over max_bin, in an envelope still under max_bytes.
-        (_data_for_body_of(ENTRY_LIMITS.max_bin + 1), "max_bin_len"),
+        # A body one byte over max_bin: the body is the binding limit (SPEC §2.3).
+        (_data_for_body_of(ENTRY_LIMITS.max_bin + 1), "too large: its body is 65409 bytes"),
         (_data_for_body_of(ENTRY_LIMITS.max_bytes), "too large"),
         ({"x": "y" * (ENTRY_LIMITS.max_str + 1)}, "max_str_len"),
         ({"x": [[[[[[[[[1]]]]]]]]]}, "deeper"),  # nested deeper than an entry may be
@@ -198,10 +198,24 @@ def test_encode_refuses_what_peers_would_refuse_as_a_local_error(
 
 
 def test_the_largest_entry_that_fits_is_accepted() -> None:
-    # The control for the rows above: one byte less of body encodes and decodes.
+    # The control for the rows above: one byte less of body encodes and decodes,
+    # and its envelope is exactly max_bytes long: both entry limits are reached.
     (entry,) = chain(ALICE, 1, data=_data_for_body_of(ENTRY_LIMITS.max_bin))
     assert len(entry.body) == ENTRY_LIMITS.max_bin
+    assert len(entry.envelope) == ENTRY_LIMITS.max_bytes == 65_478
     assert new_log().ingest(entry.envelope).accepted == [entry]
+
+
+def test_an_envelope_one_byte_over_max_bytes_is_refused_by_size() -> None:
+    # A peer's envelope holding a body one byte over max_bin is one byte over
+    # max_bytes: refused by the size check, before any parsing (SPEC §2.4 phase 1).
+    body = pack({"v": 2, "mid": MID, "au": ALICE.key, "seq": 1, "prev": None, "lam": 1,
+                 "ts": 1000, "type": "hand.raise",
+                 "data": _data_for_body_of(ENTRY_LIMITS.max_bin + 1)})  # fmt: skip
+    envelope = pack([body, ALICE.sign(ENTRY_CONTEXT, body)])
+    assert len(envelope) == ENTRY_LIMITS.max_bytes + 1
+    with pytest.raises(LimitExceeded, match="over the limit of 65478"):
+        decode_entry(envelope)
 
 
 # --- accepting, duplicates, gaps ------------------------------------------------

@@ -6,15 +6,24 @@ from __future__ import annotations
 import pathlib
 import re
 from importlib import resources
+from typing import Any
 
 import pytest
 
-from relsec_p2p.core.codec import ENTRY_LIMITS
+from relsec_p2p.core.codec import ENTRY_LIMITS, pack
 from relsec_p2p.core.feed import encode_entry
 from relsec_p2p.core.fields import parse_agenda, parse_settings
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.core.state import MAX_NAME, MAX_TITLE
-from relsec_p2p.core.template import CREATE_BUDGET, TemplateError, parse_template
+from relsec_p2p.core.state import (
+    MAX_AGENDA_BYTES,
+    MAX_HELP,
+    MAX_NAME,
+    MAX_PROMPT,
+    MAX_STEPS,
+    MAX_TAG,
+    MAX_TITLE,
+)
+from relsec_p2p.core.template import TemplateError, parse_template
 from relsec_p2p.templates import builtin_templates, load_template, template_for
 
 BUILT_IN = ["healing", "holistic-security", "movement-values", "relational-security"]
@@ -36,7 +45,7 @@ def test_every_builtin_template_is_listed_and_loads() -> None:
         assert template.credit and template.summary
         assert not isinstance(parse_agenda(template.agenda), str)
         assert parse_settings(template.settings) == template.settings
-        assert template.create_size() <= CREATE_BUDGET
+        assert template.agenda_size() <= MAX_AGENDA_BYTES
 
 
 def test_builtin_meeting_create_fits_one_entry_at_worst() -> None:
@@ -314,7 +323,79 @@ def test_a_template_too_big_for_one_entry_says_so() -> None:
     text = 'title = "T"\n' + "".join(steps)
     error = broken(text)
     header_line = 2 + 7 * 7
-    assert_one_sentence(error, header_line, "KiB", "shorten prompts and help", "'s7'")
+    assert_one_sentence(
+        error, header_line, "64,000", "shorten prompts and help", "'s7'", "split the agenda"
+    )
+
+
+def _agenda_of(size: int) -> list[dict[str, Any]]:
+    """A valid agenda whose encoding is exactly ``size`` bytes: steps with
+    every text at its character limit in 4-byte characters, then one step
+    whose help and prompt take up the bytes left."""
+    wide = "\U0001f600"
+    steps = [
+        {
+            "id": f"{i:02d}" + wide * (MAX_TAG - 2),
+            "title": wide * MAX_TITLE,
+            "prompt": wide * MAX_PROMPT,
+            "help": wide * MAX_HELP,
+            "mode": "both",
+            "kind": "text",
+        }
+        for i in range(MAX_STEPS - 1)
+    ]
+    filler = {"id": "last", "title": "t", "prompt": "p", "help": "", "mode": "both", "kind": "text"}
+    steps.append(filler)
+    while len(pack(steps)) > size:
+        del steps[-2]
+    for key, limit in (("help", MAX_HELP), ("prompt", MAX_PROMPT)):
+        for char in (wide, "h"):
+            room = min((size - len(pack(steps))) // len(char.encode()), limit - len(filler[key]))
+            filler[key] += char * max(room, 0)
+            while len(pack(steps)) > size:  # a str header grew by a byte
+                filler[key] = filler[key][:-1]
+    assert len(pack(steps)) == size
+    return steps
+
+
+def test_the_largest_agenda_the_limits_allow_fits_one_entry() -> None:
+    """SPEC §6.3: an agenda of MAX_AGENDA_BYTES, with the longest title and
+    name, the largest settings and the largest clocks, still makes a
+    meeting.create within the entry limits (Appendix B, item 7)."""
+    agenda = _agenda_of(MAX_AGENDA_BYTES)
+    assert not isinstance(parse_agenda(agenda), str)
+    identity = Identity.from_seed(b"\x01" * 32)
+    entry = encode_entry(
+        identity,
+        mid=bytes(16),
+        seq=1,
+        prev=None,
+        lam=(1 << 53) - 1,
+        ts=(1 << 53) - 1,
+        kind="meeting.create",
+        data={
+            "title": "\U0001f600" * MAX_TITLE,
+            "name": "\U0001f600" * MAX_NAME,
+            "ring": identity.ring_key,
+            "agenda": agenda,
+            "settings": {
+                "anon_threshold": 256,
+                "attribute_named": True,
+                "quorum_pct": 100,
+                "stand_aside_limit": 256,
+            },
+        },
+    )
+    assert len(entry.body) <= ENTRY_LIMITS.max_bin
+    # What the SPEC states: 1 322 bytes besides the agenda at worst, 86 to spare.
+    assert len(entry.body) == MAX_AGENDA_BYTES + 1322 == ENTRY_LIMITS.max_bin - 86
+
+
+def test_an_agenda_one_byte_over_the_total_is_refused_by_the_fold() -> None:
+    assert not isinstance(parse_agenda(_agenda_of(MAX_AGENDA_BYTES)), str)
+    assert parse_agenda(_agenda_of(MAX_AGENDA_BYTES + 1)) == (
+        f"the agenda takes {MAX_AGENDA_BYTES + 1} bytes, at most {MAX_AGENDA_BYTES}"
+    )
 
 
 def test_a_file_that_is_not_utf8_names_its_line(tmp_path: pathlib.Path) -> None:
