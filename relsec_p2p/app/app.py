@@ -3,7 +3,9 @@
 Rules of this file: the node runs in the app's asyncio loop; its callback
 only posts replaceable messages, and everything that waits on the network
 (starting, joining, leaving) runs in workers. The panic key blanks the
-screen at once, cuts every link, drops the meeting and exits, writing nothing.
+screen at once, cuts every link, drops the meeting and exits, writing nothing;
+if this laptop wrote or opened a save of the meeting, it first asks on the
+blank screen whether to delete it too (``Node.delete_saves``).
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ EXIT_OK = 0
 EXIT_PANIC = 3  # the command line clears the terminal's scrollback too
 JOIN_TIMEOUT_S = 10.0  # to find the meeting by mDNS, and then to receive it
 CLOSE_TIMEOUT_S = 1.0  # mDNS goodbyes and link closes; never longer on panic
+# Asked on the blank screen after the panic key: no file name, no meeting title.
+PANIC_DELETE_QUESTION = (
+    "Delete this laptop's save of the meeting too? It is written over and removed; "
+    "this cannot be undone."
+)
 
 
 class DemoPlugin(Protocol):
@@ -332,6 +339,8 @@ class RelsecApp(App[int]):
     # -- leaving ---------------------------------------------------------------------
 
     def action_quit_meeting(self) -> None:
+        if self.panicked:
+            return  # the panic key's own exit is under way
         if self.meeting is None or self.meeting.state is None or self.display_only:
             self.run_worker(self._close_and_exit(EXIT_OK), name="quit")
             return
@@ -361,7 +370,8 @@ class RelsecApp(App[int]):
         self.exit(code)
 
     def action_panic(self) -> None:
-        """Blank the screen now, cut every link and drop the meeting, then exit."""
+        """Blank the screen now, cut every link and drop the meeting; offer to
+        delete this meeting's save if there is one; then exit."""
         if self.panicked:
             return
         self.panicked = True
@@ -370,15 +380,33 @@ class RelsecApp(App[int]):
             self.demo.kill()
         node = self.node
         self.view, self.meeting = None, None
+        delete: asyncio.Future[bool] | None = None
         if node is not None:
             node.panic()
-        self.run_worker(self._panic_exit(node), name="panic")
+            if node.save_files():
+                answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
-    async def _panic_exit(self, node: Node | None) -> None:
-        # Withdraw the mDNS record (one short wait at most), then go.
+                def answered(yes: bool | None) -> None:
+                    if not answer.done():
+                        answer.set_result(bool(yes))
+
+                delete = answer
+                self.push_screen(
+                    ConfirmDialog(PANIC_DELETE_QUESTION, "delete the save", "keep it"), answered
+                )
+        self.run_worker(self._panic_exit(node, delete), name="panic")
+
+    async def _panic_exit(self, node: Node | None, delete: asyncio.Future[bool] | None) -> None:
+        # Withdraw the mDNS record (one short wait at most) while the question
+        # is on screen; delete the save if asked; then go.
         if node is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(node.close(), CLOSE_TIMEOUT_S)
+            if delete is not None and await delete:
+                try:
+                    await node.delete_saves()
+                except SaveError as error:  # the exit goes on; the log says so without the path
+                    log.warning("panic: a save could not be deleted (%s)", error.code)
         self.node = None
         self.exit(EXIT_PANIC)
 

@@ -38,7 +38,7 @@ from .codec import pack
 from .errors import EntryRefused, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from .events import short
 from .feed import HASH_BYTES, Entry
-from .identity import Identity
+from .identity import Identity, random_scalar, ring_point
 from .refusals import Refused
 from .requests import (
     TEXT_CAPACITY,
@@ -74,26 +74,48 @@ def slot_size(participants: int) -> int:
     return SLOT_TEXT_BYTES + ring.signature_size(participants)
 
 
+# Why a laptop resumed from a save cannot vote or rate anonymously (SPEC §4.2).
+RESUMED_CANNOT_SIGN = (
+    "This laptop carried on from a save, and a save never keeps the key for anonymous "
+    "votes and ratings (so a seized save cannot show how you voted): you cannot vote or "
+    "rate anonymously for the rest of this meeting."
+)
+
+
+def _signing_secret(secret: bytes | None) -> bytes:
+    if secret is None:
+        raise LocalProtocolError(RESUMED_CANNOT_SIGN)
+    return secret
+
+
 def encode_item(
     request: AnonymousRequest | None,
     *,
     mid: bytes,
     rid: bytes,
     keys: list[bytes],
-    secret: bytes,
+    secret: bytes | None,
 ) -> bytes:
     """The packed item for ``request`` (empty for a dummy), signed where its
-    kind is counted. ``keys`` is the round's ring. One ring signature, always."""
+    kind is counted. ``keys`` is the round's ring; ``secret`` is None on a
+    laptop resumed from a save. One ring signature, always."""
     if isinstance(request, AnonymousVote):
         poll, choice = request.poll, request.choice
-        signature = ring.sign(vote_message(mid, rid, poll, choice), keys, secret, poll)
+        signer = _signing_secret(secret)
+        signature = ring.sign(vote_message(mid, rid, poll, choice), keys, signer, poll)
         return pack({**wire_item(request), "sig": signature})
     if isinstance(request, AnonymousRating):
         step, ref, value = request.step, request.ref, request.value
+        signer = _signing_secret(secret)
         signature = ring.sign(
-            rating_message(mid, rid, step, ref, value), keys, secret, rating_event(mid, step, ref)
+            rating_message(mid, rid, step, ref, value), keys, signer, rating_event(mid, step, ref)
         )
         return pack({**wire_item(request), "sig": signature})
+    if secret is None:
+        # No ring secret: the same work over a ring of the same size, with a
+        # throwaway key standing in for one member's.
+        secret = random_scalar()
+        keys = [ring_point(secret), *keys[1:]]
     ring.sign(os.urandom(32), keys, secret, COVER_EVENT)  # the same work, thrown away
     if request is None:
         return b""
@@ -180,6 +202,8 @@ class AnonymousChannel:
         state = self._state()
         if not state.is_member(self.me):
             raise LocalProtocolError("Join the meeting before sending anything anonymously.")
+        if isinstance(request, AnonymousVote | AnonymousRating):
+            _signing_secret(self.identity.ring_secret)
         if len(state.active_members()) < shuffle.MIN_PARTICIPANTS:
             raise LocalProtocolError(
                 "Anonymous answers need at least 3 members in the meeting, so that no one "

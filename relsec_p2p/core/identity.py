@@ -6,7 +6,11 @@ Rules of this file:
 - The ring key is a separate ed25519 scalar used only for linkable ring
   signatures; its public point is ``scalar * B`` (no clamping), so it is a
   point of the prime-order subgroup.
-- ``from_seed`` exists for test vectors; real members use ``generate``.
+- ``from_seed`` exists for test vectors; real members use ``generate``, whose
+  ring secret owes nothing to the signing seed (a save holds the seed).
+- The ring secret lives in memory only: a save never holds it (core/save.py,
+  SPEC §4.2), so an identity restored from a save has none and cannot sign
+  anonymous votes or ratings (core/anon.py refuses them in one sentence).
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from dataclasses import dataclass, field
 
 from nacl import bindings
 from nacl.signing import SigningKey, VerifyKey
+
+from .errors import LocalProtocolError
 
 KEY_BYTES = 32
 
@@ -30,6 +36,12 @@ def random_scalar() -> bytes:
             return scalar
 
 
+def ring_point(secret: bytes) -> bytes:
+    """The public ring point ``secret * B`` (no clamping, SPEC §4.2)."""
+    point: bytes = bindings.crypto_scalarmult_ed25519_base_noclamp(secret)
+    return point
+
+
 def scalar_from_seed(seed: bytes, label: bytes) -> bytes:
     wide = hashlib.blake2b(label + seed, digest_size=64).digest()
     scalar: bytes = bindings.crypto_core_ed25519_scalar_reduce(wide)
@@ -41,7 +53,8 @@ class Identity:
     """The secret side of a member; never leaves this laptop, never logged."""
 
     signing_key: SigningKey = field(repr=False)
-    ring_secret: bytes = field(repr=False)
+    # None: this laptop carried on from a save, which never holds it.
+    ring_secret: bytes | None = field(repr=False)
 
     @classmethod
     def generate(cls) -> Identity:
@@ -60,8 +73,13 @@ class Identity:
 
     @property
     def ring_key(self) -> bytes:
-        point: bytes = bindings.crypto_scalarmult_ed25519_base_noclamp(self.ring_secret)
-        return point
+        """The public ring point; only a fresh identity (which joins or creates
+        a meeting) needs it, and only a fresh identity has its secret."""
+        if self.ring_secret is None:
+            raise LocalProtocolError(
+                "This identity was restored from a save, which holds no ring secret."
+            )
+        return ring_point(self.ring_secret)
 
     def sign(self, context: bytes, message: bytes) -> bytes:
         """Ed25519 signature over ``context || message``; contexts are the

@@ -12,10 +12,21 @@ Rules of this file (pure: bytes in, bytes out; writing the file is net's job):
   along with its contents still fails to open.
 - The cost parameters are read from the file but bounded, so a crafted file
   cannot make this laptop spend a gigabyte or a minute before failing.
-- The payload holds the member's identity secrets, the meeting id, the
-  creator, every log envelope and fork proof, and optionally the template
-  text. Resuming re-ingests every envelope through the normal authenticated
-  path (``Session.receive``), so a save carries no trust the log does not.
+- The payload holds the member's signing key, the meeting id, the creator,
+  every log envelope and fork proof, and optionally the template text.
+  Resuming re-ingests every envelope through the normal authenticated path
+  (``Session.receive``), so a save carries no trust the log does not.
+- It never holds the ring secret (SPEC §4.2). With it, anyone could compute
+  the member's link tag ``x·Hp(event)`` for every poll and rating in the log
+  and pick out each of their anonymous votes and ratings (§13.1), so a
+  seized laptop plus a coerced passphrase would undo the anonymity of the
+  whole meeting. Keeping it only while something anonymous is open would not
+  help: one save written at such a moment reveals every past vote, and the
+  file system may keep the blocks of replaced saves. So a laptop that resumes
+  from a save cannot vote or rate anonymously in that meeting any more
+  (core/anon.py says so in one sentence); answers and pause requests still
+  go out anonymously, as they are not signed.
+- Format 1 saves held the ring secret: this version does not open them.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from .identity import KEY_BYTES, Identity
 from .session import Clock, Session
 
 MAGIC = b"RELSEC-SAVE\x00"
-VERSION = 1
+VERSION = 2  # 1 held the ring secret
 SALT_BYTES = pwhash.argon2id.SALTBYTES
 NONCE_BYTES = nacl.secret.SecretBox.NONCE_SIZE
 CHECK_BYTES = 32
@@ -49,7 +60,7 @@ MEMLIMIT = pwhash.argon2id.MEMLIMIT_MODERATE
 MAX_OPSLIMIT = pwhash.argon2id.OPSLIMIT_SENSITIVE
 MAX_MEMLIMIT = pwhash.argon2id.MEMLIMIT_SENSITIVE
 MIN_PASSPHRASE = 8
-PAYLOAD_VERSION = 1
+PAYLOAD_VERSION = 2
 # A save is this laptop's own data, but it is read back with limits anyway.
 SAVE_LIMITS = Limits(
     max_bytes=1 << 30, max_depth=4, max_str=1 << 20, max_bin=64 * 1024, max_array=1 << 22
@@ -127,7 +138,6 @@ def _encode_payload(payload: SavePayload) -> bytes:
             "mid": payload.mid,
             "creator": payload.creator,
             "seed": bytes(payload.identity.signing_key),
-            "ring": payload.identity.ring_secret,
             "log": list(payload.envelopes),
             "forks": [list(pair) for pair in payload.forks],
             "template": payload.template,
@@ -165,6 +175,11 @@ def _read_header(blob: bytes) -> _Header:
     if hashlib.blake2b(body, digest_size=CHECK_BYTES).digest() != check:
         raise DamagedSave("This save file is damaged (cut short or altered); it cannot be opened.")
     version, opslimit, memlimit = _HEAD.unpack_from(blob, len(MAGIC))
+    if version == 1:
+        raise DamagedSave(
+            "This save file was written by an older relsec and holds the key that shows "
+            "which anonymous votes were yours; this version does not open it: delete it."
+        )
     if version != VERSION:
         raise DamagedSave(
             f"This save file has format {version}, which this version of relsec cannot read."
@@ -188,7 +203,7 @@ def _decode_payload(plain: bytes) -> SavePayload:
     try:
         if not isinstance(data, dict) or data.get("v") != PAYLOAD_VERSION:
             raise ValueError
-        mid, creator, seed, ring = data["mid"], data["creator"], data["seed"], data["ring"]
+        mid, creator, seed = data["mid"], data["creator"], data["seed"]
         if not (
             isinstance(mid, bytes)
             and len(mid) == MEETING_ID_BYTES
@@ -196,8 +211,6 @@ def _decode_payload(plain: bytes) -> SavePayload:
             and len(creator) == KEY_BYTES
             and isinstance(seed, bytes)
             and len(seed) == KEY_BYTES
-            and isinstance(ring, bytes)
-            and len(ring) == KEY_BYTES
         ):
             raise ValueError
         log, forks, template = data["log"], data["forks"], data["template"]
@@ -216,7 +229,7 @@ def _decode_payload(plain: bytes) -> SavePayload:
     except (ValueError, KeyError):
         raise DamagedSave("This save file's contents are not a relsec meeting.") from None
     return SavePayload(
-        identity=Identity(SigningKey(seed), ring),
+        identity=Identity(SigningKey(seed), None),  # no ring secret: see the rules above
         mid=mid,
         creator=creator,
         envelopes=tuple(log),
@@ -262,16 +275,16 @@ def _key_for(passphrase: str, header: _Header) -> SaveKey:
 
 
 def payload_of(session: Session, *, template: str | None = None) -> SavePayload:
-    """What a save holds for ``session``: every envelope in fold order (so a
-    member's ``roster.add`` usually comes before their own entries), and
-    every fork proof."""
+    """What a save holds for ``session``: the signing key but not the ring
+    secret, every envelope in fold order (so a member's ``roster.add``
+    usually comes before their own entries), and every fork proof."""
     log = session.log
     envelopes = tuple(entry.envelope for entry in sorted(log.entries(), key=lambda e: e.order_key))
     forks = tuple(
         (pair[0], pair[1]) for pair in (proof.envelopes() for proof in log.forks.values())
     )
     return SavePayload(
-        identity=session.identity,
+        identity=Identity(session.identity.signing_key, None),  # never the ring secret
         mid=session.mid,
         creator=session.creator,
         envelopes=envelopes,

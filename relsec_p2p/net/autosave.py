@@ -5,7 +5,14 @@ Rules of this file:
   ``keep_saved`` for ``--save``); the sealing and the atomic write are
   ``net/files.py``'s and ``core/save.py``'s.
 - The meeting is snapshotted on the event loop (the log changes under it);
-  sealing and writing run off it, one at a time.
+  sealing and writing run off it, one at a time (``_writing``).
+- A save never holds the ring secret (core/save.py), so when to rewrite does
+  not depend on what is open: a save written during an anonymous poll holds
+  no more than one written after it.
+- Every save file of this meeting this node wrote or opened is remembered, so
+  the panic key can delete them (``delete_saves``); after that nothing is
+  written again, and a save that was being written when it was asked for
+  finishes first, so it cannot land after the deletion.
 - While the meeting changes, the kept save is rewritten at most every
   ``AUTOSAVE_S``, and once more when the node closes; a failed automatic save
   is reported (``SaveFailed``) and retried, never silently dropped.
@@ -26,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import LocalProtocolError
 from ..core.save import OtherMeeting, SaveError, payload_of, restore_session
 from ..core.template import TemplateError, parse_template
-from .files import SaveFile
+from .files import SaveFile, delete_save
 
 if TYPE_CHECKING:
     from .node import Node
@@ -63,20 +70,32 @@ class Autosave:
         self._last_save = 0.0
         self._autosave_task: asyncio.Task[Any] | None = None
         self._closing = False
+        self._writing = asyncio.Lock()
+        self._known: dict[Path, None] = {}  # save files of this meeting, in order
+        self._deleted = False
 
     def _log_marker(self) -> tuple[int, int]:
         session = self._node.session
         return (0, 0) if session is None else (len(session.log), len(session.log.forks))
 
+    def _remember(self, path: Path) -> None:
+        self._known[path.absolute()] = None
+
     async def _write_save(self, target: SaveFile) -> int:
-        session = self._node.session
-        if session is None:
-            raise LocalProtocolError("There is no meeting to save yet.")
-        template = self._node.template
-        # Snapshot on the loop (the log changes under it), seal and write off it.
-        payload = payload_of(session, template=template.text if template else None)
-        marker = self._log_marker()
-        size = await asyncio.to_thread(target.write, payload)
+        async with self._writing:
+            if self._deleted:
+                raise SaveError("The saves of this meeting were deleted; nothing more is saved.")
+            session = self._node.session
+            if session is None:
+                raise LocalProtocolError("There is no meeting to save yet.")
+            template = self._node.template
+            # Snapshot on the loop (the log changes under it), seal and write off it.
+            payload = payload_of(session, template=template.text if template else None)
+            marker = self._log_marker()
+            if target.mid == payload.mid:  # already holds this meeting, whatever happens next
+                self._remember(target.path)
+            size = await asyncio.to_thread(target.write, payload)
+            self._remember(target.path)  # only now: a file of another meeting is not ours
         if target is self._save_file:
             self._saved_marker = marker
         log.info("meeting saved: %d entries, %d bytes", len(payload.envelopes), size)
@@ -102,6 +121,7 @@ class Autosave:
         holds now is what the node holds."""
         self._save_file = save_file
         self._saved_marker = self._log_marker()
+        self._remember(save_file.path)
 
     def tick(self) -> None:
         """Start an automatic save if the meeting changed since the last one
@@ -122,6 +142,8 @@ class Autosave:
         try:
             await self._write_save(target)
         except (SaveError, LocalProtocolError) as error:  # the disk, or no meeting: one sentence
+            if self._deleted:
+                return  # deleted on purpose while this one waited: nothing failed
             log.warning("automatic save failed: %s", error.code)
             self._on_failed(SaveFailed(str(error)))
             if isinstance(error, OtherMeeting):
@@ -144,6 +166,37 @@ class Autosave:
         ):
             await self._autosave(self._save_file)
 
+    def files(self) -> list[Path]:
+        """The save files of this meeting that this node wrote or opened and
+        that are still there (files of earlier runs it did not open are not
+        known to it)."""
+        return [path for path in self._known if path.exists()]
+
+    async def delete_saves(self) -> list[Path]:
+        """Overwrite and delete every save file of this meeting this node wrote
+        or opened (``net/files.py`` ``delete_save``: what that does and does
+        not guarantee); nothing is saved after this. Returns the files
+        deleted; raises ``SaveError`` (after trying them all) if one could not be."""
+        self._closing = True
+        self._deleted = True
+        self._save_file = None
+        if self._autosave_task is not None and not self._autosave_task.done():
+            with contextlib.suppress(Exception):
+                await self._autosave_task
+        deleted: list[Path] = []
+        failed: list[str] = []
+        async with self._writing:  # a save being written lands first, then goes
+            for path in list(self._known):
+                try:
+                    if await asyncio.to_thread(delete_save, path):
+                        deleted.append(path)
+                except SaveError as error:
+                    failed.append(str(error))
+        log.info("saves deleted: %d, failed: %d", len(deleted), len(failed))
+        if failed:
+            raise SaveError(" ".join(failed))
+        return deleted
+
     async def resume_from(
         self,
         path: Path,
@@ -162,6 +215,7 @@ class Autosave:
         save_file, payload = await asyncio.to_thread(SaveFile.opened, path, passphrase)
         if expected_mid is not None and payload.mid != expected_mid:
             raise OtherMeeting("This save file belongs to another meeting.")
+        self._remember(path)  # it holds this meeting, kept up to date or not
         session = await asyncio.to_thread(restore_session, payload, node.clock)
         template = None
         if payload.template:

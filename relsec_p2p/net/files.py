@@ -8,6 +8,10 @@ Rules of this file:
 - A save never replaces a file this laptop cannot prove is an older save of
   the same meeting (opened with the same passphrase); an export never
   replaces a save file.
+- Deleting a save (the panic key) overwrites its bytes in place with noise,
+  flushes them to the disk, then removes the name; a temporary file a crashed
+  write left beside it goes the same way. What that can and cannot promise is
+  ``delete_save``'s docstring (and the README's).
 - Functions here block (Argon2id, disk): the node calls them from a thread.
   Errors are one plain sentence (``SaveError``); logs never name the file.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +47,15 @@ def _reason(error: OSError) -> str:
     return error.strerror or type(error).__name__
 
 
+def _fsync_folder(directory: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
 def write_atomically(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step (temp file + fsync + rename)."""
     directory = path.parent
@@ -61,12 +75,79 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise SaveError(
             f"Could not write {path} ({_reason(error)}); nothing was changed."
         ) from None
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        folder = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    _fsync_folder(directory)  # make the rename itself durable
+
+
+OVERWRITE_CHUNK = 1 << 20
+
+
+def _overwrite_and_unlink(path: Path, *, empty_too: bool) -> bool:
+    """Noise over every byte of ``path`` (flushed), then unlink it; a file
+    that does not start as a save (or, with ``empty_too``, is not empty: a
+    temporary file is created empty) is left alone."""
+    # O_NOFOLLOW: a symlink put where the save was is not followed to
+    # overwrite whatever it points at.
+    handle = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
+    try:
+        head = os.read(handle, len(MAGIC))
+        if head != MAGIC and not (empty_too and not head):
+            return False
+        left = os.fstat(handle).st_size
+        os.lseek(handle, 0, os.SEEK_SET)
+        while left > 0:
+            left -= os.write(handle, os.urandom(min(left, OVERWRITE_CHUNK)))
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+    os.unlink(path)
+    return True
+
+
+def _temporaries_of(path: Path) -> list[Path]:
+    """Temporary files ``write_atomically`` made for ``path`` and a crash left:
+    ``.NAME.`` + mkstemp's 8 random characters + ``.part`` (so the ones of a
+    save called ``NAME.x`` are not taken for ours)."""
+    head, tail = f".{path.name}.", ".part"
+    try:
+        names = [entry.name for entry in path.parent.iterdir()]
+    except OSError:
+        return []
+    return [
+        path.parent / name
+        for name in names
+        if name.startswith(head)
+        and name.endswith(tail)
+        and re.fullmatch(r"[a-z0-9_]{8}", name[len(head) : -len(tail)])
+    ]
+
+
+def delete_save(path: Path) -> bool:
+    """Overwrite the save at ``path`` with random bytes, flush them to the
+    disk, and remove it, with any temporary file a crashed save left beside
+    it. False if there was no file; a file that is not a save is refused.
+
+    What this promises: the name is gone, and the file's blocks were written
+    over where the file system writes in place (ext4 and XFS on a spinning
+    disk). What it cannot promise: a copy-on-write file system (btrfs, ZFS,
+    APFS) writes the noise to new blocks; an SSD remaps writes and keeps old
+    pages until it erases them; a journal may hold copies; and each earlier
+    version of the file, which an atomic save left behind in freed blocks
+    when it renamed the next one over it, is not reached at all. Those
+    leftovers stay encrypted under the passphrase (and none written by this
+    version holds the ring secret: core/save.py)."""
+    for temporary in _temporaries_of(path):
+        with contextlib.suppress(OSError):
+            _overwrite_and_unlink(temporary, empty_too=True)
+    try:
+        if not _overwrite_and_unlink(path, empty_too=False):
+            raise SaveError(f"{path} is no longer a relsec save; it is left as it is.")
+    except FileNotFoundError:
+        return False
+    except OSError as error:
+        raise SaveError(f"Could not delete {path} ({_reason(error)}).") from None
+    finally:
+        _fsync_folder(path.parent)
+    return True
 
 
 def read_file(path: Path) -> bytes:
@@ -167,4 +248,11 @@ class SaveFile:
         return len(blob)
 
 
-__all__ = ["SaveFile", "export_record", "read_file", "write_atomically", "write_export"]
+__all__ = [
+    "SaveFile",
+    "delete_save",
+    "export_record",
+    "read_file",
+    "write_atomically",
+    "write_export",
+]

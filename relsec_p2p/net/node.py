@@ -500,6 +500,14 @@ class Node:
         """Keep an encrypted save at ``path`` from now on (``net/autosave.py``)."""
         await self._autosave.keep_saved(path, passphrase)
 
+    def save_files(self) -> list[Path]:
+        """The save files of this meeting this laptop wrote or opened (``net/autosave.py``)."""
+        return self._autosave.files()
+
+    async def delete_saves(self) -> list[Path]:
+        """Overwrite and delete those files (the panic key); nothing is saved after."""
+        return await self._autosave.delete_saves()
+
     def resume(
         self,
         session: Session,

@@ -1,14 +1,19 @@
 """``relsec --template FILE``, ``--save FILE`` and ``--resume FILE`` in the app:
 a group's own process in the lobby, an encrypted save kept while the meeting
-runs, and the meeting reopened from it (or one plain sentence if it cannot be)."""
+runs, the meeting reopened from it (or one plain sentence if it cannot be),
+and the panic key offering to delete it."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from relsec_p2p.app.app import RelsecApp
+import pytest
+from textual.widgets import Static
+
+from relsec_p2p.app.app import EXIT_PANIC, PANIC_DELETE_QUESTION, RelsecApp
 from relsec_p2p.app.network import NetworkOptions, node_factory
+from relsec_p2p.app.screens.dialogs import ConfirmDialog
 from relsec_p2p.app.screens.lobby import LobbyScreen
 from relsec_p2p.app.screens.meeting import MeetingScreen
 from relsec_p2p.core.save import open_save
@@ -104,3 +109,51 @@ async def test_named_answers_carry_their_label_and_what_they_are_about() -> None
         await wait_for(pilot, lambda: len(node.state.contributions) == 2)  # type: ignore[union-attr]
         impact = node.state.contributions[1]
         assert (impact.text, impact.ref, impact.tag) == ("Rent unpaid", threat.id, None)
+
+
+async def start_saved_meeting(app: RelsecApp, pilot, save: Path) -> None:  # type: ignore[no-untyped-def]
+    await pilot.pause()
+    await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
+    assert app.node is not None
+    app.node.perform(lambda s: s.open_step(0))
+    await wait_for(pilot, lambda: save.exists() and save.stat().st_size > 0)
+
+
+@pytest.mark.parametrize("delete", [True, False])
+async def test_the_panic_key_offers_to_delete_the_save(tmp_path: Path, delete: bool) -> None:
+    save = tmp_path / "meeting.relsec"
+    app = RelsecApp(node_factory(OFFLINE), save_to=(save, "correct horse"))
+    async with app.run_test(size=SIZE) as pilot:
+        await start_saved_meeting(app, pilot, save)
+        node = app.node
+        assert node is not None
+        await pilot.press("f12")
+        # The meeting is gone from the screen and from memory at once; the
+        # question comes on the blank screen, naming neither file nor meeting.
+        assert app.meeting is None and node.session is None
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog))
+        shown = "\n".join(str(s.render()) for s in app.screen.query(Static))
+        assert PANIC_DELETE_QUESTION in shown
+        assert "meeting.relsec" not in shown and "Tuesday" not in shown
+        kept = save.read_bytes()
+        await pilot.press("y" if delete else "n")
+        await wait_for(pilot, lambda: app.return_value is not None)
+    assert app.return_value == EXIT_PANIC
+    if delete:
+        assert list(tmp_path.iterdir()) == []  # overwritten and removed, no temporary left
+    else:
+        assert save.read_bytes() == kept  # kept as it was: nothing written after the panic
+        assert list(tmp_path.iterdir()) == [save]
+
+
+async def test_the_panic_key_asks_nothing_when_there_is_no_save(tmp_path: Path) -> None:
+    app = RelsecApp(node_factory(OFFLINE))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
+        await pilot.press("f12")
+        await wait_for(pilot, lambda: app.return_value is not None, timeout=5)
+        assert not isinstance(app.screen, ConfirmDialog)
+    assert app.return_value == EXIT_PANIC

@@ -3,18 +3,29 @@ and the file handling that must never lose or overwrite a good save."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pathlib
 import struct
 from dataclasses import replace
+from typing import Any
 
+import nacl.exceptions
+import nacl.secret
 import pytest
-from fakenet import IDENTITIES, FakeNetwork, entries_frame, forge_next
-from nacl import pwhash
+from fakenet import IDENTITIES, MID, FakeNetwork, entries_frame, forge_next
+from nacl import bindings, pwhash
 
+from relsec_p2p.app.controller import refusal_sentence
+from relsec_p2p.core import anon, ring
 from relsec_p2p.core import save as save_module
+from relsec_p2p.core.anon_rules import rating_event
+from relsec_p2p.core.codec import unpack
+from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import encode_entry
+from relsec_p2p.core.identity import Identity, scalar_from_seed
+from relsec_p2p.core.requests import AnonymousAnswer, AnonymousRating, AnonymousVote
 from relsec_p2p.core.save import (
     CHECK_BYTES,
     HEADER_BYTES,
@@ -31,7 +42,8 @@ from relsec_p2p.core.save import (
     restore_session,
     seal_save,
 )
-from relsec_p2p.net.files import SaveFile, write_atomically, write_export
+from relsec_p2p.net.files import SaveFile, delete_save, write_atomically, write_export
+from relsec_p2p.net.node import Node
 
 PASS = "correct horse battery"  # noqa: S105 -- a test passphrase
 # Tests stretch the passphrase cheaply; the default (MODERATE) has its own test.
@@ -83,7 +95,7 @@ def test_round_trip_restores_the_same_meeting_and_identity() -> None:
     assert opened.mid == member.mid and opened.creator == member.creator
     assert opened.envelopes == payload.envelopes and opened.template == "title = 'x'"
     assert opened.identity.key == member.identity.key
-    assert opened.identity.ring_key == member.identity.ring_key
+    assert opened.identity.ring_secret is None  # never saved: see the tests at the end
     restored = restore_session(opened, net.clock)
     assert restored.digest() == member.digest()
     assert len(restored.log) == len(member.log)
@@ -186,7 +198,11 @@ def test_a_file_that_asks_for_a_huge_key_cost_is_refused_before_any_work(
 ) -> None:
     blob = seal_save(payload_of(busy_meeting()[0]), cheap_key())
     at = len(MAGIC)
-    greedy = blob[:at] + struct.pack(">BIQ", 1, 3, 64 << 30) + blob[at + 13 : -CHECK_BYTES]
+    greedy = (
+        blob[:at]
+        + struct.pack(">BIQ", save_module.VERSION, 3, 64 << 30)
+        + blob[at + 13 : -CHECK_BYTES]
+    )
     greedy += hashlib.blake2b(greedy, digest_size=CHECK_BYTES).digest()
 
     def no_kdf(*args: object, **kwargs: object) -> bytes:
@@ -197,13 +213,26 @@ def test_a_file_that_asks_for_a_huge_key_cost_is_refused_before_any_work(
         open_save(greedy, PASS)
 
 
+def with_version(blob: bytes, version: int) -> bytes:
+    at = len(MAGIC)
+    changed = blob[:at] + bytes([version]) + blob[at + 1 : -CHECK_BYTES]
+    return changed + hashlib.blake2b(changed, digest_size=CHECK_BYTES).digest()
+
+
 def test_another_file_format_version_is_named() -> None:
     blob = seal_save(payload_of(busy_meeting()[0]), cheap_key())
-    at = len(MAGIC)
-    newer = blob[:at] + b"\x02" + blob[at + 1 : -CHECK_BYTES]
-    newer += hashlib.blake2b(newer, digest_size=CHECK_BYTES).digest()
-    with pytest.raises(DamagedSave, match="format 2"):
-        open_save(newer, PASS)
+    with pytest.raises(DamagedSave, match="format 3"):
+        open_save(with_version(blob, 3), PASS)
+
+
+def test_a_format_1_save_which_held_the_ring_secret_is_not_opened() -> None:
+    blob = seal_save(payload_of(busy_meeting()[0]), cheap_key())
+    with pytest.raises(DamagedSave) as refused:
+        open_save(with_version(blob, 1), PASS)
+    assert str(refused.value) == (
+        "This save file was written by an older relsec and holds the key that shows which "
+        "anonymous votes were yours; this version does not open it: delete it."
+    )
 
 
 def test_a_save_of_another_meeting_is_detected() -> None:
@@ -348,3 +377,218 @@ def test_payload_fields_are_checked_after_decryption() -> None:
     )
     with pytest.raises(DamagedSave, match="not a relsec meeting"):
         open_save(blob, PASS)
+
+
+# --- what a seized save reveals (issue 12, found 6) -------------------------------------
+
+ANON_AGENDA: list[dict[str, Any]] = [
+    {"id": "feel", "title": "Feel", "prompt": "How safe do you feel?", "mode": "anonymous",
+     "kind": "rating", "scale": ["low", "some", "high"]},
+    {"id": "decide", "title": "Decide", "prompt": "What do we do?", "mode": "anonymous",
+     "kind": "proposal"},
+    {"id": "open", "title": "Open", "prompt": "Anything else?", "mode": "both", "kind": "text"},
+    {"id": "named", "title": "Named", "prompt": "Who does what?", "mode": "named",
+     "kind": "text"},
+]  # fmt: skip
+FEEL, DECIDE, OPEN, NAMED = range(4)
+
+
+def anonymous_meeting() -> tuple[FakeNetwork, bytes]:
+    """Four members with fresh keys (a real member's ring secret owes nothing
+    to its signing seed) who rated a step and voted on a poll anonymously;
+    the poll is still open. Bo (net[1]) rated 1 and voted block."""
+    net = FakeNetwork.meeting(
+        4, identities=[Identity.generate() for _ in range(4)], agenda=ANON_AGENDA
+    )
+    net[0].open_step(FEEL)
+    net.settle()
+    for session, value in zip(net, [0, 1, 2, 2], strict=True):
+        session.submit_anonymous(AnonymousRating(FEEL, value))
+    net.run_rounds(lambda: len(net[0].state.anonymous_ratings.get((FEEL, None), {})) == 4)
+    net[0].open_step(DECIDE)
+    net.settle()
+    proposal = net[1].propose(DECIDE, "We ask them to step back")
+    net.settle()
+    poll = net[0].open_poll(proposal.hash).hash
+    net.settle()
+    for session, choice in zip(net, ["agree", "block", "agree", "agree"], strict=True):
+        session.submit_anonymous(AnonymousVote(poll, choice))
+    net.run_rounds(lambda: len(net[0].state.polls[poll].latest_anonymous()) == 4)
+    net.settle()
+    return net, poll
+
+
+def decrypted(blob: bytes, key: save_module.SaveKey) -> bytes:
+    """What the passphrase opens: all a coerced passphrase gives."""
+    nonce = blob[HEADER_BYTES - save_module.NONCE_BYTES : HEADER_BYTES]
+    return nacl.secret.SecretBox(key.key).decrypt(blob[HEADER_BYTES:-CHECK_BYTES], nonce)
+
+
+def test_no_save_holds_the_ring_secret_so_a_coerced_passphrase_names_no_vote() -> None:
+    net, poll = anonymous_meeting()
+    bo = net[1]
+    secret = bo.identity.ring_secret
+    assert secret is not None
+    # With the secret, Bo's vote and rating are picked out of the shared log
+    # at once: exactly what a save must not make possible.
+    vote_tag = ring.link_tag(secret, poll)
+    rating_tag = ring.link_tag(secret, rating_event(bo.mid, FEEL, None))
+    assert net[0].state.polls[poll].latest_anonymous()[vote_tag] == "block"
+    assert net[0].state.anonymous_ratings[(FEEL, None)][rating_tag] == 1
+    key = cheap_key()
+    assert bo.state.anonymous_open()
+    saves = {"while the poll is open": (seal_save(payload_of(bo), key), bo.digest())}
+    net[0].close_poll(poll)
+    net.settle()
+    net[0].open_step(NAMED)
+    net.settle()
+    assert not bo.state.anonymous_open()
+    saves["with nothing anonymous open"] = (seal_save(payload_of(bo), key), bo.digest())
+    base = ring.event_base(poll)
+    # The attacker's generic try below would find the secret if it were there.
+    assert bindings.crypto_scalarmult_ed25519_noclamp(secret, base) == vote_tag
+    windows: set[bytes] = set()
+    for when, (blob, digest) in saves.items():
+        plain = decrypted(blob, key)
+        assert secret not in plain, when
+        data = unpack(plain, save_module.SAVE_LIMITS)
+        assert sorted(data) == ["creator", "forks", "log", "mid", "seed", "template", "v"], when
+        # Nor can it be had from the seed: a real member's ring secret is
+        # drawn apart from it.
+        assert scalar_from_seed(data["seed"], b"relsec/v2/ring-key") != secret
+        windows.update(plain[at : at + 32] for at in range(len(plain) - 31))
+        resumed = open_save(blob, PASS)
+        assert resumed.identity.ring_secret is None
+        restored = restore_session(resumed, net.clock)
+        assert restored.digest() == digest
+        assert restored.identity.ring_secret is None
+    # No 32 bytes anywhere in either decrypted save, read as a scalar, give
+    # Bo's tag in the poll.
+    for window in windows:
+        with contextlib.suppress(nacl.exceptions.RuntimeError):  # a product at the identity
+            assert bindings.crypto_scalarmult_ed25519_noclamp(window, base) != vote_tag
+
+
+def test_a_resumed_laptop_refuses_anonymous_votes_in_one_sentence_and_still_answers() -> None:
+    net, poll = anonymous_meeting()
+    bo = net[1]
+    blob = seal_save(payload_of(bo), cheap_key())
+    # Bo's laptop restarts from the save and takes its place in the room.
+    restored = net.add_session(restore_session(open_save(blob, PASS), net.clock))
+    assert net[1] is restored
+    for request in (AnonymousVote(poll, "agree"), AnonymousRating(FEEL, 0)):
+        with pytest.raises(LocalProtocolError) as refused:
+            restored.submit_anonymous(request)
+        assert not isinstance(refused.value, EntryRefused)
+        assert str(refused.value) == anon.RESUMED_CANNOT_SIGN
+        assert refusal_sentence(refused.value) == anon.RESUMED_CANNOT_SIGN
+    assert anon.RESUMED_CANNOT_SIGN.count(".") == 1  # one plain sentence
+    assert restored.anonymous.pending() == 0
+    # Its laptop still takes part in rounds (a dummy slot, the same work) and
+    # an anonymous answer still goes out: answers are not signed.
+    net[0].close_poll(poll)
+    net.settle()
+    net[0].open_step(OPEN)
+    net.settle()
+    restored.submit_anonymous(AnonymousAnswer(OPEN, "said after a restart"))
+
+    def arrived() -> bool:
+        return all(
+            [c.text for c in s.state.anonymous_contributions] == ["said after a restart"]
+            for s in net
+        )
+
+    net.run_rounds(arrived)
+    net.settle()
+    (shown,) = net[0].state.anonymous_contributions
+    assert (shown.members, shown.slots) == (4, 4)
+    assert len(set(net.digests())) == 1
+    # Bo's vote from before the restart still counts, on every laptop.
+    for state in net.states():
+        assert state.polls[poll].result is not None
+        assert state.polls[poll].result.counts["block"] == 1
+
+
+def test_a_slot_without_a_ring_secret_costs_the_same_one_signature(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = sorted(Identity.generate().ring_key for _ in range(5))
+    rings: list[int] = []
+    real = ring.sign
+
+    def counted(message: bytes, ring_keys: list[bytes], secret: bytes, event: bytes) -> bytes:
+        rings.append(len(ring_keys))
+        return real(message, ring_keys, secret, event)
+
+    monkeypatch.setattr(anon.ring, "sign", counted)
+    assert anon.encode_item(None, mid=MID, rid=bytes(32), keys=keys, secret=None) == b""
+    answer = AnonymousAnswer(0, "hello")
+    assert anon.encode_item(answer, mid=MID, rid=bytes(32), keys=keys, secret=None)
+    assert rings == [5, 5]  # one signature over a ring of the round's size, each time
+    with pytest.raises(LocalProtocolError, match="carried on from a save"):
+        anon.encode_item(
+            AnonymousVote(bytes(32), "agree"), mid=MID, rid=bytes(32), keys=keys, secret=None
+        )
+
+
+# --- deleting saves (the panic key) -----------------------------------------------------
+
+
+def test_deleting_a_save_writes_over_its_bytes_then_removes_it(
+    tmp_path: pathlib.Path, cheap_files: None
+) -> None:
+    path = tmp_path / "meeting.save"
+    SaveFile.prepare(path, PASS).write(payload_of(busy_meeting()[0]))
+    before = path.read_bytes()
+    # A second name for the same inode sees what was done to the file's own blocks.
+    witness = tmp_path / "witness"
+    os.link(path, witness)
+    crashed = tmp_path / ".meeting.save.ab_12cde.part"  # a save cut short by a crash
+    crashed.write_bytes(before[:100])
+    someone_elses = tmp_path / ".meeting.save.x.abcdefgh.part"  # the save "meeting.save.x"'s
+    someone_elses.write_bytes(before[:100])
+    assert delete_save(path) is True
+    after = witness.read_bytes()
+    assert len(after) == len(before) and after != before and not after.startswith(MAGIC)
+    assert leftovers(tmp_path) == [".meeting.save.x.abcdefgh.part", "witness"]
+    assert delete_save(path) is False  # nothing left to delete
+    # A file that is no longer a save is left as it is; a symlink is not followed.
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my own notes")
+    with pytest.raises(SaveError, match="no longer a relsec save"):
+        delete_save(notes)
+    link = tmp_path / "link.save"
+    link.symlink_to(witness)
+    witness.write_bytes(MAGIC + b"not to be touched")
+    with pytest.raises(SaveError, match="Could not delete"):
+        delete_save(link)
+    assert notes.read_text() == "my own notes"
+    assert witness.read_bytes() == MAGIC + b"not to be touched"
+
+
+async def test_a_node_deletes_every_save_it_wrote_or_opened_and_saves_nothing_after(
+    tmp_path: pathlib.Path, cheap_files: None
+) -> None:
+    node = Node(interfaces=["127.0.0.1"], use_mdns=False)
+    node.start_meeting(title="Tuesday", name="Ana", agenda=ANON_AGENDA)
+    kept, manual = tmp_path / "kept.save", tmp_path / "manual.save"
+    await node.keep_saved(kept, PASS)
+    await node.save(manual, PASS)
+    theirs = tmp_path / "theirs.save"  # another meeting's: never ours to delete
+    SaveFile.prepare(theirs, PASS).write(payload_of(busy_meeting()[0]))
+    with pytest.raises(OtherMeeting):
+        await node.save(theirs, PASS)
+    assert node.save_files() == [kept, manual]
+    # A change, and an automatic save under way when the deletion is asked for.
+    node.perform(lambda s: s.open_step(0))
+    node._autosave._last_save = 0.0  # due now
+    node._autosave.tick()
+    assert await node.delete_saves() == [kept, manual]
+    assert leftovers(tmp_path) == ["theirs.save"]
+    assert node.save_files() == []
+    node.perform(lambda s: s.open_step(1))
+    node._autosave.tick()
+    with pytest.raises(SaveError, match="were deleted"):
+        await node.save(manual, PASS)
+    await node.close()  # the last save at close writes nothing either
+    assert leftovers(tmp_path) == ["theirs.save"]
