@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -101,17 +101,36 @@ class Admitted:
     port: int
 
 
+async def _connect_any(
+    hosts: Sequence[str], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """A connection to the first of one laptop's addresses that takes it. A
+    laptop on two networks advertises both addresses (SPEC §12.2) and only
+    one may be reachable from here."""
+    error: OSError | TimeoutError = OSError("the laptop advertised no address")
+    for host in hosts:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            error = exc
+            continue
+        return reader, writer, host
+    raise error
+
+
 async def join_via(
-    host: str, port: int, code: joincode.JoinCode, identity: Identity, name: str
-) -> admission.JoinGranted:
-    """One join run with the laptop at ``host``:``port``."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S
-    )
+    hosts: Sequence[str], port: int, code: joincode.JoinCode, identity: Identity, name: str
+) -> tuple[admission.JoinGranted, str]:
+    """One join run with the laptop listening on ``hosts`` at ``port``; the
+    grant, and the address that answered."""
+    reader, writer, host = await _connect_any(hosts, port)
     frames = FrameReader(reader, HANDSHAKE_LIMITS.max_bytes)
     try:
         joiner = admission.JoinerHandshake(code, identity.key, identity.ring_key, name)
-        return await asyncio.wait_for(drive_joiner(joiner, frames.read, writer), JOIN_TIMEOUT_S)
+        granted = await asyncio.wait_for(drive_joiner(joiner, frames.read, writer), JOIN_TIMEOUT_S)
+        return granted, host
     finally:
         writer.close()
 
@@ -138,9 +157,9 @@ async def ask_to_join(
     for peer in found:
         if refusals >= MAX_JOIN_REFUSALS:
             break
-        for host in peer.addresses[:1]:  # one try per laptop, whatever its addresses
+        for hosts in (peer.addresses,):  # one run per laptop, at whichever address answers
             try:
-                granted = await join_via(host, peer.port, code, identity, name)
+                granted, host = await join_via(hosts, peer.port, code, identity, name)
             except admission.WrongCode:
                 # Two meetings nearby can share a number: another one may
                 # know these words. A few tries at most, each costs a guess.
