@@ -443,11 +443,7 @@ class Node:
                 )
                 self.add_link(link)
             elif kind == JOIN_FIRST_TYPE and self.is_member:
-                if self._sponsor.will_answer():
-                    await self._sponsor.sponsor(frames, writer, first)
-                else:
-                    log.info("join attempt refused: too many wrong codes, try again in a minute")
-                    writer.close()
+                await self._sponsor.sponsor(frames, writer, first)  # it may refuse unanswered
             else:
                 writer.close()
         except RemoteProtocolError as error:
