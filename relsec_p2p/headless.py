@@ -387,6 +387,7 @@ class HeadlessPeer:
             {
                 "event": "ready",
                 "port": self.node.port,
+                "listening": [list(place) for place in self.node.listening],
                 "key": self.node.identity.key.hex(),
                 "needs_passphrase": self._pending,
             }

@@ -74,6 +74,7 @@ class PeerProcess:
         threading.Thread(target=self._read_err, daemon=True).start()
         ready = self.wait_event(lambda e: e.get("event") == "ready", timeout=20)
         self.port: int = ready["port"]
+        self.listening: list[tuple[str, int]] = [(h, p) for h, p in ready["listening"]]
         self.key: str = ready["key"]
 
     def _read(self) -> None:

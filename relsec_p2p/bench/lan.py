@@ -20,6 +20,8 @@ from pathlib import Path
 
 SUBNET = "10.77.0"
 INTERFACE = "lan0"
+SECOND_SUBNET = "10.78.0"
+SECOND_INTERFACE = "lan1"
 TOOLS = ("ip", "nft", "tcpdump")
 
 
@@ -68,6 +70,30 @@ class Lan:
 
     def address(self, i: int) -> str:
         return f"{SUBNET}.{10 + i}"
+
+    def add_network(self, hosts: Sequence[int]) -> None:
+        """A second LAN (bridge ``br1``, subnet ``SECOND_SUBNET``) reaching
+        only ``hosts``, each through a second interface ``SECOND_INTERFACE``
+        with address ``second_address(i)``: a laptop on both is multi-homed,
+        and the two networks are not routed to each other."""
+        _run("ip", "-n", self.switch, "link", "add", "br1", "type", "bridge")
+        _run("ip", "-n", self.switch, "link", "set", "br1", "up")
+        for i in hosts:
+            host, port = self.hosts[i], f"sx{i}"
+            _run("ip", "link", "add", SECOND_INTERFACE, "netns", host, "type", "veth",
+                 "peer", "name", port, "netns", self.switch)  # fmt: skip
+            _run("ip", "-n", self.switch, "link", "set", port, "master", "br1")
+            _run("ip", "-n", self.switch, "link", "set", port, "up")
+            _run("ip", "-n", host, "addr", "add", f"{self.second_address(i)}/24",
+                 "dev", SECOND_INTERFACE)  # fmt: skip
+            _run("ip", "-n", host, "link", "set", SECOND_INTERFACE, "up")
+
+    def second_address(self, i: int) -> str:
+        return f"{SECOND_SUBNET}.{10 + i}"
+
+    def interface_down(self, i: int, interface: str = INTERFACE) -> None:
+        """Take one of host i's own interfaces down (its address stays, unusable)."""
+        _run("ip", "-n", self.hosts[i], "link", "set", interface, "down")
 
     def switch_port(self, i: int) -> str:
         return f"sw{i}"

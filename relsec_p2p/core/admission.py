@@ -33,6 +33,7 @@ import enum
 import hashlib
 import hmac
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -477,7 +478,7 @@ class SponsorHandshake(_Handshake):
 
 @dataclass(repr=False)
 class CodeGuard:
-    """Counts spent guesses against the current code and replaces its words.
+    """Counts spent guesses on this laptop and replaces the code's words.
 
     ``rotate`` keeps the nameplate: it is public and carries no secret, so the
     mDNS advertisement stays as it is (re-announcing takes about 1.6 s) and
@@ -503,6 +504,14 @@ class CodeGuard:
             return self.record_failure()
         return self.should_rotate
 
+    def follow(self, code: JoinCode) -> None:
+        """The code was changed elsewhere (another laptop rotated it): guard
+        that one, and keep the count, so every ``max_failures`` guesses spent
+        on this laptop write one code change, whichever code they were
+        against, and the meeting-wide limit on code changes sees them all
+        (SPEC §12.8)."""
+        self.code = code
+
     def rotate(self) -> JoinCode:
         """A new code with the same nameplate; the count starts again."""
         fresh = new_join_code(self.code.nameplate)
@@ -514,3 +523,95 @@ class CodeGuard:
 
     def __repr__(self) -> str:
         return f"CodeGuard(code={self.code!r}, failures={self.failures}/{self.max_failures})"
+
+
+# --- paying for join runs up front (SPEC §12.8, §12.10) ---------------------
+
+# A laptop starts at most one sponsor run at a time. Starting one charges the
+# pause that follows a spent guess at once, before the joiner's pake message
+# is used, and a run that ends confirmed (or without using the pake) gets it
+# back: a room filling up is not slowed, and a guesser cannot run many
+# attempts in parallel before any of them is charged (issue 13.1).
+JOIN_PAUSE_MS: Final = 5_000  # after the first spent guess of a streak
+JOIN_PAUSE_STEP_MS: Final = 1_000  # each further spent guess adds this much
+JOIN_PAUSE_MAX_MS: Final = 8_000  # so an honest joiner waits < 10 s after an attack
+JOIN_STREAK_FORGET_MS: Final = 60_000  # a minute with no spent guess: the pause shrinks back
+# At least JOIN_PAUSE_MS between the starts of two runs that spend a guess:
+# at most this many guesses tested in any minute, per laptop.
+JOIN_GUESSES_PER_MINUTE: Final = 60_000 // JOIN_PAUSE_MS
+# Meeting-wide: every spent guess counts against the code, every 3 change it,
+# and every change is a `join.code` entry that all laptops hold. With this
+# many `join.code` entries dated within the window, no laptop starts a run or
+# rotates: the code is retired until the window slides on.
+CODE_CHANGES_PER_WINDOW: Final = 10
+CODE_CHANGE_WINDOW_MS: Final = 600_000
+
+
+class JoinRefusal(enum.Enum):
+    """Why a sponsor closes a join connection without using its pake."""
+
+    BUSY = "busy"  # another run is in progress on this laptop
+    PAUSING = "pausing"  # a guess was spent a moment ago
+    RETIRED = "retired"  # the meeting-wide limit: too many code changes lately
+
+
+def recent_code_changes(dated: list[int], now_ms: int) -> int:
+    """How many of the `join.code` entries, given by their `ts`, count
+    against the meeting-wide limit now (dated within the window, or later)."""
+    return sum(1 for ts in dated if ts >= now_ms - CODE_CHANGE_WINDOW_MS)
+
+
+def joining_retired(code_changes: int) -> bool:
+    """The meeting-wide limit: no runs and no rotations while this holds."""
+    return code_changes >= CODE_CHANGES_PER_WINDOW
+
+
+def join_pause_ms(streak: int) -> int:
+    """The pause after the ``streak``-th spent guess in a row (1, 2, ...)."""
+    return min(JOIN_PAUSE_MS + JOIN_PAUSE_STEP_MS * (streak - 1), JOIN_PAUSE_MAX_MS)
+
+
+@dataclass
+class JoinGate:
+    """One laptop's lock and pause on sponsor runs; times in monotonic ms.
+
+    ``start`` before the joiner's pake message is used; ``finish`` exactly
+    once after every run that started, however it ended."""
+
+    running: bool = False
+    streak: int = 0  # spent guesses in a row, the one being charged included
+    pause_until: int = 0
+    last_spent: int | None = None
+    _refund: tuple[int, int] | None = None  # (streak, pause_until) before the charge
+
+    def start(self, now_ms: int, code_changes: Callable[[], int]) -> JoinRefusal | None:
+        """Take the lock and charge one spent guess, or say why not.
+        ``code_changes`` counts the `join.code` entries in the window; it
+        reads the log, so it is asked only when nothing cheaper refuses."""
+        if self.running:
+            return JoinRefusal.BUSY
+        if now_ms < self.pause_until:
+            return JoinRefusal.PAUSING
+        if joining_retired(code_changes()):
+            return JoinRefusal.RETIRED
+        if self.last_spent is not None and now_ms - self.last_spent >= JOIN_STREAK_FORGET_MS:
+            self.streak = 0
+        self._refund = (self.streak, self.pause_until)
+        self.running = True
+        self.streak += 1
+        self.pause_until = now_ms + join_pause_ms(self.streak)
+        return None
+
+    def finish(self, now_ms: int, *, spent: bool) -> None:
+        """Release the lock. ``spent``: the run used the pake and saw no
+        valid MAC; the pause then runs from now. Otherwise the charge taken
+        at ``start`` is given back."""
+        if not self.running or self._refund is None:
+            raise LocalProtocolError("finish() without a run in progress")
+        self.running = False
+        if spent:
+            self.last_spent = now_ms
+            self.pause_until = now_ms + join_pause_ms(self.streak)
+        else:
+            self.streak, self.pause_until = self._refund
+        self._refund = None

@@ -7,10 +7,13 @@ Rules of this file:
 - Cleartext frames during a join are capped at 4 KiB; the whole run has a
   deadline so a wrong code or a silent peer ends in seconds, never a hang;
   the connection is closed after the run whatever happened.
-- Every sponsored run that spends a guess without proving the code uses up
-  the join-attempt budget and counts against the code, which changes after
-  a few (``admission.CodeGuard``): an online guesser gets a handful of
-  guesses a minute from each laptop (SPEC §12.8).
+- A laptop sponsors one run at a time and pays for it before the joiner's
+  pake is used (``admission.JoinGate``): a pause after every spent guess,
+  growing while they come in a row, so an online guesser gets at most
+  ``JOIN_GUESSES_PER_MINUTE`` from each laptop however many connections it
+  opens; every spent guess counts against the code, which changes after
+  three (``admission.CodeGuard``), and a meeting-wide bound on code changes
+  retires the code for a while (SPEC §12.8, §12.10).
 - A failed join is a ``JoinError`` whose ``str()`` is one plain sentence for
   the person joining; logs name codes of errors, never the code's words.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,7 +32,7 @@ from ..core.codec import frame
 from ..core.errors import JoinError, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from ..core.events import short
 from ..core.identity import Identity
-from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, FloodGuard
+from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S
 from .discovery import Discovery
 from .link import FrameReader, LinkClosed
 
@@ -41,12 +44,22 @@ log = logging.getLogger("relsec.node")
 JOIN_FIRST_TYPE = "pake"
 JOIN_TIMEOUT_S = 8.0
 MAX_JOIN_REFUSALS = 3
-# A join run that spends a guess without proving the code (a wrong code, a
-# hang-up) uses up one of these; with none left, joins wait. An online guesser
-# gets at most this many guesses a minute from each laptop (SPEC §12.8).
-JOIN_ATTEMPTS_PER_MINUTE = 12
+# A sponsor run is one round trip on the LAN; a joiner that stalls holds the
+# laptop's only run slot no longer than this.
+SPONSOR_RUN_TIMEOUT_S = 3.0
+# A joiner whose sponsor closed unanswered (busy or pausing) tries again
+# this often until its timeout.
+BUSY_RETRY_S = 0.25
 
 ReadFrame = Callable[[], Awaitable[bytes]]
+
+
+class SponsorBusy(RemoteProtocolError):
+    """The sponsor closed the connection before answering our pake: it is
+    running another join or pausing after a wrong code. Nothing was tested,
+    so trying again costs nothing."""
+
+    code = "sponsor_busy"
 
 
 def _write(writer: asyncio.StreamWriter, payloads: tuple[bytes, ...]) -> None:
@@ -62,7 +75,13 @@ async def drive_joiner(
     writer.write(frame(handshake.start()))
     await writer.drain()
     while True:
-        step = handshake.receive(await read())
+        try:
+            payload = await read()
+        except (LinkClosed, ConnectionResetError):
+            if handshake.state == "started":  # closed before its pake: unanswered
+                raise SponsorBusy("the laptop is busy with another join") from None
+            raise
+        step = handshake.receive(payload)
         _write(writer, step.send)
         await writer.drain()
         if isinstance(step.result, admission.JoinGranted):
@@ -101,17 +120,36 @@ class Admitted:
     port: int
 
 
+async def _connect_any(
+    hosts: Sequence[str], port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """A connection to the first of one laptop's addresses that takes it. A
+    laptop on two networks advertises both addresses (SPEC §12.2) and only
+    one may be reachable from here."""
+    error: OSError | TimeoutError = OSError("the laptop advertised no address")
+    for host in hosts:
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            error = exc
+            continue
+        return reader, writer, host
+    raise error
+
+
 async def join_via(
-    host: str, port: int, code: joincode.JoinCode, identity: Identity, name: str
-) -> admission.JoinGranted:
-    """One join run with the laptop at ``host``:``port``."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port), HANDSHAKE_TIMEOUT_S
-    )
+    hosts: Sequence[str], port: int, code: joincode.JoinCode, identity: Identity, name: str
+) -> tuple[admission.JoinGranted, str]:
+    """One join run with the laptop listening on ``hosts`` at ``port``; the
+    grant, and the address that answered."""
+    reader, writer, host = await _connect_any(hosts, port)
     frames = FrameReader(reader, HANDSHAKE_LIMITS.max_bytes)
     try:
         joiner = admission.JoinerHandshake(code, identity.key, identity.ring_key, name)
-        return await asyncio.wait_for(drive_joiner(joiner, frames.read, writer), JOIN_TIMEOUT_S)
+        granted = await asyncio.wait_for(drive_joiner(joiner, frames.read, writer), JOIN_TIMEOUT_S)
+        return granted, host
     finally:
         writer.close()
 
@@ -135,22 +173,33 @@ async def ask_to_join(
         )
     last_error = ""
     refusals = 0
-    for peer in found:
-        if refusals >= MAX_JOIN_REFUSALS:
-            break
-        for host in peer.addresses[:1]:  # one try per laptop, whatever its addresses
+    deadline = time.monotonic() + timeout
+    pending = [(tuple(peer.addresses), peer.port) for peer in found if peer.addresses]
+    while pending and refusals < MAX_JOIN_REFUSALS:
+        busy: list[tuple[tuple[str, ...], int]] = []
+        for hosts, port in pending:  # one run per laptop, at whichever address answers
+            if refusals >= MAX_JOIN_REFUSALS:
+                break
             try:
-                granted = await join_via(host, peer.port, code, identity, name)
+                granted, host = await join_via(hosts, port, code, identity, name)
             except admission.WrongCode:
                 # Two meetings nearby can share a number: another one may
                 # know these words. A few tries at most, each costs a guess.
                 refusals += 1
                 last_error = "wrong_code"
                 continue
+            except SponsorBusy:
+                busy.append((hosts, port))  # nothing tested: ask again shortly
+                last_error = SponsorBusy.code
+                continue
             except (RemoteProtocolError, OSError, TimeoutError, LinkClosed) as exc:
                 last_error = getattr(exc, "code", type(exc).__name__)
                 continue
-            return Admitted(granted, host, peer.port)
+            return Admitted(granted, host, port)
+        if not busy or time.monotonic() + BUSY_RETRY_S > deadline:
+            break
+        await asyncio.sleep(BUSY_RETRY_S)
+        pending = busy
     if refusals:
         raise JoinError(
             "That code was not accepted: check the words with the person who "
@@ -179,22 +228,30 @@ async def wait_until_member(is_member: Callable[[], bool], timeout: float) -> No
 
 
 class Sponsor:
-    """A member's laptop letting others join with the meeting's code."""
+    """A member's laptop letting others join with the meeting's code.
+
+    One run at a time, paid for before the joiner's pake is used
+    (``admission.JoinGate``); a connection that cannot start a run now is
+    closed unanswered, which the joiner reads as "busy, try again"."""
 
     def __init__(self, node: Node) -> None:
         self._node = node
         self._code_guard = admission.CodeGuard()
-        self._join_budget = FloodGuard(rate=JOIN_ATTEMPTS_PER_MINUTE / 60, burst=5)
-
-    def will_answer(self) -> bool:
-        """False while too many join runs spent a guess: joins wait a while."""
-        return self._join_budget.available(time.monotonic())
+        self._gate = admission.JoinGate()
 
     def _current_code(self) -> joincode.JoinCode | None:
         state = self._node.state
         if state is None or state.join_code is None:
             return None
         return joincode.JoinCode(state.join_code[0], state.join_code[1])
+
+    def _code_changes(self) -> int:
+        """`join.code` entries in the meeting-wide window (SPEC §12.10)."""
+        session = self._node.session
+        if session is None:
+            return 0
+        dated = [e.ts for e in session.log.entries() if e.type == "join.code"]
+        return admission.recent_code_changes(dated, self._node.clock())
 
     async def sponsor(
         self, frames: FrameReader, writer: asyncio.StreamWriter, first: bytes
@@ -207,12 +264,17 @@ class Sponsor:
         if current is None or node.session is None:
             writer.close()
             return
+        refused = self._gate.start(_now_ms(), self._code_changes)
+        if refused is not None:
+            log.info("join attempt refused unanswered: %s", refused.value)
+            writer.close()
+            return
         if self._code_guard.code != current:
-            self._code_guard = admission.CodeGuard(code=current)
+            self._code_guard.follow(current)  # changed elsewhere: the count goes on
         handshake = admission.SponsorHandshake(current)
         try:
             request = await asyncio.wait_for(
-                drive_sponsor(handshake, first, frames.read, writer), JOIN_TIMEOUT_S
+                drive_sponsor(handshake, first, frames.read, writer), SPONSOR_RUN_TIMEOUT_S
             )
             node.perform(lambda s: s.add_member(request.key, request.ring_key, request.name))
             session = node.session
@@ -225,8 +287,16 @@ class Sponsor:
             log.info("join request refused: %s", error)
         finally:
             writer.close()
-            if handshake.guess_spent and not handshake.confirmed:
-                self._join_budget.allow(time.monotonic())
-            if self._code_guard.settle(handshake):
+            self._gate.finish(_now_ms(), spent=handshake.guess_spent and not handshake.confirmed)
+            # Rotation is bounded twice: by the pause (3 spent guesses take
+            # at least 10 s on one laptop) and meeting-wide (no rotation
+            # once the window holds CODE_CHANGES_PER_WINDOW code changes).
+            if self._code_guard.settle(handshake) and not admission.joining_retired(
+                self._code_changes()
+            ):
                 log.info("too many wrong join codes: changing the code")
                 node.publish_code(self._code_guard.rotate())
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)

@@ -60,6 +60,7 @@ log = logging.getLogger("relsec.node")
 TICK_S = 1.0
 ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
 DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
+LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
 
 
 def wall_clock_ms() -> int:
@@ -109,7 +110,7 @@ class Node:
         self._on_event = on_event
         self._use_mdns = use_mdns
         self._discovery: Discovery | None = None
-        self._server: asyncio.Server | None = None
+        self._servers: list[asyncio.Server] = []
         self._bootstrap: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._facilitator_watch = FacilitatorWatch(round(absent_after_s * 1000))
@@ -129,16 +130,45 @@ class Node:
     # -- lifecycle ----------------------------------------------------------------
 
     async def start(self) -> None:
-        host = self.interfaces[0]
-        self._server = await asyncio.start_server(self._on_connection, host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await self._listen()
         if self._use_mdns:
             self._discovery = Discovery(self.interfaces, on_change=self._on_discovery_change)
             await self._discovery.async_start()
             self._spawn(self._discovery.async_advertise(self.port, None))
         self._spawn(self._timer_loop())
         self._spawn(self._round_loop())
-        log.info("listening on %s:%d", host, self.port)
+        log.info("listening on %s, port %d", ", ".join(self.interfaces), self.port)
+
+    async def _listen(self) -> None:
+        """One listener per chosen address, all on one port: mDNS advertises
+        exactly these addresses with that port (SPEC §12.2), so a peer that
+        reaches this laptop through any of its interfaces can connect, and
+        nothing listens where nothing is advertised (never the wildcard)."""
+        for attempt in range(LISTEN_ATTEMPTS):
+            port = self.port
+            servers: list[asyncio.Server] = []
+            try:
+                for host in self.interfaces:
+                    server = await asyncio.start_server(self._on_connection, host, port)
+                    servers.append(server)
+                    port = server.sockets[0].getsockname()[1]
+            except OSError:
+                for server in servers:
+                    server.close()
+                # A port the OS picked on the first address can be taken on
+                # another one: pick again. A port the person chose cannot move.
+                if self.port != 0 or attempt == LISTEN_ATTEMPTS - 1:
+                    raise
+                continue
+            self._servers = servers
+            self.port = port
+            return
+
+    @property
+    def listening(self) -> list[tuple[str, int]]:
+        """The (address, port) pairs this laptop accepts connections on."""
+        names = [sock.getsockname() for server in self._servers for sock in server.sockets]
+        return [(str(name[0]), int(name[1])) for name in names]
 
     async def close(self) -> None:
         self._closing = True
@@ -146,16 +176,16 @@ class Node:
         await self._autosave.final_save()
         for link in list(self.links.values()):
             link.close("node closing")
-        if self._server is not None:
-            self._server.close()
+        for server in self._servers:
+            server.close()
         for task in list(self._tasks):
             task.cancel()
         if self._discovery is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._discovery.async_close(), 3)
-        if self._server is not None:
+        for server in self._servers:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
+                await asyncio.wait_for(server.wait_closed(), 1)
 
     def panic(self) -> None:
         """Cut every link and drop the meeting at once, writing nothing; then
@@ -413,11 +443,7 @@ class Node:
                 )
                 self.add_link(link)
             elif kind == JOIN_FIRST_TYPE and self.is_member:
-                if self._sponsor.will_answer():
-                    await self._sponsor.sponsor(frames, writer, first)
-                else:
-                    log.info("join attempt refused: too many wrong codes, try again in a minute")
-                    writer.close()
+                await self._sponsor.sponsor(frames, writer, first)  # it may refuse unanswered
             else:
                 writer.close()
         except RemoteProtocolError as error:

@@ -58,7 +58,7 @@ def test_names_that_could_disguise_themselves_are_ignored_by_the_fold() -> None:
     assert net[1].state.is_member(plain.key)
 
 
-def test_join_budget_counts_only_what_it_is_told() -> None:
+def test_flood_guard_counts_only_what_it_is_told() -> None:
     guard = FloodGuard(rate=12 / 60, burst=2)
     assert guard.available(0.0) and guard.available(0.0)  # peeking spends nothing
     assert guard.allow(0.0) and guard.allow(0.0)
