@@ -165,7 +165,12 @@ class Meeting:
             safety_number=self.safety_number(),
             join_code=self.node.join_code(),
             now_ms=self.clock(),
+            anon_waiting=self.anon_waiting(),
         )
+
+    def anon_waiting(self) -> int:
+        session = self.node.session
+        return 0 if session is None else session.anonymous.pending()
 
     def anonymous_capacity(self) -> int:
         return self.node.anonymous_capacity()

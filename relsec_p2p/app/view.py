@@ -71,10 +71,14 @@ class StepGroup:
     named: tuple[NamedItem, ...]
     rounds: tuple[AnonymousRound, ...]
     ratings: tuple[tuple[str, int], ...]  # (scale label, named count)
+    # Anonymous answers of the open step not shown yet: fewer than the
+    # meeting's threshold are in (they show together once enough are, or
+    # when the step closes), so a lone answer is never set apart on screen.
+    held: int = 0
 
     @property
     def empty(self) -> bool:
-        return not (self.named or self.rounds or any(n for _, n in self.ratings))
+        return not (self.named or self.rounds or self.held or any(n for _, n in self.ratings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,7 @@ class MeetingView:
     pause_requests: int
     anon_threshold: int
     join_code: str
+    anon_waiting: int = 0  # this laptop's anonymous items not yet in the log
 
     @property
     def current_step(self) -> StepView | None:
@@ -188,7 +193,7 @@ def step_view(index: int, step: Step, ids: dict[str, int]) -> StepView:
 
 
 def _groups(
-    state: MeetingState, steps: tuple[StepView, ...], names: dict[bytes, str]
+    state: MeetingState, steps: tuple[StepView, ...], names: dict[bytes, str], threshold: int
 ) -> tuple[StepGroup, ...]:
     # Named answers show their author in the room whatever ``attribute_named``
     # says: that setting decides what the written record keeps (core/record.py).
@@ -218,13 +223,22 @@ def _groups(
                 number,
                 int(items[0].members),
                 int(items[0].slots),
-                tuple(safe_text(item.text, newlines=False) for item in items),
+                # Sorted by item id: the order says nothing about who sent
+                # what or when, and every screen shows the same (issue 12.5).
+                tuple(
+                    safe_text(item.text, newlines=False)
+                    for item in sorted(items, key=lambda item: item.id)
+                ),
             )
             for number, items in sorted(by_round.items())
         )
         values = ratings.get(step.index, [])
         scale = tuple((label, values.count(i)) for i, label in enumerate(step.scale))
-        groups.append(StepGroup(step, tuple(named.get(step.index, ())), anon, scale))
+        held = 0
+        count = sum(len(r.texts) for r in anon)
+        if step.status == "open" and count < threshold:
+            anon, held = (), count
+        groups.append(StepGroup(step, tuple(named.get(step.index, ())), anon, scale, held))
     return tuple(groups)
 
 
@@ -276,6 +290,7 @@ def build_view(
     safety_number: str,
     join_code: str,
     now_ms: int,
+    anon_waiting: int = 0,
 ) -> MeetingView:
     names = display_names(state)
     ids = {s.id: i for i, s in enumerate(state.steps)}
@@ -315,7 +330,7 @@ def build_view(
         members=members,
         safety_number=safety_number,
         epoch=state.epoch,
-        groups=_groups(state, steps, names),
+        groups=_groups(state, steps, names, threshold),
         polls=polls,
         proposals=proposals,
         speaker=None if queue.speaker is None else names.get(queue.speaker, "?"),
@@ -325,7 +340,25 @@ def build_view(
         pause_requests=state.pause_requests,
         anon_threshold=threshold,
         join_code=join_code,
+        anon_waiting=anon_waiting,
     )
+
+
+def anonymous_heading(rounds: tuple[AnonymousRound, ...]) -> str:
+    """One heading over all of a step's anonymous batches (never one per
+    round, which would set a lone item apart), with each distinct round size
+    so a suppressed slot still shows."""
+    count = sum(len(r.texts) for r in rounds)
+    batches = "1 batch" if len(rounds) == 1 else f"{len(rounds)} batches"
+    sizes = sorted({(r.members, r.slots) for r in rounds}, reverse=True)
+    figures = "; ".join(f"{m} members, {s} slots" for m, s in sizes)
+    return f"Anonymous: {count} in {batches} ({figures})"
+
+
+def held_line(held: int, threshold: int) -> str:
+    """What a screen says while a step's first anonymous answers are held."""
+    answers = "1 anonymous answer is" if held == 1 else f"{held} anonymous answers are"
+    return f"{answers} in: shown once {threshold} are, or when the step closes"
 
 
 def format_duration(ms: int) -> str:

@@ -6,6 +6,11 @@
   ``anon_round started`` event) until the last peer has folded the round's
   ``anon.round`` entry. CLOCK_MONOTONIC is shared by all processes on one
   machine, so each peer stamps its own moment. Median of several rounds.
+- ``batch_latency_s``: at 10 members, from the moment the author's item is
+  queued (Enter) until the last peer has folded the round that carries it:
+  median and p95. Items wait for the next beat (core/anon.py ``BEAT_MS``),
+  so this is about half a beat on average and at most a beat plus a round;
+  each sample waits a random time first, so Enter falls anywhere in a beat.
 - ``round_cpu_ms``: the same round's cryptography and encoding, all N
   members in this one process (what a round costs the whole room's CPUs).
 - ``ring_*``: linkable ring signatures, from ``bench.ring``.
@@ -15,20 +20,24 @@
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Any
 
 from nacl import bindings
 
+from ..core.anon import BEAT_MS
 from ..core.identity import Identity
 from ..core.shuffle import RoundStart, pad
 from ..core.shuffle_round import Round
 from ..peerproc import PeerProcess
 from . import ring
-from .common import median
+from .common import median, percentile
 from .net import _close_all, _start, _wait_mesh
 
 SIZES = (5, 10, 30)
+LATENCY_AT = 10  # members
+LATENCY_SAMPLES = 12
 AGENDA: list[dict[str, Any]] = [
     {
         "id": "unsaid",
@@ -67,12 +76,16 @@ def round_cpu_ms(n: int, repeat: int = 3) -> float:
     return median(samples)
 
 
-def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> tuple[float, int]:
+def _round_time(
+    peers: list[PeerProcess], author: PeerProcess, text: str
+) -> tuple[float, float, int]:
     """Queue one contribution; seconds from its round's start to the last peer
-    holding the release, and the round's slot count."""
+    holding the release, seconds from Enter to the same moment, and the
+    round's slot count."""
     for peer in peers:
         peer.forget_history()
-    author.ok(cmd="anon", kind="contrib", step=0, text=text)
+    # The author's own stamp of the moment the item was queued (Enter).
+    entered = float(author.ok(cmd="anon", kind="contrib", step=0, text=text)["t"])
     released = author.wait_event(
         lambda e: (
             e.get("event") == "anon_round"
@@ -134,7 +147,8 @@ def _round_time(peers: list[PeerProcess], author: PeerProcess, text: str) -> tup
                 timeout=30,
             )
             folded.append(own["t"])
-    return float(max(folded) - min(starts)), int(released["slots"])
+    shown = max(folded)
+    return float(shown - min(starts)), float(shown - entered), int(released["slots"])
 
 
 def _meeting(peers: list[PeerProcess]) -> None:
@@ -144,7 +158,9 @@ def _meeting(peers: list[PeerProcess]) -> None:
         peer.ok(cmd="join", code=code, name=f"p{i}", timeout=30)
 
 
-def round_seconds(n: int, rounds: int = 5) -> float:
+def round_seconds(n: int, rounds: int = 5) -> tuple[float, list[float]]:
+    """The median round time at n members, and each full round's Enter to
+    appearance (seconds)."""
     peers = _start(n)
     try:
         _meeting(peers)
@@ -155,12 +171,17 @@ def round_seconds(n: int, rounds: int = 5) -> float:
         # Only rounds that held every peer count: a link that the mesh was
         # still replacing when a round started makes a smaller round.
         full: list[float] = []
+        latencies: list[float] = []
+        jitter = random.Random(n)
         for k in range(3 * rounds):
-            seconds, slots = _round_time(peers, peers[(k * 7 + 1) % n], f"bench round {k}")
+            # Enter falls anywhere in a beat, as a person's would.
+            time.sleep(jitter.uniform(0, BEAT_MS / 1000))
+            seconds, latency, slots = _round_time(peers, peers[(k * 7 + 1) % n], f"bench round {k}")
             if slots == n:
                 full.append(seconds)
+                latencies.append(latency)
             if len(full) == rounds:
-                return median(full)
+                return median(full), latencies
         raise RuntimeError(f"only {len(full)} of {3 * rounds} rounds held all {n} peers")
     finally:
         _close_all(peers)
@@ -169,7 +190,17 @@ def round_seconds(n: int, rounds: int = 5) -> float:
 def run() -> dict[str, Any]:
     result: dict[str, Any] = {"sealedbox_open_us": round(sealedbox_open_us(), 2)}
     result["round_cpu_ms"] = {str(n): round(round_cpu_ms(n), 1) for n in SIZES}
-    result["round_s"] = {str(n): round(round_seconds(n), 3) for n in SIZES}
+    result["round_s"] = {}
+    for n in SIZES:
+        seconds, latencies = round_seconds(n, rounds=LATENCY_SAMPLES if n == LATENCY_AT else 5)
+        result["round_s"][str(n)] = round(seconds, 3)
+        if n == LATENCY_AT:
+            result["batch_latency_s"] = {
+                "members": n,
+                "median": round(median(latencies), 2),
+                "p95": round(percentile(latencies, 95), 2),
+                "beat_s": BEAT_MS / 1000,
+            }
     figures = ring.run()
     result["ring_sign_ms"] = figures["ring_sign_ms"]
     result["ring_verify_ms"] = figures["ring_verify_ms"]

@@ -10,11 +10,20 @@ Rules of this file:
 - Building a slot always costs exactly one ring signature, whatever it holds
   (a dummy signs a throwaway message), so how long a laptop takes to submit
   does not show whether it has something to say.
-- A queued item goes into a round only if the round holds at least three
+- A new item is held until the next beat of the meeting clock (every
+  ``BEAT_MS``); only then may it go into a round. Everything typed between
+  two beats, on every laptop, goes into the same round, so when a round
+  carries an item (in the log or on a screen) says only in which beat it was
+  typed, never when, and the log reader sees it next to that beat's other
+  items (SPEC §13.5 "Batching"). Holding happens on the sender, not on the
+  screens: a modified client reading the log learns no more than a screen.
+- A ready item goes into a round only if the round holds at least three
   members and at least two thirds of those this laptop can reach; otherwise
   the slot is a dummy and the item waits. It leaves the queue once the log
   holds it, and goes back if its round fails.
-- Rounds run on a fixed schedule whether or not anyone has something to say;
+- Rounds run on a fixed schedule aligned to the meeting clock whether or not
+  anyone has something to say (one starts ``LEAD_OFFSET_MS`` after each beat,
+  so clocks that differ by less than that agree on which items are ready);
   the first participant in key order leads, and a round that loses someone
   restarts at once without them.
 """
@@ -57,6 +66,14 @@ COVER_EVENT = b"relsec/v2/anon-cover"
 
 ROUND_INTERVAL_MS = 2000  # while a step or poll takes anonymous input
 IDLE_INTERVAL_MS = 10_000  # otherwise (a pause request still gets through)
+# Items typed between two beats are released together. 10 s: a person's
+# answer waits 0.5-10.5 s, and the beat is long enough that in a room where
+# people write, more than one item usually shares it. Both intervals divide it,
+# so a round starts just after every beat whichever schedule runs.
+BEAT_MS = 10_000
+# Rounds start this long after a multiple of their interval: a laptop whose
+# clock is up to this far behind the leader's still counts the beat as passed.
+LEAD_OFFSET_MS = 500
 EXCLUDE_MS = 30_000  # a member who missed a deadline sits out this long, or until relinked
 APPEND_STAGGER_MS = 1500  # the next participant appends a release if the first has not
 AWAIT_LOG_MS = 15_000  # an item released but not in the log by then is sent again
@@ -181,7 +198,8 @@ class AnonymousChannel:
         self._append = append
         self.timeout_ms = timeout_ms
         self._rng = rng
-        self.queue: list[AnonymousRequest] = []
+        self.queue: list[AnonymousRequest] = []  # ready: their beat has passed
+        self.held: list[tuple[AnonymousRequest, int]] = []  # (item, the beat it waits for)
         self.rounds: dict[bytes, _Running] = {}
         self._early: dict[bytes, list[tuple[bytes, dict[str, Any]]]] = {}
         self._finished: list[bytes] = []
@@ -219,15 +237,23 @@ class AnonymousChannel:
             text = f"This cannot be sent anonymously: {refused.text}."
             raise EntryRefused(Refused(refused.code, text))
         self.queue = [queued for queued in self.queue if not _same_target(queued, request)]
-        if len(self.queue) >= MAX_QUEUE:
+        self.held = [(h, beat) for h, beat in self.held if not _same_target(h, request)]
+        if len(self.queue) + len(self.held) >= MAX_QUEUE:
             raise LocalProtocolError("Too much is waiting to be sent; wait a few rounds.")
-        self.queue.append(request)
+        self.held.append((request, next_beat(self._clock())))
+
+    def _ready(self, now: int) -> None:
+        """Move held items whose beat has passed to the queue, in the order typed."""
+        if self.held and self.held[0][1] <= now:
+            self.queue.extend(request for request, beat in self.held if beat <= now)
+            self.held = [(request, beat) for request, beat in self.held if beat > now]
 
     def pending(self) -> int:
         """Items waiting for a round (or for the log, once released)."""
         self._check_awaiting(self._clock())
         return (
             len(self.queue)
+            + len(self.held)
             + len(self._awaiting)
             + sum(1 for r in self.rounds.values() if r.request is not None)
         )
@@ -344,6 +370,7 @@ class AnonymousChannel:
         present = 1 + sum(1 for p in self._peers() if state.is_member(p))
         if len(start.parts) < shuffle.MIN_PARTICIPANTS or 3 * len(start.parts) < 2 * present:
             return None  # too small an anonymity set: a dummy, and the item waits
+        self._ready(self._clock())
         while self.queue:
             request = self.queue.pop(0)
             if check_anonymous_item(state, wire_item(request)) is None:
@@ -389,7 +416,7 @@ class AnonymousChannel:
         last = self._last_lead_ms
         # The interval is read each time, so opening an anonymous step
         # shortens the wait at once rather than after the idle interval.
-        if last is not None and now < last + self.interval_ms() and not self._restart:
+        if last is not None and now < next_start(last, self.interval_ms()) and not self._restart:
             return
         if any(r.round.outcome is None for r in self.rounds.values()):
             return
@@ -491,6 +518,18 @@ class AnonymousChannel:
         self._awaiting = still
 
 
+def next_beat(now_ms: int) -> int:
+    """The first beat strictly after ``now_ms``: an item typed now waits for it."""
+    return (now_ms // BEAT_MS + 1) * BEAT_MS
+
+
+def next_start(last_ms: int, interval_ms: int) -> int:
+    """When the round after one looked at ``last_ms`` is due: the next
+    ``k * interval + LEAD_OFFSET_MS`` after it. Aligned to the meeting clock
+    (not to the last round), so a round starts just after every beat."""
+    return ((last_ms - LEAD_OFFSET_MS) // interval_ms + 1) * interval_ms + LEAD_OFFSET_MS
+
+
 def release_entries(released: shuffle.Released) -> list[dict[str, Any]]:
     """The ``anon.round`` entries that put a release in the log: all ids and
     the certificate in each, the items split so each entry stays small."""
@@ -517,6 +556,8 @@ __all__ = [
     "AnonymousChannel",
     "RoundStarted",
     "encode_item",
+    "next_beat",
+    "next_start",
     "release_entries",
     "slot_size",
 ]

@@ -34,6 +34,10 @@ def bar_text(app: RelsecApp) -> str:
     return app.screen.query_one(RoomBar).shown_text
 
 
+def toasts(app: RelsecApp) -> list[str]:
+    return [notification.message for notification in app._notifications]
+
+
 async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room) -> None:
     open_step(room, TEXT)
     app = RelsecApp(room.factory)
@@ -138,8 +142,13 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         assert node.submitted == []  # over the slot: refused, text kept
         assert len(compose.input.value) == capacity + 1
         compose.input.value = ""
+        app.clear_notifications()
         await pilot.press(*"I feel unheard", "enter")
         assert node.submitted == [AnonymousAnswer(TEXT, "I feel unheard")]
+        await pilot.pause()
+        # The author's screen gives no sign beyond a quiet count (issue 12.5).
+        assert toasts(app) == []
+        assert "1 waiting" in bar_text(app)
         room.session(2).submit_anonymous(AnonymousAnswer(TEXT, "Me too"))
         room.run_rounds(
             app, lambda: all(len(s.state.anonymous_contributions) == 2 for s in room.net)
@@ -148,12 +157,25 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         screen = app.screen
         assert isinstance(screen, MeetingScreen)
         log = screen.log_text()
-        assert "members, 4 slots)" in log
+        # Fewer than the threshold (3): held on every screen, none set apart.
+        assert "2 anonymous answers are in: shown once 3 are" in log
+        assert "I feel unheard" not in log and "Me too" not in log
+        room.session(1).submit_anonymous(AnonymousAnswer(TEXT, "Same here"))
+        room.run_rounds(
+            app, lambda: all(len(s.state.anonymous_contributions) == 3 for s in room.net)
+        )
+        await pilot.pause()
+        log = screen.log_text()
+        assert "Anonymous: 3 in " in log and "4 members, 4 slots)" in log
+        assert "round" not in log.lower()  # one heading, no round of a lone item
         assert "  - I feel unheard" in log and "  - Me too" in log
         assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
         assert node.submitted[-1] == PauseRequest()
+        await pilot.pause()
+        assert toasts(app) == []  # no "your pause request goes out..."
+        assert "1 waiting" in bar_text(app)
         room.run_rounds(app, lambda: all(s.state.pause_requests == 1 for s in room.net))
         await pilot.pause()
         assert "pause asked (1)" in bar_text(app)

@@ -152,7 +152,15 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     bo.wait_for("anonymous")
     bo.type("I am afraid to say this aloud")
     bo.keys("Enter")
+    # Below the threshold (3) every screen holds it, the author's included.
     for terminal in (ana, bo, cy):
-        screen = terminal.wait_for("I am afraid to say this aloud", timeout=60)
+        screen = terminal.wait_for("1 anonymous answer is in", timeout=60)
+        assert "I am afraid to say this aloud" not in screen
+    for text in ("Nobody asked us", "The budget is a secret"):
+        bo.type(text)
+        bo.keys("Enter")
+    for terminal in (ana, bo, cy):
+        screen = terminal.wait_for("The budget is a secret", timeout=90)
+        assert "I am afraid to say this aloud" in screen
         assert "Bo: I am afraid" not in screen
-        assert "(3 members, 3 slots)" in screen  # the round's count
+        assert "3 members, 3 slots)" in screen  # the rounds' count

@@ -772,3 +772,61 @@ def test_a_release_back_dated_before_its_poll_cannot_swallow_the_votes() -> None
     assert room.state.polls[poll].latest_anonymous() == {}
     room.release(data, author=C)  # an honest participant's entry of the same round
     assert sorted(room.state.polls[poll].latest_anonymous().values()) == ["agree", "agree", "block"]
+
+
+def test_items_typed_within_one_beat_appear_together_on_every_laptop() -> None:
+    """Issue 12.5: three authors press Enter at different moments of one beat
+    (an answer, a pause request, another answer); on each laptop all three
+    appear at the same moment, after the beat, in one round. So the moment an
+    item appears (on a screen or in the log) says nothing about who pressed
+    Enter when."""
+    net = meeting(5)
+    open_step(net, UNSAID)
+    beat = anon.next_beat(net.now_ms)
+    typed = {
+        1200: (1, AnonymousAnswer(UNSAID, "the deadline scares me")),
+        4700: (2, PauseRequest()),
+        9400: (3, AnonymousAnswer(UNSAID, "we never talk about money")),
+    }
+    seen: list[dict[str, int]] = [{} for _ in net]
+
+    def look() -> None:
+        for i, session in enumerate(net):
+            state = session.state
+            for item in state.anonymous_contributions:
+                seen[i].setdefault(item.text, net.now_ms)
+            if state.pause_requests:
+                seen[i].setdefault("pause", net.now_ms)
+
+    while any(len(s) < 3 for s in seen):
+        assert net.now_ms < beat + 30_000, seen
+        net.advance(100)
+        offset = net.now_ms - (beat - anon.BEAT_MS)
+        if offset in typed:
+            who, request = typed[offset]
+            net[who].submit_anonymous(request)
+            assert net[who].anonymous.pending() == 1
+        net.tick_rounds()
+        net.deliver_all()
+        if net.now_ms % 1000 == 0:
+            net.tick_all()
+            net.deliver_all()
+        look()
+    for times in seen:
+        assert len(set(times.values())) == 1, times  # one moment for all three
+        assert min(times.values()) >= beat + anon.LEAD_OFFSET_MS  # none before the beat's round
+    rounds = {c.round for c in net[0].state.anonymous_contributions}
+    assert rounds == {1}  # one batch, one round
+    assert [e.type for e in net[0].log.entries()].count("anon.round") == 1
+    assert all(s.anonymous.pending() == 0 for s in net)
+
+
+def test_rounds_start_just_after_each_beat() -> None:
+    assert anon.next_beat(20_000) == 30_000
+    assert anon.next_beat(29_999) == 30_000
+    assert anon.next_start(20_600, anon.ROUND_INTERVAL_MS) == 22_500
+    assert anon.next_start(20_400, anon.ROUND_INTERVAL_MS) == 20_500
+    assert anon.next_start(20_500, anon.IDLE_INTERVAL_MS) == 30_500
+    # Both schedules put a round just after every beat.
+    for interval in (anon.ROUND_INTERVAL_MS, anon.IDLE_INTERVAL_MS):
+        assert anon.BEAT_MS % interval == 0

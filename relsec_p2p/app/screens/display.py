@@ -17,7 +17,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Digits, Static
 
-from ..view import MeetingView
+from ..view import MeetingView, anonymous_heading, held_line
 from ..widgets.panels import poll_text
 
 
@@ -74,13 +74,12 @@ class DisplayScreen(Screen[None]):
         answers = Text()
         group = None if step is None else view.groups[step.index]
         if group is not None and group.rounds:
+            answers.append(anonymous_heading(group.rounds) + "\n", style="italic dim")
             for anon in group.rounds:
-                answers.append(
-                    f"Anonymous, round {anon.round} ({anon.members} members, {anon.slots} slots)\n",
-                    style="italic dim",
-                )
                 for line in anon.texts:
                     answers.append(f"- {line}\n\n", style="bold")
+        elif group is not None and group.held:
+            answers.append(held_line(group.held, view.anon_threshold), style="dim")
         elif step is not None and step.allows_anonymous:
             answers.append("No anonymous answers yet.", style="dim")
         answers.rstrip()

@@ -129,7 +129,7 @@ class MeetingScreen(Screen[None]):
         self.query_one(AgendaList).show(view)
         self.query_one(RosterPanel).show(view, show_code=bool(self.show_code))
         self.query_one(PromptPanel).show(view)
-        self.query_one(ContributionLog).show(view.groups, view.current)
+        self.query_one(ContributionLog).show(view.groups, view.current, view.anon_threshold)
         self.query_one(PollPanel).show(view)
         compose = self.query_one(ComposeBox)
         was_writable = compose.can_write
@@ -155,6 +155,8 @@ class MeetingScreen(Screen[None]):
     def _result(self, problem: str | None) -> None:
         if problem:
             self.notify(problem, severity="warning", timeout=6)
+        else:
+            self.relsec.redraw()  # e.g. "1 waiting" at once, before the log changes
 
     # -- writing ----------------------------------------------------------------------
 
@@ -209,9 +211,9 @@ class MeetingScreen(Screen[None]):
     ) -> None:
         problem = self.meeting.write(text, anonymous=anonymous, kind=kind, ref=ref, tag=tag)
         if problem is None:
+            # No toast for an anonymous item: it would be a sign on the
+            # author's screen alone (issue 12.5); the status line counts it.
             self.query_one(ComposeBox).clear()
-            if anonymous:
-                self.notify("Sent to the next anonymous round.", timeout=3)
         self._result(problem)
 
     def action_write(self) -> None:
@@ -241,10 +243,9 @@ class MeetingScreen(Screen[None]):
         self._result(self.meeting.toggle_hand())
 
     def action_pause(self) -> None:
-        problem = self.meeting.ask_pause()
-        if problem is None:
-            self.notify("Your pause request goes out in the next anonymous round.", timeout=4)
-        self._result(problem)
+        # No toast: everyone's screen shows "Someone asked for a pause" when it
+        # is released, and the asker's no sooner (issue 12.5).
+        self._result(self.meeting.ask_pause())
 
     def action_vote(self) -> None:
         view = self.view

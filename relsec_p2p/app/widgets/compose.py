@@ -2,8 +2,10 @@
 
 Rules of this file: the box offers only the modes the current prompt allows
 (a named-only prompt never shows the anonymous switch as on, and the other
-way round); in anonymous mode it shows how many characters the slot still
-takes. It sends nothing itself: it posts ``ComposeBox.Send`` and the screen
+way round); both modes look alike (same colours, and how many characters
+are left shows only near the limit, ``SHOW_LEFT_BELOW``), so a glance at a
+screen across the room does not tell an anonymous answer from a named one
+(issue 12.5). It sends nothing itself: it posts ``ComposeBox.Send`` and the screen
 acts on the node.
 """
 
@@ -21,13 +23,14 @@ from textual.widgets import Input, Static
 from ...core.state import MAX_TEXT
 from ..view import StepView
 
+SHOW_LEFT_BELOW = 200  # characters left before the count shows, in either mode
+
 
 class ComposeBox(Horizontal):
     DEFAULT_CSS = """
     ComposeBox { height: 1; border-top: none; }
     ComposeBox > #compose-mode { width: 11; height: 1; content-align: center middle;
         text-style: bold; background: $primary 40%; }
-    ComposeBox > #compose-mode.-anonymous { background: $secondary 60%; }
     ComposeBox > Input { width: 1fr; }
     ComposeBox > #compose-left { width: 9; height: 1; content-align: center middle; }
     ComposeBox > #compose-left.-over { color: $error; text-style: bold; }
@@ -109,9 +112,10 @@ class ComposeBox(Horizontal):
     # -- labels ------------------------------------------------------------------
 
     def remaining(self) -> int | None:
-        if not self.anonymous:
+        if not self.can_write:
             return None
-        return self.capacity - len(self.input.value)
+        limit = self.capacity if self.anonymous else MAX_TEXT
+        return limit - len(self.input.value)
 
     def _refresh_labels(self) -> None:
         # Runs on every key typed: change (and so re-lay out) only what differs.
@@ -122,7 +126,6 @@ class ComposeBox(Horizontal):
         left = self.query_one("#compose-left", Static)
         field = self.input
         step = self.step
-        mode.set_class(self.anonymous, "-anonymous")
         if not self.can_write:
             label = "-"
             if step is None:
@@ -144,7 +147,8 @@ class ComposeBox(Horizontal):
             field.placeholder = placeholder
         remaining = self.remaining()
         self._put(mode, label)
-        self._put(left, "" if remaining is None else f"{remaining} left")
+        shown = remaining is not None and remaining < SHOW_LEFT_BELOW
+        self._put(left, f"{remaining} left" if shown else "")
         left.set_class(remaining is not None and remaining < 0, "-over")
 
     def _put(self, widget: Static, text: str) -> None:

@@ -3,8 +3,9 @@
 Rules of this file: a meeting may hold thousands of lines, so the widget
 wraps text once per change (or width) and renders only the visible lines
 (Textual's line API, as its ``Log`` widget does). Named items carry their
-author; anonymous ones never do, and each anonymous round says how many
-members and slots it had, so a suppressed slot shows.
+author; anonymous ones never do: they stand under one heading per step, in
+batch order and sorted within a batch, and the heading says how many members
+and slots the rounds had, so a suppressed slot shows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..view import StepGroup
+from ..view import StepGroup, anonymous_heading, held_line
 
 INDENT = "  "
 
@@ -48,6 +49,7 @@ class ContributionLog(ScrollView, can_focus=True):
         super().__init__(id=id, classes=classes)
         self._groups: tuple[StepGroup, ...] = ()
         self._current: int | None = None
+        self._threshold = 0
         self._lines: list[Text] = []
         self._group_starts: dict[int, int] = {}
         self._wrapped_at = -1
@@ -56,9 +58,10 @@ class ContributionLog(ScrollView, can_focus=True):
 
     # -- data -----------------------------------------------------------------
 
-    def show(self, groups: tuple[StepGroup, ...], current: int | None) -> None:
-        if groups == self._groups and current == self._current:
+    def show(self, groups: tuple[StepGroup, ...], current: int | None, threshold: int) -> None:
+        if groups == self._groups and current == self._current and threshold == self._threshold:
             return
+        self._threshold = threshold
         step_changed = current != self._current
         at_end = self.scroll_y >= self.max_scroll_y
         self._groups, self._current = groups, current
@@ -107,9 +110,11 @@ class ContributionLog(ScrollView, can_focus=True):
                     head = f"{item.author}{tag}"
                     spans = [Span(0, len(item.author), styles["author"])]
                 out.append((None, "item", Text(f"{head}: {item.text}", spans=spans)))
+            if group.held:
+                plain(held_line(group.held, self._threshold), "round")
+            if group.rounds:
+                plain(anonymous_heading(group.rounds), "round")
             for anon in group.rounds:
-                plain(f"Anonymous, round {anon.round} "
-                      f"({anon.members} members, {anon.slots} slots)", "round")  # fmt: skip
                 for text in anon.texts:
                     plain(f"{INDENT}- {text}")
             if any(count for _, count in group.ratings):

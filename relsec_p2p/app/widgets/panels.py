@@ -51,6 +51,10 @@ class RoomBar(Panel):
         text.append(view.title or "Meeting", style="bold")
         if view.pause_requests:
             text.append(f"   pause asked ({view.pause_requests})", style="bold")
+        if view.anon_waiting:
+            # Quiet and the same on every kind of item: nothing says it is an
+            # answer, a vote or a pause, nor flashes when it goes (issue 12.5).
+            text.append(f"   {view.anon_waiting} waiting", style="dim")
         if not acknowledged:
             text.append(
                 "\nThe roster changed: read the safety number aloud, count heads, press k.",
