@@ -2,8 +2,9 @@
 
 10 000 entries from 20 authors are delivered to a fresh Session in shuffled
 order, in sync batches, exactly as the network layer would hand them over;
-entries whose author is not yet known are rejected and re-delivered in a
-second anti-entropy pass, as sync does for real. The baseline is raw PyNaCl
+entries whose author is not yet known are held until their roster.add
+arrives (SPEC §3.4); any the hold had to evict are re-delivered in a second
+anti-entropy pass, as sync does for real. The baseline is raw PyNaCl
 Ed25519 verification of the same entries in the same run.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 from nacl.signing import VerifyKey
 
 from ..core.codec import pack
-from ..core.errors import UnknownAuthor
+from ..core.errors import HoldFull
 from ..core.events import InputRejected
 from ..core.feed import ENTRY_CONTEXT, Entry, encode_entry
 from ..core.identity import Identity
@@ -91,7 +92,7 @@ def ingest_shuffled(
         unknown = 0
         for payload in payloads:
             for event in receiver.receive(peer, payload):
-                if isinstance(event, InputRejected) and isinstance(event.error, UnknownAuthor):
+                if isinstance(event, InputRejected) and isinstance(event.error, HoldFull):
                     unknown += 1
         if not unknown:
             break

@@ -7,6 +7,8 @@
   time until the last peer has folded it (CLOCK_MONOTONIC is shared by all
   processes on one machine, so peers stamp the moment themselves).
 - ``sync_10k_s``: a late joiner catches up a log of 10 000 entries.
+- ``verify_floor_s``: 10 000 Ed25519 verifications (PyNaCl) of entries in
+  this process, the same run: the least any catch-up of 10 000 entries costs.
 - ``tcp_rtt_ms``: the baseline, a raw loopback TCP echo in this process.
 """
 
@@ -20,6 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
+from nacl.signing import SigningKey
+
+from ..core.feed import ENTRY_CONTEXT
 from ..peerproc import SAMPLE_AGENDA, PeerProcess
 from .common import median, percentile
 
@@ -125,6 +130,20 @@ def sync_late_joiner(total: int = 10_000) -> float:
         _close_all(peers)
 
 
+def verify_floor(total: int = 10_000) -> float:
+    """Seconds to verify ``total`` signatures over the entry label and a body
+    of a typical contribution's size, with one VerifyKey (the log keeps one
+    per author)."""
+    signer = SigningKey(bytes(32))
+    bodies = [b"%d" % i + bytes(180) for i in range(total)]
+    signed = [(signer.sign(ENTRY_CONTEXT + body).signature, body) for body in bodies]
+    verify = signer.verify_key.verify
+    started = time.perf_counter()
+    for signature, body in signed:
+        verify(ENTRY_CONTEXT + body, signature)
+    return time.perf_counter() - started
+
+
 def tcp_rtt(rounds: int = 2000) -> float:
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]
@@ -157,4 +176,5 @@ def run() -> dict[str, Any]:
         "discovery_join_s": round(median([discovery_join(5) for _ in range(3)]), 3),
         "fanout_ms": {"5": fanout(5), "20": fanout(20)},
         "sync_10k_s": round(sync_late_joiner(), 3),
+        "verify_floor_s": round(verify_floor(), 3),
     }

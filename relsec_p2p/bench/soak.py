@@ -541,6 +541,10 @@ class Soak:
             "loss_pct": LOSS_PERCENT,
             "anon_rounds": {k: len(v) for k, v in self.rounds.items()},
             "events": dict(sorted(self.events.items())),
+            # Entries refused because their author was not known yet: held
+            # instead since SPEC §3.4, so any count here is waste (issue 13.8).
+            "unknown_author_refusals": self.events["rejected: unknown_author"]
+            + self.events["rejected: hold_full"],
             "peer_log_errors": len(errors),
             "peer_log_error_lines": sorted(set(errors))[:5],
             "max_rss_mb": dict(sorted(max_rss.items(), key=lambda kv: int(kv[0]))),

@@ -112,7 +112,7 @@ class WrongMeeting(RemoteProtocolError):
 
 
 class UnknownAuthor(RemoteProtocolError):
-    """The author was never a member of this meeting's roster."""
+    """The author is not a member the fold has added (SPEC §3.3)."""
 
     code = "unknown_author"
 
@@ -138,6 +138,14 @@ class BufferFull(RemoteProtocolError):
     """Out-of-order entries beyond the gap buffer's bound are dropped."""
 
     code = "buffer_full"
+
+
+class HoldFull(RemoteProtocolError):
+    """Entries of a key not known yet beyond the hold's bound (SPEC §3.3):
+    refused, or the oldest held one evicted; sync brings them again once
+    their author is known."""
+
+    code = "hold_full"
 
 
 class BadForkProof(RemoteProtocolError):

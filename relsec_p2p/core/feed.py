@@ -11,6 +11,10 @@ Rules of this file (normative text: protocol/SPEC.md §3):
   different signed entry at the same place is a fork proof, kept and shared,
   and the author's feed freezes before the fork (SPEC §3.5).
 - Out-of-order entries wait in a bounded gap buffer for their predecessor.
+- Entries by a key not known yet (a member whose ``roster.add`` has not
+  arrived) wait, signature checked, in a bounded hold until the key becomes
+  known; when the hold is full the oldest held entry is evicted (sync
+  fetches it again once its author is known).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .errors import (
     BrokenChain,
     BufferFull,
     FrozenFeed,
+    HoldFull,
     LocalProtocolError,
     MalformedFrame,
     RemoteProtocolError,
@@ -50,6 +55,11 @@ MAX_LAMPORT = (1 << 53) - 1
 MAX_LAMPORT_STEP = 1 << 24  # larger jumps are ignored by the local clock hint
 MAX_PENDING_PER_AUTHOR = 1024
 MAX_PENDING_TOTAL = 16 * 1024
+# Entries held for keys not known yet (SPEC §3.3). A late joiner receives a
+# member's entries before the roster.add that introduces them when feeds
+# arrive sorted by key; one batch (1 MiB) holds a few thousand small entries.
+MAX_HELD_PER_AUTHOR = 4096
+MAX_HELD_TOTAL = 16 * 1024
 
 
 def entry_hash(body: bytes) -> bytes:
@@ -214,6 +224,8 @@ class IngestResult:
     buffered: Entry | None = None
     fork: ForkProof | None = None
     removed: list[Entry] = field(default_factory=list)
+    held: Entry | None = None
+    evicted: list[Entry] = field(default_factory=list)
 
 
 class Log:
@@ -229,6 +241,10 @@ class Log:
         self._pending_total = 0
         self._forks: dict[bytes, ForkProof] = {}
         self._verify_keys: dict[bytes, VerifyKey] = {}
+        # Insertion order is age: eviction takes the oldest first, so junk
+        # that never becomes known ages out before fresh honest entries.
+        self._held: dict[tuple[bytes, int], Entry] = {}
+        self._held_per_author: dict[bytes, int] = {}
         self.max_lamport = 0
 
     # -- reading ----------------------------------------------------------
@@ -271,6 +287,14 @@ class Log:
         """How many entries wait in the buffer for the ones before them (all authors)."""
         return self._pending_total
 
+    @property
+    def held_count(self) -> int:
+        """How many entries of not-yet-known keys are held (all keys)."""
+        return len(self._held)
+
+    def held_authors(self) -> list[bytes]:
+        return list(self._held_per_author)
+
     # -- writing ----------------------------------------------------------
 
     def _verify(self, entry: Entry) -> None:
@@ -297,6 +321,69 @@ class Log:
             # costs no signature check (and changes nothing: see ``add``).
             self._verify(entry)
         return entry
+
+    def hold(self, entry: Entry) -> IngestResult:
+        """Keep an entry whose author is not known yet until ``release`` (SPEC
+        §3.3). The signature is checked against the claimed key first, so
+        only what that key signed is held. A key already holding
+        ``MAX_HELD_PER_AUTHOR`` entries gets ``HoldFull`` (nothing changes);
+        a full hold evicts its oldest entry, listed in ``evicted``."""
+        if entry.mid != self.mid:
+            raise WrongMeeting("entry belongs to another meeting")
+        place = (entry.author, entry.seq)
+        held = self._held.get(place)
+        if held is not None and held.envelope == entry.envelope:
+            return IngestResult(duplicate=True)
+        self._verify(entry)
+        if held is not None:
+            # Two signed entries at one place: the first stays; the fork is
+            # found (and proven) by ``add`` once the author is known and
+            # sync brings the other one again. Nothing changes here.
+            return IngestResult()
+        count = self._held_per_author.get(entry.author, 0)
+        if count >= MAX_HELD_PER_AUTHOR:
+            raise HoldFull("too many entries held for a key not known yet")
+        evicted = []
+        if len(self._held) >= MAX_HELD_TOTAL:
+            oldest = next(iter(self._held))
+            evicted.append(self._unhold(oldest))
+        self._held[place] = entry
+        # Read again: the eviction may have taken one of this author's.
+        self._held_per_author[entry.author] = self._held_per_author.get(entry.author, 0) + 1
+        return IngestResult(held=entry, evicted=evicted)
+
+    def _unhold(self, place: tuple[bytes, int]) -> Entry:
+        entry = self._held.pop(place)
+        left = self._held_per_author[place[0]] - 1
+        if left:
+            self._held_per_author[place[0]] = left
+        else:
+            del self._held_per_author[place[0]]
+        return entry
+
+    def release(self, author: bytes) -> tuple[IngestResult, list[RemoteProtocolError]]:
+        """Place the held entries of an author now known, in seq order (their
+        signatures were checked when held). Returns what was placed and why
+        any was not (a broken chain, a full gap buffer, a frozen feed): those
+        are dropped like any refused entry, and sync brings them again."""
+        if not self._is_known(author):
+            raise LocalProtocolError("release only entries of a known author")
+        places = sorted(place for place in self._held if place[0] == author)
+        total = IngestResult()
+        errors: list[RemoteProtocolError] = []
+        for place in places:
+            entry = self._unhold(place)
+            try:
+                result = self.add(entry)
+            except RemoteProtocolError as error:
+                errors.append(error)
+                continue
+            total.accepted.extend(result.accepted)
+            if result.fork is not None and total.fork is None:
+                total.fork, total.removed = result.fork, result.removed
+            if result.buffered is not None:
+                total.buffered = result.buffered
+        return total, errors
 
     def _holds(self, entry: Entry) -> bool:
         # The whole envelope, not the body hash: the hash leaves out the

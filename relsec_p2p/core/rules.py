@@ -53,6 +53,7 @@ from .poll_rules import (
 from .refusals import Refusal, Refused
 from .state import (
     MAX_MEMBERS,
+    MAX_MEMBERS_EVER,
     MAX_TAG,
     MAX_TEXT,
     MAX_TITLE,
@@ -166,6 +167,10 @@ def check_add(state: MeetingState, entry: Entry) -> Refused | None:
         return Refused(Refusal.RING_KEY_TAKEN, "ring keys must be distinct")
     if len(state.active_members()) >= MAX_MEMBERS:
         return Refused(Refusal.ROSTER_FULL, "the roster is full")
+    if len(state.members) >= MAX_MEMBERS_EVER:
+        # The fold's members are the known authors (SPEC §3.3): bounding them
+        # here bounds every laptop's feeds alike, whatever the arrival order.
+        return Refused(Refusal.ROSTER_FULL, "1 024 members have been added to this meeting")
     return None
 
 

@@ -26,6 +26,7 @@ from .anon import AnonymousChannel, Report
 from .codec import DEFAULT_MAX_FRAME, FRAME_LIMITS, pack, unpack
 from .errors import (
     EntryRefused,
+    HoldFull,
     LocalProtocolError,
     MalformedFrame,
     RemoteProtocolError,
@@ -48,14 +49,13 @@ from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
 from .rules import apply_entry, fold, why_ignored
-from .state import MeetingState
+from .state import MAX_MEMBERS_EVER, MeetingState
 
 Clock = Callable[[], int]
 
 # Room for the message's own fields around a batch of entries.
 _BATCH_BUDGET = DEFAULT_MAX_FRAME - 4096
 MAX_WANT_RANGES = 256
-MAX_KNOWN_AUTHORS = 1024
 MAX_ENTRIES_PER_WANT = 20_000
 
 
@@ -73,8 +73,11 @@ class Session:
         self.mid = mid
         self.creator = creator
         self._clock = clock
+        # Known authors (SPEC §3.3): the creator and every key the fold has
+        # added, so the set depends only on the log, not on arrival order,
+        # and the fold bounds it (MAX_MEMBERS_EVER).
         self._known: set[bytes] = {creator}
-        self.log = Log(mid, self._known.__contains__)
+        self.log = Log(mid, self._is_known)
         self._state = MeetingState(mid=mid, creator=creator)
         self._last_folded: tuple[int, bytes, int] | None = None
         self._dirty = False
@@ -147,6 +150,7 @@ class Session:
             self._state = fold(self.mid, self.creator, ordered, frozen)
             self._last_folded = ordered[-1].order_key if ordered else None
             self._dirty = False
+            self._known = {self.creator, *self._state.members}
         return self._state
 
     def digest(self) -> bytes:
@@ -179,17 +183,27 @@ class Session:
 
     # -- folding --------------------------------------------------------------
 
+    def _is_known(self, key: bytes) -> bool:
+        if key in self._known:
+            return True
+        if self._dirty:
+            self.state  # noqa: B018 -- a pending full fold may add members
+        return key in self._known
+
+    def _release_held(self, peer: bytes | None, events: list[Event]) -> None:
+        """Place the held entries of every key the fold has added since they
+        arrived; placing them can add further members, so repeat."""
+        while True:
+            ready = [au for au in self.log.held_authors() if self._is_known(au)]
+            if not ready:
+                return
+            for author in ready:
+                result, errors = self.log.release(author)
+                self._take(result, events)
+                if peer is not None:
+                    events.extend(InputRejected(peer, error) for error in errors)
+
     def _note_accepted(self, entry: Entry) -> None:
-        if entry.type == "roster.add":
-            key = entry.data.get("key")
-            # Bounded: a member could name keys in roster.add entries the fold
-            # ignores, to make every laptop track ever more authors.
-            if (
-                isinstance(key, bytes)
-                and len(key) == KEY_BYTES
-                and len(self._known) < MAX_KNOWN_AUTHORS
-            ):
-                self._known.add(key)
         if entry.type == "facil.absent":
             # A declaration can void a hand-over already folded (wherever it
             # sorts): the full fold reads every declaration (SPEC §6.2).
@@ -202,6 +216,8 @@ class Session:
             return
         applied = apply_entry(self._state, entry) is None
         self._last_folded = key_order
+        if applied and entry.type == "roster.add":
+            self._known.add(entry.data["key"])
         if applied and entry.type == "roster.remove":
             # Entries of the removed member past ``upto`` may already be
             # folded; the full fold knows how to take them out (SPEC §5.3).
@@ -241,6 +257,8 @@ class Session:
             raise EntryRefused(refused)
         self._take(self.log.add(entry), [])
         self._new_entries.append(entry)
+        # Our own roster.add may introduce a key whose entries are held.
+        self._release_held(None, [])
         return entry
 
     def _next_lamport(self, head: Entry | None) -> int:
@@ -479,7 +497,6 @@ class Session:
     def _on_entries(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         if set(message) != {"t", "mid", "e"} or not isinstance(message["e"], list):
             raise MalformedFrame("entries has e: [entry, ...]")
-        waiting: list[Entry] = []
         buffered: set[bytes] = set()
         for envelope in message["e"]:
             if not isinstance(envelope, bytes):
@@ -489,18 +506,11 @@ class Session:
             except RemoteProtocolError as error:
                 events.append(InputRejected(peer, error))
                 continue
-            self._ingest_one(peer, entry, events, waiting, buffered)
+            self._ingest_one(peer, entry, events, buffered)
         # A batch may carry a member's entries before the roster.add that
-        # introduces them: retry those while retrying helps.
-        while waiting:
-            before = len(self._known)
-            retry, waiting = waiting, []
-            for entry in retry:
-                self._ingest_one(peer, entry, events, waiting, buffered)
-            if len(self._known) == before:
-                break
-        for _ in waiting:
-            events.append(InputRejected(peer, UnknownAuthor("author is not in the roster")))
+        # introduces them (feeds travel sorted by key): they were held, and
+        # go in now rather than being refused and fetched again.
+        self._release_held(peer, events)
         ranges = []
         for author in sorted(buffered):
             missing = self.log.missing_range(author)
@@ -510,21 +520,18 @@ class Session:
             self._send(peer, _sync_message("want", self.mid, r=ranges[:MAX_WANT_RANGES]))
 
     def _ingest_one(
-        self,
-        peer: bytes,
-        entry: Entry,
-        events: list[Event],
-        waiting: list[Entry],
-        buffered: set[bytes],
+        self, peer: bytes, entry: Entry, events: list[Event], buffered: set[bytes]
     ) -> None:
         try:
-            result = self.log.add(self.log.authenticate_entry(entry))
-        except UnknownAuthor:
-            waiting.append(entry)
-            return
+            try:
+                result = self.log.add(self.log.authenticate_entry(entry))
+            except UnknownAuthor:
+                result = self.log.hold(entry)
         except RemoteProtocolError as error:
             events.append(InputRejected(peer, error))
             return
+        for _ in result.evicted:
+            events.append(InputRejected(peer, HoldFull("the oldest held entry was evicted")))
         self._take(result, events)
         if result.buffered is not None:
             buffered.add(result.buffered.author)
@@ -535,7 +542,7 @@ class Session:
             set(message) != {"t", "mid", "heads", "forks"}
             or not isinstance(heads, list)
             or not isinstance(their_forks, list)
-            or len(their_forks) > MAX_KNOWN_AUTHORS
+            or len(their_forks) > MAX_MEMBERS_EVER
         ):
             raise MalformedFrame(
                 "have has heads: [[author, seq, hash], ...] and forks: [[author, seq], ...]"

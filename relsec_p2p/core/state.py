@@ -41,6 +41,9 @@ MAX_STEPS = 64
 MAX_AGENDA_BYTES = 64_000
 MAX_SCALE = 11
 MAX_MEMBERS = 256
+# Members ever added (gone ones included): the keys whose feeds a laptop
+# takes in (SPEC §3.3), so this bounds feeds, a cut and a `have` alike.
+MAX_MEMBERS_EVER = 1024
 
 DEFAULT_SETTINGS: dict[str, Any] = {
     "quorum_pct": 75,

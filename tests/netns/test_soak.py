@@ -50,9 +50,10 @@ def test_short_soak_loses_nothing() -> None:
     # within every limit (no link cut off, no input refused).
     assert result["actions"] >= 0.8 * 5 * SECONDS
     assert set(result["actions_by_kind"]) == {"anon", "contrib", "hand", "poll", "proposal", "vote"}
-    # unknown_author is honest: a joiner refuses entries of members it does
-    # not know yet and fetches them again (known waste, nothing lost).
-    refused = [e for e in result["events"] if "rejected" in e and "unknown_author" not in e]
+    # A joiner holds entries of members it does not know yet (SPEC §3.4):
+    # none is refused and fetched again.
+    assert result["unknown_author_refusals"] == 0, result["events"]
+    refused = [e for e in result["events"] if "rejected" in e]
     assert not [e for e in result["events"] if "slow" in e or "flood" in e] + refused
     assert result["peer_log_errors"] == 0, result["peer_log_error_lines"]
     assert sorted(result["max_rss_mb"], key=int) == [str(i) for i in range(10)]

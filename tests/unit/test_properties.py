@@ -417,7 +417,7 @@ def forgeries(draw: st.DrawFn) -> tuple[str, bytes, set[str] | None]:
         return (
             kind,
             entries_frame(MID, pack([raw, OUTSIDER.sign(ENTRY_CONTEXT, raw)])),
-            {"unknown_author"},
+            None,  # held until the fold adds the key (SPEC §3.4): no event, no change
         )
     if kind == "wrong-mid-entry":
         fields = unpack(body)

@@ -248,7 +248,7 @@ def test_one_bad_entry_does_not_spoil_the_batch() -> None:
         alice.me, entries_frame(MID, e1.envelope, b"junk", stranger.envelope, e2.envelope)
     )
     assert [e.seq for e in accepted(events)] == [e1.seq, e2.seq]
-    assert sorted(codes(events)) == ["malformed", "unknown_author"]
+    assert codes(events) == ["malformed"] and net[1].log.held_count == 1
 
 
 def test_a_batch_may_introduce_its_own_authors() -> None:
@@ -268,11 +268,18 @@ def test_a_batch_may_introduce_its_own_authors() -> None:
     assert add.data["key"] == late_key.key
 
 
-def test_an_unknown_author_is_rejected() -> None:
+def test_an_unknown_authors_entry_is_held_until_the_fold_adds_the_key() -> None:
     net = FakeNetwork.meeting(2)
-    stranger = forge_next(net[0], "hand.raise", {}, identity=OUTSIDER)
-    events = net[1].receive(net[0].me, entries_frame(MID, stranger.envelope))
-    assert codes(events) == ["unknown_author"]
+    alice, bob = net
+    # Written after the roster.add it expects (a later clock), as a new
+    # member's first entries are.
+    stranger = forge_next(alice, "hand.raise", {}, identity=OUTSIDER, lam=1000)
+    events = bob.receive(alice.me, entries_frame(MID, stranger.envelope))
+    assert events == [] and bob.log.held_count == 1 and len(bob.log.feed(OUTSIDER.key)) == 0
+    add = alice.add_member(OUTSIDER.key, OUTSIDER.ring_key, "Olu")
+    events = bob.receive(alice.me, entries_frame(MID, add.envelope))
+    assert [e.hash for e in accepted(events)] == [add.hash, stranger.hash]
+    assert bob.log.held_count == 0 and bob.state.queue.waiting == [OUTSIDER.key]
 
 
 # --- sync: have, want, fork ---------------------------------------------------------------
