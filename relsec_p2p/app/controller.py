@@ -76,6 +76,8 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.STALE_TERM,
         Refusal.SELF_ABSENT,
         Refusal.OVERRULED,
+        Refusal.NOT_AWAY,
+        Refusal.STALE_RETURN,
         Refusal.STEP_ALREADY_OPEN,
         Refusal.ANONYMOUS_ONLY,
         Refusal.NAMED_ONLY,

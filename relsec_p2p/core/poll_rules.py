@@ -4,7 +4,9 @@ tally.sign, tally.object and outcome.record.
 Rules of this file (normative text: protocol/SPEC.md §6.5):
 - A close decides its poll from its own cut alone: the members it counts are
   those active when the membership entries inside the cut are folded again on
-  their own; the votes are each counted member's latest vote inside the cut;
+  their own, and its quorum is over those of them present there (not declared
+  away, or voting inside the cut); the votes are each counted member's latest
+  vote inside the cut;
   its author must have been the facilitator there. No entry outside the cut,
   whatever its Lamport clock, changes a close's members, votes or result.
 - A close may only cover entries that the fold has already passed: a cut that
@@ -51,6 +53,9 @@ MEMBERSHIP_TYPES = frozenset(
         "roster.add",
         "roster.leave",
         "roster.remove",
+        "roster.replace",
+        "roster.away",
+        "roster.back",
         "facil.handover",
         "facil.absent",
     }
@@ -183,20 +188,27 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
     poll = state.polls[entry.data["poll"]]
     cut = effective_cut(state, entry)
     assert cut is not None  # noqa: S101 (checked)
-    members = frozenset(m.key for m in membership_in_cut(state, cut, sub_fold).active_members())
+    inside = membership_in_cut(state, cut, sub_fold)
+    members = frozenset(m.key for m in inside.active_members())
+    # The quorum counts the members present in the cut (SPEC §6.5, §6.1
+    # "Presence"); a member declared away who voted inside it was there.
+    present = {m.key for m in inside.present_members()}
     counts = dict.fromkeys(CHOICES, 0)
     if state.steps[poll.step].counts_anonymously():
         # Anonymous votes count if the entry that released them is in the cut.
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
+        counted = max(len(present), sum(counts.values()))
     else:
         # Every ballot inside the cut, whether or not the fold applied it where
         # it sorts: a removal or a close back-dated before it cannot take it out.
         for author, choice in latest_ballots(state, poll.id, cut).items():
             if author in members:
                 counts[choice] += 1
+                present.add(author)
+        counted = len(present)
     poll.status = "closed"
-    result = decide(counts, len(members), state.settings)
+    result = decide(counts, counted, state.settings)
     poll.closes.append(
         Close(
             id=entry.hash,
