@@ -294,6 +294,15 @@ class Meeting:
     def leave(self) -> str | None:
         return self._act(Session.leave)
 
+    def remove(self, who: bytes) -> str | None:
+        """Take a member out of the meeting (facilitator; ``roster.remove``)."""
+        return self._act(partial(Session.remove, who=who))
+
+    def replace_member(self, who: bytes, by: bytes) -> str | None:
+        """Say the newcomer ``by`` is the person who was ``who``
+        (facilitator; ``roster.replace``, SPEC §6.1)."""
+        return self._act(partial(Session.replace_member, who=who, by=by))
+
 
 def template_choices() -> list[tuple[str, str]]:
     """(title, name) of the built-in meeting processes the lobby offers."""

@@ -166,12 +166,19 @@ def check_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> Re
     return _facilitator_check(inside, entry)
 
 
+def quorum_of(present: int, settings: dict[str, Any]) -> int:
+    """Voters a close needs when ``present`` members count (SPEC §6.5):
+    ``quorum_pct`` of them, rounded up, at least one."""
+    percent = int(settings["quorum_pct"])
+    return max(1, -(-present * percent // 100))
+
+
 def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> PollResult:
     """The consensus rule (SPEC §6.5), in order: any block blocks; fewer
     voters than the quorum is no quorum; more stand-asides than the limit is
     no consensus; otherwise consensus (concerns are recorded, not counted against)."""
     voters = sum(counts.values())
-    quorum = max(1, -(-members * settings["quorum_pct"] // 100))
+    quorum = quorum_of(members, settings)
     limit = settings["stand_aside_limit"]
     if counts["block"] > 0:
         outcome = "blocked"
@@ -389,6 +396,7 @@ __all__ = [
     "latest_ballots",
     "membership_in_cut",
     "parse_left_out",
+    "quorum_of",
     "record_ballot",
     "tally_digest",
 ]

@@ -100,6 +100,10 @@ class RosterPanel(Panel):
         text.append(f"Members ({view.member_count})\n", style="bold underline")
         for member in view.members:
             marks = []
+            if member.away:
+                marks.append("away")  # greyed: not counted (SPEC §6.1 "Presence")
+            if member.rejoined:
+                marks.append("rejoined")
             if member.facilitator:
                 marks.append("facilitates")
             if member.speaking:
@@ -107,10 +111,14 @@ class RosterPanel(Panel):
             elif member.hand_up:
                 marks.append("hand up")
             line = member.name + (" (you)" if member.me else "")
-            text.append(line, style="bold" if member.me else "")
+            style = "dim" if member.away else "bold" if member.me else ""
+            text.append(line, style=style)
             if marks:
-                text.append(" - " + ", ".join(marks), style="italic")
+                text.append(
+                    " - " + ", ".join(marks), style="dim italic" if member.away else "italic"
+                )
             text.append("\n")
+        text.append(view.quorum_line() + "\n", style="dim")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
