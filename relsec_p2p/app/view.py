@@ -173,16 +173,20 @@ class MeetingView:
 
 def display_names(state: MeetingState) -> dict[bytes, str]:
     """Every member's name as shown; two people who chose the same name are
-    told apart by their join order, so a vote or a line is never ambiguous."""
+    told apart by their join order, so a vote or a line is never ambiguous.
+    A key retired by ``roster.replace`` is the same person as its newcomer:
+    it shows "(replaced)" and does not make the newcomer a second one."""
     ordered = sorted(state.members.values(), key=lambda m: m.order)
     counts: dict[str, int] = {}
     for member in ordered:
+        if member.gone == "replaced":
+            continue  # the same person as the member who took their place
         name = safe_text(member.name, newlines=False)
         counts[name] = counts.get(name, 0) + 1
     names: dict[bytes, str] = {}
     for member in ordered:
         name = safe_text(member.name, newlines=False)
-        if counts[name] > 1:
+        if counts.get(name, 0) > 1:
             name = f"{name} #{member.order + 1}"
         if member.gone:
             name = f"{name} ({member.gone})"
