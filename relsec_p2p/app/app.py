@@ -29,7 +29,7 @@ from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
 from ..net.node import Node, NodeEvent, PeerDown, PeerUp
-from .controller import Meeting, ignored_sentence
+from .controller import WRITTEN_ON_ITS_OWN, Meeting, ignored_sentence
 from .messages import (
     DemoCode,
     DemoNote,
@@ -194,7 +194,7 @@ class RelsecApp(App[int]):
             self.post_message(RedrawMeeting())
         elif isinstance(event, PeerUp | PeerDown):
             self.post_message(LinksChanged())
-        elif isinstance(event, OwnEntryIgnored):
+        elif isinstance(event, OwnEntryIgnored) and event.type not in WRITTEN_ON_ITS_OWN:
             self.post_message(NotCounted(ignored_sentence(event)))
 
     def on_not_counted(self, message: NotCounted) -> None:

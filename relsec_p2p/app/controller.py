@@ -118,6 +118,12 @@ WHAT_YOU_SENT: dict[str, str] = {
 }
 
 
+# What the laptop writes on its own when it cannot reach someone (SPEC §6.1
+# "Presence", §6.2): one that another laptop's declaration overtook says
+# nothing to the person, so no "did not count" is shown for it.
+WRITTEN_ON_ITS_OWN = frozenset({"facil.absent", "roster.away", "roster.back"})
+
+
 def ignored_sentence(event: OwnEntryIgnored) -> str:
     """One plain sentence for the person whose entry stopped counting."""
     what = WHAT_YOU_SENT.get(event.type, "Something you sent")

@@ -127,8 +127,9 @@ class PresenceWatch:
     A present member whose laptop this one has not reached for
     ``away_after_ms`` in a row is declared away, once per absence (the
     member's ``returns`` count names the absence); only a present member
-    declares. A member declared away writes ``roster.back`` as soon as it
-    reaches a present member again, once per absence. Presence is local
+    declares, and only while it reaches at least one other present member.
+    A member declared away writes ``roster.back`` as soon as it reaches a
+    present member again, once per absence. Presence is local
     knowledge: these are proposals; the log's majority rule decides."""
 
     def __init__(self, away_after_ms: int = DEFAULT_ABSENT_AFTER_MS) -> None:
@@ -149,6 +150,13 @@ class PresenceWatch:
             if linked and mine.returns not in self._came_back:
                 self._came_back.add(mine.returns)
                 return PresenceActions(back=True)
+            return PresenceActions()
+        others = [m.key for m in state.present_members() if m.key != me]
+        if not any(key in reachable for key in others):
+            # Reaching no one, this laptop is more likely the one cut off
+            # (its Wi-Fi dropped): it declares nobody, and its waits start
+            # over once it is back among the others.
+            self._missing_since.clear()
             return PresenceActions()
         away: list[bytes] = []
         for member in state.present_members():

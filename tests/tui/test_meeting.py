@@ -440,6 +440,7 @@ async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
         roster = app.screen.query_one(RosterPanel)
         assert "Di - away" in roster.shown_text
         assert "quorum: 3 of 3 present" in roster.shown_text
+        assert "4 members (1 away)" in bar_text(app)
         await pilot.press("escape", "m")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("1")  # those away come first: Di

@@ -356,3 +356,14 @@ def test_presence_watch_declares_once_per_absence_and_comes_back_once() -> None:
     # A new absence (returns 1) is declared again.
     watch.observe(7000, state, A.key, {B.key})
     assert watch.observe(8000, state, A.key, {B.key}).away == (C.key,)
+
+
+def test_a_laptop_that_reaches_nobody_declares_nobody() -> None:
+    """Cut off itself (its Wi-Fi dropped), a laptop cannot tell who vanished:
+    it declares no one, and its wait starts over once it is back."""
+    state = meeting(B, C).state()
+    watch = PresenceWatch(away_after_ms=1000)
+    for now in (0, 1000, 5000):
+        assert watch.observe(now, state, A.key, set()).away == ()
+    assert watch.observe(6000, state, A.key, {B.key}).away == ()  # C's wait starts now
+    assert watch.observe(7000, state, A.key, {B.key}).away == (C.key,)

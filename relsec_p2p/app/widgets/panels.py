@@ -44,6 +44,10 @@ class RoomBar(Panel):
         # The count and the number first: a long title is what gets cut.
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{view.member_count} members", style="bold")
+        away = view.member_count - view.present_count
+        if away:
+            # Heads in the room are the members present (SPEC §6.1 "Presence").
+            text.append(f" ({away} away)", style="bold")
         text.append("   safety number ")
         style = "bold reverse" if not acknowledged else "bold"
         text.append(view.safety_number or "...", style=style)
