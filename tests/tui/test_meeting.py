@@ -471,3 +471,20 @@ async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
         lines = roster.shown_text.splitlines()
         assert [line for line in lines if line.startswith("Cy")] == ["Cy - rejoined"]
         assert "quorum: 3 of 3 present" in roster.shown_text
+
+
+async def test_ctrl_q_writes_the_departure_before_the_app_exits(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app.return_code is not None:
+                break
+        assert app.return_code == 0
+    room.net.settle()
+    me = IDENTITIES[0].key
+    assert all(s.state.members[me].gone == "left" for s in room.net)
