@@ -124,19 +124,30 @@ class PresenceWatch:
     """When to declare a member away (``roster.away``, SPEC §6.1 "Presence")
     and when to say this laptop is back (``roster.back``).
 
-    A present member whose laptop this one has not reached for
-    ``away_after_ms`` in a row is declared away, once per absence (the
-    member's ``returns`` count names the absence); only a present member
-    declares, and only while it reaches at least one other present member.
-    A member declared away writes ``roster.back`` as soon as it reaches a
-    present member again, once per absence. Presence is local
-    knowledge: these are proposals; the log's majority rule decides."""
+    A present member whose laptop this one has not reached for the wait in
+    a row is declared away, once per absence (the member's ``returns`` count
+    names the absence); only a present member declares, and only while it
+    reaches at least one other present member. The wait is
+    ``away_after_ms``, doubled for each earlier declaration about the same
+    member (at most 16 times): a laptop that some can reach and others
+    cannot comes back and is declared away again, and without the growing
+    wait that would write entries every second. A member declared away
+    writes ``roster.back`` as soon as it reaches a present member again,
+    once per absence. Presence is local knowledge: these are proposals; the
+    log's majority rule decides."""
 
     def __init__(self, away_after_ms: int = DEFAULT_ABSENT_AFTER_MS) -> None:
         self.away_after_ms = away_after_ms
-        self._missing_since: dict[bytes, int] = {}
+        # key -> (missing since, the member's returns count then)
+        self._missing_since: dict[bytes, tuple[int, int]] = {}
         self._declared: set[tuple[bytes, int]] = set()
+        self._declarations: dict[bytes, int] = {}
         self._came_back: set[int] = set()
+
+    def wait_ms(self, key: bytes) -> int:
+        """How long ``key`` must be unreachable before this laptop declares it."""
+        doublings: int = min(self._declarations.get(key, 0), 4)
+        return self.away_after_ms << doublings
 
     def observe(
         self, now_ms: int, state: MeetingState | None, me: bytes, reachable: Container[bytes]
@@ -164,10 +175,14 @@ class PresenceWatch:
             if key == me or key in reachable:
                 self._missing_since.pop(key, None)
                 continue
-            since = self._missing_since.setdefault(key, now_ms)
+            since, returns_then = self._missing_since.get(key, (now_ms, member.returns))
+            if returns_then != member.returns:
+                since = now_ms  # they came back since: a new absence, a new wait
+            self._missing_since[key] = (since, member.returns)
             absence = (key, member.returns)
-            if now_ms - since >= self.away_after_ms and absence not in self._declared:
+            if now_ms - since >= self.wait_ms(key) and absence not in self._declared:
                 self._declared.add(absence)
+                self._declarations[key] = self._declarations.get(key, 0) + 1
                 away.append(key)
         return PresenceActions(away=tuple(away))
 
