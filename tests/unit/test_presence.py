@@ -372,3 +372,50 @@ def test_a_laptop_that_reaches_nobody_declares_nobody() -> None:
         assert watch.observe(now, state, A.key, set()).away == ()
     assert watch.observe(6000, state, A.key, {B.key}).away == ()  # C's wait starts now
     assert watch.observe(7000, state, A.key, {B.key}).away == (C.key,)
+
+
+# --- a modified member, every laptop -----------------------------------------------------------
+
+
+def test_a_modified_member_alone_cannot_declare_the_room_away_or_seize_facilitation() -> None:
+    """Mallory's laptop declares every other member away and the facilitator
+    absent: on every laptop nobody is away, the quorum's base is unchanged
+    and Ana still facilitates."""
+    from fakenet import FakeNetwork
+
+    net = FakeNetwork.meeting(5)
+    mallory = net[4]
+    for victim in list(net)[:4]:
+        mallory.declare_away(victim.me)
+    mallory.declare_absent()
+    net.settle()
+    for session in net:
+        state = session.state
+        assert len(state.present_members()) == 5, session.me.hex()[:8]
+        assert state.facilitator == net[0].me
+        assert state.successor(net[0].me) == net[1].me
+    assert len({session.digest() for session in net}) == 1
+
+
+def test_two_halves_of_a_split_room_each_keep_counting_the_other() -> None:
+    """A Wi-Fi split 3 | 3: each side's laptops declare the other side away,
+    and on no laptop, during the split or after the heal, is anyone away: a
+    half of the room can never take decisions as if it were all of it."""
+    from fakenet import FakeNetwork
+
+    net = FakeNetwork.meeting(6)
+    sessions = list(net)
+    left, right = sessions[:3], sessions[3:]
+    net.partition([s.me for s in left], [s.me for s in right])
+    for side, other in ((left, right), (right, left)):
+        for session in side:
+            for target in other:
+                session.declare_away(target.me)
+    net.settle()
+    for session in sessions:
+        assert len(session.state.present_members()) == 6
+    net.heal()
+    net.settle()
+    for session in sessions:
+        assert len(session.state.present_members()) == 6
+    assert len({session.digest() for session in sessions}) == 1
