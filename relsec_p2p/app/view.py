@@ -141,6 +141,9 @@ class MeetingView:
     join_code: str
     anon_waiting: int = 0  # this laptop's anonymous items not yet in the log
     quorum: int = 1  # votes a poll closed now would need (of ``present_count``)
+    # (newcomer, earlier member away) who chose the same name: perhaps one
+    # person who rejoined after a crash, for the facilitator to match (u).
+    possible_returns: tuple[tuple[str, str], ...] = ()
 
     @property
     def present_count(self) -> int:
@@ -192,6 +195,22 @@ def display_names(state: MeetingState) -> dict[bytes, str]:
             name = f"{name} ({member.gone})"
         names[member.key] = name
     return names
+
+
+def possible_returns(state: MeetingState, names: dict[bytes, str]) -> tuple[tuple[str, str], ...]:
+    """Each present newcomer who chose the name of an earlier member now
+    away (compared without case), with that member: the match is the
+    facilitator's to make (``roster.replace``, SPEC §6.1), never assumed."""
+    members = state.active_members()  # join order
+    pairs = []
+    for index, newcomer in enumerate(members):
+        if newcomer.away or newcomer.replaces is not None:
+            continue
+        name = safe_text(newcomer.name, newlines=False).casefold()
+        for earlier in members[:index]:
+            if earlier.away and safe_text(earlier.name, newlines=False).casefold() == name:
+                pairs.append((names[newcomer.key], names[earlier.key]))
+    return tuple(pairs)
 
 
 def step_view(index: int, step: Step, ids: dict[str, int]) -> StepView:
@@ -363,6 +382,7 @@ def build_view(
         join_code=join_code,
         anon_waiting=anon_waiting,
         quorum=quorum_of(len(state.present_members()), state.settings),
+        possible_returns=possible_returns(state, names),
     )
 
 

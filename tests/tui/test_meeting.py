@@ -456,11 +456,18 @@ async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
         room.settle(app)
         await pilot.pause()
         assert "Cy #3" in roster.shown_text and "Cy #5" in roster.shown_text
+        assert "may be" not in roster.shown_text  # Cy #3 is present: no hint
+        for i in (0, 1, 4):  # Ana, Bo and the newcomer: 3 of the 4 present
+            room.session(i).declare_away(cy.key)
+            room.net.settle()
+        room.settle(app)
+        await pilot.pause()
+        assert "Cy #5 may be Cy #3 (away): u to match" in roster.shown_text
         await pilot.press("u")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("3")  # who rejoined: Bo, Cy #3, Cy #5
         assert isinstance(app.screen, ChoiceDialog)
-        await pilot.press("2")  # which earlier member: Bo, Cy #3
+        await pilot.press("1")  # which earlier member: Cy #3 (away first), Bo
         assert isinstance(app.screen, ConfirmDialog)
         await pilot.press("y")
         room.settle(app)

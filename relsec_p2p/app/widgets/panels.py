@@ -123,6 +123,9 @@ class RosterPanel(Panel):
                 )
             text.append("\n")
         text.append(view.quorum_line() + "\n", style="dim")
+        if view.am_facilitator:
+            for newcomer, earlier in view.possible_returns:
+                text.append(f"{newcomer} may be {earlier} (away): u to match\n", style="italic")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
