@@ -9,6 +9,9 @@ Rules of this file (normative text: protocol/SPEC.md §5 and §6):
 - Every authority rule (who may open a step, close a poll, remove a member)
   lives here, not in the UI: a modified client can write any entry it likes,
   and every honest laptop ignores it the same way.
+- Presence (``roster.away``, ``roster.back``) is decided only by entries:
+  a strict majority of the present members makes a member away; nothing
+  here reads links (SPEC §6.1 "Presence").
 - ``anon.round`` has its rule in core/anon_rules.py; single fields are checked
   with core/fields.py; the state they change is core/state.py.
 """
@@ -65,11 +68,11 @@ from .state import (
 from .wordlist import WORDS
 
 Check = Callable[[MeetingState, Entry], Refused | None]
+Apply = Callable[[MeetingState, Entry], None]
 
 # The entries that end a member with an ``upto`` chosen by the facilitator,
 # to which the restart rule of SPEC §5.3 applies.
 REMOVING_TYPES = frozenset({"roster.remove", "roster.replace"})
-Apply = Callable[[MeetingState, Entry], None]
 
 
 def _facilitator_check(state: MeetingState, entry: Entry) -> Refused | None:
