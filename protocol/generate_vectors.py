@@ -55,6 +55,8 @@ SEEDS: dict[str, bytes] = {
     "dan": bytes([0x04]) * 32,
     "eve": bytes([0x05]) * 32,  # never in any roster: an outsider
     "observer": bytes([0x0F]) * 32,  # the laptop that replays logs in state/sync vectors
+    "erin": bytes([0x06]) * 32,  # members of the presence case
+    "frank": bytes([0x07]) * 32,
 }
 IDS = {name: Identity.from_seed(seed) for name, seed in SEEDS.items()}
 NAME_OF = {identity.key: name for name, identity in IDS.items()}
@@ -529,6 +531,50 @@ def removal_meeting() -> list[Entry]:
     ]
 
 
+def presence_meeting() -> list[Entry]:
+    """Members declared away by a strict majority of the present ones, a
+    close whose quorum counts the present, a return, a replacement, and a
+    succession that skips a member declared away (SPEC §6.1 "Presence")."""
+    a, b, c, d, f = (Author(n) for n in ("alice", "bob", "carol", "dan", "frank"))
+    log: list[Entry] = [
+        a.write(1, "meeting.create", create_data("alice", "Presence", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "roster.add", add_data("dan")),
+        a.write(5, "roster.add", add_data("erin")),
+        a.write(6, "step.open", {"step": 2}),
+    ]
+    proposal = c.write(7, "proposal.add", {"step": 2, "text": "Meet in the hall."})
+    poll = a.write(8, "poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+
+    def away(author: Author, lam: int, who: str, returns: int = 0) -> Entry:
+        entry = author.write(lam, "roster.away", {"who": IDS[who].key, "returns": returns})
+        log.append(entry)
+        return entry
+
+    away(b, 9, "dan")
+    away(c, 10, "dan")  # 2 of 5 present: dan is still present
+    away(a, 11, "dan")  # 3 of 5: dan is away
+    away(d, 12, "erin")  # ignored: dan is away and declares nobody
+    for lam, author in ((13, a), (14, b), (15, c)):
+        away(author, lam, "erin")  # 3 of 4: erin is away
+    for author in (a, b, c):
+        log.append(author.write(16, "vote.cast", {"poll": poll.hash, "choice": "agree"}))
+    log.append(a.write(17, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    log.append(d.write(18, "roster.back", {}))  # dan is present again, returns 1
+    away(b, 19, "dan")  # ignored: stale, about the absence dan came back from
+    log.append(b.write(20, "roster.add", {**add_data("frank"), "name": "Erin"}))
+    log.append(
+        a.write(21, "roster.replace", {"who": IDS["erin"].key, "by": IDS["frank"].key, "upto": 0})
+    )
+    for lam, author in ((22, c), (23, d), (24, f)):
+        away(author, lam, "bob")  # 3 of 5: bob is away
+    for lam, author in ((25, c), (26, d), (27, f)):
+        away(author, lam, "alice")  # 3 of 4: the facilitator is away; carol, not bob, follows
+    return log
+
+
 def agenda_of_size(size: int) -> list[dict[str, Any]]:
     """A valid agenda whose canonical encoding is exactly ``size`` bytes: full
     ASCII steps, then one step whose help takes up the bytes left."""
@@ -952,6 +998,9 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
                 "active": m.active,
                 "gone": m.gone,
                 "upto": m.upto,
+                "away": m.away,
+                "returns": m.returns,
+                "replaces": who(m.replaces),
             }
             for m in sorted(state.members.values(), key=lambda m: m.order)
         ],
@@ -1106,6 +1155,26 @@ def state_vectors() -> dict[str, Any]:
                 "(SPEC §5.3); bob leaves and his later entry is ignored",
                 removal_meeting(),
                 {"epoch": 5, "ignored": ["carol#2", "carol#3", "bob#3"]},
+            ),
+            state_case(
+                "presence",
+                "bob, carol and alice declare dan away (2 of 5 present is not enough, 3 is); "
+                "dan, away, declares nobody; erin is declared away by 3 of the 4 present; a "
+                "unanimous 3 reach the quorum of the 3 members present (SPEC §6.5); dan comes "
+                "back and a declaration about his earlier absence is stale; frank joins as "
+                "'Erin' and replaces erin's key; bob and then the facilitator alice are "
+                "declared away, and facilitation passes to carol, skipping bob (SPEC §6.1 "
+                "'Presence', §6.2)",
+                presence_meeting(),
+                {
+                    "facilitator": "carol",
+                    "term": 2,
+                    "epoch": 7,
+                    "polls": [
+                        ("consensus", {"agree": 3, "concerns": 0, "stand_aside": 0, "block": 0})
+                    ],
+                    "ignored": ["dan#1", "bob#4"],
+                },
             ),
             state_case(
                 "fork",

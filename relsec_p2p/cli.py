@@ -168,7 +168,10 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=15.0,
         metavar="SECONDS",
-        help="declare the facilitator absent after this long unreachable (default 15)",
+        help=(
+            "declare the facilitator absent, and a member away, after this long "
+            "unreachable (default 15)"
+        ),
     )
     parser.add_argument("--log-level", default="WARNING", help="log level on stderr")
 

@@ -67,6 +67,7 @@ def status_summary(node: Node) -> dict[str, Any]:
         "digest": node.session.digest().hex(),
         "epoch": state.epoch,
         "members": len(state.active_members()),
+        "present": len(state.present_members()),
         "log_entries": len(node.session.log),
         "links": len(node.links),
         "facilitator": _hex(state.facilitator),
@@ -92,7 +93,15 @@ def state_summary(node: Node) -> dict[str, Any]:
         "facilitator": _hex(state.facilitator),
         "term": state.term,
         "members": [
-            {"key": m.key.hex(), "name": m.name, "active": m.active, "gone": m.gone}
+            {
+                "key": m.key.hex(),
+                "name": m.name,
+                "active": m.active,
+                "gone": m.gone,
+                "away": m.away,
+                "present": m.present,
+                "replaces": _hex(m.replaces),
+            }
             for m in sorted(state.members.values(), key=lambda m: m.order)
         ],
         "current": state.current,
@@ -155,6 +164,8 @@ def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
             "outcome": result.outcome,
             "counts": poll.shown_counts(anonymous, threshold),
             "voters": result.voters,
+            "members": result.members,
+            "quorum": result.quorum,
             "rule": result.rule(),
         },
     }
@@ -244,6 +255,7 @@ ACTIONS: dict[str, Action] = {
     "record_outcome": lambda s, a: s.record_outcome(_bytes(a["poll"], "poll"), str(a["text"])),
     "leave": lambda s, a: s.leave(),
     "remove": lambda s, a: s.remove(_bytes(a["who"], "who")),
+    "replace": lambda s, a: s.replace_member(_bytes(a["who"], "who"), _bytes(a["by"], "by")),
 }
 
 
@@ -357,6 +369,10 @@ class HeadlessPeer:
         if name == "quit":
             self._stop.set()
             return {"event": "bye"}
+        if name == "depart":  # a clean quit: leave, wait for the receipts, stop
+            unconfirmed = await node.depart()
+            self._stop.set()
+            return {"event": "departed", "unconfirmed": unconfirmed}
         if name in FILE_COMMANDS:
             return await FILE_COMMANDS[name](self, command)
         if name == "anon":

@@ -29,7 +29,7 @@ from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
 from ..net.node import Node, NodeEvent, PeerDown, PeerUp
-from .controller import Meeting, ignored_sentence
+from .controller import WRITTEN_ON_ITS_OWN, Meeting, ignored_sentence
 from .messages import (
     DemoCode,
     DemoNote,
@@ -194,7 +194,7 @@ class RelsecApp(App[int]):
             self.post_message(RedrawMeeting())
         elif isinstance(event, PeerUp | PeerDown):
             self.post_message(LinksChanged())
-        elif isinstance(event, OwnEntryIgnored):
+        elif isinstance(event, OwnEntryIgnored) and event.type not in WRITTEN_ON_ITS_OWN:
             self.post_message(NotCounted(ignored_sentence(event)))
 
     def on_not_counted(self, message: NotCounted) -> None:
@@ -347,8 +347,7 @@ class RelsecApp(App[int]):
 
         def answered(leave: bool | None) -> None:
             if leave and self.meeting is not None:
-                self.meeting.leave()
-                self.run_worker(self._close_and_exit(EXIT_OK), name="quit")
+                self.run_worker(self._depart_and_exit(), name="quit")
 
         self.push_screen(
             ConfirmDialog(
@@ -359,6 +358,17 @@ class RelsecApp(App[int]):
             ),
             answered,
         )
+
+    async def _depart_and_exit(self) -> None:
+        """A clean quit: the departure is written and reaches the laptops
+        linked now (``Node.depart`` waits for their receipts, 2 s at most)
+        before the links close."""
+        node = self.node
+        if node is not None:
+            self.notify("Leaving: telling the others...", timeout=3)
+            with contextlib.suppress(Exception):
+                await node.depart()
+        await self._close_and_exit(EXIT_OK)
 
     async def _close_and_exit(self, code: int) -> None:
         if self.demo is not None:

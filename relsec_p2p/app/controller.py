@@ -76,6 +76,8 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.STALE_TERM,
         Refusal.SELF_ABSENT,
         Refusal.OVERRULED,
+        Refusal.NOT_AWAY,
+        Refusal.STALE_RETURN,
         Refusal.STEP_ALREADY_OPEN,
         Refusal.ANONYMOUS_ONLY,
         Refusal.NAMED_ONLY,
@@ -114,6 +116,12 @@ WHAT_YOU_SENT: dict[str, str] = {
     "poll.close": "Your close of the poll",
     "outcome.record": "The outcome you recorded",
 }
+
+
+# What the laptop writes on its own when it cannot reach someone (SPEC §6.1
+# "Presence", §6.2): one that another laptop's declaration overtook says
+# nothing to the person, so no "did not count" is shown for it.
+WRITTEN_ON_ITS_OWN = frozenset({"facil.absent", "roster.away", "roster.back"})
 
 
 def ignored_sentence(event: OwnEntryIgnored) -> str:
@@ -291,6 +299,15 @@ class Meeting:
 
     def leave(self) -> str | None:
         return self._act(Session.leave)
+
+    def remove(self, who: bytes) -> str | None:
+        """Take a member out of the meeting (facilitator; ``roster.remove``)."""
+        return self._act(partial(Session.remove, who=who))
+
+    def replace_member(self, who: bytes, by: bytes) -> str | None:
+        """Say the newcomer ``by`` is the person who was ``who``
+        (facilitator; ``roster.replace``, SPEC §6.1)."""
+        return self._act(partial(Session.replace_member, who=who, by=by))
 
 
 def template_choices() -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.poll_rules import quorum_of
 from ..core.record import objection_lines
 from ..core.state import CHOICES, AnonContribution, MeetingState, Poll, Step
 from ..core.text import safe_text
@@ -29,6 +30,10 @@ class MemberView:
     me: bool
     hand_up: bool
     speaking: bool
+    # Declared away by the room (SPEC §6.1 "Presence"): shown greyed, not
+    # counted in the quorum, rounds or head counts.
+    away: bool = False
+    rejoined: bool = False  # took the place of an earlier key (roster.replace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +96,7 @@ class PollView:
     counts_anonymously: bool  # the step's votes go through anonymous rounds
     named: dict[str, int]
     voters: int
-    members: int
+    members: int  # present now: what the quorum counts (SPEC §6.5)
     anonymous: dict[str, int] | None
     threshold: int
     my_vote: str | None
@@ -135,6 +140,19 @@ class MeetingView:
     anon_threshold: int
     join_code: str
     anon_waiting: int = 0  # this laptop's anonymous items not yet in the log
+    quorum: int = 1  # votes a poll closed now would need (of ``present_count``)
+    # (newcomer, earlier member away) who chose the same name: perhaps one
+    # person who rejoined after a crash, for the facilitator to match (u).
+    possible_returns: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def present_count(self) -> int:
+        """Members present: not declared away (SPEC §6.1 "Presence")."""
+        return sum(1 for m in self.members if not m.away)
+
+    def quorum_line(self) -> str:
+        """The quorum rule as it stands now, e.g. "quorum: 3 of 4 present"."""
+        return f"quorum: {self.quorum} of {self.present_count} present"
 
     @property
     def current_step(self) -> StepView | None:
@@ -158,21 +176,41 @@ class MeetingView:
 
 def display_names(state: MeetingState) -> dict[bytes, str]:
     """Every member's name as shown; two people who chose the same name are
-    told apart by their join order, so a vote or a line is never ambiguous."""
+    told apart by their join order, so a vote or a line is never ambiguous.
+    A key retired by ``roster.replace`` is the same person as its newcomer:
+    it shows "(replaced)" and does not make the newcomer a second one."""
     ordered = sorted(state.members.values(), key=lambda m: m.order)
     counts: dict[str, int] = {}
     for member in ordered:
+        if member.gone == "replaced":
+            continue  # the same person as the member who took their place
         name = safe_text(member.name, newlines=False)
         counts[name] = counts.get(name, 0) + 1
     names: dict[bytes, str] = {}
     for member in ordered:
         name = safe_text(member.name, newlines=False)
-        if counts[name] > 1:
+        if counts.get(name, 0) > 1:
             name = f"{name} #{member.order + 1}"
         if member.gone:
             name = f"{name} ({member.gone})"
         names[member.key] = name
     return names
+
+
+def possible_returns(state: MeetingState, names: dict[bytes, str]) -> tuple[tuple[str, str], ...]:
+    """Each present newcomer who chose the name of an earlier member now
+    away (compared without case), with that member: the match is the
+    facilitator's to make (``roster.replace``, SPEC §6.1), never assumed."""
+    members = state.active_members()  # join order
+    pairs = []
+    for index, newcomer in enumerate(members):
+        if newcomer.away or newcomer.replaces is not None:
+            continue
+        name = safe_text(newcomer.name, newlines=False).casefold()
+        for earlier in members[:index]:
+            if earlier.away and safe_text(earlier.name, newlines=False).casefold() == name:
+                pairs.append((names[newcomer.key], names[earlier.key]))
+    return tuple(pairs)
 
 
 def step_view(index: int, step: Step, ids: dict[str, int]) -> StepView:
@@ -257,7 +295,7 @@ def _poll_view(
         counts_anonymously=state.steps[poll.step].counts_anonymously(),
         named=poll.tally(),
         voters=len(latest),
-        members=len(state.active_members()),
+        members=len(state.present_members()),
         anonymous=poll.anonymous_tally(threshold),
         threshold=threshold,
         my_vote=latest.get(me),
@@ -305,6 +343,8 @@ def build_view(
             me=m.key == me,
             hand_up=m.key in queue.waiting,
             speaking=m.key == queue.speaker,
+            away=m.away,
+            rejoined=m.replaces is not None,
         )
         for m in state.active_members()
     )
@@ -341,6 +381,8 @@ def build_view(
         anon_threshold=threshold,
         join_code=join_code,
         anon_waiting=anon_waiting,
+        quorum=quorum_of(len(state.present_members()), state.settings),
+        possible_returns=possible_returns(state, names),
     )
 
 

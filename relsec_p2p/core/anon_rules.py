@@ -260,9 +260,10 @@ def apply_anon_round(state: MeetingState, entry: Entry) -> None:
     rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
     record = state.anon_rounds.get(rid)
     if record is None:
-        record = AnonRound(
-            rid, len(state.anon_rounds) + 1, len(state.active_members()), len(members)
-        )
+        # "N members": the members present here, the round's own participants
+        # counted present (they signed its go), SPEC §6.1 "Presence".
+        present = {m.key for m in state.present_members()} | set(members)
+        record = AnonRound(rid, len(state.anon_rounds) + 1, len(present), len(members))
         state.anon_rounds[rid] = record
     keys = ring_of(state, members)
     for raw in data["items"]:

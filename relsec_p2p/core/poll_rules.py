@@ -4,7 +4,9 @@ tally.sign, tally.object and outcome.record.
 Rules of this file (normative text: protocol/SPEC.md §6.5):
 - A close decides its poll from its own cut alone: the members it counts are
   those active when the membership entries inside the cut are folded again on
-  their own; the votes are each counted member's latest vote inside the cut;
+  their own, and its quorum is over those of them present there (not declared
+  away, or voting inside the cut); the votes are each counted member's latest
+  vote inside the cut;
   its author must have been the facilitator there. No entry outside the cut,
   whatever its Lamport clock, changes a close's members, votes or result.
 - A close may only cover entries that the fold has already passed: a cut that
@@ -51,6 +53,9 @@ MEMBERSHIP_TYPES = frozenset(
         "roster.add",
         "roster.leave",
         "roster.remove",
+        "roster.replace",
+        "roster.away",
+        "roster.back",
         "facil.handover",
         "facil.absent",
     }
@@ -161,12 +166,19 @@ def check_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> Re
     return _facilitator_check(inside, entry)
 
 
+def quorum_of(present: int, settings: dict[str, Any]) -> int:
+    """Voters a close needs when ``present`` members count (SPEC §6.5):
+    ``quorum_pct`` of them, rounded up, at least one."""
+    percent = int(settings["quorum_pct"])
+    return max(1, -(-present * percent // 100))
+
+
 def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> PollResult:
     """The consensus rule (SPEC §6.5), in order: any block blocks; fewer
     voters than the quorum is no quorum; more stand-asides than the limit is
     no consensus; otherwise consensus (concerns are recorded, not counted against)."""
     voters = sum(counts.values())
-    quorum = max(1, -(-members * settings["quorum_pct"] // 100))
+    quorum = quorum_of(members, settings)
     limit = settings["stand_aside_limit"]
     if counts["block"] > 0:
         outcome = "blocked"
@@ -183,20 +195,27 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
     poll = state.polls[entry.data["poll"]]
     cut = effective_cut(state, entry)
     assert cut is not None  # noqa: S101 (checked)
-    members = frozenset(m.key for m in membership_in_cut(state, cut, sub_fold).active_members())
+    inside = membership_in_cut(state, cut, sub_fold)
+    members = frozenset(m.key for m in inside.active_members())
+    # The quorum counts the members present in the cut (SPEC §6.5, §6.1
+    # "Presence"); a member declared away who voted inside it was there.
+    present = {m.key for m in inside.present_members()}
     counts = dict.fromkeys(CHOICES, 0)
     if state.steps[poll.step].counts_anonymously():
         # Anonymous votes count if the entry that released them is in the cut.
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
+        counted = max(len(present), sum(counts.values()))
     else:
         # Every ballot inside the cut, whether or not the fold applied it where
         # it sorts: a removal or a close back-dated before it cannot take it out.
         for author, choice in latest_ballots(state, poll.id, cut).items():
             if author in members:
                 counts[choice] += 1
+                present.add(author)
+        counted = len(present)
     poll.status = "closed"
-    result = decide(counts, len(members), state.settings)
+    result = decide(counts, counted, state.settings)
     poll.closes.append(
         Close(
             id=entry.hash,
@@ -377,6 +396,7 @@ __all__ = [
     "latest_ballots",
     "membership_in_cut",
     "parse_left_out",
+    "quorum_of",
     "record_ballot",
     "tally_digest",
 ]

@@ -351,6 +351,7 @@ def render_json(
         "roster": {
             "epoch": state.epoch,
             "members": len(active),
+            "present": len(state.present_members()),
             "ever_joined": len(state.members),
             "names": [safe_text(m.name, newlines=False) for m in active]
             if settings.get("attribute_named")
@@ -380,7 +381,8 @@ def roster_safety_number(state: MeetingState) -> str:
 def consensus_rule(settings: dict[str, Any]) -> str:
     """The meeting's consensus rule in words, before any poll has run."""
     return (
-        f"a block stops a proposal; at least {settings['quorum_pct']}% of members must vote; "
+        f"a block stops a proposal; at least {settings['quorum_pct']}% of the members present "
+        "must vote; "
         f"more than {settings['stand_aside_limit']} stand-asides means no consensus; "
         "otherwise consensus (concerns are recorded, not counted against)"
     )
@@ -474,7 +476,7 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         )
         out.append(
             f"  - Poll closed: **{OUTCOME_LABELS[result['outcome']]}**. {result['voters']} of "
-            f"{result['members']} members voted (quorum {result['quorum']}): {counts}."
+            f"{result['members']} members present voted (quorum {result['quorum']}): {counts}."
         )
         out.append(f"  - Rule: {result['rule']}.")
         out.append(

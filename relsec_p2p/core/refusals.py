@@ -49,6 +49,8 @@ class Refusal(StrEnum):
     STALE_TERM = "stale_term"
     SELF_ABSENT = "self_absent"  # the facilitator declaring themselves absent
     OVERRULED = "overruled"  # a hand-over by a facilitator a majority declared absent
+    NOT_AWAY = "not_away"  # roster.back by a member nobody declared away
+    STALE_RETURN = "stale_return"  # roster.away about an absence the member came back from
 
     # -- the agenda and what a step takes (SPEC §6.3, §6.4, §13.4) --
     NO_SUCH_STEP = "no_such_step"

@@ -48,7 +48,7 @@ from .identity import KEY_BYTES, Identity
 from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
-from .rules import apply_entry, fold, why_ignored
+from .rules import REMOVING_TYPES, apply_entry, fold, why_ignored
 from .state import MAX_MEMBERS_EVER, MeetingState
 
 Clock = Callable[[], int]
@@ -218,7 +218,7 @@ class Session:
         self._last_folded = key_order
         if applied and entry.type == "roster.add":
             self._known.add(entry.data["key"])
-        if applied and entry.type == "roster.remove":
+        if applied and entry.type in REMOVING_TYPES:
             # Entries of the removed member past ``upto`` may already be
             # folded; the full fold knows how to take them out (SPEC §5.3).
             self._dirty = True
@@ -279,6 +279,19 @@ class Session:
 
     def remove(self, who: bytes) -> Entry:
         return self.act("roster.remove", {"who": who, "upto": len(self.log.feed(who))})
+
+    def replace_member(self, who: bytes, by: bytes) -> Entry:
+        """The facilitator says ``by`` (a newcomer) is the person who was
+        ``who``: one entry retires the earlier key (SPEC §6.1)."""
+        return self.act("roster.replace", {"who": who, "by": by, "upto": len(self.log.feed(who))})
+
+    def declare_away(self, who: bytes) -> Entry:
+        """This laptop has not reached ``who`` for the absence timeout."""
+        return self.act("roster.away", {"who": who, "returns": self.state.members[who].returns})
+
+    def come_back(self) -> Entry:
+        """This laptop was declared away and is connected again."""
+        return self.act("roster.back", {})
 
     def hand_over(self, to: bytes) -> Entry:
         return self.act("facil.handover", {"to": to})

@@ -63,8 +63,19 @@ class Member:
     name: str
     order: int  # join order; the creator is 0
     active: bool = True
-    gone: str | None = None  # "left" or "removed"
+    gone: str | None = None  # "left", "removed" or "replaced"
     upto: int | None = None  # last seq of theirs that counts, once gone
+    # Presence (SPEC §6.1 "Presence"): declared away by a majority of the
+    # present members, until their own roster.back; ``returns`` counts those
+    # returns, so a declaration made before one is stale after it.
+    away: bool = False
+    returns: int = 0
+    replaces: bytes | None = None  # the earlier key of this person (roster.replace)
+
+    @property
+    def present(self) -> bool:
+        """In the roster and not declared away: the members that count."""
+        return self.active and not self.away
 
 
 @dataclass(slots=True)
@@ -168,8 +179,8 @@ class PollResult:
     def rule(self) -> str:
         """The rule that produced the outcome, in words people can check."""
         return (
-            f"blocked if any block; no quorum if fewer than {self.quorum} of "
-            f"{self.members} members vote; no consensus if more than "
+            f"blocked if any block; no quorum if fewer than {self.quorum} of the "
+            f"{self.members} members present vote; no consensus if more than "
             f"{self.stand_aside_limit} stand aside; otherwise consensus"
         )
 
@@ -314,6 +325,9 @@ class MeetingState:
     facilitator: bytes | None = None
     term: int = 0
     absent_votes: set[bytes] = field(default_factory=set)
+    # roster.away declarations pending on each present member, by declarer
+    # (for the target's current ``returns``; SPEC §6.1 "Presence").
+    away_declared: dict[bytes, set[bytes]] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     current: int | None = None
     contributions: list[Contribution] = field(default_factory=list)
@@ -354,12 +368,28 @@ class MeetingState:
         return member is not None and member.active
 
     def active_members(self) -> list[Member]:
+        """Members in the roster (not gone), present or away, in join order:
+        who may write entries, and the bound of ``MAX_MEMBERS``."""
         return sorted((m for m in self.members.values() if m.active), key=lambda m: m.order)
 
+    def is_present(self, key: bytes) -> bool:
+        member = self.members.get(key)
+        return member is not None and member.present
+
+    def present_members(self) -> list[Member]:
+        """The one definition of the members who take part (SPEC §6.1
+        "Presence"): in the roster and not declared away, in join order.
+        Quorum, succession, anonymous rounds and the "N members" figures
+        count these and only these."""
+        return [m for m in self.active_members() if not m.away]
+
     def successor(self, after: bytes) -> bytes | None:
-        """The deterministic next facilitator: the next active member in join
-        order after ``after``, wrapping round (SPEC §6.2)."""
-        ring = [m for m in self.active_members() if m.key != after]
+        """The deterministic next facilitator: the next present member in join
+        order after ``after``, wrapping round; only if no other member is
+        present, the next active one (SPEC §6.2)."""
+        ring = [m for m in self.present_members() if m.key != after]
+        if not ring:
+            ring = [m for m in self.active_members() if m.key != after]
         if not ring:
             return None
         position = self.members[after].order if after in self.members else -1
@@ -468,7 +498,19 @@ class MeetingState:
             ),
             "pause_requests": self.pause_requests,
             "applied": self.applied,
+            **self._presence_canonical(),
         }
+
+    def _presence_canonical(self) -> dict[str, Any]:
+        """Presence and replacements (SPEC §6.8): present only once anyone was
+        declared away or replaced, so meetings without either keep the digest
+        they had before these rules."""
+        rows = [
+            [m.key, m.away, m.returns, sorted(self.away_declared.get(m.key, ())), m.replaces]
+            for m in sorted(self.members.values(), key=lambda m: m.order)
+            if m.away or m.returns or self.away_declared.get(m.key) or m.replaces
+        ]
+        return {"presence": rows} if rows else {}
 
     def digest(self) -> bytes:
         return hashlib.blake2b(

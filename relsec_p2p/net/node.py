@@ -41,7 +41,12 @@ from ..core.events import Event, InputRejected, MeetingChanged, OwnEntryIgnored,
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
-from ..core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tally_answers
+from ..core.policies import (
+    DEFAULT_ABSENT_AFTER_MS,
+    FacilitatorWatch,
+    PresenceWatch,
+    tally_answers,
+)
 from ..core.record import roster_safety_number
 from ..core.requests import TEXT_CAPACITY, AnonymousRequest
 from ..core.session import Session
@@ -60,6 +65,9 @@ log = logging.getLogger("relsec.node")
 TICK_S = 1.0
 ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
 DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
+# A clean quit waits at most this long for the linked laptops to take the
+# departure in (each closes its link once it has folded it).
+DEPART_WAIT_S = 2.0
 LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
 
 
@@ -114,6 +122,7 @@ class Node:
         self._bootstrap: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._facilitator_watch = FacilitatorWatch(round(absent_after_s * 1000))
+        self._presence_watch = PresenceWatch(round(absent_after_s * 1000))
         self._known_epoch = -1
         self._closing = False
         self._cosigning = False
@@ -186,6 +195,26 @@ class Node:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
+
+    async def depart(self, wait_s: float = DEPART_WAIT_S) -> int:
+        """Leave the meeting cleanly (a clean quit): write ``roster.leave``,
+        then wait, at most ``wait_s``, until every laptop linked now has taken
+        it in. A laptop closes its link to a member once it has folded their
+        departure (``_after_change``), so a closed link is the receipt; a
+        laptop not linked now hears of it from the others. Returns how many
+        linked laptops did not confirm in time (0: all did). The caller
+        closes the node after."""
+        if self.session is None or not self.is_member:
+            return 0
+        self.perform(Session.leave)
+        waiting = list(self.links.values())
+        deadline = time.monotonic() + wait_s
+        while any(not link.closed for link in waiting) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        unconfirmed = sum(1 for link in waiting if not link.closed)
+        if unconfirmed:
+            log.info("departure: %d linked laptop(s) did not confirm in time", unconfirmed)
+        return unconfirmed
 
     def panic(self) -> None:
         """Cut every link and drop the meeting at once, writing nothing; then
@@ -628,6 +657,7 @@ class Node:
         self.session.tick()
         self._flush()
         self._watch_facilitator()
+        self._watch_presence()
         self._autosave.tick()
 
     def _watch_facilitator(self) -> None:
@@ -641,6 +671,22 @@ class Node:
             log.info("facilitator %s unreachable; declaring absent", short(state.facilitator))
             with contextlib.suppress(LocalProtocolError):
                 self.perform(lambda s: s.declare_absent())
+
+    def _watch_presence(self) -> None:
+        """Declare away the members this laptop has not reached for the
+        absence timeout, and say this laptop is back once it reaches the
+        room again (``core.policies.PresenceWatch`` decides; the log's
+        majority rule makes a member away, SPEC §6.1)."""
+        now_ms = int(time.monotonic() * 1000)
+        actions = self._presence_watch.observe(now_ms, self.state, self.identity.key, self.links)
+        for key in actions.away:
+            log.info("member %s unreachable; declaring away", short(key))
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(partial(Session.declare_away, who=key))
+        if actions.back:
+            log.info("declared away, reachable again: writing roster.back")
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(Session.come_back)
 
 
 def _peek_type(payload: bytes) -> str:

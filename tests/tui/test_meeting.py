@@ -19,7 +19,12 @@ from fakeroom import (
 from textual.widgets import Digits
 
 from relsec_p2p.app.app import RelsecApp
-from relsec_p2p.app.screens.dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog
+from relsec_p2p.app.screens.dialogs import (
+    ChoiceDialog,
+    ConfirmDialog,
+    ModeChoiceDialog,
+    TalkTimeDialog,
+)
 from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
@@ -417,3 +422,76 @@ async def test_panic_blanks_drops_the_meeting_and_exits(room: Room, tmp_path, mo
         await pilot.pause(0.5)
     assert app.return_value == 3
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
+    room: Room,
+) -> None:
+    """SPEC §6.1 "Presence": Di's laptop vanished and the room declared it
+    away; the facilitator removes Di (m, confirmed), then matches a newcomer
+    to Cy's earlier place (u), and the roster shows each person once."""
+    di = IDENTITIES[3].key
+    for i in range(3):
+        room.session(i).declare_away(di)
+        room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        roster = app.screen.query_one(RosterPanel)
+        assert "Di - away" in roster.shown_text
+        assert "quorum: 3 of 3 present" in roster.shown_text
+        assert "4 members (1 away)" in bar_text(app)
+        await pilot.press("escape", "m")
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("1")  # those away come first: Di
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        room.settle(app)
+        await pilot.pause()
+        assert all(s.state.members[di].gone == "removed" for s in room.net if s.me != di)
+        assert "Di" not in roster.shown_text
+        # Cy's laptop crashed; Cy joined again with new keys, under the same name.
+        cy, again = IDENTITIES[2], IDENTITIES[6]
+        room.net.join(again, "Cy", sponsor=room.session(1))
+        room.settle(app)
+        await pilot.pause()
+        assert "Cy #3" in roster.shown_text and "Cy #5" in roster.shown_text
+        assert "may be" not in roster.shown_text  # Cy #3 is present: no hint
+        for i in (0, 1, 4):  # Ana, Bo and the newcomer: 3 of the 4 present
+            room.session(i).declare_away(cy.key)
+            room.net.settle()
+        room.settle(app)
+        await pilot.pause()
+        assert "Cy #5 may be Cy #3 (away): u to match" in roster.shown_text
+        await pilot.press("u")
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("3")  # who rejoined: Bo, Cy #3, Cy #5
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("1")  # which earlier member: Cy #3 (away first), Bo
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        room.settle(app)
+        await pilot.pause()
+        state = room.session(0).state
+        assert state.members[cy.key].gone == "replaced"
+        assert state.members[again.key].replaces == cy.key
+        lines = roster.shown_text.splitlines()
+        assert [line for line in lines if line.startswith("Cy")] == ["Cy - rejoined"]
+        assert "quorum: 3 of 3 present" in roster.shown_text
+
+
+async def test_ctrl_q_writes_the_departure_before_the_app_exits(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app.return_code is not None:
+                break
+        assert app.return_code == 0
+    room.net.settle()
+    me = IDENTITIES[0].key
+    assert all(s.state.members[me].gone == "left" for s in room.net)

@@ -21,11 +21,11 @@ from textual.widgets import Footer, Input
 from ...core.state import CHOICES
 from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
-from ..view import MeetingView
+from ..view import MeetingView, MemberView
 from ..widgets.compose import ComposeBox
 from ..widgets.contributions import ContributionLog
 from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
-from .dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
+from .dialogs import ChoiceDialog, ConfirmDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
@@ -40,6 +40,8 @@ FACILITATOR_ACTIONS = frozenset(
         "hand_over",
         "talk_time",
         "record_outcome",
+        "remove_member",
+        "match_rejoined",
     }
 )
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
@@ -67,6 +69,8 @@ class MeetingScreen(Screen[None]):
         Binding("f", "hand_over", "Hand over facilitation", show=False),
         Binding("t", "talk_time", "Talk time", show=False),
         Binding("w", "record_outcome", "Record outcome", show=False),
+        Binding("m", "remove_member", "Remove a member", show=False),
+        Binding("u", "match_rejoined", "Match a rejoined member", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -398,6 +402,72 @@ class MeetingScreen(Screen[None]):
                 self._result(self.meeting.record_outcome(poll.id, text))
 
         self.app.push_screen(TextDialog("What did the group decide?", "the outcome"), written)
+
+    def action_remove_member(self) -> None:
+        """Pick a member (those shown away first) and confirm their removal."""
+        view = self.view
+        others = [] if view is None else [m for m in view.members if not m.me]
+        if not others:
+            self.notify("There is nobody else in the meeting.", timeout=4)
+            return
+        others.sort(key=lambda m: not m.away)
+        options = [(m.name + (" (away)" if m.away else ""), m) for m in others]
+
+        def chosen(member: MemberView | None) -> None:
+            if member is None:
+                return
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self._result(self.meeting.remove(member.key))
+
+            question = (
+                f"Remove {member.name} from the meeting? Their laptop is cut off; what they "
+                "said stays. To come back they join again with the code."
+            )
+            self.app.push_screen(ConfirmDialog(question, "remove", "keep"), confirmed)
+
+        self.app.push_screen(ChoiceDialog("Remove whom?", options), chosen)
+
+    def action_match_rejoined(self) -> None:
+        """Someone rejoined after a crash under a new key: pick them, then the
+        earlier member they were, and confirm (``roster.replace``)."""
+        view = self.view
+        members = [] if view is None else list(view.members)  # in join order
+        newcomers = [m for i, m in enumerate(members) if i > 0 and not m.me and not m.rejoined]
+        if not newcomers:
+            self.notify("Nobody has joined who could be someone returning.", timeout=4)
+            return
+
+        def newcomer_chosen(newcomer: MemberView | None) -> None:
+            if newcomer is None:
+                return
+            earlier = members[: members.index(newcomer)]
+            earlier = sorted((m for m in earlier if not m.me), key=lambda m: not m.away)
+            if not earlier:
+                self.notify("Nobody joined before them but you.", timeout=4)
+                return
+            options = [(m.name + (" (away)" if m.away else ""), m) for m in earlier]
+
+            def old_chosen(old: MemberView | None) -> None:
+                if old is None:
+                    return
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._result(self.meeting.replace_member(old.key, newcomer.key))
+
+                question = (
+                    f"Is {newcomer.name} the {old.name} who was here before? {old.name}'s "
+                    f"place goes to {newcomer.name} and the old laptop is cut off."
+                )
+                self.app.push_screen(ConfirmDialog(question, "same person", "no"), confirmed)
+
+            title = f"Which earlier member is {newcomer.name}?"
+            self.app.push_screen(ChoiceDialog(title, options), old_chosen)
+
+        options = [(m.name, m) for m in newcomers]
+        self.app.push_screen(ChoiceDialog("Who has rejoined?", options), newcomer_chosen)
 
     def log_text(self) -> str:
         """Everything the contributions pane holds (tests read it)."""

@@ -44,6 +44,10 @@ class RoomBar(Panel):
         # The count and the number first: a long title is what gets cut.
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{view.member_count} members", style="bold")
+        away = view.member_count - view.present_count
+        if away:
+            # Heads in the room are the members present (SPEC §6.1 "Presence").
+            text.append(f" ({away} away)", style="bold")
         text.append("   safety number ")
         style = "bold reverse" if not acknowledged else "bold"
         text.append(view.safety_number or "...", style=style)
@@ -100,6 +104,10 @@ class RosterPanel(Panel):
         text.append(f"Members ({view.member_count})\n", style="bold underline")
         for member in view.members:
             marks = []
+            if member.away:
+                marks.append("away")  # greyed: not counted (SPEC §6.1 "Presence")
+            if member.rejoined:
+                marks.append("rejoined")
             if member.facilitator:
                 marks.append("facilitates")
             if member.speaking:
@@ -107,10 +115,17 @@ class RosterPanel(Panel):
             elif member.hand_up:
                 marks.append("hand up")
             line = member.name + (" (you)" if member.me else "")
-            text.append(line, style="bold" if member.me else "")
+            style = "dim" if member.away else "bold" if member.me else ""
+            text.append(line, style=style)
             if marks:
-                text.append(" - " + ", ".join(marks), style="italic")
+                text.append(
+                    " - " + ", ".join(marks), style="dim italic" if member.away else "italic"
+                )
             text.append("\n")
+        text.append(view.quorum_line() + "\n", style="dim")
+        if view.am_facilitator:
+            for newcomer, earlier in view.possible_returns:
+                text.append(f"{newcomer} may be {earlier} (away): u to match\n", style="italic")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
