@@ -41,16 +41,23 @@ def sniff(address: str) -> None:
             continue  # our own browser's queries
         message = DNSIncoming(data)
         names = [q.name for q in message.questions] + [r.name for r in message.answers()]
-        if not any("_relsec" in name.lower() or name.lower().endswith("._relsec._tcp.local.")
-                   for name in names) and b"_relsec" not in data:
+        if (
+            not any(
+                "_relsec" in name.lower() or name.lower().endswith("._relsec._tcp.local.")
+                for name in names
+            )
+            and b"_relsec" not in data
+        ):
             continue
-        emit({
-            "packet": True,
-            "src": src,
-            "query": message.is_query(),
-            "questions": [q.name for q in message.questions],
-            "records": [[r.name, r.type, r.ttl] for r in message.answers()],
-        })
+        emit(
+            {
+                "packet": True,
+                "src": src,
+                "query": message.is_query(),
+                "questions": [q.name for q in message.questions],
+                "records": [[r.name, r.type, r.ttl] for r in message.answers()],
+            }
+        )
 
 
 def main() -> None:
@@ -58,8 +65,9 @@ def main() -> None:
     threading.Thread(target=sniff, args=(address,), daemon=True).start()
     zc = Zeroconf(interfaces=[address], ip_version=IPVersion.V4Only)
 
-    def on_change(zeroconf: Zeroconf, service_type: str, name: str,
-                  state_change: ServiceStateChange) -> None:
+    def on_change(
+        zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
+    ) -> None:
         line: dict[str, object] = {"browser": state_change.name, "name": name}
         if state_change is not ServiceStateChange.Removed:
             info = ServiceInfo(service_type, name)

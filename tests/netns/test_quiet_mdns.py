@@ -35,7 +35,7 @@ HERE = Path(__file__).parent
 
 class Observer:
     def __init__(self, lan: Lan) -> None:
-        self.process = subprocess.Popen(  # noqa: S603 -- our own script
+        self.process = subprocess.Popen(
             [*lan.prefix(OBSERVER), sys.executable, str(HERE / "mdns_observer.py"),
              lan.address(OBSERVER)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -117,9 +117,7 @@ def test_one_laptop_announces_only_while_joining_is_open(
         # (The joiners asked while joining; their queries carry no records.)
         answers = [line for line in packets if not line["query"]]
         assert answers and {line["src"] for line in answers} == {lan.address(0)}
-        instances = {
-            name for line in answers for name, rtype, _ in line["records"] if rtype == 12
-        }
+        instances = {name for line in answers for name, rtype, _ in line["records"] if rtype == 12}
         assert len(instances) == 1
         ttls = {ttl for line in answers for _, _, ttl in line["records"]}
         assert ttls and max(ttls) <= ADVERT_TTL_S and min(ttls) > 0
@@ -162,13 +160,13 @@ def test_one_laptop_announces_only_while_joining_is_open(
 def drop_mdns(lan: Lan, i: int) -> None:
     """Client isolation on venue Wi-Fi: UDP 5353 dropped both ways on host i."""
     run = ["ip", "netns", "exec", lan.hosts[i], "nft"]
-    subprocess.run([*run, "add", "table", "inet", "f"], check=True)  # noqa: S603
+    subprocess.run([*run, "add", "table", "inet", "f"], check=True)
     for hook in ("input", "output"):
-        subprocess.run(  # noqa: S603
+        subprocess.run(
             [*run, "add", "chain", "inet", "f", hook,
              f"{{ type filter hook {hook} priority 0; policy accept; }}"], check=True,
         )  # fmt: skip
-        subprocess.run([*run, "add", "rule", "inet", "f", hook, "udp", "dport", "5353", "drop"],  # noqa: S603
+        subprocess.run([*run, "add", "rule", "inet", "f", hook, "udp", "dport", "5353", "drop"],
                        check=True)  # fmt: skip
 
 
