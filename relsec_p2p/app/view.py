@@ -135,6 +135,11 @@ class MeetingView:
     anon_threshold: int
     join_code: str
     anon_waiting: int = 0  # this laptop's anonymous items not yet in the log
+    # Admission (SPEC §12.11, §12.12): joining open, the address form of the
+    # code (on the laptop that admits), the room displays, never members.
+    joining_open: bool = True
+    join_addresses: tuple[str, ...] = ()
+    displays: tuple[str, ...] = ()
 
     @property
     def current_step(self) -> StepView | None:
@@ -291,6 +296,7 @@ def build_view(
     join_code: str,
     now_ms: int,
     anon_waiting: int = 0,
+    join_addresses: tuple[str, ...] = (),
 ) -> MeetingView:
     names = display_names(state)
     ids = {s.id: i for i, s in enumerate(state.steps)}
@@ -341,6 +347,11 @@ def build_view(
         anon_threshold=threshold,
         join_code=join_code,
         anon_waiting=anon_waiting,
+        joining_open=state.joining_open,
+        join_addresses=join_addresses,
+        displays=tuple(
+            safe_text(name, newlines=False) for _, name in sorted(state.viewers.items())
+        ),
     )
 
 

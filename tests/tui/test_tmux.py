@@ -106,7 +106,7 @@ def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
 def start_and_join(ana: Terminal, *others: Terminal) -> None:
     ana.wait_for("Your name here")
     ana.type("Ana")
-    ana.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # name, code, join, nearby, process: title
+    ana.keys("Tab", "Tab", "Tab", "Tab")  # name, code, join, process: title
     ana.type("Our funder question")
     ana.keys("Enter")
     code = read_code(ana)

@@ -40,6 +40,7 @@ FACILITATOR_ACTIONS = frozenset(
         "hand_over",
         "talk_time",
         "record_outcome",
+        "toggle_joining",
     }
 )
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
@@ -67,6 +68,7 @@ class MeetingScreen(Screen[None]):
         Binding("f", "hand_over", "Hand over facilitation", show=False),
         Binding("t", "talk_time", "Talk time", show=False),
         Binding("w", "record_outcome", "Record outcome", show=False),
+        Binding("a", "toggle_joining", "Open/close joining", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -321,6 +323,10 @@ class MeetingScreen(Screen[None]):
             self.show(self.view)
 
     # -- facilitation ---------------------------------------------------------------
+
+    def action_toggle_joining(self) -> None:
+        """Open or close joining (SPEC §12.11): a ``join.open`` entry."""
+        self._result(self.meeting.toggle_joining())
 
     def action_next_step(self) -> None:
         self._result(self.meeting.next_step())
