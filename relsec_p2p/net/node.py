@@ -19,7 +19,7 @@ Rules of this file:
   initiative (co-signing tallies, declaring an unreachable facilitator
   absent) is decided by ``core/policies.py``.
 - Front ends use its public methods only (``perform``, ``join``, ``panic``,
-  ``nearby_meetings``...), never its attributes starting with ``_``.
+  ``join_addresses``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
   contribution text, names, codes or keys.
 """
@@ -264,25 +264,15 @@ class Node:
         return [joincode.format_join_address(code, host, port) for host, port in self.listening]
 
     @property
-    def discovering(self) -> bool:
-        """True once the node has its mDNS sockets (it may be silent)."""
-        return self._discovery is not None
-
-    @property
     def advertising(self) -> bool:
         """True while this laptop announces its meeting on mDNS."""
         return self._advertised is not None
 
-    def nearby_meetings(self) -> list[tuple[int, int]]:
-        """(nameplate, laptops advertising it) for the meetings discovery sees,
-        by nameplate only: nothing else about a meeting is on the LAN."""
-        if self._discovery is None:
-            return []
-        counts: dict[int, int] = {}
-        for peer in self._discovery.peers():
-            if peer.nameplate is not None:
-                counts[peer.nameplate] = counts.get(peer.nameplate, 0) + 1
-        return sorted(counts.items())
+    @property
+    def browsing(self) -> bool:
+        """True while this laptop asks the LAN for meetings (SPEC §12.1:
+        only while joining by the code alone)."""
+        return self._discovery is not None and self._discovery.browsing
 
     # -- the session ------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ async def test_start_a_meeting_from_a_template_with_the_keyboard() -> None:
     app = RelsecApp(node_factory(OFFLINE))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab")
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab")
         assert app.focused is not None and app.focused.id == "title"
         await pilot.press(*"Our funder question", "enter")
         await pilot.pause()
@@ -68,6 +68,12 @@ async def test_every_lobby_problem_is_one_plain_sentence() -> None:
         await wait_for(pilot, lambda: not screen.busy)
         assert "start without --no-mdns" in screen.status  # discovery is off here
         assert screen.status.count(".") == 1  # one sentence
+        # The address form with its port forgotten: one sentence saying what to copy.
+        screen.query_one("#code", Input).value = "42-harbor-velvet-orbit @ 192.168.1.23"
+        screen.action_join()
+        await wait_for(pilot, lambda: not screen.busy)
+        assert screen.status.startswith("The address after @ is not right")
+        assert screen.status.count("; ") == 1 and screen.status.endswith("screen.")
 
 
 async def test_a_missing_network_interface_is_said_in_the_lobby() -> None:
@@ -75,7 +81,7 @@ async def test_a_missing_network_interface_is_said_in_the_lobby() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
         assert "There is no network interface named 'nosuchif0'" in lobby(app).status
-        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"t", "enter")
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", *"t", "enter")
         assert isinstance(app.screen, LobbyScreen)  # nothing started without a network
 
 
@@ -108,7 +114,7 @@ async def test_join_by_code_typed_at_the_keyboard(facilitator) -> None:  # type:
         code_box = screen.query_one("#code", Input)
         assert app.focused is code_box
         # The lobby asks nothing of the network until a join is typed.
-        assert app.node is not None and app.node.nearby_meetings() == []
+        assert app.node is not None and not app.node.browsing and not app.node.advertising
         await pilot.press(*f"{nameplate}-")
         # A wrong code first: one sentence, then the right one.
         await pilot.press(*"harbor-velvet-orbit", "enter")

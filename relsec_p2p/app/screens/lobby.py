@@ -74,9 +74,8 @@ class LobbyScreen(Screen[None]):
                 yield Button("Join", id="join", variant="primary")
                 yield Static(
                     Text(
-                        "Type the code the facilitator reads out. If their screen also shows "
-                        "an address (42-harbor-velvet-orbit @ 192.168.1.23:4711), type the "
-                        "whole line: it works where the Wi-Fi keeps laptops apart.",
+                        "If the Wi-Fi keeps laptops apart, type the whole line from the "
+                        "facilitator's screen: the code @ the address.",
                         style="dim",
                     ),
                     id="join-hint",
