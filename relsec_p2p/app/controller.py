@@ -97,6 +97,7 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ITEM_NOT_RELEASED,
         Refusal.ROUND_ALREADY_IN,
         Refusal.ROUND_NOT_CERTIFIED,
+        Refusal.CODE_RETIRED,  # laptops publish fresh codes only; the rule's phrase is exact
     }
 )
 
