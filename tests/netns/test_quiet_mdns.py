@@ -104,6 +104,7 @@ def test_one_laptop_announces_only_while_joining_is_open(
         opened = time.monotonic()
         code = hosts[0].ok(cmd="start", title="Secret plans", name="Ana", agenda=AGENDA)["code"]
         added = observer.wait(lambda line: line.get("browser") == "Added", 10)
+        print(f"announced {added['t'] - opened:.2f} s after the meeting started")
         assert added["txt"] == {"v": "2", "np": code.split("-")[0]}  # no title, no name
         assert added["addresses"] == [lan.address(0)]
         for host, name in zip(hosts[1:], ("Bea", "Cy"), strict=True):
@@ -131,7 +132,8 @@ def test_one_laptop_announces_only_while_joining_is_open(
         # The facilitator closes joining: a goodbye (TTL 0), then silence.
         closing = time.monotonic()
         hosts[0].ok(cmd="joining", open=False)
-        observer.wait(lambda line: line.get("browser") == "Removed", 5)
+        removed = observer.wait(lambda line: line.get("browser") == "Removed", 5)
+        print(f"goodbye seen {removed['t'] - closing:.2f} s after joining closed")
         goodbye = [line for line in observer.since(closing) if line.get("packet")]
         assert goodbye and all(
             ttl == 0 for line in goodbye if not line["query"] for _, _, ttl in line["records"]

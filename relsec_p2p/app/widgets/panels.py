@@ -112,7 +112,7 @@ class RosterPanel(Panel):
                 text.append(" - " + ", ".join(marks), style="italic")
             text.append("\n")
         for display in view.displays:
-            text.append(f"{display} - room display, not a member\n", style="dim")
+            text.append(f"{display} (room display, not a member)\n", style="dim")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
