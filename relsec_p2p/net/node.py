@@ -143,6 +143,8 @@ class Node:
         self._admission = admission
         self._places: dict[bytes, tuple[Place, ...]] = {}  # members' listening places
         self._advertised: int | None = None  # the nameplate on the air, if any
+        self._nameplate: int | None = None  # the meeting's, kept when a removal retires a code
+        self._joining = False  # ask_to_join browses on its own
         self._known_viewers: frozenset[bytes] = frozenset()
         self._dialer = Dialer(
             self, spawn=self._spawn, may_link=self.may_link, on_link=self.add_link
@@ -322,6 +324,8 @@ class Node:
                 if not self.may_link(peer):
                     link.close("no longer a member")
             self._share_places()
+        if state.join_code is not None:
+            self._nameplate = state.join_code[0]
         self._keep_a_code(state)
         self._sync_advert()
 
@@ -335,7 +339,8 @@ class Node:
             and self.is_member
         ):
             with contextlib.suppress(LocalProtocolError):
-                self.publish_code(joincode.new_join_code())
+                # Same nameplate: laptops looking for the meeting still find it.
+                self.publish_code(joincode.new_join_code(self._nameplate))
 
     def _sync_advert(self) -> None:
         """Announce the meeting exactly while this laptop admits joiners
@@ -559,8 +564,32 @@ class Node:
                 self._emit(PeerDown(link.peer, link.close_reason))
 
     def _on_discovery_change(self) -> None:
-        if self._discovery is not None:
-            self._dialer.add_discovered(self._discovery.peers())
+        if self._discovery is None:
+            return
+        peers = self._discovery.peers()
+        if self._nameplate is not None:  # only our meeting's laptop
+            peers = [peer for peer in peers if peer.nameplate == self._nameplate]
+        self._dialer.add_discovered(peers)
+
+    def _find_the_meeting_again(self) -> None:
+        """A member or display with no link at all (resumed from a save, or
+        every other laptop restarted) browses for its meeting's nameplate,
+        which the laptop that admits announces while joining is open, and
+        stops once it has a link (SPEC §12.1): the `where` message does the
+        rest."""
+        discovery = self._discovery
+        if discovery is None or self._joining or self._closing:
+            return
+        lost = (
+            self._nameplate is not None
+            and (self.is_member or self.is_viewer)
+            and not self.links
+            and not self.admits_joiners()
+        )
+        if lost and not discovery.browsing:
+            self._spawn(discovery.async_browse())
+        elif not lost and discovery.browsing:
+            self._spawn(discovery.async_stop_browsing())
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -618,7 +647,11 @@ class Node:
         (SPEC §12.12). ``on_waiting``: the facilitator is being asked. Raises
         ``JoinError`` (the run itself is ``net/joining.py``'s)."""
         joiner = Joiner(self.identity, name, display=display, on_waiting=on_waiting)
-        admitted = await ask_to_join(self._discovery, code_text, joiner, timeout)
+        self._joining = True
+        try:
+            admitted = await ask_to_join(self._discovery, code_text, joiner, timeout)
+        finally:
+            self._joining = False
         granted = admitted.granted
         self.session = Session.join(self.identity, granted.mid, granted.creator, self.clock)
         self._bootstrap.add(granted.sponsor)
@@ -775,6 +808,7 @@ class Node:
 
     def _on_tick(self) -> None:
         if self._discovery is not None:
+            self._find_the_meeting_again()
             self._on_discovery_change()
         self._dialer.dial_all()
         if self.session is None:
