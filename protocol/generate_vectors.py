@@ -575,6 +575,29 @@ def presence_meeting() -> list[Entry]:
     return log
 
 
+def admission_meeting() -> list[Entry]:
+    """The facilitator closes joining, admits a room display, removes a member
+    (which retires the code) and publishes a fresh code (SPEC §12.11, §12.12)."""
+    a, b, _c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    agenda = [
+        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
+    ]
+    old = {"np": 42, "words": ["harbor", "velvet", "orbit"]}
+    return [
+        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write(2, "join.code", old),
+        a.write(3, "roster.add", add_data("bob")),
+        a.write(4, "roster.add", add_data("carol")),
+        b.write(5, "join.open", {"open": False}),  # ignored: only the facilitator
+        a.write(6, "join.open", {"open": False}),
+        a.write(7, "viewer.add", {"key": IDS["dan"].key, "name": "Room display"}),
+        d.write(8, "hand.raise", {}),  # not even stored: a display is no known author (§3.3)
+        a.write(9, "roster.remove", {"who": IDS["carol"].key, "upto": 0}),
+        b.write(10, "join.code", old),  # ignored: retired by the removal
+        a.write(11, "join.code", {"np": 42, "words": ["harbor", "velvet", "acorn"]}),
+    ]
+
+
 def agenda_of_size(size: int) -> list[dict[str, Any]]:
     """A valid agenda whose canonical encoding is exactly ``size`` bytes: full
     ASCII steps, then one step whose help takes up the bytes left."""
@@ -1048,6 +1071,17 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
             "turns": {who(k): v for k, v in sorted(state.queue.turns.items())},
         },
         "frozen": {who(k): v for k, v in sorted(state.frozen.items())},
+        **(
+            {}
+            if "admission" not in state.to_canonical()
+            else {
+                "admission": {
+                    "joining_open": state.joining_open,
+                    "retired_codes": sorted(list(words) for words in state.retired_codes),
+                    "viewers": {who(k): name for k, name in sorted(state.viewers.items())},
+                }
+            }
+        ),
         "applied": state.applied,
         "ignored": [
             {"entry": labels[entry_id], "hash_hex": h(entry_id), "reason": refused.text}
@@ -1195,6 +1229,15 @@ def state_vectors() -> dict[str, Any]:
                         "bob#1",
                     ]
                 },
+            ),
+            state_case(
+                "admission",
+                "the facilitator closes joining (a member cannot), admits a room display that "
+                "is never a member, removes carol, which retires the join code so that the "
+                "old words are refused, and publishes a fresh code (SPEC §12.11, §12.12); the "
+                "display's own entry is never stored, its key being no known author (§3.3)",
+                admission_meeting(),
+                {"epoch": 4, "ignored": ["bob#1", "bob#2"]},
             ),
             state_case(
                 "agenda_at_limit",

@@ -84,6 +84,11 @@ def state_summary(node: Node) -> dict[str, Any]:
         "in_meeting": True,
         "me": node.identity.key.hex(),
         "member": node.is_member,
+        "viewer": node.is_viewer,
+        "viewers": [{"key": k.hex(), "name": n} for k, n in sorted(state.viewers.items())],
+        "joining_open": state.joining_open,
+        "advertising": node.advertising,
+        "join_addresses": node.join_addresses(),
         "mid": state.mid.hex(),
         "digest": node.session.digest().hex(),
         "title": state.title,
@@ -256,6 +261,7 @@ ACTIONS: dict[str, Action] = {
     "leave": lambda s, a: s.leave(),
     "remove": lambda s, a: s.remove(_bytes(a["who"], "who")),
     "replace": lambda s, a: s.replace_member(_bytes(a["who"], "who"), _bytes(a["by"], "by")),
+    "joining": lambda s, a: s.act("join.open", {"open": bool(a["open"])}),
 }
 
 
@@ -360,6 +366,7 @@ class HeadlessPeer:
                 str(command["code"]),
                 str(command["name"]),
                 timeout=float(command.get("timeout", 15)),
+                display=bool(command.get("display", False)),
             )
             return {"event": "joined"}
         if name == "state":

@@ -42,6 +42,7 @@ from .messages import (
     RedrawMeeting,
 )
 from .network import NodeFactory, loopback_only
+from .screens.admit import ask_the_facilitator
 from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog
 from .screens.display import DisplayScreen
 from .screens.help import HelpScreen, Section, bindings_of
@@ -126,6 +127,9 @@ class RelsecApp(App[int]):
             self.network_problem = str(exc)
             lobby.say(self.network_problem)
             return
+        if not self.display_only:
+            # Joins wait for this laptop's yes while it facilitates (SPEC §12.8).
+            self.node.set_admission(ask_the_facilitator(self))
         self.meeting = Meeting(self.node)
         self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
 
@@ -242,8 +246,20 @@ class RelsecApp(App[int]):
                 JoinFailed(self.network_problem or "The network is not ready; restart relsec.")
             )
             return
+
+        def waiting() -> None:
+            for screen in self.screen_stack:
+                if isinstance(screen, LobbyScreen):
+                    screen.say("The code is right: waiting for the facilitator to let you in...")
+
         try:
-            await node.join(code, name, timeout=self.join_timeout)
+            await node.join(
+                code,
+                name,
+                timeout=self.join_timeout,
+                display=self.display_only,
+                on_waiting=waiting,
+            )
         except JoinError as exc:
             self.post_message(JoinFailed(str(exc)))
             return

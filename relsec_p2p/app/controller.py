@@ -99,6 +99,7 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ITEM_NOT_RELEASED,
         Refusal.ROUND_ALREADY_IN,
         Refusal.ROUND_NOT_CERTIFIED,
+        Refusal.CODE_RETIRED,  # laptops publish fresh codes only; the rule's phrase is exact
     }
 )
 
@@ -172,6 +173,7 @@ class Meeting:
             me=self.node.identity.key,
             safety_number=self.safety_number(),
             join_code=self.node.join_code(),
+            join_addresses=tuple(self.node.join_addresses()),
             now_ms=self.clock(),
             anon_waiting=self.anon_waiting(),
         )
@@ -290,6 +292,17 @@ class Meeting:
 
     def next_speaker(self) -> str | None:
         return self._act(Session.next_speaker)
+
+    def toggle_joining(self) -> str | None:
+        """The facilitator opens or closes joining (SPEC §12.11)."""
+        state = self.state
+        if state is None:
+            return None
+        try:
+            self.node.set_joining(not state.joining_open)
+        except LocalProtocolError as exc:
+            return refusal_sentence(exc)
+        return None
 
     def hand_over(self, to: bytes) -> str | None:
         return self._act(partial(Session.hand_over, to=to))

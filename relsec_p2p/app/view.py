@@ -154,6 +154,12 @@ class MeetingView:
         """The quorum rule as it stands now, e.g. "quorum: 3 of 4 present"."""
         return f"quorum: {self.quorum} of {self.present_count} present"
 
+    # Admission (SPEC §12.11, §12.12): joining open, the address form of the
+    # code (on the laptop that admits), the room displays, never members.
+    joining_open: bool = True
+    join_addresses: tuple[str, ...] = ()
+    displays: tuple[str, ...] = ()
+
     @property
     def current_step(self) -> StepView | None:
         return None if self.current is None else self.steps[self.current]
@@ -329,6 +335,7 @@ def build_view(
     join_code: str,
     now_ms: int,
     anon_waiting: int = 0,
+    join_addresses: tuple[str, ...] = (),
 ) -> MeetingView:
     names = display_names(state)
     ids = {s.id: i for i, s in enumerate(state.steps)}
@@ -383,6 +390,11 @@ def build_view(
         anon_waiting=anon_waiting,
         quorum=quorum_of(len(state.present_members()), state.settings),
         possible_returns=possible_returns(state, names),
+        joining_open=state.joining_open,
+        join_addresses=join_addresses,
+        displays=tuple(
+            safe_text(name, newlines=False) for _, name in sorted(state.viewers.items())
+        ),
     )
 
 

@@ -88,6 +88,9 @@ class Refusal(StrEnum):
     ROUND_ALREADY_IN = "round_already_in"
     ROUND_NOT_CERTIFIED = "round_not_certified"
 
+    # admission (SPEC §12.11)
+    CODE_RETIRED = "code_retired"  # a join code that was current at a removal
+
 
 @dataclass(frozen=True, slots=True)
 class Refused:

@@ -60,6 +60,7 @@ from .state import (
     MAX_TAG,
     MAX_TEXT,
     MAX_TITLE,
+    MAX_VIEWERS,
     Contribution,
     MeetingState,
     Member,
@@ -593,6 +594,75 @@ def apply_join_code(state: MeetingState, entry: Entry) -> None:
     state.join_code = (entry.data["np"], tuple(entry.data["words"]))
 
 
+def check_join_code_fresh(state: MeetingState, entry: Entry) -> Refused | None:
+    """``join.code`` (SPEC §6.7, §12.11): a code that was current when a
+    member was removed never comes back, so the removed person's knowledge
+    of it is worth nothing, whatever order concurrent entries sort in."""
+    if reason := check_join_code(state, entry):
+        return reason
+    if tuple(entry.data["words"]) in state.retired_codes:
+        return Refused(Refusal.CODE_RETIRED, "that code was retired when a member was removed")
+    return None
+
+
+def apply_remove_and_retire_code(state: MeetingState, entry: Entry) -> None:
+    """``roster.remove`` also retires the current join code (SPEC §12.11):
+    joining needs a fresh ``join.code`` after it."""
+    apply_remove(state, entry)
+    if state.join_code is not None:
+        state.retired_codes.add(state.join_code[1])
+        state.join_code = None
+
+
+def check_join_open(state: MeetingState, entry: Entry) -> Refused | None:
+    """``join.open`` (SPEC §12.11): the facilitator opens or closes joining."""
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(entry.data, ("open",)) or not isinstance(entry.data["open"], bool):
+        return Refused(Refusal.BAD_FIELDS, "join.open has open (bool)")
+    return None
+
+
+def apply_join_open(state: MeetingState, entry: Entry) -> None:
+    state.joining_open = entry.data["open"]
+
+
+def check_viewer_add(state: MeetingState, entry: Entry) -> Refused | None:
+    """``viewer.add`` (SPEC §12.12): the facilitator admits a room display,
+    which reads the meeting and is never a member."""
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("key", "name")) or not is_key(data["key"]):
+        return Refused(Refusal.BAD_FIELDS, "viewer.add has key (32 bytes) and name")
+    if name_problem(data["name"]) is not None:
+        return Refused(Refusal.BAD_TEXT, "a display's name must be a short display name")
+    if data["key"] in state.members or data["key"] in state.viewers:
+        return Refused(Refusal.ALREADY_A_MEMBER, "that key is already a member or a display")
+    if len(state.viewers) >= MAX_VIEWERS:
+        return Refused(Refusal.ROSTER_FULL, "a meeting has at most 8 displays")
+    return None
+
+
+def apply_viewer_add(state: MeetingState, entry: Entry) -> None:
+    state.viewers[entry.data["key"]] = entry.data["name"]
+
+
+def check_viewer_remove(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("key",)) or not is_key(data["key"]):
+        return Refused(Refusal.BAD_FIELDS, "viewer.remove has key (32 bytes)")
+    if data["key"] not in state.viewers:
+        return Refused(Refusal.BAD_TARGET, "that key is not a display of this meeting")
+    return None
+
+
+def apply_viewer_remove(state: MeetingState, entry: Entry) -> None:
+    del state.viewers[entry.data["key"]]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     check: Check
@@ -603,7 +673,7 @@ RULES: dict[str, Rule] = {
     "meeting.create": Rule(check_create, apply_create),
     "roster.add": Rule(check_add, apply_add),
     "roster.leave": Rule(check_leave, apply_leave),
-    "roster.remove": Rule(check_remove, apply_remove),
+    "roster.remove": Rule(check_remove, apply_remove_and_retire_code),
     "roster.replace": Rule(check_replace, apply_replace),
     "roster.away": Rule(check_away, apply_away),
     "roster.back": Rule(check_back, apply_back),
@@ -623,7 +693,10 @@ RULES: dict[str, Rule] = {
     "hand.raise": Rule(check_hand_raise, apply_hand_raise),
     "hand.lower": Rule(check_hand_lower, apply_hand_lower),
     "hand.next": Rule(check_hand_next, apply_hand_next),
-    "join.code": Rule(check_join_code, apply_join_code),
+    "join.code": Rule(check_join_code_fresh, apply_join_code),
+    "join.open": Rule(check_join_open, apply_join_open),
+    "viewer.add": Rule(check_viewer_add, apply_viewer_add),
+    "viewer.remove": Rule(check_viewer_remove, apply_viewer_remove),
     "tally.sign": Rule(check_tally_sign, apply_tally_sign),
     "tally.object": Rule(check_tally_object, apply_tally_object),
     "outcome.record": Rule(check_outcome, apply_outcome),

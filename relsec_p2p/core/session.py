@@ -45,6 +45,7 @@ from .feed import (
     encode_entry,
 )
 from .identity import KEY_BYTES, Identity
+from .places import WHERE, read_where
 from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
@@ -440,6 +441,10 @@ class Session:
         """Rounds started and finished since the last call (no content)."""
         return self.anonymous.take_reports()
 
+    def _on_where(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        # Where members listen (SPEC §12.13): hints for the driver's dialer.
+        events.append(read_where(peer, message))
+
     def _on_anon(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         self.anonymous.receive(peer, message)
 
@@ -647,5 +652,6 @@ class Session:
         "have": _on_have,
         "want": _on_want,
         "fork": _on_fork,
+        WHERE: _on_where,
         **dict.fromkeys(shuffle.MESSAGE_TYPES, _on_anon),
     }

@@ -27,6 +27,7 @@ CHOICES = ("agree", "concerns", "stand_aside", "block")
 RESULTS = ("consensus", "blocked", "no_consensus", "no_quorum")
 
 MAX_NAME = 64
+MAX_VIEWERS = 8  # room displays of one meeting (SPEC §12.12)
 MAX_TITLE = 200
 MAX_PROMPT = 2000
 MAX_HELP = 4000
@@ -340,6 +341,11 @@ class MeetingState:
     frozen: dict[bytes, int] = field(default_factory=dict)  # author -> fork seq
     join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
     caps: dict[bytes, int] = field(default_factory=dict)  # removed author -> last seq counted
+    # Admission (SPEC §12.11, §12.12): whether the facilitator has joining
+    # open, the codes retired by removals, the room displays (key -> name).
+    joining_open: bool = True
+    retired_codes: set[tuple[str, ...]] = field(default_factory=set)  # secret, like join_code
+    viewers: dict[bytes, str] = field(default_factory=dict)
     anonymous_contributions: list[AnonContribution] = field(default_factory=list)
     anon_rounds: dict[bytes, AnonRound] = field(default_factory=dict)
     # (step, ref) -> link tag -> value: one anonymous rating per member per thing
@@ -499,6 +505,21 @@ class MeetingState:
             "pause_requests": self.pause_requests,
             "applied": self.applied,
             **self._presence_canonical(),
+            **self._admission_canonical(),
+        }
+
+    def _admission_canonical(self) -> dict[str, Any]:
+        """``admission`` (SPEC §6.8, §12.11): present only once it differs
+        from a new meeting's (joining open, no retired code, no display), so
+        the digest of a meeting that never used it is the one of v2.0."""
+        if self.joining_open and not self.retired_codes and not self.viewers:
+            return {}
+        return {
+            "admission": [
+                self.joining_open,
+                sorted(list(words) for words in self.retired_codes),
+                sorted([key, name] for key, name in self.viewers.items()),
+            ]
         }
 
     def _presence_canonical(self) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """A node: one member's laptop on the LAN, driving a core ``Session``.
 
 Rules of this file:
-- Every laptop is an equal peer: it listens, advertises by mDNS, dials every
-  relsec instance it discovers and lets the link handshake decide who is a
-  member. Losing any one node, the facilitator's included, loses nothing:
-  every accepted entry is on every connected laptop, and facilitation passes
-  on by the log's own rule (``facil.absent``).
+- Every laptop is an equal peer: it listens, dials every member whose place
+  it hears of (the ``where`` message, SPEC §12.13) and lets the link
+  handshake decide who is a member. Only the facilitator's laptop admits
+  joiners and is announced on mDNS, and only while joining is open (SPEC
+  §12.1, §12.11): a role that follows facilitation, so losing any one node,
+  the facilitator's included, loses nothing: every accepted entry is on
+  every connected laptop, and facilitation passes on by the log's own rule
+  (``facil.absent``), the successor's laptop then admitting and announcing.
 - The core decides; this file moves bytes and keeps time. After every call
   into the Session its outgoing frames are routed to the links at once, and
   ``Node._after_change`` is the one place that tells the front end the
@@ -16,7 +19,7 @@ Rules of this file:
   initiative (co-signing tallies, declaring an unreachable facilitator
   absent) is decided by ``core/policies.py``.
 - Front ends use its public methods only (``perform``, ``join``, ``panic``,
-  ``nearby_meetings``...), never its attributes starting with ``_``.
+  ``join_addresses``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
   contribution text, names, codes or keys.
 """
@@ -27,13 +30,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..core import joincode, shuffle
+from ..core.admission import JoinRequest
 from ..core.anon import Report, RoundStarted
 from ..core.codec import unpack
 from ..core.errors import LocalProtocolError, RemoteProtocolError
@@ -41,6 +45,7 @@ from ..core.events import Event, InputRejected, MeetingChanged, OwnEntryIgnored,
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
+from ..core.places import Place, PlacesHeard, where_message
 from ..core.policies import (
     DEFAULT_ABSENT_AFTER_MS,
     FacilitatorWatch,
@@ -57,7 +62,14 @@ from .autosave import Autosave, SaveFailed
 from .dialer import Dialer
 from .discovery import Discovery
 from .files import SaveFile, export_record
-from .joining import JOIN_FIRST_TYPE, Sponsor, ask_to_join, wait_until_member
+from .joining import (
+    ADMIT_WAIT_S,
+    JOIN_FIRST_TYPE,
+    Joiner,
+    Sponsor,
+    ask_to_join,
+    wait_until_member,
+)
 from .link import FrameReader, Link, LinkClosed
 
 log = logging.getLogger("relsec.node")
@@ -94,6 +106,9 @@ class PeerDown:
 
 NodeEvent = Event | PeerUp | PeerDown | SaveFailed | Report
 
+# The facilitator's answer to a pending join (SPEC §12.8): True admits.
+AdmissionPolicy = Callable[[JoinRequest], Awaitable[bool]]
+
 
 class Node:
     """Owns the listener, discovery, links and the Session of one member."""
@@ -108,6 +123,7 @@ class Node:
         on_event: Callable[[NodeEvent], None] | None = None,
         absent_after_s: float = DEFAULT_ABSENT_AFTER_S,
         use_mdns: bool = True,
+        admission: AdmissionPolicy | None = None,
     ) -> None:
         self.identity = identity or Identity.generate()
         self.interfaces = interfaces
@@ -131,6 +147,14 @@ class Node:
         self.rejections: list[InputRejected] = []
         self.template: Template | None = None  # the template this laptop started from
         self._sponsor = Sponsor(self)
+        # None admits every joiner who proved the code (headless peers,
+        # benchmarks); the app asks the facilitator (``set_admission``).
+        self._admission = admission
+        self._places: dict[bytes, tuple[Place, ...]] = {}  # members' listening places
+        self._advertised: int | None = None  # the nameplate on the air, if any
+        self._nameplate: int | None = None  # the meeting's, kept when a removal retires a code
+        self._joining = False  # ask_to_join browses on its own
+        self._known_viewers: frozenset[bytes] = frozenset()
         self._dialer = Dialer(
             self, spawn=self._spawn, may_link=self.may_link, on_link=self.add_link
         )
@@ -141,9 +165,9 @@ class Node:
     async def start(self) -> None:
         await self._listen()
         if self._use_mdns:
+            # Sockets only: nothing is announced or asked from the lobby.
             self._discovery = Discovery(self.interfaces, on_change=self._on_discovery_change)
             await self._discovery.async_start()
-            self._spawn(self._discovery.async_advertise(self.port, None))
         self._spawn(self._timer_loop())
         self._spawn(self._round_loop())
         log.info("listening on %s, port %d", ", ".join(self.interfaces), self.port)
@@ -255,20 +279,31 @@ class Node:
         return str(joincode.JoinCode(state.join_code[0], state.join_code[1]))
 
     @property
-    def discovering(self) -> bool:
-        """True once the node browses and advertises by mDNS."""
-        return self._discovery is not None
+    def is_viewer(self) -> bool:
+        """This laptop is a room display of its meeting (SPEC §12.12)."""
+        state = self.state
+        return state is not None and self.identity.key in state.viewers
 
-    def nearby_meetings(self) -> list[tuple[int, int]]:
-        """(nameplate, laptops advertising it) for the meetings discovery sees,
-        by nameplate only: nothing else about a meeting is on the LAN."""
-        if self._discovery is None:
+    def join_addresses(self) -> list[str]:
+        """The address form of the join code, one per listening address
+        (SPEC §12.3): what the facilitator's screen shows for networks
+        where multicast is blocked. Empty when this laptop does not admit."""
+        state = self.state
+        if state is None or state.join_code is None or not self.admits_joiners():
             return []
-        counts: dict[int, int] = {}
-        for peer in self._discovery.peers():
-            if peer.nameplate is not None:
-                counts[peer.nameplate] = counts.get(peer.nameplate, 0) + 1
-        return sorted(counts.items())
+        code = joincode.JoinCode(state.join_code[0], state.join_code[1])
+        return [joincode.format_join_address(code, host, port) for host, port in self.listening]
+
+    @property
+    def advertising(self) -> bool:
+        """True while this laptop announces its meeting on mDNS."""
+        return self._advertised is not None
+
+    @property
+    def browsing(self) -> bool:
+        """True while this laptop asks the LAN for meetings (SPEC §12.1:
+        only while joining by the code alone)."""
+        return self._discovery is not None and self._discovery.browsing
 
     # -- the session ------------------------------------------------------------------
 
@@ -309,15 +344,121 @@ class Node:
             self._emit(MeetingChanged())
             self._report_own_ignored()
         self._cosign_tallies(state)
-        if state.epoch != self._known_epoch:
-            self._known_epoch = state.epoch
+        viewers = frozenset(state.viewers)
+        if state.epoch != self._known_epoch or viewers != self._known_viewers:
+            self._known_epoch, self._known_viewers = state.epoch, viewers
             # New members may now be admitted; departed ones must go.
             self._dialer.redial()
             for peer, link in list(self.links.items()):
                 if not self.may_link(peer):
                     link.close("no longer a member")
-            if self._discovery is not None and state.join_code is not None:
-                self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
+            self._share_places()
+        if state.join_code is not None:
+            self._nameplate = state.join_code[0]
+        self._keep_a_code(state)
+        self._sync_advert()
+
+    def _keep_a_code(self, state: MeetingState) -> None:
+        """A removal retired the code (SPEC §12.11): while joining is open,
+        the facilitator's laptop publishes a fresh one at once."""
+        if (
+            state.join_code is None
+            and state.joining_open
+            and state.facilitator == self.identity.key
+            and self.is_member
+        ):
+            with contextlib.suppress(LocalProtocolError):
+                # Same nameplate: laptops looking for the meeting still find it.
+                self.publish_code(joincode.new_join_code(self._nameplate))
+
+    def _sync_advert(self) -> None:
+        """Announce the meeting exactly while this laptop admits joiners
+        (SPEC §12.1); withdrawing sends goodbye packets."""
+        if self._discovery is None or self._closing:
+            return
+        state = self.state
+        wanted = None
+        if state is not None and state.join_code is not None and self.admits_joiners():
+            wanted = state.join_code[0]
+        if wanted == self._advertised:
+            return
+        self._advertised = wanted
+        if wanted is None:
+            self._spawn(self._discovery.async_withdraw())
+        else:
+            self._spawn(self._discovery.async_advertise(self.port, wanted))
+
+    # -- admission ----------------------------------------------------------------------
+
+    def admits_joiners(self) -> bool:
+        """This laptop sponsors joins now: it is the facilitator's, and the
+        facilitator has joining open (SPEC §12.8, §12.11)."""
+        state = self.state
+        return (
+            state is not None
+            and state.joining_open
+            and state.facilitator == self.identity.key
+            and self.is_member
+        )
+
+    def set_admission(self, policy: AdmissionPolicy | None) -> None:
+        """Who answers a pending join: ``policy`` (the app asks the
+        facilitator), or None to admit everyone who proved the code."""
+        self._admission = policy
+
+    async def decide_admission(self, request: JoinRequest) -> bool:
+        """The facilitator's answer to ``request`` (no answer in
+        ``ADMIT_WAIT_S`` is a no)."""
+        if self._admission is None:
+            return True
+        try:
+            return await asyncio.wait_for(self._admission(request), ADMIT_WAIT_S)
+        except TimeoutError:
+            return False
+
+    def set_joining(self, open_: bool) -> Entry:
+        """The facilitator opens or closes joining (a ``join.open`` entry)."""
+        return self.perform(lambda s: s.act("join.open", {"open": open_}))
+
+    # -- where members listen (SPEC §12.13) -----------------------------------------------
+
+    def _places_table(self) -> dict[bytes, list[Place]]:
+        state = self.state
+        if state is None or not self.is_member:
+            return {}  # a display or a joiner not yet in: nothing to tell
+        table = {key: list(spots) for key, spots in self._places.items() if state.is_member(key)}
+        table[self.identity.key] = list(self.listening)
+        return table
+
+    def _where(self) -> bytes | None:
+        table = self._places_table()
+        if self.session is None or not table:
+            return None
+        return where_message(self.session.mid, table)
+
+    def _share_places(self) -> None:
+        message = self._where()
+        if message is not None:
+            for link in list(self.links.values()):
+                link.send(message)
+
+    def _heard_places(self, heard: PlacesHeard) -> None:
+        state = self.state
+        if state is None:
+            return
+        changed = False
+        for key, spots in heard.places.items():
+            if key == self.identity.key or not state.is_member(key):
+                continue
+            if self._places.get(key) != spots:
+                self._places[key] = spots
+                changed = True
+            if key not in self.links:
+                for host, port in spots:
+                    self._dialer.add(host, port)
+        if changed:
+            self._dialer.dial_all()
+            self._share_places()
 
     def _report_own_ignored(self) -> None:
         """Tell the person when an entry of theirs stopped counting (another
@@ -384,11 +525,9 @@ class Node:
         return self.join_code()
 
     def publish_code(self, code: joincode.JoinCode) -> None:
-        """Make ``code`` the meeting's join code and advertise its number."""
+        """Make ``code`` the meeting's join code (advertised by
+        ``_sync_advert`` while this laptop admits)."""
         self.perform(lambda s: s.set_join_code(code.nameplate, code.words))
-        state = self.state
-        if self._discovery is not None and state is not None and state.join_code:
-            self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
 
     def _on_payload(self, link: Link, payload: bytes) -> None:
         if self.session is None or self.links.get(link.peer) is not link:
@@ -397,6 +536,9 @@ class Node:
         for event in self.session.receive(link.peer, payload):
             if isinstance(event, MeetingChanged):
                 changed = True  # said once, by _flush
+                continue
+            if isinstance(event, PlacesHeard):
+                self._heard_places(event)
                 continue
             self._emit(event)
             if isinstance(event, InputRejected) and event.fatal:
@@ -411,9 +553,10 @@ class Node:
         or, before this laptop is in the roster, the member who sponsored it."""
         state = self.state
         if state is not None and state.created:
-            return state.is_member(key) or (
-                key in self._bootstrap and not state.is_member(self.identity.key)
-            )
+            if state.is_member(self.identity.key):
+                # Members link with members and with the room displays (§12.12).
+                return state.is_member(key) or key in state.viewers
+            return state.is_member(key) or key in self._bootstrap
         return key in self._bootstrap
 
     def _epoch(self) -> int:
@@ -436,6 +579,9 @@ class Node:
         if self.session is not None:
             self.session.peer_connected(link.peer)
             self._flush()
+            where = self._where()
+            if where is not None:
+                link.send(where)
         self._emit(PeerUp(link.peer))
 
     def _on_link_closed(self, link: Link) -> None:
@@ -447,8 +593,32 @@ class Node:
                 self._emit(PeerDown(link.peer, link.close_reason))
 
     def _on_discovery_change(self) -> None:
-        if self._discovery is not None:
-            self._dialer.add_discovered(self._discovery.peers())
+        if self._discovery is None:
+            return
+        peers = self._discovery.peers()
+        if self._nameplate is not None:  # only our meeting's laptop
+            peers = [peer for peer in peers if peer.nameplate == self._nameplate]
+        self._dialer.add_discovered(peers)
+
+    def _find_the_meeting_again(self) -> None:
+        """A member or display with no link at all (resumed from a save, or
+        every other laptop restarted) browses for its meeting's nameplate,
+        which the laptop that admits announces while joining is open, and
+        stops once it has a link (SPEC §12.1): the `where` message does the
+        rest."""
+        discovery = self._discovery
+        if discovery is None or self._joining or self._closing:
+            return
+        lost = (
+            self._nameplate is not None
+            and (self.is_member or self.is_viewer)
+            and not self.links
+            and not self.admits_joiners()
+        )
+        if lost and not discovery.browsing:
+            self._spawn(discovery.async_browse())
+        elif not lost and discovery.browsing:
+            self._spawn(discovery.async_stop_browsing())
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -492,17 +662,34 @@ class Node:
 
     # -- joining ------------------------------------------------------------------------
 
-    async def join(self, code_text: str, name: str, timeout: float = 10.0) -> None:
-        """Join the meeting whose code someone read out; raises ``JoinError``
-        (the run itself is ``net/joining.py``'s)."""
-        admitted = await ask_to_join(self._discovery, code_text, self.identity, name, timeout)
+    async def join(
+        self,
+        code_text: str,
+        name: str,
+        timeout: float = 10.0,
+        *,
+        display: bool = False,
+        on_waiting: Callable[[], None] | None = None,
+    ) -> None:
+        """Join the meeting whose code someone read out, or typed with its
+        address (``CODE @ HOST:PORT``); a ``display`` joins as a room display
+        (SPEC §12.12). ``on_waiting``: the facilitator is being asked. Raises
+        ``JoinError`` (the run itself is ``net/joining.py``'s)."""
+        joiner = Joiner(self.identity, name, display=display, on_waiting=on_waiting)
+        self._joining = True
+        try:
+            admitted = await ask_to_join(self._discovery, code_text, joiner, timeout)
+        finally:
+            self._joining = False
         granted = admitted.granted
         self.session = Session.join(self.identity, granted.mid, granted.creator, self.clock)
         self._bootstrap.add(granted.sponsor)
         self.add_endpoint(admitted.host, admitted.port)
-        self._on_discovery_change()
         self._dialer.dial_all()
-        await wait_until_member(lambda: self.is_member, timeout)
+        if display:
+            await wait_until_member(lambda: self.is_viewer, timeout)
+        else:
+            await wait_until_member(lambda: self.is_member, timeout)
 
     # -- templates, saves and records ------------------------------------------------------
 
@@ -650,6 +837,7 @@ class Node:
 
     def _on_tick(self) -> None:
         if self._discovery is not None:
+            self._find_the_meeting_again()
             self._on_discovery_change()
         self._dialer.dial_all()
         if self.session is None:

@@ -106,7 +106,7 @@ def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
 def start_and_join(ana: Terminal, *others: Terminal) -> None:
     ana.wait_for("Your name here")
     ana.type("Ana")
-    ana.keys("Tab", "Tab", "Tab", "Tab", "Tab")  # name, code, join, nearby, process: title
+    ana.keys("Tab", "Tab", "Tab", "Tab")  # name, code, join, process: title
     ana.type("Our funder question")
     ana.keys("Enter")
     code = read_code(ana)
@@ -116,6 +116,9 @@ def start_and_join(ana: Terminal, *others: Terminal) -> None:
         other.keys("Tab")
         other.type(code)
         other.keys("Enter")
+        # The facilitator is asked first, by name (SPEC §12.8), and says yes.
+        ana.wait_for(f"Someone is joining as '{other.name.title()}'")
+        ana.keys("y")
         other.wait_for("safety number")
     everyone = f"{len(others) + 1} members"
     for terminal in (ana, *others):

@@ -42,6 +42,7 @@ FACILITATOR_ACTIONS = frozenset(
         "record_outcome",
         "remove_member",
         "match_rejoined",
+        "toggle_joining",
     }
 )
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
@@ -71,6 +72,7 @@ class MeetingScreen(Screen[None]):
         Binding("w", "record_outcome", "Record outcome", show=False),
         Binding("m", "remove_member", "Remove a member", show=False),
         Binding("u", "match_rejoined", "Match a rejoined member", show=False),
+        Binding("a", "toggle_joining", "Open/close joining", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -325,6 +327,10 @@ class MeetingScreen(Screen[None]):
             self.show(self.view)
 
     # -- facilitation ---------------------------------------------------------------
+
+    def action_toggle_joining(self) -> None:
+        """Open or close joining (SPEC §12.11): a ``join.open`` entry."""
+        self._result(self.meeting.toggle_joining())
 
     def action_next_step(self) -> None:
         self._result(self.meeting.next_step())

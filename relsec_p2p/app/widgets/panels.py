@@ -126,6 +126,8 @@ class RosterPanel(Panel):
         if view.am_facilitator:
             for newcomer, earlier in view.possible_returns:
                 text.append(f"{newcomer} may be {earlier} (away): u to match\n", style="italic")
+        for display in view.displays:
+            text.append(f"{display} (room display, not a member)\n", style="dim")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
@@ -134,6 +136,11 @@ class RosterPanel(Panel):
         if show_code and view.join_code:
             text.append("Join code: ", style="bold")
             text.append(view.join_code + "\n")
+            for form in view.join_addresses:  # for networks that block multicast
+                text.append(f"or {form}\n")
+        if not view.joining_open:
+            text.append("Joining is closed", style="bold")
+            text.append(" (press a to open it)\n" if view.am_facilitator else "\n")
         text.rstrip()
         self.put(text)
 
