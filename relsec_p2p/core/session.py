@@ -63,6 +63,16 @@ def _sync_message(kind: str, mid: bytes, **fields: Any) -> bytes:
     return pack({"t": kind, "mid": mid, **fields})
 
 
+def _in_fold_order(entries: list[Entry]) -> list[Entry]:
+    """Entries to send, in fold order (SPEC §7.2, §5.1). Along one feed the
+    Lamport clock grows with seq, so every feed still arrives in seq order;
+    and a member's ``roster.add`` comes before that member's entries. A
+    laptop catching up then folds each entry once as it arrives, instead of
+    holding entries of members it does not know yet and folding the whole
+    log again each time an entry sorts before what it has folded."""
+    return sorted(entries, key=lambda entry: entry.order_key)
+
+
 class Session:
     """One member's view of one meeting."""
 
@@ -591,7 +601,7 @@ class Session:
                 # later fork (whether or not they hold any of the entries):
                 # the digest covers the seq it froze at.
                 self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
-        self._send_entries(peer, to_send)
+        self._send_entries(peer, _in_fold_order(to_send))
 
     def _on_want(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         ranges = message.get("r")
@@ -611,7 +621,7 @@ class Session:
             author, first, last = item
             feed = self.log.feed(author)
             to_send.extend(feed[first - 1 : min(last, len(feed), first - 1 + MAX_ENTRIES_PER_WANT)])
-        self._send_entries(peer, to_send[:MAX_ENTRIES_PER_WANT])
+        self._send_entries(peer, _in_fold_order(to_send[:MAX_ENTRIES_PER_WANT]))
 
     def _on_fork(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         proof = message.get("p")
