@@ -95,6 +95,9 @@ class Session:
         self._outbox: list[Send] = []
         self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
         self._held_at_close: dict[bytes, Held] = {}
+        # Envelopes of entries in the log's feeds (never of one that left
+        # them, by a fork): a copy received again is skipped before decoding.
+        self._stored: set[bytes] = set()
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -234,6 +237,8 @@ class Session:
             self._dirty = True
 
     def _take(self, result: IngestResult, events: list[Event]) -> None:
+        self._stored.update(entry.envelope for entry in result.accepted)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         for entry in result.accepted:
             if entry.type == "poll.close" and entry.hash not in self._held_at_close:
                 self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
@@ -511,6 +516,12 @@ class Session:
         for envelope in message["e"]:
             if not isinstance(envelope, bytes):
                 raise MalformedFrame("an entry travels as bin")
+            if envelope in self._stored:
+                # Byte for byte an entry in the log: taking it in again would
+                # find a duplicate and change nothing (SPEC §3.3), so it is
+                # not decoded. A laptop catching up gets many: each peer
+                # answers its have with everything it lacks, in flight or not.
+                continue
             try:
                 entry = decode_entry(envelope)
             except RemoteProtocolError as error:
@@ -632,6 +643,7 @@ class Session:
         ):
             raise MalformedFrame("fork has p: [entry, entry]")
         result = self.log.ingest_fork_proof(proof)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         if result.fork is not None:
             self._dirty = True
             events.append(ForkDetected(result.fork.author, result.fork.seq))

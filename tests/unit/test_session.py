@@ -515,3 +515,37 @@ def test_events_carry_no_contribution_text() -> None:
     events = net[1].receive(net[0].me, entries_frame(MID, bad))
     events += net.events[net[1].me]
     assert events and all(private not in str(e) and private not in repr(e) for e in events)
+
+
+def test_a_copy_of_stored_entries_changes_nothing_and_says_nothing() -> None:
+    """Entries a laptop holds, sent again (a catching-up laptop gets many such
+    copies): no event, no send, no change (SPEC §3.3; they are skipped
+    before decoding)."""
+    net = FakeNetwork.meeting(2)
+    alice, bob = net
+    alice.open_step(TEXT)
+    entry = alice.contribute(TEXT, "once")
+    net.deliver_all()
+    before = (bob.digest(), len(bob.log))
+    frame = entries_frame(MID, *(e.envelope for e in alice.log.entries()))
+    assert bob.receive(alice.me, frame) == []
+    assert bob.take_sends() == []
+    assert (bob.digest(), len(bob.log)) == before
+    assert entry in bob.log.feed(alice.me)
+
+
+def test_an_entry_a_fork_took_out_is_refused_again_not_skipped() -> None:
+    """Entries after a fork leave the feed (SPEC §3.5). A copy arriving later
+    is no longer a stored entry: it is refused as frozen_feed, as it always
+    was, not skipped as a duplicate."""
+    net = FakeNetwork.meeting(2)
+    pat, mallory = net
+    a = mallory.raise_hand()
+    after = mallory.lower_hand()
+    mallory.take_sends()
+    pat.receive(mallory.me, entries_frame(MID, a.envelope, after.envelope))
+    b = forge_next(mallory, "hand.raise", {"x": 1}, seq=a.seq, prev=a.prev, lam=a.lam)
+    assert forks(pat.receive(mallory.me, entries_frame(MID, b.envelope)))
+    assert after not in pat.log.feed(mallory.me)
+    events = pat.receive(mallory.me, entries_frame(MID, after.envelope))
+    assert codes(events) == ["frozen_feed"]
