@@ -15,6 +15,10 @@ Rules of this file:
   others), ``net/autosave.py`` (the save file). What it does on its own
   initiative (co-signing tallies, declaring an unreachable facilitator
   absent) is decided by ``core/policies.py``.
+- Sleep, a dropped network and a move cost links, never entries: links
+  die by their timers, the dialer keeps every known place, and a laptop
+  whose addresses change follows them (``following``, ``Node._move``; SPEC
+  §11.8, §12.2).
 - Front ends use its public methods only (``perform``, ``join``, ``panic``,
   ``nearby_meetings``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
