@@ -549,3 +549,39 @@ def test_an_entry_a_fork_took_out_is_refused_again_not_skipped() -> None:
     assert after not in pat.log.feed(mallory.me)
     events = pat.receive(mallory.me, entries_frame(MID, after.envelope))
     assert codes(events) == ["frozen_feed"]
+
+
+def test_a_late_joiner_folds_each_entry_once_and_holds_nothing() -> None:
+    """A have is answered in fold order (SPEC §7.2): the joiner meets every
+    roster.add before that member's entries, so it holds none of them, and
+    folds each entry once as it arrives (its state is only ever extended,
+    never folded again from the start), whatever the order of the keys."""
+    for sponsor_first in (True, False):
+        # The sponsor's feed, written last, sorts before or after the creator's.
+        creator, sponsor = sorted(IDENTITIES[:2], key=lambda i: i.key, reverse=sponsor_first)
+        net = FakeNetwork.meeting(2, identities=[creator, sponsor])
+        a, b = net
+        a.open_step(TEXT)
+        net.deliver_all()
+        b.contribute(TEXT, "early, by the sponsor")
+        net.deliver_all()
+        for i in range(50):
+            a.contribute(TEXT, f"before the joiner #{i}")
+        net.deliver_all()
+        late = Session.join(IDENTITIES[2], MID, a.creator, net.clock)
+        b.add_member(late.me, IDENTITIES[2].ring_key, "Late")  # the latest entry of all
+        b.take_sends()
+        a.receive(b.me, entries_frame(MID, *(e.envelope for e in b.log.feed(b.me))))
+        a.take_sends()
+        state = late.state
+        late.peer_connected(b.me)
+        b.peer_connected(late.me)
+        have = next(s.payload for s in late.take_sends() if s.peer == b.me)
+        b.receive(late.me, have)
+        for send in b.take_sends():
+            if send.peer == late.me:
+                late.receive(b.me, send.payload)
+                assert late.log.held_count == 0
+                assert late.state is state  # extended, not folded again
+        assert late.state.is_member(late.me)
+        assert late.digest() == b.digest()
