@@ -1350,7 +1350,7 @@ def sync_vectors() -> dict[str, Any]:
 
     cases_in: list[tuple[str, list[Entry], bytes]] = [
         (
-            "have from an empty peer: everything, by author then seq",
+            "have from an empty peer: everything in fold order (not bob first, by key)",
             log,
             message("have", forks=[], heads=[]),
         ),

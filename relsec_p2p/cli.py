@@ -182,7 +182,7 @@ def _peer(args: argparse.Namespace) -> int:
 
     from .headless import HeadlessPeer
     from .net.discovery import DiscoveryError, choose_interfaces
-    from .net.node import Node
+    from .net.node import Node, following
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -205,6 +205,7 @@ def _peer(args: argparse.Namespace) -> int:
             on_event=on_event,
             absent_after_s=args.absent_after,
             use_mdns=not args.no_mdns,
+            follow=following(args.interface),
         )
         for host, port in endpoints:
             node.add_endpoint(host, port)

@@ -55,23 +55,30 @@ def _bytes(value: Any, what: str) -> bytes:
         raise LocalProtocolError(f"{what} must be hex") from None
 
 
-def status_summary(node: Node) -> dict[str, Any]:
-    """Counts only: cheap to ask for often."""
+def status_summary(node: Node, *, digest: bool = True) -> dict[str, Any]:
+    """Counts only: cheap to ask for often. The state digest encodes the whole
+    meeting (milliseconds for a large one): a driver polling a laptop while it
+    catches up asks without it (``digest: false``), so as not to slow down
+    what it measures."""
+    listening = [list(place) for place in node.listening]
     state = node.state
     if state is None or node.session is None:
-        return {"event": "status", "in_meeting": False}
-    return {
+        return {"event": "status", "in_meeting": False, "listening": listening}
+    summary = {
         "event": "status",
         "in_meeting": True,
         "member": node.is_member,
-        "digest": node.session.digest().hex(),
         "epoch": state.epoch,
         "members": len(state.active_members()),
         "present": len(state.present_members()),
         "log_entries": len(node.session.log),
         "links": len(node.links),
         "facilitator": _hex(state.facilitator),
+        "listening": listening,
     }
+    if digest:
+        summary["digest"] = node.session.digest().hex()
+    return summary
 
 
 def state_summary(node: Node) -> dict[str, Any]:
@@ -372,7 +379,7 @@ class HeadlessPeer:
         if name == "state":
             return state_summary(node)
         if name == "status":
-            return status_summary(node)
+            return status_summary(node, digest=command.get("digest", True) is not False)
         if name == "quit":
             self._stop.set()
             return {"event": "bye"}

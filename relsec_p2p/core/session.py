@@ -54,14 +54,27 @@ from .state import MAX_MEMBERS_EVER, MeetingState
 
 Clock = Callable[[], int]
 
-# Room for the message's own fields around a batch of entries.
-_BATCH_BUDGET = DEFAULT_MAX_FRAME - 4096
+# Envelope bytes in one entries message (SPEC §7.7): a quarter of a frame,
+# so a laptop taking in a catch-up pauses at most about 1 000 signature
+# checks between keepalives (a whole frame's 4 000 could outlast the peer's
+# idle timeout on a loaded laptop); 4096 leave room for the message's fields.
+_BATCH_BUDGET = DEFAULT_MAX_FRAME // 4 - 4096
 MAX_WANT_RANGES = 256
 MAX_ENTRIES_PER_WANT = 20_000
 
 
 def _sync_message(kind: str, mid: bytes, **fields: Any) -> bytes:
     return pack({"t": kind, "mid": mid, **fields})
+
+
+def _in_fold_order(entries: list[Entry]) -> list[Entry]:
+    """Entries to send, in fold order (SPEC §7.2, §5.1). Along one feed the
+    Lamport clock grows with seq, so every feed still arrives in seq order;
+    and a member's ``roster.add`` comes before that member's entries. A
+    laptop catching up then folds each entry once as it arrives, instead of
+    holding entries of members it does not know yet and folding the whole
+    log again each time an entry sorts before what it has folded."""
+    return sorted(entries, key=lambda entry: entry.order_key)
 
 
 class Session:
@@ -86,6 +99,9 @@ class Session:
         self._outbox: list[Send] = []
         self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
         self._held_at_close: dict[bytes, Held] = {}
+        # Envelopes of entries in the log's feeds (never of one that left
+        # them, by a fork): a copy received again is skipped before decoding.
+        self._stored: set[bytes] = set()
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -225,6 +241,8 @@ class Session:
             self._dirty = True
 
     def _take(self, result: IngestResult, events: list[Event]) -> None:
+        self._stored.update(entry.envelope for entry in result.accepted)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         for entry in result.accepted:
             if entry.type == "poll.close" and entry.hash not in self._held_at_close:
                 self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
@@ -519,6 +537,12 @@ class Session:
         for envelope in message["e"]:
             if not isinstance(envelope, bytes):
                 raise MalformedFrame("an entry travels as bin")
+            if envelope in self._stored:
+                # Byte for byte an entry in the log: taking it in again would
+                # find a duplicate and change nothing (SPEC §3.3), so it is
+                # not decoded. A laptop catching up gets many: each peer
+                # answers its have with everything it lacks, in flight or not.
+                continue
             try:
                 entry = decode_entry(envelope)
             except RemoteProtocolError as error:
@@ -609,7 +633,7 @@ class Session:
                 # later fork (whether or not they hold any of the entries):
                 # the digest covers the seq it froze at.
                 self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
-        self._send_entries(peer, to_send)
+        self._send_entries(peer, _in_fold_order(to_send))
 
     def _on_want(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         ranges = message.get("r")
@@ -629,7 +653,7 @@ class Session:
             author, first, last = item
             feed = self.log.feed(author)
             to_send.extend(feed[first - 1 : min(last, len(feed), first - 1 + MAX_ENTRIES_PER_WANT)])
-        self._send_entries(peer, to_send[:MAX_ENTRIES_PER_WANT])
+        self._send_entries(peer, _in_fold_order(to_send[:MAX_ENTRIES_PER_WANT]))
 
     def _on_fork(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         proof = message.get("p")
@@ -640,6 +664,7 @@ class Session:
         ):
             raise MalformedFrame("fork has p: [entry, entry]")
         result = self.log.ingest_fork_proof(proof)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         if result.fork is not None:
             self._dirty = True
             events.append(ForkDetected(result.fork.author, result.fork.seq))

@@ -18,6 +18,10 @@ Rules of this file:
   others), ``net/autosave.py`` (the save file). What it does on its own
   initiative (co-signing tallies, declaring an unreachable facilitator
   absent) is decided by ``core/policies.py``.
+- Sleep, a dropped network and a move cost links, never entries: links
+  die by their timers, the dialer keeps every known place, and a laptop
+  whose addresses change follows them (``following``, ``Node._move``; SPEC
+  §11.8, §12.2).
 - Front ends use its public methods only (``perform``, ``join``, ``panic``,
   ``join_addresses``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -40,7 +45,7 @@ from ..core import joincode, shuffle
 from ..core.admission import JoinRequest
 from ..core.anon import Report, RoundStarted
 from ..core.codec import unpack
-from ..core.errors import LocalProtocolError, RemoteProtocolError
+from ..core.errors import LocalError, LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, OwnEntryIgnored, short
 from ..core.feed import Entry
 from ..core.identity import Identity
@@ -60,7 +65,7 @@ from ..core.template import Template
 from ..templates import template_for
 from .autosave import Autosave, SaveFailed
 from .dialer import Dialer
-from .discovery import Discovery
+from .discovery import LOOPBACK, Discovery, choose_interfaces
 from .files import SaveFile, export_record
 from .joining import (
     ADMIT_WAIT_S,
@@ -81,6 +86,18 @@ DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
 # departure in (each closes its link once it has folded it).
 DEPART_WAIT_S = 2.0
 LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
+ADDRESS_CHECK_S = 2.0  # how often a laptop looks whether its addresses changed (SPEC §12.2)
+
+
+def following(requested: str | None) -> Callable[[], list[str]] | None:
+    """How a node finds its addresses again after the network changed under
+    it (SPEC §12.2): the same choice as at start (``choose_interfaces``),
+    made again. None when the person named an address: that one cannot move."""
+    try:
+        ipaddress.ip_address((requested or "").strip())
+    except ValueError:
+        return partial(choose_interfaces, requested)  # an interface name, or the default
+    return None
 
 
 def wall_clock_ms() -> int:
@@ -124,9 +141,15 @@ class Node:
         absent_after_s: float = DEFAULT_ABSENT_AFTER_S,
         use_mdns: bool = True,
         admission: AdmissionPolicy | None = None,
+        follow: Callable[[], list[str]] | None = None,
     ) -> None:
         self.identity = identity or Identity.generate()
         self.interfaces = interfaces
+        # Where this laptop is now (``following``): looked up every
+        # ADDRESS_CHECK_S; None keeps ``interfaces`` for good.
+        self._follow = follow
+        self._next_address_check = 0.0
+        self._moving = False
         self.port = port
         self.clock = clock
         self.session: Session | None = None
@@ -177,11 +200,18 @@ class Node:
         exactly these addresses with that port (SPEC §12.2), so a peer that
         reaches this laptop through any of its interfaces can connect, and
         nothing listens where nothing is advertised (never the wildcard)."""
+        self._servers, self.port = await self._open_listeners(self.interfaces, self.port)
+
+    async def _open_listeners(
+        self, hosts: list[str], wanted: int
+    ) -> tuple[list[asyncio.Server], int]:
+        """Listeners on every one of ``hosts`` at one port (``wanted``, or
+        one the OS picks when 0); raises ``OSError`` if that cannot be."""
         for attempt in range(LISTEN_ATTEMPTS):
-            port = self.port
+            port = wanted
             servers: list[asyncio.Server] = []
             try:
-                for host in self.interfaces:
+                for host in hosts:
                     server = await asyncio.start_server(self._on_connection, host, port)
                     servers.append(server)
                     port = server.sockets[0].getsockname()[1]
@@ -190,12 +220,11 @@ class Node:
                     server.close()
                 # A port the OS picked on the first address can be taken on
                 # another one: pick again. A port the person chose cannot move.
-                if self.port != 0 or attempt == LISTEN_ATTEMPTS - 1:
+                if wanted != 0 or attempt == LISTEN_ATTEMPTS - 1:
                     raise
                 continue
-            self._servers = servers
-            self.port = port
-            return
+            return servers, port
+        raise OSError("no port free on every address")  # not reached: the loop raises
 
     @property
     def listening(self) -> list[tuple[str, int]]:
@@ -836,6 +865,7 @@ class Node:
                 log.exception("timer tick failed")
 
     def _on_tick(self) -> None:
+        self._check_addresses()
         if self._discovery is not None:
             self._find_the_meeting_again()
             self._on_discovery_change()
@@ -847,6 +877,80 @@ class Node:
         self._watch_facilitator()
         self._watch_presence()
         self._autosave.tick()
+
+    # -- sleep, moves and drops (SPEC §11.8, §12.2) -------------------------------------
+
+    def _check_addresses(self) -> None:
+        """Every ADDRESS_CHECK_S: has this laptop moved to other addresses
+        (another network, a new DHCP lease)? Then it follows them. An
+        interface that is down or has lost its address is a dropped network,
+        not a move: the laptop keeps its listeners and waits for it to come
+        back (its links and the dialer do the rest)."""
+        if self._follow is None or self._moving or self._closing:
+            return
+        now = time.monotonic()
+        if now < self._next_address_check:
+            return
+        self._next_address_check = now + ADDRESS_CHECK_S
+        try:
+            current = self._follow()
+        except LocalError:  # the named interface has no address right now
+            return
+        if not current or current == self.interfaces:
+            return
+        if current == [LOOPBACK] and self.interfaces != [LOOPBACK]:
+            return  # only loopback left: the network is gone for now
+        self._moving = True
+        self._spawn(self._move(current))
+
+    async def _move(self, addresses: list[str]) -> None:
+        """Listen, advertise and link from ``addresses`` instead of the old
+        ones: listeners on the new addresses (the same port if it is free
+        there), links bound to an address this laptop no longer has closed
+        at once (they are dead, whatever their timers say), mDNS started
+        again on the new addresses, and every known place dialled again."""
+        try:
+            try:
+                servers, port = await self._open_listeners(addresses, self.port)
+            except OSError:
+                servers, port = await self._open_listeners(addresses, 0)
+        except OSError as exc:
+            log.warning("addresses changed but cannot listen there: %s", type(exc).__name__)
+            self._moving = False
+            return
+        try:
+            old_servers, self._servers = self._servers, servers
+            self.interfaces, self.port = addresses, port
+            for server in old_servers:
+                server.close()
+            for link in list(self.links.values()):
+                local = link.local_address
+                if isinstance(local, tuple) and local and local[0] not in addresses:
+                    link.close("this laptop's address changed")
+            log.info("addresses changed: listening on %s, port %d", ", ".join(addresses), port)
+            if self._discovery is not None:
+                await self._restart_discovery(addresses)
+            self._dialer.redial()
+            self._dialer.dial_all()
+        finally:
+            self._moving = False
+
+    async def _restart_discovery(self, addresses: list[str]) -> None:
+        """mDNS is bound to addresses: the old ones are gone, so answer again
+        from the new ones, under a new random instance name (the others
+        resolve it afresh: SPEC §12.2), announcing only while this laptop
+        admits joiners (§12.1)."""
+        old = self._discovery
+        discovery = Discovery(addresses, on_change=self._on_discovery_change)
+        await discovery.async_start()
+        self._discovery = discovery
+        # Quiet mDNS (SPEC §12.1): the new responder announces only if this
+        # laptop admits joiners now; _sync_advert decides, as everywhere.
+        self._advertised = None
+        self._sync_advert()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.async_close(), 3)
 
     def _watch_facilitator(self) -> None:
         """If the facilitator's laptop has been unreachable for a while, say so
