@@ -138,6 +138,7 @@ class Meeting:
         self.node = node
         self.clock = clock or node.clock
         self._safety: tuple[bytes, int, str] | None = None
+        self._template: tuple[bytes, Template | None] | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -166,7 +167,19 @@ class Meeting:
             join_code=self.node.join_code(),
             now_ms=self.clock(),
             anon_waiting=self.anon_waiting(),
+            template=self.template(),
+            ring_secret=self.node.identity.ring_secret,
         )
+
+    def template(self) -> Template | None:
+        """The meeting's process, if known (it pairs rating steps into grids);
+        looked up once per meeting, since an agenda never changes."""
+        state = self.state
+        if state is None:
+            return None
+        if self._template is None or self._template[0] != state.mid:
+            self._template = (state.mid, self.node.record_template())
+        return self._template[1]
 
     def anon_waiting(self) -> int:
         session = self.node.session
@@ -226,7 +239,7 @@ class Meeting:
     def tags_for(self, step: int) -> tuple[str, ...]:
         """The labels the meeting's process offers for answers to ``step``
         (e.g. internal / external for threats); none for a plain agenda."""
-        template = self.node.record_template()
+        template = self.template()
         state = self.state
         if template is None or state is None or step >= len(state.steps):
             return ()

@@ -79,6 +79,11 @@ def item_labels(state: MeetingState) -> dict[bytes, str]:
     return labels
 
 
+def proposal_labels(state: MeetingState) -> dict[bytes, str]:
+    """Labels for proposals: "P<n>", numbered across the meeting in fold order."""
+    return {p.id: f"P{n}" for n, p in enumerate(state.proposals.values(), start=1)}
+
+
 def _anonymous_items(state: MeetingState) -> list[_Item]:
     return [
         _Item(
@@ -143,7 +148,10 @@ class _Builder:
         ids = [s.id for s in self.state.steps]
         return ids.index(target_id) if target_id in ids else None
 
-    def ratings(self, index: int) -> list[dict[str, Any]]:
+    def rating_values(self, index: int) -> dict[bytes | None, list[int]]:
+        """Every rating given in step ``index``, by the thing rated: raw
+        values, for the aggregates below and the "2 of 3 have rated" count
+        (how many, never who)."""
         step = self.state.steps[index]
         values: dict[bytes | None, list[int]] = {}
         for (rated_step, ref, _author), value in self.state.ratings.items():
@@ -154,6 +162,11 @@ class _Builder:
         for (rated_step, ref), given in self.state.anonymous_ratings.items():
             if rated_step == index:
                 values.setdefault(ref, []).extend(v for v in given.values() if v < len(step.scale))
+        return values
+
+    def ratings(self, index: int) -> list[dict[str, Any]]:
+        step = self.state.steps[index]
+        values = self.rating_values(index)
         about = self.about_step(index)
         targets: list[bytes | None] = []
         if about is not None:
@@ -226,7 +239,7 @@ class _Builder:
         return entry
 
     def proposals(self, index: int) -> list[dict[str, Any]]:
-        numbered = {p.id: n for n, p in enumerate(self.state.proposals.values(), start=1)}
+        numbered = proposal_labels(self.state)
         links = self.state.steps[index].links
         linked = {i for i, s in enumerate(self.state.steps) if s.id in links}
         by_label = {label: cid for cid, label in self.labels.items()}
@@ -245,7 +258,7 @@ class _Builder:
             polls = [p for p in self.state.polls.values() if p.proposal == proposal.id]
             found.append(
                 {
-                    "label": f"P{numbered[proposal.id]}",
+                    "label": numbered[proposal.id],
                     "text": safe_text(proposal.text),
                     "by": _name(self.state, proposal.author),
                     "names": names,
@@ -368,6 +381,33 @@ def render_json(
         "matrices": builder.matrices(),
         "state_digest": state.digest().hex(),
     }
+
+
+def _live_builder(state: MeetingState, template: Template | None) -> _Builder:
+    threshold = int(state.settings["anon_threshold"])
+    return _Builder(state, template, item_labels(state), [], threshold)
+
+
+def step_ratings(
+    state: MeetingState, index: int, *, template: Template | None = None
+) -> list[dict[str, Any]]:
+    """The record's rows for rating step ``index`` (one per rated thing: its
+    label, the count, middle answer and spread once at least the threshold
+    answered), for a screen to show as answers come in."""
+    return _live_builder(state, template).ratings(index)
+
+
+def rating_counts(state: MeetingState, index: int) -> dict[bytes | None, int]:
+    """How many have rated each thing in step ``index`` (named and anonymous
+    alike): a count, never who nor what, so it may show below the threshold."""
+    values = _live_builder(state, None).rating_values(index)
+    return {ref: len(given) for ref, given in values.items()}
+
+
+def rating_grids(state: MeetingState, *, template: Template | None = None) -> list[dict[str, Any]]:
+    """The likelihood x impact grids as the record has them (``matrices``):
+    each item placed by its middle answers once both scales have enough."""
+    return _live_builder(state, template).matrices()
 
 
 def roster_safety_number(state: MeetingState) -> str:
@@ -608,9 +648,13 @@ __all__ = [
     "consensus_rule",
     "item_labels",
     "md",
+    "proposal_labels",
+    "rating_counts",
+    "rating_grids",
     "render_json",
     "render_markdown",
     "roster_safety_number",
+    "step_ratings",
 ]
 
 

@@ -23,8 +23,10 @@ from relsec_p2p.app.screens.dialogs import ChoiceDialog, ModeChoiceDialog, TalkT
 from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.screens.rating import RatingScreen
 from relsec_p2p.app.widgets.compose import ComposeBox
 from relsec_p2p.app.widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from relsec_p2p.app.widgets.rating import RatingList
 from relsec_p2p.core.requests import AnonymousAnswer, AnonymousVote, PauseRequest
 
 SIZE = (100, 30)
@@ -307,33 +309,43 @@ async def test_a_block_shows_blocked(room: Room) -> None:
         assert "Result: BLOCKED" in app.screen.query_one(PollPanel).shown_text
 
 
-async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
+async def test_rating_screen_sets_a_named_rating_of_the_step(room: Room) -> None:
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")  # nothing to rate one by one yet: the step as a whole
-        assert isinstance(app.screen, ModeChoiceDialog)
+        assert isinstance(app.screen, RatingScreen)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows == [
+            "  How safe do you feel here?\n    0 of 4 have rated · spread shown once 3 have rated"
+        ]
         await pilot.press("3")
         await pilot.pause()
         assert room.session(0).state.ratings == {(RATING, None, IDENTITIES[0].key): 2}
+        await pilot.pause(0.3)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows[0].startswith("✓ How safe") and "1 of 4 have rated" in rows[0]
 
 
-async def test_a_rating_about_another_steps_answers_rates_one_answer(room: Room) -> None:
+async def test_a_rating_about_another_steps_answers_lists_every_answer(room: Room) -> None:
     open_step(room, TEXT)
     funder = room.session(1).contribute(TEXT, "One funder")
-    room.session(2).contribute(TEXT, "Long meetings")
+    meetings = room.session(2).contribute(TEXT, "Long meetings")
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")
-        assert isinstance(app.screen, ChoiceDialog)  # which answer?
-        await pilot.press("1")
-        assert isinstance(app.screen, ModeChoiceDialog)
-        await pilot.press("1")
+        assert isinstance(app.screen, RatingScreen)  # every answer on one screen
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert [row.splitlines()[0] for row in rows] == ["  1.1 One funder", "  1.2 Long meetings"]
+        await pilot.press("1", "3")  # the first, then (moved on) the second
         await pilot.pause()
-        assert room.session(0).state.ratings == {(RATING, funder.hash, IDENTITIES[0].key): 0}
+        assert room.session(0).state.ratings == {
+            (RATING, funder.hash, IDENTITIES[0].key): 0,
+            (RATING, meetings.hash, IDENTITIES[0].key): 2,
+        }
 
 
 async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:

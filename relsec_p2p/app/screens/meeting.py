@@ -21,11 +21,14 @@ from textual.widgets import Footer, Input
 from ...core.state import CHOICES
 from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
-from ..view import MeetingView
+from ..view import MeetingView, choice_label
 from ..widgets.compose import ComposeBox
 from ..widgets.contributions import ContributionLog
+from ..widgets.decisions import DecisionsPanel
+from ..widgets.grid import GridPanel
 from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
 from .dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
+from .rating import RatingScreen
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
@@ -45,6 +48,9 @@ FACILITATOR_ACTIONS = frozenset(
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
 VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
+# Outcomes that settle a proposal: it is not offered for a new poll (a blocked
+# one can be changed and proposed again as a new proposal).
+DECIDED = frozenset({"consensus", "blocked"})
 
 
 class MeetingScreen(Screen[None]):
@@ -91,8 +97,10 @@ class MeetingScreen(Screen[None]):
                 yield RosterPanel(id="roster")
             with Vertical(id="main"):
                 yield PromptPanel(id="prompt")
+                yield GridPanel(id="grid")
                 yield ContributionLog(id="log")
                 yield PollPanel(id="poll")
+                yield DecisionsPanel(id="decisions")
                 yield ComposeBox(id="compose")
         yield Footer(compact=True)
 
@@ -131,6 +139,8 @@ class MeetingScreen(Screen[None]):
         self.query_one(PromptPanel).show(view)
         self.query_one(ContributionLog).show(view.groups, view.current, view.anon_threshold)
         self.query_one(PollPanel).show(view)
+        self.query_one(GridPanel).show(view.current_grid)
+        self.query_one(DecisionsPanel).show(view.earlier_decisions)
         compose = self.query_one(ComposeBox)
         was_writable = compose.can_write
         compose.set_step(
@@ -169,7 +179,7 @@ class MeetingScreen(Screen[None]):
         # A named answer can say which earlier item it is about (an impact of
         # a threat, a risk of an option) and carry the process's label for it.
         targets = [
-            (item.text[:70], item.id)
+            (choice_label(item.label, item.text), item.id)
             for group in view.groups
             if group.step.index in step.links
             for item in group.named
@@ -272,40 +282,11 @@ class MeetingScreen(Screen[None]):
 
     def action_rate(self) -> None:
         view = self.view
-        step = None if view is None else view.current_step
-        if view is None or step is None or step.kind != "rating":
+        if view is None or view.rating is None:
             self.notify("The current step is not a rating.", timeout=4)
             return
-        # A rating step about another step's answers rates one answer at a time.
-        targets = [
-            (f"{item.text[:70]}", item.id)
-            for group in view.groups
-            if group.step.index in step.links
-            for item in group.named
-            if not item.proposal
-        ]
-        anonymous = step.counts_anonymously
-        options = [(label, i) for i, label in enumerate(step.scale)]
-
-        def rate(ref: bytes | None, title: str) -> None:
-            def rated(answer: tuple[int, bool] | None) -> None:
-                if answer is not None:
-                    value, anon = answer
-                    self._result(self.meeting.rate(value, anonymous=anon, ref=ref))
-
-            dialog = ModeChoiceDialog(title, options, anonymous=anonymous)
-            self.app.push_screen(dialog, rated)
-
-        if not targets:
-            rate(None, step.prompt)
-            return
-
-        def chosen(ref: bytes | None) -> None:
-            if ref is not None:
-                text = next(label for label, item in targets if item == ref)
-                rate(ref, f"{step.prompt}\n{text}")
-
-        self.app.push_screen(ChoiceDialog("Rate which one?", targets), chosen)
+        # Every item of the step on one screen, one key per rating.
+        self.app.push_screen(RatingScreen(self.meeting))
 
     def action_display(self) -> None:
         self.relsec.show_display()
@@ -346,11 +327,13 @@ class MeetingScreen(Screen[None]):
         view = self.view
         if view is None:
             return
+        # A proposal with a poll open, or one already decided, is not offered.
         polled = {poll.proposal_id for poll in view.polls if poll.status == "open"}
+        decided = {d.poll.proposal_id for d in view.decisions if d.poll.outcome in DECIDED}
         options = [
-            (f"{item.author}: {item.text}", item.id)
+            (choice_label(item.label, f"{item.author}: {item.text}"), item.id)
             for item in view.proposals
-            if item.id not in polled
+            if item.id not in polled | decided
         ]
         if not options:
             self.notify("There is no proposal in this step to poll on yet.", timeout=4)

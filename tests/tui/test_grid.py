@@ -1,0 +1,168 @@
+"""The grid, the rating screen, numbered items and the decisions panel,
+driven with Pilot over a real Node in the in-memory room (tests/tui/gridroom.py)."""
+
+from __future__ import annotations
+
+from fakeroom import AnonymousNode, in_meeting
+from gridroom import HURT, IMPACTS, LIKELY, WAY, GridRoom, rate_all, rated_room, threats_named
+
+from relsec_p2p.app.app import RelsecApp
+from relsec_p2p.app.screens.dialogs import ChoiceDialog
+from relsec_p2p.app.screens.display import DisplayScreen
+from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.screens.rating import RatingScreen
+from relsec_p2p.app.widgets.decisions import DecisionsPanel
+from relsec_p2p.app.widgets.grid import GridPanel
+from relsec_p2p.app.widgets.rating import RatingList
+
+SIZE = (100, 34)
+
+
+def grid_lines(app: RelsecApp) -> list[str]:
+    return app.screen.query_one(GridPanel).shown_text.splitlines()
+
+
+async def test_the_grid_places_each_threat_by_its_middle_answers_on_screen() -> None:
+    room = rated_room()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        lines = grid_lines(app)
+        state = room.session(0).state
+        labels = {c.text: f"1.{n}" for n, c in enumerate(state.contributions[:3], start=1)}
+        funder = labels["Our only funder relationship sits with one person."]
+        talks = labels["One member talks for most of every meeting; others stop trying."]
+        # Middle answers: "talks" is likely x severe, "funder" unlikely x devastating.
+        likely = next(line for line in lines if line.startswith("likely "))
+        assert likely.split("│")[4].strip(" ▒▓░") == talks
+        unlikely = next(line for line in lines if line.startswith("unlikely"))
+        assert unlikely.split("│")[5].strip(" ▒▓░") == funder
+        assert "3 placed" in lines[0]
+        # Readable without colour: the heat is in shading characters too.
+        assert "▓" in "".join(lines) and "░" in "".join(lines)
+
+
+async def test_the_grid_waits_for_the_threshold_and_fills_in_as_answers_come() -> None:
+    room = GridRoom(seat=0)
+    room.node_class = AnonymousNode
+    ids = threats_named(room)
+    rate_all(room, LIKELY, ids, {1: [3, 1, 2], 2: [3, 2, 2], 3: [4, 1, 2]})
+    rate_all(room, HURT, ids, {1: [3, 4, 1], 2: [2, 4, 1]})  # two of three so far
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        text = app.screen.query_one(GridPanel).shown_text
+        assert "0 placed" in text
+        assert "The grid fills in once 3 have rated a threat on both scales." in text
+        # Ana rates every threat on the one rating screen, one key each.
+        await pilot.press("escape", "r")
+        await pilot.pause()
+        assert isinstance(app.screen, RatingScreen)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert all("2 of 4 have rated" in row for row in rows)
+        assert all("spread shown once 3 have rated" in row for row in rows)
+        assert not any(row.startswith("✓") for row in rows)
+        board = app.screen.query_one(RatingList).board
+        assert board is not None
+        refs = [item.ref for item in board.items]
+        assert sorted(refs) == sorted(ids)
+        # Each key rates the highlighted item and moves on to the next.
+        await pilot.press("4", "5", "2")
+        node = room.node
+        assert isinstance(node, AnonymousNode)
+        assert [(r.step, r.ref, r.value) for r in node.submitted] == [
+            (HURT, refs[0], 3),
+            (HURT, refs[1], 4),
+            (HURT, refs[2], 1),
+        ]
+        room.run_rounds(
+            app,
+            lambda: all(
+                len(s.state.anonymous_ratings.get((HURT, ref), {})) == 3
+                for s in room.net
+                for ref in ids
+            ),
+        )
+        await pilot.pause(0.3)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert all(row.startswith("✓") for row in rows), rows
+        assert all("3 of 4 have rated" in row for row in rows)
+        assert any("middle answer: severe" in row for row in rows)
+        assert "3 placed" in app.screen.query_one(GridPanel).shown_text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, MeetingScreen)
+        assert "3 placed" in app.screen.query_one(GridPanel).shown_text
+
+
+async def test_the_room_display_shows_the_grid() -> None:
+    room = rated_room()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "d")
+        await pilot.pause()
+        assert isinstance(app.screen, DisplayScreen)
+        assert "3 placed" in app.screen.query_one(GridPanel).shown_text
+
+
+async def test_items_are_numbered_with_attachments_and_tags() -> None:
+    room = GridRoom()
+    threats_named(room)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, MeetingScreen)
+        log = screen.log_text()
+        numbered = [line for line in log.splitlines() if line[:4] in ("1.1 ", "1.2 ", "1.3 ")]
+        assert len(numbered) == 3
+        assert "2.1 Cy ↳ about 1." in log
+        # The choice list for an attachment offers the numbers and whole texts.
+        await pilot.press(*"It costs us members", "enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ChoiceDialog)
+        labels = [label for label, _ in dialog.options]
+        assert any(
+            label.startswith("1.") and label.endswith("others stop trying.") for label in labels
+        )
+
+
+async def test_a_decision_stays_in_view_after_the_next_step_opens() -> None:
+    room = GridRoom()
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    proposal = ana.propose(WAY, "Rotate facilitation [1.1] and share the funder contact.")
+    poll = ana.open_poll(proposal.hash)
+    room.net.settle()
+    for seat, choice in enumerate(["agree", "agree", "concerns", "agree"]):
+        room.session(seat).vote(poll.hash, choice)
+    room.net.settle()
+    ana.close_poll(poll.hash)
+    room.net.settle()
+    ana.record_outcome(poll.hash, "We rotate from the next meeting.")
+    room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        # Shown in the poll panel while its step is open; the facilitator is
+        # not offered the decided proposal again.
+        assert app.screen.query_one(DecisionsPanel).shown_text == ""
+        await pilot.press("escape", "o")
+        await pilot.pause()
+        assert isinstance(app.screen, MeetingScreen)  # no dialog: nothing to poll
+        messages = [n.message for n in app._notifications]
+        assert "There is no proposal in this step to poll on yet." in messages
+        ana.open_step(IMPACTS)
+        room.settle(app)
+        await pilot.pause()
+        text = app.screen.query_one(DecisionsPanel).shown_text
+        assert "P1 (step 5) Rotate facilitation [1.1]" in text
+        assert "CONSENSUS agree 3 · concerns 1 · stand aside 0 · block 0" in text
+        assert "Rule: blocked if any block" in text
+        assert "Recorded: We rotate from the next meeting." in text
+        await pilot.press("d")
+        await pilot.pause()
+        assert "Recorded: We rotate" in app.screen.query_one(DecisionsPanel).shown_text
