@@ -249,10 +249,12 @@ class Meeting:
                 return tuple(template_step.tags)
         return ()
 
-    def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
+    def vote(self, poll: bytes, choice: str, *, anonymous: bool, reason: str = "") -> str | None:
+        """Vote; a concern or a block may say why in one line ("" for none)."""
+        why = reason.strip() or None
         if anonymous:
-            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice))
-        return self._act(partial(Session.vote, poll=poll, choice=choice))
+            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice, reason=why))
+        return self._act(partial(Session.vote, poll=poll, choice=choice, reason=why))
 
     def rate(self, value: int, *, anonymous: bool, ref: bytes | None = None) -> str | None:
         """Rate the current step, or one answer (``ref``) of a step it is about."""

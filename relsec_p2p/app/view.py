@@ -117,6 +117,8 @@ class PollView:
     counted: int  # the members the deciding close counted
     final: bool  # co-signed by a majority of them: nothing can change it
     objections: tuple[str, ...]  # one sentence per laptop that refused to co-sign
+    # (choice, reason, voter's name or None if anonymous) of the latest votes
+    reasons: tuple[tuple[str, str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +374,32 @@ def _poll_view(
         counted=0 if poll.deciding is None else len(poll.deciding.members),
         final=poll.final,
         objections=objection_lines(poll, names, me),
+        reasons=poll_reasons(state, poll, names, threshold),
     )
+
+
+def poll_reasons(
+    state: MeetingState, poll: Poll, names: dict[bytes, str], threshold: int
+) -> tuple[tuple[str, str, str | None], ...]:
+    """The reasons of a poll's latest votes, for the screens: named ones with
+    their voter (the room sees who said what), anonymous ones only where the
+    poll's counts may show, since a reason can tell which choice it is."""
+    named, anonymous = poll.latest_reasons()
+    rows: list[tuple[str, str, str | None]] = [
+        (choice, safe_text(reason, newlines=False), names.get(author, "?"))
+        for author, choice, reason in named
+    ]
+    counts_anonymously = state.steps[poll.step].counts_anonymously()
+    shown = (
+        poll.anonymous_tally(threshold) is not None
+        if poll.status == "open"
+        else poll.shown_counts(counts_anonymously, threshold) is not None
+    )
+    if shown:
+        rows += sorted(
+            (choice, safe_text(reason, newlines=False), None) for choice, reason in anonymous
+        )
+    return tuple(rows)
 
 
 @lru_cache(maxsize=4096)

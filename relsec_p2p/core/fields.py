@@ -32,11 +32,13 @@ from .state import (
     MAX_MEMBERS,
     MAX_NAME,
     MAX_PROMPT,
+    MAX_REASON,
     MAX_SCALE,
     MAX_STEPS,
     MAX_TAG,
     MAX_TITLE,
     MODES,
+    REASON_CHOICES,
     MeetingState,
     Poll,
     Step,
@@ -48,6 +50,20 @@ from .state import (
 def is_text(value: Any, limit: int, *, empty: bool = False) -> bool:
     """text(n) of SPEC §6.0: whitespace is charset.WHITESPACE, never Unicode tables."""
     return isinstance(value, str) and (empty or not is_blank(value)) and len(value) <= limit
+
+
+def check_reason(data: dict[str, Any]) -> Refused | None:
+    """A vote's optional reason (SPEC §6.5): one line of 1 to ``MAX_REASON``
+    characters, with a concern or a block only. The same rule for named votes
+    (``vote.cast``) and anonymous ones (§13.3)."""
+    if "reason" not in data:
+        return None
+    reason = data["reason"]
+    if not is_text(reason, MAX_REASON) or "\n" in reason or "\r" in reason:
+        return Refused(Refusal.BAD_TEXT, f"a reason is one line of 1 to {MAX_REASON} characters")
+    if data.get("choice") not in REASON_CHOICES:
+        return Refused(Refusal.BAD_FIELDS, "a reason goes with a concern or a block only")
+    return None
 
 
 def name_problem(name: object) -> str | None:

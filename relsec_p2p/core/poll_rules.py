@@ -29,6 +29,7 @@ from .feed import Entry
 from .fields import (
     MAX_CUT,
     check_member,
+    check_reason,
     has_only,
     is_hash,
     is_key,
@@ -96,8 +97,8 @@ def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
     data = entry.data
     if reason := check_member(state, entry):
         return reason
-    if not has_only(data, ("choice", "poll")):
-        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll")
+    if not has_only(data, ("choice", "poll"), ("reason",)):
+        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll and optionally reason")
     poll = open_poll(state, data["poll"])
     if isinstance(poll, Refused):
         return poll
@@ -105,12 +106,13 @@ def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
         return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
     if data["choice"] not in CHOICES:
         return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
-    return None
+    return check_reason(data)
 
 
 def apply_vote(state: MeetingState, entry: Entry) -> None:
-    poll = state.polls[entry.data["poll"]]
-    poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
+    data = entry.data
+    poll = state.polls[data["poll"]]
+    poll.votes.append(Vote(entry.author, entry.seq, data["choice"], data.get("reason")))
 
 
 # poll.close ---------------------------------------------------------------------
@@ -223,9 +225,14 @@ def record_ballot(state: MeetingState, entry: Entry) -> None:
     closes count ballots inside their cut; core/rules.py calls this for each
     entry it folds)."""
     data = entry.data
-    if has_only(data, ("choice", "poll")) and is_hash(data["poll"]) and data["choice"] in CHOICES:
+    if (
+        has_only(data, ("choice", "poll"), ("reason",))
+        and is_hash(data["poll"])
+        and data["choice"] in CHOICES
+        and check_reason(data) is None
+    ):
         state.ballots.setdefault(data["poll"], []).append(
-            Vote(entry.author, entry.seq, data["choice"])
+            Vote(entry.author, entry.seq, data["choice"], data.get("reason"))
         )
 
 

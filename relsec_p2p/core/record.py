@@ -26,7 +26,7 @@ from .safety import safety_number
 from .state import MeetingState, Poll, Step
 from .template import Template
 from .text import safe_text
-from .wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
+from .wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS, SHORT_CHOICE_LABELS
 
 FORMAT = "relsec-record/1"
 _NAMED_ITEM = re.compile(r"\[(\d+)\.(\d+)\]")
@@ -236,7 +236,34 @@ class _Builder:
         if self.state.steps[poll.step].counts_anonymously():
             tally = poll.anonymous_tally(self.threshold)
             entry["anonymous_tally"] = None if tally is None else dict(tally)
+        entry["reasons"] = self.reasons(poll)
         return entry
+
+    def reasons(self, poll: Poll) -> list[dict[str, Any]]:
+        """What the concerns and blocks were (SPEC §6.5): named ones with the
+        voter's name where the meeting attributes, anonymous ones only where
+        the poll's counts are shown (a reason can tell which choice it is)."""
+        named, anonymous = poll.latest_reasons()
+        rows = [
+            {
+                "choice": choice,
+                "text": safe_text(reason, newlines=False),
+                "by": _name(self.state, a),
+            }
+            for a, choice, reason in named
+        ]
+        counts_anonymously = self.state.steps[poll.step].counts_anonymously()
+        if poll.shown_counts(counts_anonymously, self.threshold) is not None or (
+            poll.result is None and poll.anonymous_tally(self.threshold) is not None
+        ):
+            rows += sorted(
+                (
+                    {"choice": choice, "text": safe_text(reason, newlines=False), "by": None}
+                    for choice, reason in anonymous
+                ),
+                key=lambda row: (row["choice"], row["text"]),
+            )
+        return rows
 
     def proposals(self, index: int) -> list[dict[str, Any]]:
         numbered = proposal_labels(self.state)
@@ -531,6 +558,10 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         else:
             words = ", ".join(f"{CHOICE_LABELS.get(c, c)} {n}" for c, n in tally.items())
             out.append(f"  - Anonymous votes: {words}.")
+    for reason in poll.get("reasons", []):
+        by = f" — {md(reason['by'], cell=True)}" if reason["by"] else ""
+        head = SHORT_CHOICE_LABELS[reason["choice"]].capitalize()
+        out.append(f"  - {head}: {md(reason['text'], cell=True)}{by}")
     if poll["outcome"]:
         out.append(f"  - Outcome recorded by the facilitator: {md(poll['outcome'])}")
 

@@ -22,6 +22,7 @@ from typing import Any
 from .charset import is_blank
 from .errors import LocalProtocolError
 from .feed import HASH_BYTES
+from .fields import check_reason
 from .state import CHOICES
 
 # UTF-8 bytes of text that always fit in a slot: core/anon.py sizes every
@@ -76,12 +77,17 @@ class AnonymousVote:
 
     poll: bytes
     choice: str
+    reason: str | None = None  # what the concern or block is (SPEC §6.5)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.poll, bytes) and len(self.poll) == HASH_BYTES):
             raise LocalProtocolError("An anonymous vote needs the poll it is for.")
         if self.choice not in CHOICES:
             raise LocalProtocolError(f"Choose one of: {', '.join(CHOICES)}.")
+        if self.reason is not None:
+            refused = check_reason({"choice": self.choice, "reason": self.reason})
+            if refused is not None:
+                raise LocalProtocolError(f"Your vote was not sent: {refused.text}.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +106,10 @@ def wire_item(request: AnonymousRequest) -> dict[str, Any]:
     if isinstance(request, AnonymousRating):
         return {"k": "rating", "step": request.step, "ref": request.ref, "value": request.value}
     if isinstance(request, AnonymousVote):
-        return {"k": "vote", "poll": request.poll, "choice": request.choice}
+        vote: dict[str, Any] = {"k": "vote", "poll": request.poll, "choice": request.choice}
+        if request.reason is not None:
+            vote["reason"] = request.reason
+        return vote
     return {"k": "pause"}
 
 

@@ -318,8 +318,11 @@ class Session:
     def open_poll(self, proposal: bytes) -> Entry:
         return self.act("poll.open", {"proposal": proposal})
 
-    def vote(self, poll: bytes, choice: str) -> Entry:
-        return self.act("vote.cast", {"poll": poll, "choice": choice})
+    def vote(self, poll: bytes, choice: str, *, reason: str | None = None) -> Entry:
+        data: dict[str, Any] = {"poll": poll, "choice": choice}
+        if reason is not None:
+            data["reason"] = reason
+        return self.act("vote.cast", data)
 
     def close_poll(self, poll: bytes) -> Entry:
         # The cut: every feed's length as this laptop holds it, up to where

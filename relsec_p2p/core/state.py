@@ -32,6 +32,10 @@ MAX_PROMPT = 2000
 MAX_HELP = 4000
 MAX_TEXT = 4000
 MAX_TAG = 32
+# A vote's reason (SPEC §6.5): one line, short enough that an anonymous vote
+# with its ring signature still fits a slot (4 UTF-8 bytes a character at most).
+MAX_REASON = 200
+REASON_CHOICES = ("concerns", "block")  # the votes a reason may go with
 MAX_STEPS = 64
 # The canonical encoding of a whole agenda, in bytes (SPEC §6.3). 64 steps of
 # maximal prompt and help would be far more than one entry carries; with this
@@ -115,6 +119,12 @@ class Vote:
     author: bytes
     seq: int
     choice: str
+    reason: str | None = None  # what the concern or block is (SPEC §6.5)
+
+    def canonical(self) -> list[Any]:
+        # A vote without a reason encodes as it did before reasons existed.
+        row: list[Any] = [self.author, self.seq, self.choice]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -127,6 +137,11 @@ class AnonVote:
     round: int
     author: bytes
     seq: int
+    reason: str | None = None
+
+    def canonical(self) -> list[Any]:
+        row: list[Any] = [self.tag, self.choice, self.round, self.author, self.seq]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -265,6 +280,21 @@ class Poll:
         for choice in latest.values():
             counts[choice] += 1
         return counts
+
+    def latest_reasons(self) -> tuple[list[tuple[bytes, str, str]], list[tuple[str, str]]]:
+        """The reasons of the current votes: (author, choice, reason) of named
+        ones and (choice, reason) of anonymous ones, in fold order. A newer
+        vote without a reason takes its voter's reason away."""
+        named: dict[bytes, Vote] = {}
+        for vote in self.votes:
+            named[vote.author] = vote
+        anonymous: dict[bytes, AnonVote] = {}
+        for anon in self.anon_votes:
+            anonymous[anon.tag] = anon
+        return (
+            [(v.author, v.choice, v.reason) for v in named.values() if v.reason is not None],
+            [(a.choice, a.reason) for a in anonymous.values() if a.reason is not None],
+        )
 
     def latest_votes(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each member's latest vote (within ``cut`` if given): latest wins."""
@@ -422,7 +452,7 @@ class MeetingState:
                     p.id,
                     p.proposal,
                     p.status,
-                    [[v.author, v.seq, v.choice] for v in p.votes],
+                    [v.canonical() for v in p.votes],
                     [
                         [
                             c.id,
@@ -439,7 +469,7 @@ class MeetingState:
                         for c in p.closes
                     ],
                     p.outcome,
-                    [[v.tag, v.choice, v.round, v.author, v.seq] for v in p.anon_votes],
+                    [v.canonical() for v in p.anon_votes],
                 ]
                 for p in self.polls.values()
             ),

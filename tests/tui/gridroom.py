@@ -96,3 +96,41 @@ def rated_room() -> GridRoom:
     rate_all(room, LIKELY, ids, {1: [3, 1, 2], 2: [3, 2, 2], 3: [4, 1, 2]})
     rate_all(room, HURT, ids, {1: [3, 4, 1], 2: [2, 4, 1], 3: [3, 3, 1]})
     return room
+
+
+def decided_room() -> GridRoom:
+    """A poll in the way forward closed with consensus and its outcome
+    recorded; then the facilitator opens the impacts step again."""
+    room = GridRoom()
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    proposal = ana.propose(WAY, "Rotate facilitation [1.1] and share the funder contact.")
+    poll = ana.open_poll(proposal.hash)
+    room.net.settle()
+    for seat, choice in enumerate(["agree", "agree", "concerns", "agree"]):
+        room.session(seat).vote(poll.hash, choice)
+    room.net.settle()
+    ana.close_poll(poll.hash)
+    room.net.settle()
+    ana.record_outcome(poll.hash, "We rotate from the next meeting.")
+    room.net.settle()
+    ana.open_step(IMPACTS)
+    room.net.settle()
+    return room
+
+
+def polled_with_reasons() -> GridRoom:
+    """A poll open in the way forward, with a concern and a block that say why."""
+    room = GridRoom()
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    proposal = ana.propose(WAY, "Rotate facilitation [1.1] and share the funder contact.")
+    poll = ana.open_poll(proposal.hash)
+    room.net.settle()
+    room.session(1).vote(poll.hash, "concerns", reason="Rotation needs training first.")
+    room.session(2).vote(poll.hash, "block", reason="The funder asked for one contact.")
+    room.session(3).vote(poll.hash, "agree")
+    room.net.settle()
+    return room

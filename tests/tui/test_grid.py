@@ -4,15 +4,28 @@ driven with Pilot over a real Node in the in-memory room (tests/tui/gridroom.py)
 from __future__ import annotations
 
 from fakeroom import AnonymousNode, in_meeting
-from gridroom import HURT, IMPACTS, LIKELY, WAY, GridRoom, rate_all, rated_room, threats_named
+from gridroom import (
+    HURT,
+    IMPACTS,
+    LIKELY,
+    WAY,
+    GridRoom,
+    polled_with_reasons,
+    rate_all,
+    rated_room,
+    threats_named,
+)
+from textual.widgets import Static
 
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.app.screens.dialogs import ChoiceDialog
 from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.meeting import MeetingScreen
 from relsec_p2p.app.screens.rating import RatingScreen
+from relsec_p2p.app.screens.reason import ReasonDialog
 from relsec_p2p.app.widgets.decisions import DecisionsPanel
 from relsec_p2p.app.widgets.grid import GridPanel
+from relsec_p2p.app.widgets.panels import PollPanel
 from relsec_p2p.app.widgets.rating import RatingList
 
 SIZE = (100, 34)
@@ -166,3 +179,39 @@ async def test_a_decision_stays_in_view_after_the_next_step_opens() -> None:
         await pilot.press("d")
         await pilot.pause()
         assert "Recorded: We rotate" in app.screen.query_one(DecisionsPanel).shown_text
+
+
+async def test_a_vote_with_a_reason_shows_with_the_tally() -> None:
+    room = polled_with_reasons()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        panel = app.screen.query_one(PollPanel)
+        assert "Concerns: Rotation needs training first. (Bo)" in panel.shown_text
+        assert "Block: The funder asked for one contact. (Cy)" in panel.shown_text
+        # Ana blocks too, and says why.
+        await pilot.press("escape", "v", "4")
+        await pilot.pause()
+        assert isinstance(app.screen, ReasonDialog)
+        await pilot.press(*"Not before we ask the funder", "enter")
+        await pilot.pause()
+        poll = next(iter(room.session(0).state.polls.values()))
+        assert (poll.votes[-1].choice, poll.votes[-1].reason) == (
+            "block",
+            "Not before we ask the funder",
+        )
+        assert "Block: Not before we ask the funder (Ana)" in panel.shown_text
+        # Escape does not vote; Enter with nothing votes without a reason.
+        await pilot.press("v", "2", "escape")
+        await pilot.pause()
+        assert len(poll.votes) == 4
+        await pilot.press("v", "2", "enter")
+        await pilot.pause()
+        assert (poll.votes[-1].choice, poll.votes[-1].reason) == ("concerns", None)
+        assert "(Ana)" not in panel.shown_text
+        # The display shows the reasons without names.
+        await pilot.press("d")
+        await pilot.pause()
+        lines = str(app.screen.query_one("#display-poll", Static).render()).splitlines()
+        assert "Block: The funder asked for one contact." in lines
+        assert "Concerns: Rotation needs training first." in lines

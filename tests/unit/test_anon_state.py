@@ -830,3 +830,60 @@ def test_rounds_start_just_after_each_beat() -> None:
     # Both schedules put a round just after every beat.
     for interval in (anon.ROUND_INTERVAL_MS, anon.IDLE_INTERVAL_MS):
         assert anon.BEAT_MS % interval == 0
+
+
+# --- votes with reasons (SPEC §6.5, §13.3) -------------------------------------------
+
+
+def test_an_anonymous_block_carries_its_reason_signed_with_it() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    items = [
+        room.item(start, A, vote(poll, "block", "The owner reports us.")),
+        room.item(start, B, vote(poll, "concerns", "The hall has steps.")),
+        room.item(start, C, vote(poll, "agree")),
+    ]
+    room.release(room.certified(start, items))
+    named, anonymous = room.state.polls[poll].latest_reasons()
+    assert named == []
+    assert sorted(anonymous) == [
+        ("block", "The owner reports us."),
+        ("concerns", "The hall has steps."),
+    ]
+
+
+def test_a_reason_swapped_after_signing_makes_the_vote_not_count() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    honest = room.item(start, A, vote(poll, "block", "The owner reports us."))
+    fields = unpack(honest)
+    forged = pack({**fields, "reason": "I just dislike Bo."})  # same signature
+    room.release(room.certified(start, [forged, room.item(start, B, vote(poll, "agree"))]))
+    assert room.state.polls[poll].latest_reasons() == ([], [])
+    assert sorted(room.state.polls[poll].latest_anonymous().values()) == ["agree"]
+
+
+def test_anonymous_reasons_follow_the_named_rule() -> None:
+    poll = bytes(32)
+    with pytest.raises(LocalProtocolError, match="concern or a block"):
+        vote(poll, "agree", "Because.")
+    with pytest.raises(LocalProtocolError, match="one line"):
+        vote(poll, "block", "x" * 201)
+    with pytest.raises(LocalProtocolError, match="one line"):
+        vote(poll, "block", "two\nlines")
+    assert wire_item(vote(poll, "block", "Why")) == {
+        "k": "vote",
+        "poll": poll,
+        "choice": "block",
+        "reason": "Why",
+    }
+    assert "reason" not in wire_item(vote(poll, "block"))
+    # A reason of 200 four-byte characters still fits the smallest slot.
+    request = vote(poll, "block", "\U0001f600" * 200)
+    room = Room()
+    start = room.start()
+    item = room.item(start, A, request)
+    assert len(item) <= anon.slot_size(len(start.parts)) - 2
+    assert decode_item(item) is not None

@@ -22,6 +22,7 @@ from ..view import MeetingView, anonymous_heading, held_line
 from ..widgets.decisions import DecisionsPanel
 from ..widgets.grid import GridPanel
 from ..widgets.panels import poll_text
+from ..widgets.rating import board_text
 
 
 class DisplayScreen(Screen[None]):
@@ -83,6 +84,8 @@ class DisplayScreen(Screen[None]):
             for anon in group.rounds:
                 for line in anon.texts:
                     answers.append(f"- {line}\n\n", style="bold")
+        elif view.rating is not None:
+            answers.append_text(board_text(view.rating))
         elif group is not None and group.held:
             answers.append(held_line(group.held, view.anon_threshold), style="dim")
         elif step is not None and step.allows_anonymous:
@@ -97,5 +100,5 @@ class DisplayScreen(Screen[None]):
             panel.update(poll_text(poll, large=True))
         # The grid and the decisions, as every member's screen has them.
         self.query_one(GridPanel).show(view.current_grid)
-        self.query_one(DecisionsPanel).show(view.earlier_decisions, rule=False)
+        self.query_one(DecisionsPanel).show(view.earlier_decisions, rule=False, names=False)
         self.query_one("#display-number", Digits).update(view.safety_number)

@@ -18,7 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ...core.state import CHOICES
+from ...core.state import CHOICES, REASON_CHOICES
 from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
 from ..view import MeetingView, choice_label
@@ -29,6 +29,7 @@ from ..widgets.grid import GridPanel
 from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
 from .dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
 from .rating import RatingScreen
+from .reason import ReasonDialog
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
@@ -265,9 +266,20 @@ class MeetingScreen(Screen[None]):
             return
 
         def voted(answer: tuple[str, bool] | None) -> None:
-            if answer is not None:
-                choice, anonymous = answer
+            if answer is None:
+                return
+            choice, anonymous = answer
+            if choice not in REASON_CHOICES:
                 self._result(self.meeting.vote(poll.id, choice, anonymous=anonymous))
+                return
+
+            def with_reason(reason: str | None) -> None:
+                if reason is not None:  # "" votes without one; None (Escape) does not vote
+                    self._result(
+                        self.meeting.vote(poll.id, choice, anonymous=anonymous, reason=reason)
+                    )
+
+            self.app.push_screen(ReasonDialog(choice, anonymous=anonymous), with_reason)
 
         mine = f" Your vote now: {CHOICE_LABELS[poll.my_vote]}." if poll.my_vote else ""
         self.app.push_screen(

@@ -32,13 +32,13 @@ POLL_SECONDS = 0.2
 
 class RatingScreen(ModalScreen[None]):
     DEFAULT_CSS = """
+    RatingScreen { align: center middle; }
     RatingScreen #rating-box {
-        width: 110; max-width: 100%; height: 100%; max-height: 100%; padding: 0 1;
+        width: 110; max-width: 100%; height: 100%;
+        border: thick $primary; background: $panel; padding: 0 1;
     }
-    RatingScreen #rating-title { margin-bottom: 0; }
-    RatingScreen #rating-items { height: 1fr; min-height: 4; max-height: 1fr; }
-    RatingScreen #rating-grid-scroll { height: auto; max-height: 50%; }
-    RatingScreen .dialog-help { margin-top: 0; }
+    RatingScreen #rating-items { height: 1fr; min-height: 6; }
+    RatingScreen #rating-grid-scroll { height: auto; max-height: 45%; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,r", "close", "Back to the meeting"),
@@ -59,13 +59,13 @@ class RatingScreen(ModalScreen[None]):
         return cast("RelsecApp", self.app)
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="rating-box"):
-            yield Static(id="rating-title", classes="dialog-title")
+        with Vertical(id="rating-box"):
+            yield Static(id="rating-title")
             yield Static(id="rating-scale")
             yield RatingList(id="rating-items")
             with VerticalScroll(id="rating-grid-scroll"):
                 yield GridPanel(id="rating-grid")
-            yield Static(Text(HELP, style="dim"), classes="dialog-help")
+            yield Static(Text(HELP, style="dim"))
 
     def on_mount(self) -> None:
         self.refresh_view()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ...core.wording import OUTCOME_LABELS
+from ...core.wording import OUTCOME_LABELS, SHORT_CHOICE_LABELS
 from ..view import Decision, tally_line
 from .panels import Panel
 
@@ -24,9 +24,10 @@ NOT_RECORDED = "No outcome recorded yet (the facilitator presses w)."
 COUNTS_HIDDEN = "counts not shown: too few anonymous voters"
 FINAL = "final"
 NOT_FINAL = "not final yet"
+ANONYMOUS = "anonymous"
 
 
-def decision_text(decision: Decision, *, rule: bool = True) -> Text:
+def decision_text(decision: Decision, *, rule: bool = True, names: bool = True) -> Text:
     poll = decision.poll
     text = Text()
     text.append(f"{decision.label} ", style="bold")
@@ -38,24 +39,32 @@ def decision_text(decision: Decision, *, rule: bool = True) -> Text:
         text.append(" ")
         text.append(tally_line(poll.counts) if poll.counts is not None else COUNTS_HIDDEN)
         text.append(f" ({FINAL if poll.final else NOT_FINAL})", style="italic")
-    if rule and poll.rule:
+    for choice, reason, voter in poll.reasons:
         text.append("\n  ")
-        text.append(RULE.format(rule=poll.rule), style="dim")
+        text.append(f"{SHORT_CHOICE_LABELS[choice].capitalize()}: ", style="bold")
+        text.append(reason)
+        if names:
+            text.append(f" ({voter or ANONYMOUS})", style="italic")
     text.append("\n  ")
     if poll.record:
         text.append(RECORDED, style="bold")
         text.append(poll.record)
     else:
         text.append(NOT_RECORDED, style="italic dim")
+    if rule and poll.rule:  # last: the longest line, and the first a small screen cuts
+        text.append("\n  ")
+        text.append(RULE.format(rule=poll.rule), style="dim")
     return text
 
 
-def decisions_text(decisions: tuple[Decision, ...], *, rule: bool = True) -> Text:
+def decisions_text(
+    decisions: tuple[Decision, ...], *, rule: bool = True, names: bool = True
+) -> Text:
     text = Text()
     for i, decision in enumerate(decisions):
         if i:
             text.append("\n")
-        text.append_text(decision_text(decision, rule=rule))
+        text.append_text(decision_text(decision, rule=rule, names=names))
     return text
 
 
@@ -73,6 +82,10 @@ class DecisionsPanel(Panel):
     def on_mount(self) -> None:
         self.border_title = TITLE
 
-    def show(self, decisions: tuple[Decision, ...], *, rule: bool = True) -> None:
+    def show(
+        self, decisions: tuple[Decision, ...], *, rule: bool = True, names: bool = True
+    ) -> None:
+        """``rule=False, names=False`` for the room display: shorter, and it
+        never puts a name beside what someone said."""
         self.set_class(not decisions, "-empty")
-        self.put(decisions_text(decisions, rule=rule))
+        self.put(decisions_text(decisions, rule=rule, names=names))

@@ -23,7 +23,7 @@ EMPTY_GRID = "The grid fills in once {threshold} have rated a threat on both sca
 PLACED = "{placed} placed"
 LEFT_OUT = "Not placed yet (fewer than {threshold} answers on a scale): {labels}"
 AXES = "↑ {rows}   → {columns}"
-KEY = "Shading: blank low, then ░ ▒ ▓ as likelihood and impact rise"
+KEY = "Shading: ░ ▒ ▓ as likelihood and impact rise"
 
 SHADES = (" ", "░", "▒", "▓")
 # Background colours per heat level, readable with light text; the shading
@@ -112,7 +112,7 @@ class GridPanel(Widget):
     """The current grid, redrawn to the panel's width (hidden without one)."""
 
     DEFAULT_CSS = """
-    GridPanel { height: auto; padding: 0 1; border-top: solid $accent; }
+    GridPanel { height: auto; padding: 0 1; }
     GridPanel.-empty { display: none; }
     """
 

@@ -71,10 +71,6 @@ def item_text(item: RatedItem, board: RatingBoard) -> Text:
 class RatingList(OptionList):
     """The items of a rating step; arrows move, the screen's number keys rate."""
 
-    DEFAULT_CSS = """
-    RatingList { height: auto; max-height: 1fr; }
-    """
-
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.board: RatingBoard | None = None
@@ -116,3 +112,24 @@ class RatingList(OptionList):
         if self.board is None:
             return []
         return [item_text(item, self.board).plain for item in self.board.items]
+
+
+def board_text(board: RatingBoard) -> Text:
+    """The step's items for the whole room (the display): counts and, once
+    enough answered, the spread; never this laptop's own marks."""
+    text = Text()
+    for i, item in enumerate(board.items):
+        if i:
+            text.append("\n")
+        if item.label:
+            text.append(item.label + " ", style="bold")
+        text.append(item.text, style="bold")
+        text.append("\n  ")
+        text.append(HAVE_RATED.format(rated=item.rated, members=board.members), style="dim")
+        text.append(" · ", style="dim")
+        if item.spread is None or item.middle is None:
+            text.append(SPREAD_LATER.format(threshold=board.threshold), style="dim")
+        else:
+            counts = " ".join(str(n) for n in item.spread)
+            text.append(SPREAD.format(counts=counts, middle=item.middle))
+    return text
