@@ -537,6 +537,28 @@ def vote_reasons_meeting() -> list[Entry]:
     return log
 
 
+def anonymous_poll_meeting() -> list[Entry]:
+    """An anonymous poll on a step of mode "both" (SPEC §6.5 poll.open): named
+    votes on it are ignored; ``anonymous`` must be a bool."""
+    a, b, c = (Author(n) for n in ("alice", "bob", "carol"))
+    log = [
+        a.write(1, "meeting.create", create_data("alice", "Secret", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "step.open", {"step": 2}),
+    ]
+    proposal = b.write(5, "proposal.add", {"step": 2, "text": "Move the meeting."})
+    log.append(proposal)
+    log.append(a.write(6, "poll.open", {"proposal": proposal.hash, "anonymous": "yes"}))
+    poll = a.write(7, "poll.open", {"proposal": proposal.hash, "anonymous": True})
+    log += [
+        poll,
+        b.write(8, "vote.cast", {"poll": poll.hash, "choice": "block"}),  # named: ignored
+    ]
+    log.append(a.write(9, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    return log
+
+
 def removal_meeting() -> list[Entry]:
     """A removal whose ``upto`` excludes an entry the removed member back-dated (§5.3)."""
     a, b, c = (Author(n) for n in ("alice", "bob", "carol"))
@@ -1141,6 +1163,19 @@ def state_vectors() -> dict[str, Any]:
                 "a newer vote without a reason replaces one with",
                 vote_reasons_meeting(),
                 {"ignored": ["carol#2", "alice#7", "alice#8"]},
+            ),
+            state_case(
+                "anonymous_poll",
+                "a poll opened as anonymous on a step of mode both (SPEC §6.5 poll.open): "
+                "its row ends with true; a named vote on it and an anonymous field that is "
+                "not a bool are ignored; closed with no anonymous vote, no quorum",
+                anonymous_poll_meeting(),
+                {
+                    "ignored": ["alice#5", "bob#2"],
+                    "polls": [
+                        ("no_quorum", {"agree": 0, "concerns": 0, "stand_aside": 0, "block": 0})
+                    ],
+                },
             ),
             state_case(
                 "removal_restart",

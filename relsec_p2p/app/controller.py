@@ -289,8 +289,19 @@ class Meeting:
             return "This is the first step: there is none before it."
         return self._act(partial(Session.open_step, step=state.current - 1))
 
-    def open_poll(self, proposal: bytes) -> str | None:
-        return self._act(partial(Session.open_poll, proposal=proposal))
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> str | None:
+        """Open a poll; ``anonymous`` on a "both" step makes its votes anonymous."""
+        return self._act(partial(Session.open_poll, proposal=proposal, anonymous=anonymous))
+
+    def poll_default(self, step: int) -> str:
+        """How the process offers polls on ``step`` first ("named" or
+        "anonymous"); "named" without a process that says otherwise."""
+        template = self.template()
+        state = self.state
+        if template is None or state is None or step >= len(state.steps):
+            return "named"
+        template_step = template.step(state.steps[step].id)
+        return "named" if template_step is None else template_step.poll
 
     def close_poll(self, poll: bytes) -> str | None:
         return self._act(partial(Session.close_poll, poll=poll))

@@ -359,7 +359,7 @@ def _poll_view(
         proposal="" if proposal is None else safe_text(proposal.text, newlines=False),
         proposer="" if proposal is None else names.get(proposal.author, "?"),
         status=poll.status,
-        counts_anonymously=state.steps[poll.step].counts_anonymously(),
+        counts_anonymously=state.poll_counts_anonymously(poll),
         named=poll.tally(),
         voters=len(latest),
         members=len(state.active_members()),
@@ -367,7 +367,7 @@ def _poll_view(
         threshold=threshold,
         my_vote=latest.get(me),
         outcome=None if result is None else result.outcome,
-        counts=poll.shown_counts(state.steps[poll.step].counts_anonymously(), threshold),
+        counts=poll.shown_counts(state.poll_counts_anonymously(poll), threshold),
         rule=None if result is None else result.rule(),
         record=None if poll.outcome is None else safe_text(poll.outcome, newlines=False),
         cosigners=len(poll.cosigners),
@@ -389,7 +389,7 @@ def poll_reasons(
         (choice, safe_text(reason, newlines=False), names.get(author, "?"))
         for author, choice, reason in named
     ]
-    counts_anonymously = state.steps[poll.step].counts_anonymously()
+    counts_anonymously = state.poll_counts_anonymously(poll)
     shown = (
         poll.anonymous_tally(threshold) is not None
         if poll.status == "open"

@@ -134,7 +134,7 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
         poll = open_poll(state, item.get("poll"))
         if isinstance(poll, Refused):
             return poll
-        if not state.steps[poll.step].counts_anonymously():
+        if not state.poll_counts_anonymously(poll):
             return Refused(Refusal.NAMED_ONLY, "this poll takes named votes only")
         if item.get("choice") not in CHOICES:
             return Refused(Refusal.BAD_CHOICE, f"the choice is one of {', '.join(CHOICES)}")

@@ -76,10 +76,15 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
     if reason := check_member(state, entry) or _facilitator_check(state, entry):
         return reason
     # is_hash first: a list or map as the key would raise TypeError in every fold.
-    if not has_only(data, ("proposal",)) or not is_hash(data["proposal"]):
+    if not has_only(data, ("proposal",), ("anonymous",)) or not is_hash(data["proposal"]):
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
     if data["proposal"] not in state.proposals:
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
+    if "anonymous" in data and not isinstance(data["anonymous"], bool):
+        return Refused(Refusal.BAD_FIELDS, "poll.open's anonymous is true or false")
+    step = state.steps[state.proposals[data["proposal"]].step]
+    if data.get("anonymous") is True and step.mode == "named":
+        return Refused(Refusal.NAMED_ONLY, "a poll on a named step takes named votes only")
     if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
         return Refused(Refusal.POLL_ALREADY_OPEN, "a poll on that proposal is already open")
     return None
@@ -87,7 +92,8 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
 
 def apply_poll_open(state: MeetingState, entry: Entry) -> None:
     proposal = state.proposals[entry.data["proposal"]]
-    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step)
+    secret = entry.data.get("anonymous") is True and state.steps[proposal.step].mode == "both"
+    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step, secret=secret)
 
 
 # vote.cast ----------------------------------------------------------------------
@@ -102,7 +108,7 @@ def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
     poll = open_poll(state, data["poll"])
     if isinstance(poll, Refused):
         return poll
-    if not state.steps[poll.step].allows_named():
+    if state.poll_counts_anonymously(poll):
         return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
     if data["choice"] not in CHOICES:
         return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
@@ -187,7 +193,7 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
     assert cut is not None  # noqa: S101 (checked)
     members = frozenset(m.key for m in membership_in_cut(state, cut, sub_fold).active_members())
     counts = dict.fromkeys(CHOICES, 0)
-    if state.steps[poll.step].counts_anonymously():
+    if state.poll_counts_anonymously(poll):
         # Anonymous votes count if the entry that released them is in the cut.
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1

@@ -223,7 +223,7 @@ class _Builder:
             entry["result"] = {
                 "outcome": result.outcome,
                 "counts": poll.shown_counts(
-                    self.state.steps[poll.step].counts_anonymously(), self.threshold
+                    self.state.poll_counts_anonymously(poll), self.threshold
                 ),
                 "voters": result.voters,
                 "members": result.members,
@@ -233,7 +233,7 @@ class _Builder:
             }
         else:
             entry["so_far"] = poll.tally()
-        if self.state.steps[poll.step].counts_anonymously():
+        if self.state.poll_counts_anonymously(poll):
             tally = poll.anonymous_tally(self.threshold)
             entry["anonymous_tally"] = None if tally is None else dict(tally)
         entry["reasons"] = self.reasons(poll)
@@ -252,7 +252,7 @@ class _Builder:
             }
             for a, choice, reason in named
         ]
-        counts_anonymously = self.state.steps[poll.step].counts_anonymously()
+        counts_anonymously = self.state.poll_counts_anonymously(poll)
         if poll.shown_counts(counts_anonymously, self.threshold) is not None or (
             poll.result is None and poll.anonymous_tally(self.threshold) is not None
         ):

@@ -315,8 +315,13 @@ class Session:
     def propose(self, step: int, text: str) -> Entry:
         return self.act("proposal.add", {"step": step, "text": text})
 
-    def open_poll(self, proposal: bytes) -> Entry:
-        return self.act("poll.open", {"proposal": proposal})
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> Entry:
+        """Open a poll; ``anonymous`` makes a poll on a "both" step count
+        anonymous votes only (SPEC §6.5)."""
+        data: dict[str, Any] = {"proposal": proposal}
+        if anonymous:
+            data["anonymous"] = True
+        return self.act("poll.open", data)
 
     def vote(self, poll: bytes, choice: str, *, reason: str | None = None) -> Entry:
         data: dict[str, Any] = {"poll": poll, "choice": choice}

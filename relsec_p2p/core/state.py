@@ -220,6 +220,9 @@ class Poll:
     closes: list[Close] = field(default_factory=list)  # fold order; usually one
     outcome: str | None = None  # the facilitator's record of what was decided
     anon_votes: list[AnonVote] = field(default_factory=list)  # fold order
+    # Opened as an anonymous poll on a step of mode "both" (SPEC §6.5
+    # poll.open): its votes then travel in anonymous rounds only.
+    secret: bool = False
 
     @property
     def deciding(self) -> Close | None:
@@ -396,12 +399,16 @@ class MeetingState:
         later = [m for m in ring if m.order > position]
         return (later or ring)[0].key
 
+    def poll_counts_anonymously(self, poll: Poll) -> bool:
+        """Whether a poll's votes are anonymous (§13.4 one channel): every
+        poll of an anonymous step, and one opened as anonymous on a "both" step."""
+        return poll.secret or self.steps[poll.step].counts_anonymously()
+
     def anonymous_open(self) -> bool:
         """Whether anything takes anonymous input now: an open step that takes
         anonymous answers, or an open poll on an anonymous step."""
         return any(s.status == "open" and s.allows_anonymous() for s in self.steps) or any(
-            p.status == "open" and self.steps[p.step].counts_anonymously()
-            for p in self.polls.values()
+            p.status == "open" and self.poll_counts_anonymously(p) for p in self.polls.values()
         )
 
     def anonymous_rating_counts(
@@ -471,6 +478,8 @@ class MeetingState:
                     p.outcome,
                     [v.canonical() for v in p.anon_votes],
                 ]
+                # A secret poll's row ends with true; others keep their old shape.
+                + ([True] if p.secret else [])
                 for p in self.polls.values()
             ),
             "queue": [

@@ -215,3 +215,29 @@ async def test_a_vote_with_a_reason_shows_with_the_tally() -> None:
         lines = str(app.screen.query_one("#display-poll", Static).render()).splitlines()
         assert "Block: The funder asked for one contact." in lines
         assert "Concerns: Rotation needs training first." in lines
+
+
+async def test_the_facilitator_opens_an_anonymous_poll_on_a_both_step() -> None:
+    room = GridRoom()
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    proposal = ana.propose(WAY, "Rotate facilitation [1.1].")
+    room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "o")  # one proposal: straight to how people vote
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ChoiceDialog)
+        assert [value for _, value in dialog.options] == [False, True]  # named first here
+        await pilot.press("2")
+        await pilot.pause()
+        poll = next(iter(room.session(0).state.polls.values()))
+        assert poll.proposal == proposal.hash and poll.secret
+        await pilot.press("v")
+        await pilot.pause()
+        assert "You answer anonymously." in str(
+            app.screen.query_one("#dialog-note", Static).render()
+        )

@@ -42,7 +42,7 @@ from relsec_p2p.core.session import Session
 from relsec_p2p.core.state import MeetingState
 
 A, B, C, D, E = IDENTITIES[:5]
-UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE = range(6)
+UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE, WAY = range(7)
 ANON_AGENDA: list[dict[str, Any]] = [
     {"id": "unsaid", "title": "Unsaid", "prompt": "What is hard to say?", "mode": "anonymous",
      "kind": "text"},
@@ -55,6 +55,7 @@ ANON_AGENDA: list[dict[str, Any]] = [
      "kind": "proposal"},
     {"id": "both", "title": "Both", "prompt": "How was it?", "mode": "both", "kind": "rating",
      "scale": ["bad", "good"]},
+    {"id": "way", "title": "Way", "prompt": "Which way?", "mode": "both", "kind": "proposal"},
 ]  # fmt: skip
 
 
@@ -887,3 +888,58 @@ def test_anonymous_reasons_follow_the_named_rule() -> None:
     item = room.item(start, A, request)
     assert len(item) <= anon.slot_size(len(start.parts)) - 2
     assert decode_item(item) is not None
+
+
+# --- anonymous polls on a "both" step (SPEC §6.5 poll.open) ------------------------------
+
+
+def _way_poll(room: Room, **extra: Any) -> bytes:
+    room.open(WAY)
+    proposal = room.scribe.write(B, "proposal.add", {"step": WAY, "text": "We do Y"})
+    return room.scribe.write(A, "poll.open", {"proposal": proposal.hash, **extra}).hash
+
+
+def test_an_anonymous_poll_on_a_both_step_counts_anonymous_votes_only() -> None:
+    room = Room()
+    poll = _way_poll(room, anonymous=True)
+    assert room.state.polls[poll].secret and room.state.anonymous_open()
+    named = room.scribe.write(C, "vote.cast", {"poll": poll, "choice": "block"}, keep=False)
+    refused = why_ignored(room.state, named)
+    assert refused is not None and refused.code == Refusal.ANONYMOUS_ONLY
+    start = room.start()
+    items = [
+        room.item(start, A, vote(poll, "agree")),
+        room.item(start, B, vote(poll, "concerns", "Slowly.")),
+        room.item(start, C, vote(poll, "agree")),
+    ]
+    room.release(room.certified(start, items))
+    room.scribe.write(A, "poll.close", {"poll": poll, "cut": room.cut()})
+    result = room.state.polls[poll].result
+    assert result is not None and result.outcome == "consensus" and result.voters == 3
+    assert result.counts == {"agree": 2, "concerns": 1, "stand_aside": 0, "block": 0}
+    assert room.state.to_canonical()["polls"][0][-1] is True
+
+
+def test_a_named_poll_on_a_both_step_drops_anonymous_votes_and_keeps_its_row() -> None:
+    room = Room()
+    poll = _way_poll(room)
+    assert not room.state.polls[poll].secret
+    start = room.start()
+    room.release(room.certified(start, [room.item(start, A, vote(poll, "block"))]))
+    assert room.state.polls[poll].anon_votes == []
+    assert len(room.state.to_canonical()["polls"][0]) == 7  # the shape before anonymous polls
+
+
+def test_anonymous_poll_refused_on_a_named_step_and_as_a_non_boolean() -> None:
+    room = Room()
+    room.open(NAMED)
+    proposal = room.scribe.write(B, "proposal.add", {"step": NAMED, "text": "Ana does it"})
+    for extra, code in (
+        ({"anonymous": True}, Refusal.NAMED_ONLY),
+        ({"anonymous": 1}, Refusal.BAD_FIELDS),
+    ):
+        entry = room.scribe.write(A, "poll.open", {"proposal": proposal.hash, **extra}, keep=False)
+        refused = why_ignored(room.state, entry)
+        assert refused is not None and refused.code == code
+    opened = room.scribe.write(A, "poll.open", {"proposal": proposal.hash, "anonymous": False})
+    assert not room.state.polls[opened.hash].secret

@@ -49,6 +49,9 @@ FACILITATOR_ACTIONS = frozenset(
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
 VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
+# How a poll on a "both" step can be opened (SPEC §6.5 poll.open).
+ANONYMOUS_POLL = "anonymously: votes go through anonymous rounds, nobody's vote is shown"
+NAMED_POLL = "by name: everyone sees who voted what"
 # Outcomes that settle a proposal: it is not offered for a new poll (a blocked
 # one can be changed and proposed again as a new proposal).
 DECIDED = frozenset({"consensus", "blocked"})
@@ -350,7 +353,25 @@ class MeetingScreen(Screen[None]):
         if not options:
             self.notify("There is no proposal in this step to poll on yet.", timeout=4)
             return
-        self._choose("Open a poll on which proposal?", options, self.meeting.open_poll)
+        step = view.current_step
+        if step is None or step.mode != "both":
+            # An anonymous step's polls are anonymous, a named step's named.
+            self._choose("Open a poll on which proposal?", options, self.meeting.open_poll)
+            return
+
+        def how(proposal: bytes) -> str | None:
+            ways = [(ANONYMOUS_POLL, True), (NAMED_POLL, False)]
+            if self.meeting.poll_default(step.index) != "anonymous":
+                ways.reverse()
+
+            def opened(anonymous: bool | None) -> None:
+                if anonymous is not None:
+                    self._result(self.meeting.open_poll(proposal, anonymous=anonymous))
+
+            self.app.push_screen(ChoiceDialog("How do people vote on it?", ways), opened)
+            return None
+
+        self._choose("Open a poll on which proposal?", options, how)
 
     def action_close_poll(self) -> None:
         view = self.view
