@@ -540,7 +540,7 @@ def vote_reasons_meeting() -> list[Entry]:
 def anonymous_poll_meeting() -> list[Entry]:
     """An anonymous poll on a step of mode "both" (SPEC §6.5 poll.open): named
     votes on it are ignored; ``anonymous`` must be a bool."""
-    a, b, c = (Author(n) for n in ("alice", "bob", "carol"))
+    a, b = (Author(n) for n in ("alice", "bob"))
     log = [
         a.write(1, "meeting.create", create_data("alice", "Secret", AGENDA, {})),
         a.write(2, "roster.add", add_data("bob")),
