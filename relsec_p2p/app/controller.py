@@ -231,7 +231,7 @@ class Meeting:
             return "No step is open yet; wait for the facilitator."
         step = state.current
         if anonymous:  # the request itself refuses text too long for a slot
-            return self._anonymous(partial(AnonymousAnswer, step=step, text=text))
+            return self._anonymous(partial(AnonymousAnswer, step=step, text=text, tag=tag, ref=ref))
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))
         return self._act(partial(Session.contribute, step=step, text=text, ref=ref, tag=tag))

@@ -76,7 +76,8 @@ class AnonymousRound:
     round: int
     members: int
     slots: int
-    texts: tuple[str, ...]
+    texts: tuple[str, ...]  # each item as a line shows it: "1.4 [internal] ↳ about 1.1: …"
+    items: tuple[NamedItem, ...] = ()  # the same, as items an answer can be about (no author)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,18 +325,7 @@ def _groups(
     for step in steps:
         by_round = rounds.get(step.index, {})
         anon = tuple(
-            AnonymousRound(
-                number,
-                int(items[0].members),
-                int(items[0].slots),
-                # Sorted by item id: the order says nothing about who sent
-                # what or when, and every screen shows the same (issue 12.5).
-                tuple(
-                    safe_text(item.text, newlines=False)
-                    for item in sorted(items, key=lambda item: item.id)
-                ),
-            )
-            for number, items in sorted(by_round.items())
+            _anonymous_round(number, items, labels) for number, items in sorted(by_round.items())
         )
         values = ratings.get(step.index, [])
         scale = tuple((label, values.count(i)) for i, label in enumerate(step.scale))
@@ -345,6 +335,45 @@ def _groups(
             anon, held = (), count
         groups.append(StepGroup(step, tuple(named.get(step.index, ())), anon, scale, held))
     return tuple(groups)
+
+
+def _anonymous_round(
+    number: int, items: list[AnonContribution], labels: dict[bytes, str]
+) -> AnonymousRound:
+    # In fold order, which within a round is the shuffle's: it says nothing
+    # about who sent what or when, and every screen shows the same (issue 12.5).
+    shown = tuple(
+        NamedItem(
+            item.id,
+            "",
+            safe_text(item.text, newlines=False),
+            tag=None if item.tag is None else safe_text(item.tag, newlines=False),
+            label=labels.get(item.id, ""),
+            about="" if item.ref is None else labels.get(item.ref, ""),
+        )
+        for item in items
+    )
+    return AnonymousRound(
+        number,
+        int(items[0].members),
+        int(items[0].slots),
+        tuple(item_line(item) for item in shown),
+        shown,
+    )
+
+
+def item_line(item: NamedItem) -> str:
+    """An anonymous item as one line: its number, label, what it is about, text."""
+    parts = [item.label] if item.label else []
+    if item.tag:
+        parts.append(f"[{item.tag}]")
+    if item.about:
+        parts.append(f"↳ about {item.about}")
+    head = " ".join(parts)
+    if not head:
+        return item.text
+    # "1.4 text", or "1.4 [internal] ↳ about 1.1: text" as a named line reads.
+    return f"{head}: {item.text}" if len(parts) > 1 else f"{head} {item.text}"
 
 
 def _poll_view(
@@ -427,6 +456,7 @@ def rating_board(
     counts = rating_counts(state, index)
     scale = tuple(safe_text(label, newlines=False) for label in step.scale)
     tags = {c.id: c.tag for c in state.contributions}
+    tags.update((a.id, a.tag) for a in state.anonymous_contributions)
     by_label = {label: ref for ref, label in item_labels(state).items()}
     items = []
     for row in step_ratings(state, index, template=template):
@@ -472,7 +502,7 @@ def grid_views(state: MeetingState, template: Template | None) -> tuple[GridView
     """The record's likelihood x impact grids, for a screen."""
     ids = [s.id for s in state.steps]
     labels = item_labels(state)
-    texts = {label: state.contribution_index[ref].text for ref, label in labels.items()}
+    texts = {label: state.item_text(ref) or "" for ref, label in labels.items()}
     threshold = int(state.settings["anon_threshold"])
     grids = []
     for matrix in rating_grids(state, template=template):

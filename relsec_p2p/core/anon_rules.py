@@ -37,7 +37,7 @@ from .fields import (
 )
 from .identity import KEY_BYTES
 from .refusals import Refusal, Refused
-from .state import CHOICES, MAX_TEXT, AnonContribution, AnonRound, AnonVote, MeetingState
+from .state import CHOICES, MAX_TAG, MAX_TEXT, AnonContribution, AnonRound, AnonVote, MeetingState
 
 _T = TypeVar("_T")
 
@@ -49,7 +49,10 @@ ITEM_SHAPES: dict[str, tuple[str, ...]] = {
     "pause": ("k", "n"),
 }
 # Fields an item of a kind may carry besides its shape (SPEC §13.3).
-ITEM_OPTIONAL: dict[str, frozenset[str]] = {"vote": frozenset({"reason"})}
+ITEM_OPTIONAL: dict[str, frozenset[str]] = {
+    "contrib": frozenset({"ref", "tag"}),
+    "vote": frozenset({"reason"}),
+}
 ITEM_LIMITS = Limits(max_bytes=64 * 1024, max_depth=2, max_str=4096, max_bin=16 * 1024)
 VOTE_LABEL = "relsec/v2/anon-vote"
 RATING_LABEL = "relsec/v2/anon-rating"
@@ -116,7 +119,9 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
             return Refused(Refusal.NAMED_ONLY, "this step takes named answers only")
         if not is_text(item.get("text"), MAX_TEXT):
             return Refused(Refusal.BAD_TEXT, "an anonymous answer needs some text")
-        return None
+        if "tag" in item and not is_text(item["tag"], MAX_TAG):
+            return Refused(Refusal.BAD_TEXT, "tag must be short text")
+        return check_ref(state, step, item["ref"]) if "ref" in item else None
     if kind == "rating":
         step = opened_step(state, item.get("step"))
         if isinstance(step, Refused):
@@ -309,11 +314,19 @@ def _apply_anonymous_item(
 ) -> None:
     kind = item["k"]
     if kind == "contrib":
-        state.anonymous_contributions.append(
-            AnonContribution(
-                ident, item["step"], item["text"], record.ordinal, record.members, record.slots
-            )
+        contribution = AnonContribution(
+            ident,
+            item["step"],
+            item["text"],
+            record.ordinal,
+            record.members,
+            record.slots,
+            item.get("tag"),
+            item.get("ref"),
         )
+        state.anonymous_contributions.append(contribution)
+        state.anonymous_index[ident] = contribution
+        state.item_order[ident] = len(state.item_order)
     elif kind == "pause":
         state.pause_requests += 1
     elif kind == "vote":

@@ -228,9 +228,12 @@ def opened_step(state: MeetingState, value: Any) -> Step | Refused:
 
 
 def check_ref(state: MeetingState, step: Step, ref: Any) -> Refused | None:
-    if not is_hash(ref) or ref not in state.contribution_index:
+    # An anonymous answer can be the thing an answer or rating is about, as
+    # a named one can (SPEC §6.4); its id is its item id (§13.3).
+    target_step = state.item_step(ref) if is_hash(ref) else None
+    if target_step is None:
         return Refused(Refusal.BAD_REF, "ref names no known contribution")
-    target = state.steps[state.contribution_index[ref].step]
+    target = state.steps[target_step]
     if target.id not in step.links and target.id != step.id:
         return Refused(Refusal.BAD_REF, "ref must point into this step or a step it links to")
     return None

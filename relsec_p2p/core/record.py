@@ -69,13 +69,17 @@ class _Item:
 
 
 def item_labels(state: MeetingState) -> dict[bytes, str]:
-    """Labels for named contributions: "<step number>.<n-th in that step>",
-    in fold order, so every laptop shows the same label for the same item."""
+    """Labels for answers, named and anonymous alike: "<step number>.<n-th in
+    that step>", in fold order, so every laptop shows the same label for the
+    same item (an anonymous one's place says no more than its round does)."""
     counts: dict[int, int] = {}
     labels: dict[bytes, str] = {}
-    for contribution in state.contributions:
-        counts[contribution.step] = counts.get(contribution.step, 0) + 1
-        labels[contribution.id] = f"{contribution.step + 1}.{counts[contribution.step]}"
+    for ident in sorted(state.item_order, key=state.item_order.__getitem__):
+        step = state.item_step(ident)
+        if step is None:
+            continue
+        counts[step] = counts.get(step, 0) + 1
+        labels[ident] = f"{step + 1}.{counts[step]}"
     return labels
 
 
@@ -84,14 +88,14 @@ def proposal_labels(state: MeetingState) -> dict[bytes, str]:
     return {p.id: f"P{n}" for n, p in enumerate(state.proposals.values(), start=1)}
 
 
-def _anonymous_items(state: MeetingState) -> list[_Item]:
+def _anonymous_items(state: MeetingState, labels: dict[bytes, str]) -> list[_Item]:
     return [
         _Item(
-            label=None,
+            label=labels.get(item.id),
             step=item.step,
             text=item.text,
-            tag=None,
-            ref=None,
+            tag=item.tag,
+            ref=item.ref,
             by=None,
             anonymous=True,
             round=item.round,
@@ -170,7 +174,12 @@ class _Builder:
         about = self.about_step(index)
         targets: list[bytes | None] = []
         if about is not None:
-            targets = [c.id for c in self.state.contributions if c.step == about]
+            # Every answer of that step, named or anonymous, in label order.
+            targets = [
+                ident
+                for ident in sorted(self.state.item_order, key=self.state.item_order.__getitem__)
+                if self.state.item_step(ident) == about
+            ]
         targets += [ref for ref in values if ref not in targets]
         if not targets:
             targets = [None]
@@ -196,8 +205,8 @@ class _Builder:
     def text_of(self, ref: bytes | None) -> str | None:
         if ref is None:
             return None
-        contribution = self.state.contribution_index.get(ref)
-        return None if contribution is None else safe_text(contribution.text, newlines=False)
+        text = self.state.item_text(ref)
+        return None if text is None else safe_text(text, newlines=False)
 
     def poll_json(self, poll: Poll) -> dict[str, Any]:
         members = len(self.state.active_members())
@@ -280,7 +289,7 @@ class _Builder:
                 cid = by_label.get(label)
                 if cid is None or label in (n["label"] for n in names):
                     continue
-                if self.state.contribution_index[cid].step in linked:
+                if self.state.item_step(cid) in linked:
                     names.append({"label": label, "text": self.text_of(cid)})
             polls = [p for p in self.state.polls.values() if p.proposal == proposal.id]
             found.append(
@@ -377,7 +386,7 @@ def render_json(
         )
         for c in state.contributions
     ]
-    anonymous = _anonymous_items(state)
+    anonymous = _anonymous_items(state, labels)
     settings = state.settings
     builder = _Builder(state, template, labels, named + anonymous, int(settings["anon_threshold"]))
     active = state.active_members()

@@ -155,6 +155,13 @@ class AnonContribution:
     round: int
     members: int
     slots: int
+    tag: str | None = None  # the process's label, as a named answer's
+    ref: bytes | None = None  # the item it is about, as a named answer's
+
+    def canonical(self) -> list[Any]:
+        # Rows without a tag or ref keep the shape they had before either existed.
+        row: list[Any] = [self.step, self.text, self.round, self.members, self.slots]
+        return row if self.tag is None and self.ref is None else [*row, self.tag, self.ref]
 
 
 @dataclass(slots=True)
@@ -360,6 +367,12 @@ class MeetingState:
     join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
     caps: dict[bytes, int] = field(default_factory=dict)  # removed author -> last seq counted
     anonymous_contributions: list[AnonContribution] = field(default_factory=list)
+    # Working state, not in the digest (both follow from the log): anonymous
+    # answers by id, so an answer or a rating can be about one (SPEC §6.4),
+    # and every answer's place in fold order, named or anonymous, from which
+    # the record numbers them ("1.3").
+    anonymous_index: dict[bytes, AnonContribution] = field(default_factory=dict)
+    item_order: dict[bytes, int] = field(default_factory=dict)
     anon_rounds: dict[bytes, AnonRound] = field(default_factory=dict)
     # (step, ref) -> link tag -> value: one anonymous rating per member per thing
     anonymous_ratings: dict[tuple[int, bytes | None], dict[bytes, int]] = field(
@@ -398,6 +411,15 @@ class MeetingState:
         position = self.members[after].order if after in self.members else -1
         later = [m for m in ring if m.order > position]
         return (later or ring)[0].key
+
+    def item_step(self, item: bytes) -> int | None:
+        """The step of an answer, named or anonymous, by its id."""
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.step
+
+    def item_text(self, item: bytes) -> str | None:
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.text
 
     def poll_counts_anonymously(self, poll: Poll) -> bool:
         """Whether a poll's votes are anonymous (§13.4 one channel): every
@@ -493,9 +515,7 @@ class MeetingState:
             "join_code": None
             if self.join_code is None
             else [self.join_code[0], list(self.join_code[1])],
-            "anonymous": [
-                [c.step, c.text, c.round, c.members, c.slots] for c in self.anonymous_contributions
-            ],
+            "anonymous": [c.canonical() for c in self.anonymous_contributions],
             "anon_rounds": sorted(
                 [r.rid, r.ordinal, r.members, r.slots, sorted(r.applied)]
                 for r in self.anon_rounds.values()

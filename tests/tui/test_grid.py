@@ -23,10 +23,12 @@ from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.meeting import MeetingScreen
 from relsec_p2p.app.screens.rating import RatingScreen
 from relsec_p2p.app.screens.reason import ReasonDialog
+from relsec_p2p.app.widgets.contributions import ContributionLog
 from relsec_p2p.app.widgets.decisions import DecisionsPanel
 from relsec_p2p.app.widgets.grid import GridPanel
 from relsec_p2p.app.widgets.panels import PollPanel
 from relsec_p2p.app.widgets.rating import RatingList
+from relsec_p2p.core.requests import AnonymousAnswer
 
 SIZE = (100, 34)
 
@@ -241,3 +243,50 @@ async def test_the_facilitator_opens_an_anonymous_poll_on_a_both_step() -> None:
         assert "You answer anonymously." in str(
             app.screen.query_one("#dialog-note", Static).render()
         )
+
+
+async def test_an_anonymous_answer_can_be_about_a_threat() -> None:
+    room = GridRoom()
+    room.node_class = AnonymousNode
+    ids = threats_named(room)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("ctrl+t", *"Nobody will say it aloud", "enter")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ChoiceDialog)  # what is it about? as for a named answer
+        await pilot.press("1")
+        await pilot.pause()
+        node = room.node
+        assert isinstance(node, AnonymousNode)
+        request = node.submitted[-1]
+        assert isinstance(request, AnonymousAnswer)
+        first = dialog.options[0][1]
+        assert request.ref == first and first in ids and request.step == IMPACTS
+
+
+async def test_anonymous_threats_are_numbered_and_rated_like_named_ones() -> None:
+    room = GridRoom()
+    threats_named(room)
+    texts = ["The landlord reads our emails.", "A member may be an informer.", "Burnout."]
+    for seat, text in enumerate(texts, start=1):
+        room.session(seat).submit_anonymous(AnonymousAnswer(0, text, tag="internal"))
+    room.net.run_rounds(lambda: all(len(s.state.anonymous_contributions) == 3 for s in room.net))
+    room.session(0).open_step(LIKELY)
+    room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        log = app.screen.query_one(ContributionLog).plain_lines()
+        anonymous = [line.strip() for line in log if line.strip().startswith("- 1.")]
+        assert sorted(line[2:5] for line in anonymous) == ["1.4", "1.5", "1.6"]
+        assert all("[internal]" in line for line in anonymous)
+        await pilot.press("escape", "r")
+        await pilot.pause()
+        rows = app.screen.query_one(RatingList).plain_rows()
+        firsts = [row.splitlines()[0] for row in rows]
+        assert len(rows) == 6
+        assert {line.split()[0] for line in firsts} == {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}
+        theirs = [line for line in firsts if any(text in line for text in texts)]
+        assert len(theirs) == 3 and all("[internal]" in line for line in theirs)

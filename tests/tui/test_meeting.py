@@ -170,7 +170,11 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         log = screen.log_text()
         assert "Anonymous: 3 in " in log and "4 members, 4 slots)" in log
         assert "round" not in log.lower()  # one heading, no round of a lone item
-        assert "  - I feel unheard" in log and "  - Me too" in log
+        lines = log.splitlines()
+        # Numbered as the record numbers them (in the round's shuffled order).
+        numbered = sorted(line[4:].split(" ", 1)[0] for line in lines if line.startswith("  - "))
+        assert numbered == ["1.1", "1.2", "1.3"]
+        assert sum(line.endswith((" I feel unheard", " Me too")) for line in lines) == 2
         assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
@@ -263,6 +267,10 @@ async def test_poll_named_votes_live_result_and_rule(room: Room) -> None:
         room.settle(app)
         await pilot.pause()
         await pilot.press("c", *"Share the funder contact", "enter", "escape", "o")
+        await pilot.pause()
+        dialog = app.screen  # a "both" step: named or anonymous, the facilitator says
+        assert isinstance(dialog, ChoiceDialog) and dialog.options[0][1] is False
+        await pilot.press("1")
         await pilot.pause()
         state = room.session(0).state
         assert len(state.polls) == 1

@@ -177,28 +177,30 @@ class MeetingScreen(Screen[None]):
     def on_compose_box_send(self, message: ComposeBox.Send) -> None:
         view = self.view
         step = None if view is None else view.current_step
-        if message.anonymous or message.kind == "proposal" or view is None or step is None:
-            self._send(message.text, message.anonymous, message.kind)
+        anonymous = message.anonymous
+        if message.kind == "proposal" or view is None or step is None:
+            self._send(message.text, anonymous, message.kind)
             return
-        # A named answer can say which earlier item it is about (an impact of
-        # a threat, a risk of an option) and carry the process's label for it.
+        # An answer, named or anonymous, can say which earlier item it is
+        # about (an impact of a threat, a risk of an option) and carry the
+        # process's label for it.
         targets = [
             (choice_label(item.label, item.text), item.id)
             for group in view.groups
             if group.step.index in step.links
-            for item in group.named
+            for item in (*group.named, *(i for r in group.rounds for i in r.items))
             if not item.proposal
         ]
         tags = self.meeting.tags_for(step.index)
 
         def with_tag(ref: bytes | None) -> None:
             if not tags:
-                self._send(message.text, False, message.kind, ref=ref)
+                self._send(message.text, anonymous, message.kind, ref=ref)
                 return
 
             def tagged(tag: str | None) -> None:
                 if tag is not None:
-                    self._send(message.text, False, message.kind, ref=ref, tag=tag)
+                    self._send(message.text, anonymous, message.kind, ref=ref, tag=tag)
 
             choices = [(label, label) for label in tags]
             self.app.push_screen(ChoiceDialog("Which kind is it?", choices), tagged)
