@@ -3,6 +3,8 @@ driven with Pilot over a real Node in the in-memory room (tests/tui/gridroom.py)
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fakeroom import AnonymousNode, in_meeting
 from gridroom import (
     HURT,
@@ -28,7 +30,7 @@ from relsec_p2p.app.widgets.decisions import DecisionsPanel
 from relsec_p2p.app.widgets.grid import GridPanel
 from relsec_p2p.app.widgets.panels import PollPanel
 from relsec_p2p.app.widgets.rating import RatingList
-from relsec_p2p.core.requests import AnonymousAnswer
+from relsec_p2p.core.requests import AnonymousAnswer, AnonymousVote
 
 SIZE = (100, 34)
 
@@ -290,3 +292,41 @@ async def test_anonymous_threats_are_numbered_and_rated_like_named_ones() -> Non
         assert {line.split()[0] for line in firsts} == {"1.1", "1.2", "1.3", "1.4", "1.5", "1.6"}
         theirs = [line for line in firsts if any(text in line for text in texts)]
         assert len(theirs) == 3 and all("[internal]" in line for line in theirs)
+
+
+async def test_an_anonymous_block_with_a_reason_goes_to_the_round() -> None:
+    room = GridRoom()
+    room.node_class = AnonymousNode
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    proposal = ana.propose(WAY, "Rotate facilitation [1.1].")
+    poll = ana.open_poll(proposal.hash, anonymous=True)
+    room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("escape", "v", "4")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ReasonDialog) and dialog.anonymous
+        await pilot.press(*"Not without the funder", "enter")
+        await pilot.pause()
+        node = room.node
+        assert isinstance(node, AnonymousNode)
+        assert node.submitted == [AnonymousVote(poll.hash, "block", "Not without the funder")]
+        assert room.session(0).state.polls[poll.hash].votes == []  # nothing named
+        room.session(1).submit_anonymous(AnonymousVote(poll.hash, "agree"))
+
+        def votes_in(count: int) -> Callable[[], bool]:
+            return lambda: all(len(s.state.polls[poll.hash].anon_votes) == count for s in room.net)
+
+        room.run_rounds(app, votes_in(2))
+        await pilot.pause()
+        # Below the threshold (3) nobody's reason shows, the voter's own included.
+        panel = app.screen.query_one(PollPanel)
+        assert "Not without" not in panel.shown_text
+        room.session(2).submit_anonymous(AnonymousVote(poll.hash, "agree"))
+        room.run_rounds(app, votes_in(3))
+        await pilot.pause()
+        assert "Block: Not without the funder (anonymous)" in panel.shown_text
