@@ -37,6 +37,7 @@ from relsec_p2p.core.state import (
     MAX_AGENDA_BYTES,
     MAX_HELP,
     MAX_PROMPT,
+    MAX_REASON,
     MAX_STEPS,
     MAX_TITLE,
     MeetingState,
@@ -507,6 +508,57 @@ def main_meeting() -> list[Entry]:
     k2, k3 = delivery.index(d2), delivery.index(d3)
     delivery[k2], delivery[k3] = delivery[k3], delivery[k2]
     return delivery
+
+
+def vote_reasons_meeting() -> list[Entry]:
+    """Votes with reasons (SPEC §6.5): a concern and a block carry one line;
+    a reason with an agree, a reason of two lines and one over MAX_REASON
+    characters are ignored; a newer vote without a reason replaces one with."""
+    a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    log = [
+        a.write(1, "meeting.create", create_data("alice", "Reasons", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "roster.add", add_data("dan")),
+        a.write(5, "step.open", {"step": 2}),
+    ]
+    proposal = c.write(6, "proposal.add", {"step": 2, "text": "Meet in the community hall."})
+    poll = a.write(7, "poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+    vote = {"poll": poll.hash}
+    log += [
+        b.write(8, "vote.cast", {**vote, "choice": "concerns", "reason": "The hall has steps."}),
+        c.write(8, "vote.cast", {**vote, "choice": "agree", "reason": "Close to me."}),
+        d.write(8, "vote.cast", {**vote, "choice": "block", "reason": "The owner reports us."}),
+        a.write(9, "vote.cast", {**vote, "choice": "concerns", "reason": "Two\nlines"}),
+        a.write(10, "vote.cast", {**vote, "choice": "block", "reason": "x" * (MAX_REASON + 1)}),
+        a.write(11, "vote.cast", {**vote, "choice": "concerns", "reason": "x" * MAX_REASON}),
+        c.write(12, "vote.cast", {**vote, "choice": "concerns", "reason": "Rent is high."}),
+        c.write(13, "vote.cast", {**vote, "choice": "agree"}),  # takes carol's reason away
+    ]
+    return log
+
+
+def anonymous_poll_meeting() -> list[Entry]:
+    """An anonymous poll on a step of mode "both" (SPEC §6.5 poll.open): named
+    votes on it are ignored; ``anonymous`` must be a bool."""
+    a, b = (Author(n) for n in ("alice", "bob"))
+    log = [
+        a.write(1, "meeting.create", create_data("alice", "Secret", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "step.open", {"step": 2}),
+    ]
+    proposal = b.write(5, "proposal.add", {"step": 2, "text": "Move the meeting."})
+    log.append(proposal)
+    log.append(a.write(6, "poll.open", {"proposal": proposal.hash, "anonymous": "yes"}))
+    poll = a.write(7, "poll.open", {"proposal": proposal.hash, "anonymous": True})
+    log += [
+        poll,
+        b.write(8, "vote.cast", {"poll": poll.hash, "choice": "block"}),  # named: ignored
+    ]
+    log.append(a.write(9, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    return log
 
 
 def removal_meeting() -> list[Entry]:
@@ -1040,7 +1092,11 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
                 "poll": labels[p.id],
                 "proposal": labels[p.proposal],
                 "status": p.status,
-                "votes_in_fold_order": [f"{who(v.author)}#{v.seq}:{v.choice}" for v in p.votes],
+                "votes_in_fold_order": [
+                    f"{who(v.author)}#{v.seq}:{v.choice}"
+                    + ("" if v.reason is None else f" ({v.reason[:24]})")
+                    for v in p.votes
+                ],
                 "outcome": p.result.outcome if p.result else None,
                 "counts": p.result.counts if p.result else None,
                 "voters": p.result.voters if p.result else None,
@@ -1180,6 +1236,27 @@ def state_vectors() -> dict[str, Any]:
                         "bob#8",
                         "dan#9",
                         "bob#9",
+                    ],
+                },
+            ),
+            state_case(
+                "vote_reasons",
+                "a concern and a block carry a reason (SPEC §6.5 vote.cast); a reason with "
+                "an agree, one of two lines and one over MAX_REASON characters are ignored; "
+                "a newer vote without a reason replaces one with",
+                vote_reasons_meeting(),
+                {"ignored": ["carol#2", "alice#7", "alice#8"]},
+            ),
+            state_case(
+                "anonymous_poll",
+                "a poll opened as anonymous on a step of mode both (SPEC §6.5 poll.open): "
+                "its row ends with true; a named vote on it and an anonymous field that is "
+                "not a bool are ignored; closed with no anonymous vote, no quorum",
+                anonymous_poll_meeting(),
+                {
+                    "ignored": ["alice#5", "bob#2"],
+                    "polls": [
+                        ("no_quorum", {"agree": 0, "concerns": 0, "stand_aside": 0, "block": 0})
                     ],
                 },
             ),

@@ -160,7 +160,7 @@ def state_summary(node: Node) -> dict[str, Any]:
 
 def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
     threshold = int(state.settings["anon_threshold"])
-    anonymous = state.steps[poll.step].counts_anonymously()
+    anonymous = state.poll_counts_anonymously(poll)
     result = poll.result
     return {
         "id": poll.id.hex(),

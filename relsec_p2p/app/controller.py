@@ -147,6 +147,7 @@ class Meeting:
         self.node = node
         self.clock = clock or node.clock
         self._safety: tuple[bytes, int, str] | None = None
+        self._template: tuple[bytes, Template | None] | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -176,7 +177,19 @@ class Meeting:
             join_addresses=tuple(self.node.join_addresses()),
             now_ms=self.clock(),
             anon_waiting=self.anon_waiting(),
+            template=self.template(),
+            ring_secret=self.node.identity.ring_secret,
         )
+
+    def template(self) -> Template | None:
+        """The meeting's process, if known (it pairs rating steps into grids);
+        looked up once per meeting, since an agenda never changes."""
+        state = self.state
+        if state is None:
+            return None
+        if self._template is None or self._template[0] != state.mid:
+            self._template = (state.mid, self.node.record_template())
+        return self._template[1]
 
     def anon_waiting(self) -> int:
         session = self.node.session
@@ -228,7 +241,7 @@ class Meeting:
             return "No step is open yet; wait for the facilitator."
         step = state.current
         if anonymous:  # the request itself refuses text too long for a slot
-            return self._anonymous(partial(AnonymousAnswer, step=step, text=text))
+            return self._anonymous(partial(AnonymousAnswer, step=step, text=text, tag=tag, ref=ref))
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))
         return self._act(partial(Session.contribute, step=step, text=text, ref=ref, tag=tag))
@@ -236,7 +249,7 @@ class Meeting:
     def tags_for(self, step: int) -> tuple[str, ...]:
         """The labels the meeting's process offers for answers to ``step``
         (e.g. internal / external for threats); none for a plain agenda."""
-        template = self.node.record_template()
+        template = self.template()
         state = self.state
         if template is None or state is None or step >= len(state.steps):
             return ()
@@ -246,10 +259,12 @@ class Meeting:
                 return tuple(template_step.tags)
         return ()
 
-    def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
+    def vote(self, poll: bytes, choice: str, *, anonymous: bool, reason: str = "") -> str | None:
+        """Vote; a concern or a block may say why in one line ("" for none)."""
+        why = reason.strip() or None
         if anonymous:
-            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice))
-        return self._act(partial(Session.vote, poll=poll, choice=choice))
+            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice, reason=why))
+        return self._act(partial(Session.vote, poll=poll, choice=choice, reason=why))
 
     def rate(self, value: int, *, anonymous: bool, ref: bytes | None = None) -> str | None:
         """Rate the current step, or one answer (``ref``) of a step it is about."""
@@ -284,8 +299,19 @@ class Meeting:
             return "This is the first step: there is none before it."
         return self._act(partial(Session.open_step, step=state.current - 1))
 
-    def open_poll(self, proposal: bytes) -> str | None:
-        return self._act(partial(Session.open_poll, proposal=proposal))
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> str | None:
+        """Open a poll; ``anonymous`` on a "both" step makes its votes anonymous."""
+        return self._act(partial(Session.open_poll, proposal=proposal, anonymous=anonymous))
+
+    def poll_default(self, step: int) -> str:
+        """How the process offers polls on ``step`` first ("named" or
+        "anonymous"); "named" without a process that says otherwise."""
+        template = self.template()
+        state = self.state
+        if template is None or state is None or step >= len(state.steps):
+            return "named"
+        template_step = template.step(state.steps[step].id)
+        return "named" if template_step is None else template_step.poll
 
     def close_poll(self, poll: bytes) -> str | None:
         return self._act(partial(Session.close_poll, poll=poll))

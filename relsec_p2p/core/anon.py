@@ -119,7 +119,8 @@ def encode_item(
     if isinstance(request, AnonymousVote):
         poll, choice = request.poll, request.choice
         signer = _signing_secret(secret)
-        signature = ring.sign(vote_message(mid, rid, poll, choice), keys, signer, poll)
+        message = vote_message(mid, rid, poll, choice, request.reason)
+        signature = ring.sign(message, keys, signer, poll)
         return pack({**wire_item(request), "sig": signature})
     if isinstance(request, AnonymousRating):
         step, ref, value = request.step, request.ref, request.value

@@ -31,6 +31,7 @@ from .feed import Entry
 from .fields import (
     MAX_CUT,
     check_member,
+    check_reason,
     has_only,
     is_hash,
     is_key,
@@ -80,10 +81,15 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
     if reason := check_member(state, entry) or _facilitator_check(state, entry):
         return reason
     # is_hash first: a list or map as the key would raise TypeError in every fold.
-    if not has_only(data, ("proposal",)) or not is_hash(data["proposal"]):
+    if not has_only(data, ("proposal",), ("anonymous",)) or not is_hash(data["proposal"]):
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
     if data["proposal"] not in state.proposals:
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
+    if "anonymous" in data and not isinstance(data["anonymous"], bool):
+        return Refused(Refusal.BAD_FIELDS, "poll.open's anonymous is true or false")
+    step = state.steps[state.proposals[data["proposal"]].step]
+    if data.get("anonymous") is True and step.mode == "named":
+        return Refused(Refusal.NAMED_ONLY, "a poll on a named step takes named votes only")
     if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
         return Refused(Refusal.POLL_ALREADY_OPEN, "a poll on that proposal is already open")
     return None
@@ -91,7 +97,8 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
 
 def apply_poll_open(state: MeetingState, entry: Entry) -> None:
     proposal = state.proposals[entry.data["proposal"]]
-    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step)
+    secret = entry.data.get("anonymous") is True and state.steps[proposal.step].mode == "both"
+    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step, secret=secret)
 
 
 # vote.cast ----------------------------------------------------------------------
@@ -101,21 +108,22 @@ def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
     data = entry.data
     if reason := check_member(state, entry):
         return reason
-    if not has_only(data, ("choice", "poll")):
-        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll")
+    if not has_only(data, ("choice", "poll"), ("reason",)):
+        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll and optionally reason")
     poll = open_poll(state, data["poll"])
     if isinstance(poll, Refused):
         return poll
-    if not state.steps[poll.step].allows_named():
+    if state.poll_counts_anonymously(poll):
         return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
     if data["choice"] not in CHOICES:
         return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
-    return None
+    return check_reason(data)
 
 
 def apply_vote(state: MeetingState, entry: Entry) -> None:
-    poll = state.polls[entry.data["poll"]]
-    poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
+    data = entry.data
+    poll = state.polls[data["poll"]]
+    poll.votes.append(Vote(entry.author, entry.seq, data["choice"], data.get("reason")))
 
 
 # poll.close ---------------------------------------------------------------------
@@ -201,7 +209,7 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
     # "Presence"); a member declared away who voted inside it was there.
     present = {m.key for m in inside.present_members()}
     counts = dict.fromkeys(CHOICES, 0)
-    if state.steps[poll.step].counts_anonymously():
+    if state.poll_counts_anonymously(poll):
         # Anonymous votes count if the entry that released them is in the cut.
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
@@ -242,9 +250,14 @@ def record_ballot(state: MeetingState, entry: Entry) -> None:
     closes count ballots inside their cut; core/rules.py calls this for each
     entry it folds)."""
     data = entry.data
-    if has_only(data, ("choice", "poll")) and is_hash(data["poll"]) and data["choice"] in CHOICES:
+    if (
+        has_only(data, ("choice", "poll"), ("reason",))
+        and is_hash(data["poll"])
+        and data["choice"] in CHOICES
+        and check_reason(data) is None
+    ):
         state.ballots.setdefault(data["poll"], []).append(
-            Vote(entry.author, entry.seq, data["choice"])
+            Vote(entry.author, entry.seq, data["choice"], data.get("reason"))
         )
 
 

@@ -454,6 +454,7 @@ def apply_contribution(state: MeetingState, entry: Entry) -> None:
     )
     state.contributions.append(contribution)
     state.contribution_index[entry.hash] = contribution
+    state.item_order[entry.hash] = len(state.item_order)
     state.named_counts[entry.author] = state.named_counts.get(entry.author, 0) + 1
 
 

@@ -347,11 +347,19 @@ class Session:
     def propose(self, step: int, text: str) -> Entry:
         return self.act("proposal.add", {"step": step, "text": text})
 
-    def open_poll(self, proposal: bytes) -> Entry:
-        return self.act("poll.open", {"proposal": proposal})
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> Entry:
+        """Open a poll; ``anonymous`` makes a poll on a "both" step count
+        anonymous votes only (SPEC §6.5)."""
+        data: dict[str, Any] = {"proposal": proposal}
+        if anonymous:
+            data["anonymous"] = True
+        return self.act("poll.open", data)
 
-    def vote(self, poll: bytes, choice: str) -> Entry:
-        return self.act("vote.cast", {"poll": poll, "choice": choice})
+    def vote(self, poll: bytes, choice: str, *, reason: str | None = None) -> Entry:
+        data: dict[str, Any] = {"poll": poll, "choice": choice}
+        if reason is not None:
+            data["reason"] = reason
+        return self.act("vote.cast", data)
 
     def close_poll(self, poll: bytes) -> Entry:
         # The cut: every feed's length as this laptop holds it, up to where

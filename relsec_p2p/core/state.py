@@ -33,6 +33,10 @@ MAX_PROMPT = 2000
 MAX_HELP = 4000
 MAX_TEXT = 4000
 MAX_TAG = 32
+# A vote's reason (SPEC §6.5): one line, short enough that an anonymous vote
+# with its ring signature still fits a slot (4 UTF-8 bytes a character at most).
+MAX_REASON = 200
+REASON_CHOICES = ("concerns", "block")  # the votes a reason may go with
 MAX_STEPS = 64
 # The canonical encoding of a whole agenda, in bytes (SPEC §6.3). 64 steps of
 # maximal prompt and help would be far more than one entry carries; with this
@@ -127,6 +131,12 @@ class Vote:
     author: bytes
     seq: int
     choice: str
+    reason: str | None = None  # what the concern or block is (SPEC §6.5)
+
+    def canonical(self) -> list[Any]:
+        # A vote without a reason encodes as it did before reasons existed.
+        row: list[Any] = [self.author, self.seq, self.choice]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -139,6 +149,11 @@ class AnonVote:
     round: int
     author: bytes
     seq: int
+    reason: str | None = None
+
+    def canonical(self) -> list[Any]:
+        row: list[Any] = [self.tag, self.choice, self.round, self.author, self.seq]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -152,6 +167,13 @@ class AnonContribution:
     round: int
     members: int
     slots: int
+    tag: str | None = None  # the process's label, as a named answer's
+    ref: bytes | None = None  # the item it is about, as a named answer's
+
+    def canonical(self) -> list[Any]:
+        # Rows without a tag or ref keep the shape they had before either existed.
+        row: list[Any] = [self.step, self.text, self.round, self.members, self.slots]
+        return row if self.tag is None and self.ref is None else [*row, self.tag, self.ref]
 
 
 @dataclass(slots=True)
@@ -217,6 +239,9 @@ class Poll:
     closes: list[Close] = field(default_factory=list)  # fold order; usually one
     outcome: str | None = None  # the facilitator's record of what was decided
     anon_votes: list[AnonVote] = field(default_factory=list)  # fold order
+    # Opened as an anonymous poll on a step of mode "both" (SPEC §6.5
+    # poll.open): its votes then travel in anonymous rounds only.
+    secret: bool = False
 
     @property
     def deciding(self) -> Close | None:
@@ -277,6 +302,21 @@ class Poll:
         for choice in latest.values():
             counts[choice] += 1
         return counts
+
+    def latest_reasons(self) -> tuple[list[tuple[bytes, str, str]], list[tuple[str, str]]]:
+        """The reasons of the current votes: (author, choice, reason) of named
+        ones and (choice, reason) of anonymous ones, in fold order. A newer
+        vote without a reason takes its voter's reason away."""
+        named: dict[bytes, Vote] = {}
+        for vote in self.votes:
+            named[vote.author] = vote
+        anonymous: dict[bytes, AnonVote] = {}
+        for anon in self.anon_votes:
+            anonymous[anon.tag] = anon
+        return (
+            [(v.author, v.choice, v.reason) for v in named.values() if v.reason is not None],
+            [(a.choice, a.reason) for a in anonymous.values() if a.reason is not None],
+        )
 
     def latest_votes(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each member's latest vote (within ``cut`` if given): latest wins."""
@@ -347,6 +387,12 @@ class MeetingState:
     retired_codes: set[tuple[str, ...]] = field(default_factory=set)  # secret, like join_code
     viewers: dict[bytes, str] = field(default_factory=dict)
     anonymous_contributions: list[AnonContribution] = field(default_factory=list)
+    # Working state, not in the digest (both follow from the log): anonymous
+    # answers by id, so an answer or a rating can be about one (SPEC §6.4),
+    # and every answer's place in fold order, named or anonymous, from which
+    # the record numbers them ("1.3").
+    anonymous_index: dict[bytes, AnonContribution] = field(default_factory=dict)
+    item_order: dict[bytes, int] = field(default_factory=dict)
     anon_rounds: dict[bytes, AnonRound] = field(default_factory=dict)
     # (step, ref) -> link tag -> value: one anonymous rating per member per thing
     anonymous_ratings: dict[tuple[int, bytes | None], dict[bytes, int]] = field(
@@ -402,12 +448,25 @@ class MeetingState:
         later = [m for m in ring if m.order > position]
         return (later or ring)[0].key
 
+    def item_step(self, item: bytes) -> int | None:
+        """The step of an answer, named or anonymous, by its id."""
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.step
+
+    def item_text(self, item: bytes) -> str | None:
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.text
+
+    def poll_counts_anonymously(self, poll: Poll) -> bool:
+        """Whether a poll's votes are anonymous (§13.4 one channel): every
+        poll of an anonymous step, and one opened as anonymous on a "both" step."""
+        return poll.secret or self.steps[poll.step].counts_anonymously()
+
     def anonymous_open(self) -> bool:
         """Whether anything takes anonymous input now: an open step that takes
         anonymous answers, or an open poll on an anonymous step."""
         return any(s.status == "open" and s.allows_anonymous() for s in self.steps) or any(
-            p.status == "open" and self.steps[p.step].counts_anonymously()
-            for p in self.polls.values()
+            p.status == "open" and self.poll_counts_anonymously(p) for p in self.polls.values()
         )
 
     def anonymous_rating_counts(
@@ -458,7 +517,7 @@ class MeetingState:
                     p.id,
                     p.proposal,
                     p.status,
-                    [[v.author, v.seq, v.choice] for v in p.votes],
+                    [v.canonical() for v in p.votes],
                     [
                         [
                             c.id,
@@ -475,8 +534,10 @@ class MeetingState:
                         for c in p.closes
                     ],
                     p.outcome,
-                    [[v.tag, v.choice, v.round, v.author, v.seq] for v in p.anon_votes],
+                    [v.canonical() for v in p.anon_votes],
                 ]
+                # A secret poll's row ends with true; others keep their old shape.
+                + ([True] if p.secret else [])
                 for p in self.polls.values()
             ),
             "queue": [
@@ -490,9 +551,7 @@ class MeetingState:
             "join_code": None
             if self.join_code is None
             else [self.join_code[0], list(self.join_code[1])],
-            "anonymous": [
-                [c.step, c.text, c.round, c.members, c.slots] for c in self.anonymous_contributions
-            ],
+            "anonymous": [c.canonical() for c in self.anonymous_contributions],
             "anon_rounds": sorted(
                 [r.rid, r.ordinal, r.members, r.slots, sorted(r.applied)]
                 for r in self.anon_rounds.values()

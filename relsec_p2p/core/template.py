@@ -56,6 +56,7 @@ STEP_KEYS = (
     "about",
     "tags",
     "guide",
+    "poll",
 )
 MATRIX_KEYS = ("title", "rows", "columns")
 _STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
@@ -90,6 +91,10 @@ class TemplateStep:
     about: str | None = None
     tags: tuple[str, ...] = ()  # labels offered for each answer (contribution tag)
     guide: str = ""  # a note for the facilitator; never sent to the meeting
+    # How the facilitator's screen offers to open polls on a "both" proposal
+    # step first: "named" or "anonymous" (SPEC §6.5 poll.open). A default
+    # only: the facilitator chooses each time, and it is never sent.
+    poll: str = "named"
 
     def to_agenda(self) -> dict[str, Any]:
         """The step as ``meeting.create`` carries it (``fields.parse_step``'s shape)."""
@@ -392,6 +397,14 @@ class _Parser:
             links = self.labels(
                 raw["links"], at("links"), f"the links of step {ident!r}", MAX_STEPS
             )
+        poll = raw.get("poll", "named")
+        if poll not in ("named", "anonymous"):
+            raise self.fail(at("poll"), f"poll in step {ident!r} is named or anonymous")
+        if "poll" in raw and (kind != "proposal" or mode != "both"):
+            raise self.fail(
+                at("poll"),
+                f"only a proposal step of mode both chooses its polls, and {ident!r} is not",
+            )
         about = raw.get("about")
         if about is not None and not isinstance(about, str):
             raise self.fail(at("about"), f"about in step {ident!r} must be one step id in quotes")
@@ -409,6 +422,7 @@ class _Parser:
             about=about,
             tags=tags,
             guide=guide,
+            poll=str(poll),
         )
 
     def check_references(self, steps: list[TemplateStep]) -> None:

@@ -28,8 +28,10 @@ from relsec_p2p.app.screens.dialogs import (
 from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.screens.rating import RatingScreen
 from relsec_p2p.app.widgets.compose import ComposeBox
 from relsec_p2p.app.widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from relsec_p2p.app.widgets.rating import RatingList
 from relsec_p2p.core.requests import AnonymousAnswer, AnonymousVote, PauseRequest
 
 SIZE = (100, 30)
@@ -173,7 +175,11 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         log = screen.log_text()
         assert "Anonymous: 3 in " in log and "4 members, 4 slots)" in log
         assert "round" not in log.lower()  # one heading, no round of a lone item
-        assert "  - I feel unheard" in log and "  - Me too" in log
+        lines = log.splitlines()
+        # Numbered as the record numbers them (in the round's shuffled order).
+        numbered = sorted(line[4:].split(" ", 1)[0] for line in lines if line.startswith("  - "))
+        assert numbered == ["1.1", "1.2", "1.3"]
+        assert sum(line.endswith((" I feel unheard", " Me too")) for line in lines) == 2
         assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
@@ -267,6 +273,10 @@ async def test_poll_named_votes_live_result_and_rule(room: Room) -> None:
         await pilot.pause()
         await pilot.press("c", *"Share the funder contact", "enter", "escape", "o")
         await pilot.pause()
+        dialog = app.screen  # a "both" step: named or anonymous, the facilitator says
+        assert isinstance(dialog, ChoiceDialog) and dialog.options[0][1] is False
+        await pilot.press("1")
+        await pilot.pause()
         state = room.session(0).state
         assert len(state.polls) == 1
         poll = next(iter(state.polls.values()))
@@ -312,33 +322,43 @@ async def test_a_block_shows_blocked(room: Room) -> None:
         assert "Result: BLOCKED" in app.screen.query_one(PollPanel).shown_text
 
 
-async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
+async def test_rating_screen_sets_a_named_rating_of_the_step(room: Room) -> None:
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")  # nothing to rate one by one yet: the step as a whole
-        assert isinstance(app.screen, ModeChoiceDialog)
+        assert isinstance(app.screen, RatingScreen)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows == [
+            "  How safe do you feel here?\n    0 of 4 have rated · spread shown once 3 have rated"
+        ]
         await pilot.press("3")
         await pilot.pause()
         assert room.session(0).state.ratings == {(RATING, None, IDENTITIES[0].key): 2}
+        await pilot.pause(0.3)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows[0].startswith("✓ How safe") and "1 of 4 have rated" in rows[0]
 
 
-async def test_a_rating_about_another_steps_answers_rates_one_answer(room: Room) -> None:
+async def test_a_rating_about_another_steps_answers_lists_every_answer(room: Room) -> None:
     open_step(room, TEXT)
     funder = room.session(1).contribute(TEXT, "One funder")
-    room.session(2).contribute(TEXT, "Long meetings")
+    meetings = room.session(2).contribute(TEXT, "Long meetings")
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")
-        assert isinstance(app.screen, ChoiceDialog)  # which answer?
-        await pilot.press("1")
-        assert isinstance(app.screen, ModeChoiceDialog)
-        await pilot.press("1")
+        assert isinstance(app.screen, RatingScreen)  # every answer on one screen
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert [row.splitlines()[0] for row in rows] == ["  1.1 One funder", "  1.2 Long meetings"]
+        await pilot.press("1", "3")  # the first, then (moved on) the second
         await pilot.pause()
-        assert room.session(0).state.ratings == {(RATING, funder.hash, IDENTITIES[0].key): 0}
+        assert room.session(0).state.ratings == {
+            (RATING, funder.hash, IDENTITIES[0].key): 0,
+            (RATING, meetings.hash, IDENTITIES[0].key): 2,
+        }
 
 
 async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
+from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS, SHORT_CHOICE_LABELS
 from ..view import MeetingView, PollView, tally_line
 
 
@@ -198,6 +198,7 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
             text.append(f"shown once at least {poll.threshold} members have voted\n")
         else:
             text.append(tally_line(poll.anonymous) + "\n")
+    reasons_text(poll, text, names=not large)  # the room display names nobody
     if poll.my_vote and not large:
         text.append(f"Your vote: {CHOICE_LABELS[poll.my_vote]}", style="italic")
         if poll.status == "open":
@@ -227,6 +228,16 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
             text.append(poll.record + "\n")
     text.rstrip()
     return text
+
+
+def reasons_text(poll: PollView, text: Text, *, names: bool = True) -> None:
+    """The concerns and blocks in words, one line each, after the tally."""
+    for choice, reason, voter in poll.reasons:
+        text.append(f"{SHORT_CHOICE_LABELS[choice].capitalize()}: ", style="bold")
+        text.append(reason)
+        if names:
+            text.append(f" ({voter or 'anonymous'})", style="italic")
+        text.append("\n")
 
 
 class PollPanel(Panel):
