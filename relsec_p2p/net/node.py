@@ -126,7 +126,6 @@ class Node:
         self._follow = follow
         self._next_address_check = 0.0
         self._moving = False
-        self._mdns_on: list[str] = list(interfaces)  # the addresses mDNS runs on
         self.port = port
         self.clock = clock
         self.session: Session | None = None
@@ -679,10 +678,6 @@ class Node:
             current = self._follow()
         except LocalError:  # the named interface has no address right now
             return
-        if current == self.interfaces and current != self._mdns_on and self._discovery is not None:
-            self._moving = True  # moved, but mDNS could not start there last time
-            self._spawn(self._restart_discovery(current))
-            return
         if not current or current == self.interfaces:
             return
         if current == [LOOPBACK] and self.interfaces != [LOOPBACK]:
@@ -716,30 +711,20 @@ class Node:
                     link.close("this laptop's address changed")
             log.info("addresses changed: listening on %s, port %d", ", ".join(addresses), port)
             if self._discovery is not None:
-                await self._start_discovery_on(addresses)
+                await self._restart_discovery(addresses)
             self._dialer.redial()
             self._dialer.dial_all()
         finally:
             self._moving = False
 
     async def _restart_discovery(self, addresses: list[str]) -> None:
-        try:
-            await self._start_discovery_on(addresses)
-        finally:
-            self._moving = False
-
-    async def _start_discovery_on(self, addresses: list[str]) -> None:
         """mDNS is bound to addresses: the old ones are gone, so browse and
         advertise again from the new ones, under a new random instance name
         (the others resolve it afresh: SPEC §12.2)."""
         old = self._discovery
         discovery = Discovery(addresses, on_change=self._on_discovery_change)
-        try:
-            await discovery.async_start()
-        except LocalError as error:  # the new address cannot carry mDNS (yet)
-            log.warning("addresses changed but mDNS cannot start there: %s", error.code)
-            return  # links and the dialer work without it; the next check tries again
-        self._discovery, self._mdns_on = discovery, list(addresses)
+        await discovery.async_start()
+        self._discovery = discovery
         state = self.state
         nameplate = None if state is None or state.join_code is None else state.join_code[0]
         await discovery.async_advertise(self.port, nameplate)
