@@ -134,3 +134,14 @@ def polled_with_reasons() -> GridRoom:
     room.session(3).vote(poll.hash, "agree")
     room.net.settle()
     return room
+
+
+def proposed_room() -> GridRoom:
+    """A proposal in the way forward, no poll yet."""
+    room = GridRoom()
+    threats_named(room)
+    ana = room.session(0)
+    ana.open_step(WAY)
+    ana.propose(WAY, "Rotate facilitation [1.1] and share the funder contact.")
+    room.net.settle()
+    return room

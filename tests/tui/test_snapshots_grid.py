@@ -8,7 +8,14 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from fakeroom import Room, in_meeting
-from gridroom import GridRoom, decided_room, polled_with_reasons, rated_room, threats_named
+from gridroom import (
+    GridRoom,
+    decided_room,
+    polled_with_reasons,
+    proposed_room,
+    rated_room,
+    threats_named,
+)
 from textual.pilot import Pilot
 
 from relsec_p2p.app.app import RelsecApp
@@ -46,6 +53,7 @@ SCREENS: dict[str, Callable[[], Case]] = {
     "decisions": meeting_then(decided_room),
     "decisions-display": meeting_then(decided_room, "d"),
     "vote-reasons": meeting_then(polled_with_reasons),
+    "poll-named-or-anonymous": meeting_then(proposed_room, "o"),
     "reason-dialog": meeting_then(polled_with_reasons, "v", "4", *"Not before we ask"),
 }
 

@@ -28,7 +28,7 @@ from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import Entry, encode_entry
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.core.record import item_labels, step_ratings
+from relsec_p2p.core.record import item_labels, render_json, step_ratings
 from relsec_p2p.core.refusals import Refusal, Refused
 from relsec_p2p.core.requests import (
     TEXT_CAPACITY,
@@ -1018,6 +1018,12 @@ def test_answers_and_ratings_can_be_about_an_anonymous_answer() -> None:
     assert by_label["1.1"]["shown"] and by_label["1.1"]["middle"] == "yes"
     assert by_label["1.1"]["about_text"] == "The landlord knows."
     assert by_label["1.2"]["answers"] is None  # nobody rated it yet
+    # The record numbers anonymous answers and says what they are about.
+    record = render_json(room.state, safety_number="")
+    impacts = {i["text"]: i for i in record["steps"][IMPACT]["items"]}
+    assert impacts["People leave."]["about"] == "1.2"
+    assert impacts["People leave."]["label"] == "9.2" and impacts["People leave."]["anonymous"]
+    assert "by" not in impacts["People leave."]
 
 
 def test_anonymous_tags_and_refs_follow_the_named_rules() -> None:

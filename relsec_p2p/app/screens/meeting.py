@@ -53,8 +53,8 @@ FACILITATOR_ACTIONS = frozenset(
 VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
 # How a poll on a "both" step can be opened (SPEC §6.5 poll.open).
-ANONYMOUS_POLL = "anonymously: votes go through anonymous rounds, nobody's vote is shown"
-NAMED_POLL = "by name: everyone sees who voted what"
+ANONYMOUS_POLL = "anonymously: votes go through anonymous rounds; screens show counts, not names"
+NAMED_POLL = "by name: every screen shows who voted what"
 # Outcomes that settle a proposal: it is not offered for a new poll (a blocked
 # one can be changed and proposed again as a new proposal).
 DECIDED = frozenset({"consensus", "blocked"})
