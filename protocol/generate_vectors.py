@@ -630,7 +630,7 @@ def presence_meeting() -> list[Entry]:
 def admission_meeting() -> list[Entry]:
     """The facilitator closes joining, admits a room display, removes a member
     (which retires the code) and publishes a fresh code (SPEC §12.11, §12.12)."""
-    a, b, _c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    a, b, d = (Author(n) for n in ("alice", "bob", "dan"))
     agenda = [
         {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
     ]

@@ -331,7 +331,7 @@ class Node:
     @property
     def browsing(self) -> bool:
         """True while this laptop asks the LAN for meetings (SPEC §12.1:
-        only while joining by the code alone)."""
+        only while joining by the code alone, or while it has no link)."""
         return self._discovery is not None and self._discovery.browsing
 
     # -- the session ------------------------------------------------------------------

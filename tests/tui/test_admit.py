@@ -9,12 +9,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from fakenet import IDENTITIES, Scribe
 from test_lobby import OFFLINE, SIZE, wait_for
 
 from relsec_p2p.app.app import RelsecApp
 from relsec_p2p.app.network import node_factory
 from relsec_p2p.app.screens.admit import AdmitDialog
 from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.view import build_view
 from relsec_p2p.app.widgets.panels import RosterPanel
 from relsec_p2p.peerproc import PeerProcess
 from relsec_p2p.templates import load_template
@@ -71,3 +73,16 @@ async def test_the_facilitator_refuses_then_admits(peers: list[PeerProcess]) -> 
         tomas.wait_state(lambda s: s["joining_open"] is False)
         roster = str(app.screen.query_one(RosterPanel).render())
         assert "Joining is closed (press a to open it)" in roster
+
+
+def test_screens_list_a_display_apart_and_do_not_count_it() -> None:
+    """The room display is shown as a display, never as a member (SPEC §12.12)."""
+    a, b, display = IDENTITIES[:3]
+    scribe = Scribe(a)
+    scribe.create()
+    scribe.add(a, b, "Bo")
+    scribe.write(a, "viewer.add", {"key": display.key, "name": "Projector"})
+    view = build_view(scribe.state(), me=a.key, safety_number="", join_code="", now_ms=0)
+    assert view.member_count == 2
+    assert view.displays == ("Projector",)
+    assert all(member.key != display.key for member in view.members)

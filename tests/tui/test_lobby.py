@@ -156,6 +156,10 @@ async def test_relsec_display_joins_and_shows_only_the_room_display(facilitator)
         screen.query_one("#code", Input).value = code
         screen.action_join()
         await wait_for(pilot, lambda: isinstance(app.screen, DisplayScreen))
+        # Admitted as a viewer (SPEC §12.12): not a member, on either laptop.
+        assert app.node is not None and app.node.is_viewer and not app.node.is_member
+        state = peer.wait_state(lambda s: [v["name"] for v in s["viewers"]] == ["Room display"])
+        assert [m["name"] for m in state["members"]] == ["Ana"]
         await pilot.press("escape", "c", "h")  # nothing to go back to, nothing to act with
         assert isinstance(app.screen, DisplayScreen)
         peer.ok(cmd="open_step", step=0)
