@@ -166,6 +166,10 @@ class Autosave:
         ):
             await self._autosave(self._save_file)
 
+    def kept_at(self) -> Path | None:
+        """Where the meeting is kept saved now (None: nowhere, or not any more)."""
+        return None if self._save_file is None else self._save_file.path
+
     def files(self) -> list[Path]:
         """The save files of this meeting that this node wrote or opened and
         that are still there (files of earlier runs it did not open are not

@@ -51,14 +51,15 @@ async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room)
         assert room.node.safety_number() in bar
         # Nobody has compared the number yet: the reminder is up, word for word.
         assert bar.splitlines()[1:] == [
-            "The roster changed: read the safety number aloud, count heads, press k."
+            "The roster changed: read the safety number aloud, count heads, "
+            "then press k (Esc first if you are writing)."
         ]
         prompt = screen.query_one(PromptPanel).shown_text
         assert "Describe each threat on its own." in prompt  # the prompt in full
         agenda = screen.query_one(AgendaList).shown_text
         assert "> 1. Threats" in agenda and "5. Unsaid" in agenda
         roster = screen.query_one(RosterPanel).shown_text
-        assert "Ana (you) - facilitates" in roster and "Bo" in roster
+        assert "Ana (you) · facilitates" in roster and "Bo" in roster
 
 
 async def test_named_contribution_typed_goes_to_the_room_with_its_author(room: Room) -> None:
@@ -347,7 +348,7 @@ async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
         await pilot.press("2")  # the second other member: Cy
         await pilot.pause()
         assert room.session(0).state.facilitator == IDENTITIES[2].key
-        assert "Cy - facilitates" in app.screen.query_one(RosterPanel).shown_text
+        assert "Cy · facilitates" in app.screen.query_one(RosterPanel).shown_text
 
 
 async def test_safety_number_reminder_until_compared_and_again_on_change(room: Room) -> None:

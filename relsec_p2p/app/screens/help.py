@@ -70,7 +70,7 @@ class HelpScreen(ModalScreen[None]):
             for binding in bindings_of(table):
                 if not binding.description:
                     continue
-                text.append(f"  {key_label(binding):<22}", style="bold")
+                text.append(f"  {key_label(binding):<16}", style="bold")
                 text.append(f"{binding.description}\n")
             text.append("\n")
         text.append(NOTES, style="dim")
