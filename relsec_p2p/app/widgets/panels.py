@@ -212,7 +212,7 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
     else:
         text.append("Anonymous: ", style="bold")
         if poll.anonymous is None:
-            text.append(f"shown once at least {poll.threshold} members have voted")
+            text.append(f"shown once at least {plural(poll.threshold, 'member')} have voted")
         else:
             text.append(tally_line(poll.anonymous))
     if poll.my_vote and not large:
