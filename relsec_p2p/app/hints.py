@@ -25,7 +25,7 @@ def next_action(view: MeetingView, *, pauses_unacknowledged: int = 0) -> str:
         if pauses_unacknowledged:
             return "Someone asked for a pause: pause the meeting, then press a."
         if step is None:
-            return "Everyone in? Compare the safety number aloud, then press n to open step 1."
+            return "All here? Read the safety number aloud; n opens step 1."
         if poll is not None:
             if poll.my_vote is None:
                 return "A poll is open: press v to vote, x to close it once everyone has."

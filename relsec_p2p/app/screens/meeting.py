@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -112,7 +112,7 @@ class MeetingScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield RoomBar(id="room-bar")
         with Horizontal(id="meeting-body"):
-            with VerticalScroll(id="side", can_focus=False):
+            with Vertical(id="side"):
                 yield AgendaList(id="agenda", classes="side-panel")
                 yield RosterPanel(id="roster", classes="side-panel")
                 # Filled by the decisions widget; shown once it holds something.

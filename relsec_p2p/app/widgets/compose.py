@@ -5,9 +5,9 @@ Rules of this file: the box offers only the modes the current prompt allows
 way round); both modes look alike (same colours, and how many characters
 are left shows only near the limit, ``SHOW_LEFT_BELOW``), so a glance at a
 screen across the room does not tell an anonymous answer from a named one
-(issue 12.5). Enter sends; ``NEWLINE_KEYS`` add a line (shift+enter does
-not reach most terminals; ctrl+j is the newline byte itself, which every
-terminal and tmux deliver). It sends nothing itself: it posts
+(issue 12.5). Enter sends; ctrl+j adds a line (shift+enter does not reach
+most terminals, and alt+enter reaches the app through tmux as a plain Enter;
+ctrl+j is the newline byte itself, which terminals and tmux deliver). It sends nothing itself: it posts
 ``ComposeBox.Send`` and the screen acts on the node.
 """
 
@@ -30,7 +30,8 @@ from ..view import StepView
 
 SHOW_LEFT_BELOW = 200  # characters left before the count shows, in either mode
 # Keys that add a line instead of sending; the first is the one screens name.
-NEWLINE_KEYS = ("ctrl+j", "alt+enter")
+# alt+enter is not one: through tmux it arrives as a plain Enter, and would send.
+NEWLINE_KEYS = ("ctrl+j",)
 NEWLINE_KEY_LABEL = "ctrl+j"
 
 
@@ -58,10 +59,17 @@ class ComposeText(TextArea):
     ]
 
     async def _on_key(self, event: events.Key) -> None:
+        # Handled here, in the order typed: a binding would act only after the
+        # key bubbled up the widget tree, behind the letters typed after it.
         if event.key == "enter":
             event.stop()
             event.prevent_default()
             self.action_send()
+            return
+        if event.key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            self.action_newline()
             return
         await super()._on_key(event)
 
