@@ -7,8 +7,9 @@ are left shows only near the limit, ``SHOW_LEFT_BELOW``), so a glance at a
 screen across the room does not tell an anonymous answer from a named one
 (issue 12.5). Enter sends; ctrl+j adds a line (shift+enter does not reach
 most terminals, and alt+enter reaches the app through tmux as a plain Enter;
-ctrl+j is the newline byte itself, which terminals and tmux deliver). It sends nothing itself: it posts
-``ComposeBox.Send`` and the screen acts on the node.
+ctrl+j is the newline byte itself, which terminals and tmux deliver). It
+sends nothing itself: it posts ``ComposeBox.Send`` and the screen acts on
+the node.
 """
 
 from __future__ import annotations
