@@ -28,7 +28,7 @@ def next_action(view: MeetingView, *, pauses_unacknowledged: int = 0) -> str:
             return "All here? Read the safety number aloud; n opens step 1."
         if poll is not None:
             if poll.my_vote is None:
-                return "A poll is open: press v to vote, x to close it once everyone has."
+                return "A poll is open: press v to vote; x closes it."
             if poll.voters >= poll.members:
                 return "Everyone has voted: press x to close the poll."
             return f"{poll.voters} of {poll.members} have voted: x closes the poll."
@@ -40,6 +40,8 @@ def next_action(view: MeetingView, *, pauses_unacknowledged: int = 0) -> str:
             return "A proposal is in: press o to poll it."
         if view.speaker is None and view.waiting:
             return f"{view.waiting[0]} has a hand up: press s to give them the floor."
+        if step.kind == "rating":
+            return "A rating: press r to give yours; n moves on once all have."
         if view.current is not None and view.current + 1 < len(view.steps):
             return "When the room is ready, press n for the next step."
         return "This is the last step: close the meeting when the room is ready."

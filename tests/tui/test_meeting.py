@@ -51,8 +51,7 @@ async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room)
         assert room.node.safety_number() in bar
         # Nobody has compared the number yet: the reminder is up, word for word.
         assert bar.splitlines()[1:] == [
-            "The roster changed: read the safety number aloud, count heads, "
-            "then press k (Esc first if you are writing)."
+            "The roster changed: read the safety number aloud, count heads, then press k."
         ]
         prompt = screen.query_one(PromptPanel).shown_text
         assert "Describe each threat on its own." in prompt  # the prompt in full

@@ -66,8 +66,8 @@ class RoomBar(Panel):
             text.append(f" · {view.anon_waiting} waiting", style="dim")
         if not acknowledged:
             text.append(
-                "\nThe roster changed: read the safety number aloud, count heads, "
-                "then press k (Esc first if you are writing).",
+                # One line at 80 columns; while writing, the footer shows Esc.
+                "\nThe roster changed: read the safety number aloud, count heads, then press k.",
                 style="bold",
             )
         if note:
