@@ -207,6 +207,9 @@ class RelsecApp(App[int]):
             )
             self.save_problem = message.sentence
             self._lobby_say(self.network_problem)
+            for screen in self.screen_stack:
+                if isinstance(screen, LobbyScreen):
+                    screen.refresh_intro()
         else:
             self.save_problem = message.sentence
             self.notify(message.sentence, title="Not saved", severity="error", timeout=15)
@@ -219,7 +222,9 @@ class RelsecApp(App[int]):
         if self.save_problem:
             return "NOT SAVED (see the message)"
         if where is not None:
-            return f"saving to {where.name}"
+            path, written = where
+            # "saved" only once a save is on disk; until then it is on its way.
+            return f"saved to {path.name}" if written else f"saving to {path.name}…"
         return "not saved on this laptop"
 
     def _lobby_say(self, sentence: str) -> None:

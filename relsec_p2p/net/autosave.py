@@ -166,9 +166,12 @@ class Autosave:
         ):
             await self._autosave(self._save_file)
 
-    def kept_at(self) -> Path | None:
-        """Where the meeting is kept saved now (None: nowhere, or not any more)."""
-        return None if self._save_file is None else self._save_file.path
+    def kept_at(self) -> tuple[Path, bool] | None:
+        """Where the meeting is kept saved now, and whether a save of it has
+        been written there yet (None: nowhere, or not any more)."""
+        if self._save_file is None:
+            return None
+        return self._save_file.path, self._saved_marker is not None
 
     def files(self) -> list[Path]:
         """The save files of this meeting that this node wrote or opened and

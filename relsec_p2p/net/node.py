@@ -526,8 +526,9 @@ class Node:
         """Keep an encrypted save at ``path`` from now on (``net/autosave.py``)."""
         await self._autosave.keep_saved(path, passphrase)
 
-    def saving_to(self) -> Path | None:
-        """Where this laptop keeps the meeting saved (``--save``/``--resume``), or None."""
+    def saving_to(self) -> tuple[Path, bool] | None:
+        """Where this laptop keeps the meeting saved (``--save``/``--resume``)
+        and whether a save has been written there yet; None if nowhere."""
         return self._autosave.kept_at()
 
     def save_files(self) -> list[Path]:

@@ -294,7 +294,8 @@ async def test_a_save_that_cannot_be_made_stops_the_meeting_from_starting(tmp_pa
         lobby = app.screen
         assert isinstance(lobby, LobbyScreen)
         assert "at least 8 characters" in lobby.status
-        assert "encrypted save of the meeting in" in str(lobby.query_one("#lobby-intro").render())
+        intro = str(lobby.query_one("#lobby-intro").render())
+        assert "Nothing is saved on this laptop" in intro and "keeps" not in intro
         await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
         await pilot.pause(0.3)
         assert isinstance(app.screen, LobbyScreen)  # not started unsaved
@@ -311,7 +312,8 @@ async def test_the_status_line_says_the_meeting_is_saved_only_when_it_is(tmp_pat
         assert "Nothing is saved" not in intro and str(save) in intro
         await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
-        await wait_for(pilot, lambda: "saving to meeting.relsec" in status(app))
+        await wait_for(pilot, lambda: "saved to meeting.relsec" in status(app))
+        assert save.exists()  # "saved" only once it is
     plain = RelsecApp(node_factory(OFFLINE))
     async with plain.run_test(size=SIZE) as pilot:
         await pilot.pause()

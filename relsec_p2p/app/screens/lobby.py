@@ -98,6 +98,8 @@ class LobbyScreen(Screen[None]):
     def saving_intro(self) -> str:
         """What this laptop will keep of the meeting, as the command line asked."""
         save_to, resume_from = self.relsec.save_to, self.relsec.resume_from
+        if self.relsec.save_problem:
+            return "Nothing is saved on this laptop: the save asked for could not be made."
         if save_to is not None:
             return (
                 f"This laptop keeps an encrypted save of the meeting in {save_to[0]} "
@@ -109,6 +111,11 @@ class LobbyScreen(Screen[None]):
                 "that file up to date (encrypted)."
             )
         return "Nothing is saved on this laptop."
+
+    def refresh_intro(self) -> None:
+        if self.is_mounted and not self.display_only:
+            intro = "Everyone in the room runs relsec; together you see one meeting. "
+            self.query_one("#lobby-intro", Static).update(Text(intro + self.saving_intro()))
 
     def on_mount(self) -> None:
         self.query_one("#lobby-status", Static).update(Text(self.status))
