@@ -43,7 +43,7 @@ def status(app: RelsecApp) -> str:
     return app.screen.query_one(StatusLine).shown_text
 
 
-async def wait_for(pilot: Pilot[int], predicate, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+async def wait_for(pilot: Pilot[int], predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not predicate():
         assert time.monotonic() < deadline, "timed out"

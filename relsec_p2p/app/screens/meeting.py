@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -118,7 +118,10 @@ class MeetingScreen(Screen[None]):
                 # Filled by the decisions widget; shown once it holds something.
                 yield Vertical(id="decisions", classes="side-panel -empty")
             with Vertical(id="main"):
-                yield PromptPanel(id="prompt")
+                # Scrolls a prompt too long for its share of the screen (Tab
+                # reaches it, arrows scroll), never cuts it off.
+                with VerticalScroll(id="prompt-box"):
+                    yield PromptPanel(id="prompt")
                 yield ContributionLog(id="log")
                 yield PollPanel(id="poll")
                 yield ComposeBox(id="compose")
@@ -167,7 +170,10 @@ class MeetingScreen(Screen[None]):
         agenda = self.query_one(AgendaList)
         agenda.show(view)
         self.query_one(RosterPanel).show(view, show_code=bool(self.show_code))
-        self.query_one(PromptPanel).show(view)
+        prompt = self.query_one(PromptPanel)
+        prompt.show(view)
+        box = self.query_one("#prompt-box")
+        box.border_title, box.border_subtitle = prompt.border_title, prompt.border_subtitle
         self.query_one(ContributionLog).show(view.groups, view.current, view.anon_threshold)
         self.query_one(PollPanel).show(view)
         decisions = self.query_one("#decisions")

@@ -161,12 +161,12 @@ class RosterPanel(Panel):
 
 
 class PromptPanel(Panel):
-    """The current step's prompt, in full (it scrolls rather than being cut);
-    the step's number, title and kind are the panel's border title."""
+    """The current step's prompt, in full; the step's number, title and kind
+    are its border title and subtitle, which the box around it shows (the
+    box scrolls a long prompt rather than cutting it)."""
 
     DEFAULT_CSS = """
-    PromptPanel { height: auto; max-height: 40%; padding: 0 1; overflow-y: auto;
-        border: round $primary; border-title-style: bold; }
+    PromptPanel { height: auto; padding: 0 1; }
     """
 
     def show(self, view: MeetingView) -> None:
