@@ -60,14 +60,14 @@ EXIT_OK = 0
 EXIT_PANIC = 3  # the command line clears the terminal's scrollback too
 JOIN_TIMEOUT_S = 10.0  # to find the meeting by mDNS, and then to receive it
 CLOSE_TIMEOUT_S = 1.0  # mDNS goodbyes and link closes; never longer on panic
-# Asked on the blank screen after the panic key: no file name, no meeting title.
 DEFAULT_THEME = "textual-dark"  # calm, high contrast; others from the palette ("Theme")
 # "Export the record…": format label, file suffix (the record is core/record.py's).
 EXPORT_FORMATS = [("Markdown, to read or print", ".md"), ("JSON, for other tools", ".json")]
 EXPORT_NOTE = (
-    "The record holds what the meeting said (named answers without names if the meeting "
-    "chose so); it is written unencrypted, where you say."
+    "The record holds what the meeting said (named answers without their names where the "
+    "meeting's settings say so); it is written unencrypted, where you say."
 )
+# Asked on the blank screen after the panic key: no file name, no meeting title.
 PANIC_DELETE_QUESTION = (
     "Delete this laptop's save of the meeting too? It is written over and removed; "
     "this cannot be undone."
@@ -220,7 +220,7 @@ class RelsecApp(App[int]):
         node = self.node
         where = None if node is None else node.saving_to()
         if self.save_problem:
-            return "NOT SAVED (see the message)"
+            return f"NOT SAVED: {self.save_problem}"
         if where is not None:
             path, written = where
             # "saved" only once a save is on disk; until then it is on its way.
