@@ -129,6 +129,33 @@ def read_new_passphrase(path: Path) -> str | None:
     return None
 
 
+def read_resume_passphrase(path: Path) -> str | None:
+    """The passphrase of the save at ``path``; on a terminal a wrong one is
+    asked again with one sentence (the file is opened to check it, a second
+    or so of Argon2id). None after saying why: nothing starts. From the
+    environment or stdin it is passed on as given, and the app says if it
+    does not open the file."""
+    from .core.save import SaveError, WrongPassphrase
+    from .net.files import SaveFile
+
+    interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
+    for _ in range(PASSPHRASE_TRIES if interactive else 1):
+        passphrase = read_passphrase(f"Passphrase for {path}: ")
+        if not interactive:
+            return passphrase
+        try:
+            SaveFile.opened(path, passphrase)
+        except WrongPassphrase:
+            print(f"relsec: that passphrase does not open {path}; try again.", file=sys.stderr)
+            continue
+        except SaveError as exc:  # no such file, a damaged one: asking again will not help
+            print(f"relsec: {exc}", file=sys.stderr)
+            return None
+        return passphrase
+    print("relsec: no passphrase opened the save, so nothing was started.", file=sys.stderr)
+    return None
+
+
 def add_file_options(parser: argparse.ArgumentParser) -> None:
     """--save and --resume (the passphrase: ``RELSEC_PASSPHRASE`` or asked for)."""
     parser.add_argument(
@@ -315,7 +342,10 @@ def _tui(args: argparse.Namespace, *, display_only: bool = False) -> int:
             return 2
     save_to = resume_from = None
     if getattr(args, "resume", None):
-        resume_from = (Path(args.resume), read_passphrase(f"Passphrase for {args.resume}: "))
+        passphrase = read_resume_passphrase(Path(args.resume))
+        if passphrase is None:
+            return 2
+        resume_from = (Path(args.resume), passphrase)
     if getattr(args, "save", None):
         if resume_from is not None and Path(args.save) == resume_from[0]:
             save_to = None  # resuming keeps that same file up to date

@@ -343,3 +343,21 @@ def test_a_short_passphrase_typed_is_asked_again(
     monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
     assert cli.read_new_passphrase(tmp_path / "new.relsec") == "correct horse"
     assert "at least 8 characters" in capsys.readouterr().err
+
+
+def test_a_wrong_resume_passphrase_typed_is_asked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fakenet import FakeNetwork
+
+    from relsec_p2p.core.save import payload_of
+    from relsec_p2p.net.files import SaveFile
+
+    save = tmp_path / "meeting.relsec"
+    SaveFile.prepare(save, "correct horse").write(payload_of(FakeNetwork.meeting(1)[0]))
+    typed = iter(["wrong horse", "correct horse"])
+    monkeypatch.delenv(cli.PASSPHRASE_ENV, raising=False)
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(typed))
+    assert cli.read_resume_passphrase(save) == "correct horse"
+    assert "that passphrase does not open" in capsys.readouterr().err
