@@ -127,13 +127,11 @@ class Demo:
                 narrate(f"No {what} from you; the demo goes on without it.")
                 return
             minutes, seconds = divmod(int(left), 60)
-            narrate(
-                f"Waiting for you: press {key} to give your {what} "
-                f"(the demo goes on by itself in {minutes}:{seconds:02d})."
-            )
+            narrate(f"Waiting for you: press {key} (the demo goes on in {minutes}:{seconds:02d}).")
             if self._stop.wait(1.0):
                 raise DemoStopped
         narrate(f"Thank you: your {what} is in.")
+        self._wait()  # time to see it counted before the step moves on
 
     # -- the processes -------------------------------------------------------------
 

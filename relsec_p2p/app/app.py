@@ -131,6 +131,7 @@ class RelsecApp(App[int]):
         self.save_problem = ""
         self.join_timeout = JOIN_TIMEOUT_S
         self.theme = DEFAULT_THEME
+        self._demo_waiting: set[str] = set()  # what the person did, not yet sent
 
     # -- start ----------------------------------------------------------------------
 
@@ -257,6 +258,7 @@ class RelsecApp(App[int]):
     def redraw(self) -> None:
         if self.meeting is None:
             return
+        self._tell_demo_when_sent()
         view = self.meeting.view()
         if view is None:
             return
@@ -426,9 +428,20 @@ class RelsecApp(App[int]):
         self.notify(f"Wrote the meeting's record to {path}.", title="Exported", timeout=8)
 
     def tell_demo(self, what: str) -> None:
-        """The person here rated or voted: a running demo waits for that."""
+        """The person here rated or voted: a running demo waits for that. It
+        is told once the item is in the meeting (an anonymous one waits for
+        its round), so the demo never closes the step under it."""
         if self.demo is not None:
-            self.demo.you_did(what)
+            self._demo_waiting.add(what)
+            self._tell_demo_when_sent()
+
+    def _tell_demo_when_sent(self) -> None:
+        if self.demo is None or not self._demo_waiting or self.meeting is None:
+            return
+        if self.meeting.anon_waiting() == 0:
+            for what in sorted(self._demo_waiting):
+                self.demo.you_did(what)
+            self._demo_waiting.clear()
 
     def show_display(self) -> None:
         if not isinstance(self.screen, DisplayScreen):

@@ -40,7 +40,8 @@ class RoomBar(Panel):
     reminder to compare the number aloud whenever it changes."""
 
     DEFAULT_CSS = """
-    RoomBar { height: auto; background: $panel; padding: 0 1; }
+    RoomBar { height: auto; background: $panel; padding: 0 1; text-wrap: nowrap;
+        text-overflow: ellipsis; }
     RoomBar.-changed { background: $warning 30%; }
     """
 
