@@ -135,6 +135,9 @@ class MeetingScreen(Screen[None]):
         if self.view is not None:
             self._draw(self.view)
         self._focus_default()
+        # A save lands (or fails) between changes to the meeting: the status
+        # line catches up within a second, not at the next entry.
+        self.set_interval(1.0, self._draw_status)
 
     def _focus_default(self) -> None:
         compose = self.query_one(ComposeBox)
