@@ -34,7 +34,7 @@ def next_action(view: MeetingView, *, pauses_unacknowledged: int = 0) -> str:
             return f"{poll.voters} of {poll.members} have voted: x closes the poll."
         latest = view.latest_poll
         if latest is not None and latest.status == "closed" and latest.record is None:
-            return "The poll is closed: press w to write down what the group decided."
+            return "Poll closed: press w to record what was decided."
         polled = {p.proposal_id for p in view.polls}
         if any(item.id not in polled for item in view.proposals):
             return "A proposal is in: press o to poll it."

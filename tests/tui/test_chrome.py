@@ -96,7 +96,7 @@ async def test_the_footer_follows_the_poll_and_the_status_line_suggests_the_next
         await pilot.pause()
         keys = footer_keys(app)
         assert "w" in keys and not keys & {"x", "v", "o"}  # decided: not offered again
-        assert "press w to write down what the group decided" in status(app)
+        assert "Poll closed: press w to record what was decided." in status(app)
         assert proposal.hash in {p.proposal for p in ana.state.polls.values()}
 
 
