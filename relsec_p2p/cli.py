@@ -94,6 +94,68 @@ def read_passphrase(prompt: str) -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
+PASSPHRASE_TRIES = 3  # on a terminal, then relsec gives up with one sentence
+
+
+def read_new_passphrase(path: Path) -> str | None:
+    """A passphrase for saving to ``path`` that the save rules accept
+    (core/save.py ``MIN_PASSPHRASE``): a refused one is asked again with
+    one sentence on a terminal, typed twice for a new file. None after
+    saying why on stderr (from the environment or stdin there is no asking
+    again): the meeting then does not start, rather than start unsaved."""
+    from .core.save import MIN_PASSPHRASE
+
+    rule = (
+        f"A save passphrase needs at least {MIN_PASSPHRASE} characters "
+        "(a few words together are easy to remember)."
+    )
+    interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
+    for _ in range(PASSPHRASE_TRIES if interactive else 1):
+        passphrase = read_passphrase(f"Passphrase for {path}: ")
+        if len(passphrase) < MIN_PASSPHRASE:
+            print(f"relsec: {rule}" + (" Try again." if interactive else ""), file=sys.stderr)
+            continue
+        if interactive and not path.exists():
+            import getpass
+
+            if getpass.getpass("The same passphrase again: ") != passphrase:
+                print("relsec: the two passphrases differ; type it again.", file=sys.stderr)
+                continue
+        return passphrase
+    if not interactive:
+        print("relsec: nothing was started, so nothing is saved.", file=sys.stderr)
+    else:
+        print("relsec: no passphrase was accepted, so nothing was started.", file=sys.stderr)
+    return None
+
+
+def read_resume_passphrase(path: Path) -> str | None:
+    """The passphrase of the save at ``path``; on a terminal a wrong one is
+    asked again with one sentence (the file is opened to check it, a second
+    or so of Argon2id). None after saying why: nothing starts. From the
+    environment or stdin it is passed on as given, and the app says if it
+    does not open the file."""
+    from .core.save import SaveError, WrongPassphrase
+    from .net.files import SaveFile
+
+    interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
+    for _ in range(PASSPHRASE_TRIES if interactive else 1):
+        passphrase = read_passphrase(f"Passphrase for {path}: ")
+        if not interactive:
+            return passphrase
+        try:
+            SaveFile.opened(path, passphrase)
+        except WrongPassphrase:
+            print(f"relsec: that passphrase does not open {path}; try again.", file=sys.stderr)
+            continue
+        except SaveError as exc:  # no such file, a damaged one: asking again will not help
+            print(f"relsec: {exc}", file=sys.stderr)
+            return None
+        return passphrase
+    print("relsec: no passphrase opened the save, so nothing was started.", file=sys.stderr)
+    return None
+
+
 def add_file_options(parser: argparse.ArgumentParser) -> None:
     """--save and --resume (the passphrase: ``RELSEC_PASSPHRASE`` or asked for)."""
     parser.add_argument(
@@ -284,12 +346,18 @@ def _tui(args: argparse.Namespace, *, display_only: bool = False) -> int:
             return 2
     save_to = resume_from = None
     if getattr(args, "resume", None):
-        resume_from = (Path(args.resume), read_passphrase(f"Passphrase for {args.resume}: "))
+        passphrase = read_resume_passphrase(Path(args.resume))
+        if passphrase is None:
+            return 2
+        resume_from = (Path(args.resume), passphrase)
     if getattr(args, "save", None):
         if resume_from is not None and Path(args.save) == resume_from[0]:
             save_to = None  # resuming keeps that same file up to date
         else:
-            save_to = (Path(args.save), read_passphrase(f"Passphrase for {args.save}: "))
+            passphrase = read_new_passphrase(Path(args.save))
+            if passphrase is None:
+                return 2
+            save_to = (Path(args.save), passphrase)
     return _run_app(
         RelsecApp(
             node_factory(options),
@@ -308,7 +376,7 @@ def _display(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .demo import Demo, DemoHost, run_headless
+    from .demo import FAST_PACE_S, Demo, DemoHost, run_headless
 
     if args.export and not args.headless:
         print("relsec: --export goes with --headless (the record of the scripted run).",
@@ -320,7 +388,10 @@ def _demo(args: argparse.Namespace) -> int:
     from .app.network import NetworkOptions, node_factory
 
     _ui_logging("WARNING")
-    demo = DemoHost(Demo(pace=args.pace))
+    if args.fast:
+        demo = DemoHost(Demo(pace=FAST_PACE_S, wait_for_you=False))
+    else:
+        demo = DemoHost(Demo(pace=args.pace))
     app = RelsecApp(node_factory(NetworkOptions(interface="127.0.0.1")), demo=demo)
     return _run_app(app)
 
@@ -355,7 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--export", metavar="FILE", help="with --headless: write the record (.md or .json)"
     )
     demo.add_argument(
-        "--pace", type=float, default=2.0, metavar="SECONDS", help="between actions (default 2)"
+        "--pace", type=float, default=4.0, metavar="SECONDS", help="between actions (default 4)"
+    )
+    demo.add_argument(
+        "--fast",
+        action="store_true",
+        help="run the script quickly and do not wait for your rating and vote (for tests)",
     )
     demo.set_defaults(handler=_demo)
     peer = commands.add_parser(

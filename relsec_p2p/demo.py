@@ -35,7 +35,11 @@ DEMO_TEMPLATE = "relational-security"
 CAST = ("Ana", "Bo", "Cyd")  # Ana starts the meeting and facilitates
 YOU = "You"
 JOIN_TIMEOUT_S = 30.0
-YOUR_VOTE_WAIT_S = 25.0
+# How long the demo waits for the person at the keyboard to rate or vote
+# before going on by itself; the narration counts down meanwhile.
+YOUR_TURN_WAIT_S = 300.0
+PACE_S = 4.0  # between scripted actions: time to read what just happened
+FAST_PACE_S = 0.3  # --fast (tests): no waiting for anyone
 ROUND_WAIT_S = 30.0  # anonymous rounds run on a schedule of a few seconds
 
 # What the simulated members say, by step id: (speaker index, text, tag or None,
@@ -92,12 +96,42 @@ class Demo:
     """The simulated members and the script they follow."""
 
     template_name: str = DEMO_TEMPLATE
-    pace: float = 2.0  # seconds between actions, so a newcomer can follow
+    pace: float = PACE_S  # seconds between actions, so a newcomer can follow
+    # Wait for the person at the keyboard to rate and vote (``you_did``);
+    # off with --fast, for the tests.
+    wait_for_you: bool = True
     interface: str = "127.0.0.1"
     peers: list[PeerProcess] = field(default_factory=list)
     code: str = ""
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # What the person at the keyboard did, told by the app on this laptop
+    # (never learnt from the network: an anonymous rating names nobody).
+    _you: dict[str, threading.Event] = field(default_factory=dict)
+
+    def you_did(self, what: str) -> None:
+        """The app says the local person rated or voted (``what``)."""
+        with self._lock:
+            self._you.setdefault(what, threading.Event()).set()
+
+    def _your_turn(self, what: str, key: str, narrate: Callable[[str], None]) -> None:
+        """Wait, with a visible countdown, until the local person has done
+        ``what`` (a rating, a vote), or ``YOUR_TURN_WAIT_S`` has passed."""
+        with self._lock:
+            done = self._you.setdefault(what, threading.Event())
+            done.clear()
+        deadline = time.monotonic() + YOUR_TURN_WAIT_S
+        while not done.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                narrate(f"No {what} from you; the demo goes on without it.")
+                return
+            minutes, seconds = divmod(int(left), 60)
+            narrate(f"Waiting for you: press {key} (the demo goes on in {minutes}:{seconds:02d}).")
+            if self._stop.wait(1.0):
+                raise DemoStopped
+        narrate(f"Thank you: your {what} is in.")
+        self._wait()  # time to see it counted before the step moves on
 
     # -- the processes -------------------------------------------------------------
 
@@ -207,12 +241,15 @@ class Demo:
         for index, step in enumerate(template.steps):
             self._say(0, cmd="open_step", step=index)
             self._everyone_sees(lambda s, i=index: s["current"] == i)  # type: ignore[misc]
-            narrate(f"Ana opened step {index + 1}: {step.title}.")
+            title = step.title if step.title[-1:] in ".?!" else f"{step.title}."
+            narrate(f"Ana opened step {index + 1}: {title}")
             self._wait()
             if step.kind == "text":
                 self._text_step(index, step.id, step.mode, narrate)
             elif step.kind == "rating":
                 self._rating_step(index, template, step.mode, rng, narrate)
+                if you_present and you_vote is None and self.wait_for_you:
+                    self._your_turn("rating", "r", narrate)
             else:
                 self._proposal_step(index, step.mode, narrate, you_vote, you_present)
             self._wait()
@@ -222,7 +259,10 @@ class Demo:
             if you:
                 self._say(0, cmd="hand_over", to=you[0]["key"])
                 narrate("Ana handed facilitation to you: n moves on, t shows talk time.")
-        narrate("The demo meeting is over. Press ctrl+q to leave, or keep exploring.")
+        if you_vote is None:  # in the app; headless, there is nothing to leave
+            narrate("The demo meeting is over. Press ctrl+q to leave, or keep exploring.")
+        else:
+            narrate("The demo meeting is over.")
 
     def _text_step(
         self, index: int, step_id: str, mode: str, narrate: Callable[[str], None]
@@ -308,9 +348,8 @@ class Demo:
                 self._say(who, cmd="vote", poll=poll, choice=choice)
         if you_vote is not None:
             you_vote(poll)
-        elif you_present:
-            narrate(f"Your turn: press v to vote. The poll closes in {YOUR_VOTE_WAIT_S:.0f} s.")
-            self._wait_for_your_vote(poll)
+        elif you_present and self.wait_for_you:
+            self._your_turn("vote", "v", narrate)
         self._wait()
         # Everyone's vote in before the close (a person may not vote: then the three).
         needed = len(CAST) + (1 if you_vote is not None else 0)
@@ -333,16 +372,6 @@ class Demo:
             if poll["proposal"] == proposal:
                 return str(poll["id"])
         raise RuntimeError("the poll did not open")
-
-    def _wait_for_your_vote(self, poll: str) -> None:
-        deadline = time.monotonic() + YOUR_VOTE_WAIT_S
-        while time.monotonic() < deadline:
-            you = {m["key"] for m in self.members() if m.get("name") == YOU}
-            state = self.peers[0].state()
-            for entry in state["polls"]:
-                if entry["id"] == poll and sum(entry["tally"].values()) >= len(CAST) + len(you):
-                    return
-            self._wait(0.5)
 
 
 class DemoStopped(Exception):
@@ -381,6 +410,9 @@ class DemoHost:
     def kill(self) -> None:
         self.demo.kill()
 
+    def you_did(self, what: str) -> None:
+        self.demo.you_did(what)
+
 
 async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLATE) -> int:
     """The same scripted meeting with no UI: a local node takes the seat a
@@ -389,7 +421,7 @@ async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLAT
     from .net.node import Node
 
     node = Node(interfaces=["127.0.0.1"])
-    demo = Demo(template_name=template_name, pace=0.0)
+    demo = Demo(template_name=template_name, pace=0.0, wait_for_you=False)
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_cancelled)
     await node.start()

@@ -5,7 +5,9 @@ only posts replaceable messages, and everything that waits on the network
 (starting, joining, leaving) runs in workers. The panic key blanks the
 screen at once, cuts every link, drops the meeting and exits, writing nothing;
 if this laptop wrote or opened a save of the meeting, it first asks on the
-blank screen whether to delete it too (``Node.delete_saves``).
+blank screen whether to delete it too (``Node.delete_saves``). Whether this
+laptop saves the meeting is said as it is (``saving_sentence``): a save that
+was asked for and could not be prepared stops the meeting from starting.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
 
-from ..core.errors import JoinError
+from ..core.errors import JoinError, LocalProtocolError
 from ..core.events import MeetingChanged, OwnEntryIgnored
 from ..core.save import SaveError
 from ..core.template import Template
+from ..net.autosave import SaveFailed
 from ..net.discovery import DiscoveryError
 from ..net.node import Node, NodeEvent, PeerDown, PeerUp
 from .controller import WRITTEN_ON_ITS_OWN, Meeting, ignored_sentence
@@ -40,15 +43,17 @@ from .messages import (
     NodeReady,
     NotCounted,
     RedrawMeeting,
+    SaveProblem,
 )
 from .network import NodeFactory, loopback_only
 from .screens.admit import ask_the_facilitator
-from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog
+from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog, TextDialog
 from .screens.display import DisplayScreen
 from .screens.help import HelpScreen, Section, bindings_of
 from .screens.lobby import LobbyScreen
-from .screens.meeting import FACILITATOR_ACTIONS, MeetingScreen
+from .screens.meeting import FACILITATOR_ACTIONS, WHILE_WRITING, MeetingScreen
 from .view import MeetingView
+from .widgets.compose import ComposeText
 
 log = logging.getLogger("relsec.app")
 
@@ -56,6 +61,13 @@ EXIT_OK = 0
 EXIT_PANIC = 3  # the command line clears the terminal's scrollback too
 JOIN_TIMEOUT_S = 10.0  # to find the meeting by mDNS, and then to receive it
 CLOSE_TIMEOUT_S = 1.0  # mDNS goodbyes and link closes; never longer on panic
+DEFAULT_THEME = "textual-dark"  # calm, high contrast; others from the palette ("Theme")
+# "Export the record…": format label, file suffix (the record is core/record.py's).
+EXPORT_FORMATS = [("Markdown, to read or print", ".md"), ("JSON, for other tools", ".json")]
+EXPORT_NOTE = (
+    "The record holds what the meeting said (named answers without their names where the "
+    "meeting's settings say so); it is written unencrypted, where you say."
+)
 # Asked on the blank screen after the panic key: no file name, no meeting title.
 PANIC_DELETE_QUESTION = (
     "Delete this laptop's save of the meeting too? It is written over and removed; "
@@ -69,6 +81,7 @@ class DemoPlugin(Protocol):
     def run(self, post: Callable[[Message], object]) -> None: ...
     def stop(self) -> None: ...
     def kill(self) -> None: ...
+    def you_did(self, what: str) -> None: ...
 
 
 class BlankScreen(Screen[None]):
@@ -114,7 +127,12 @@ class RelsecApp(App[int]):
         self.view: MeetingView | None = None
         self.panicked = False
         self.network_problem = ""
+        # Set when the save asked for (--save, --resume) cannot be made or
+        # an automatic save failed: said in the status line, never hidden.
+        self.save_problem = ""
         self.join_timeout = JOIN_TIMEOUT_S
+        self.theme = DEFAULT_THEME
+        self._demo_waiting: set[str] = set()  # what the person did, not yet sent
 
     # -- start ----------------------------------------------------------------------
 
@@ -155,7 +173,7 @@ class RelsecApp(App[int]):
             try:
                 await node.resume_from(path, passphrase, keep_saving=self.save_to is None)
             except SaveError as exc:  # wrong passphrase, damaged file: one sentence
-                self.post_message(NetworkProblem(str(exc)))
+                self.post_message(SaveProblem(str(exc), fatal=True))
                 return
             self.post_message(Joined())
         if self.save_to is not None:
@@ -163,7 +181,7 @@ class RelsecApp(App[int]):
             try:
                 await node.keep_saved(path, passphrase)
             except SaveError as exc:  # the disk, another file in the way: one sentence
-                self.post_message(NetworkProblem(str(exc)))
+                self.post_message(SaveProblem(str(exc), fatal=True))
                 return
         self.post_message(NodeReady())
 
@@ -185,6 +203,35 @@ class RelsecApp(App[int]):
         self.network_problem = message.sentence
         self._lobby_say(message.sentence)
 
+    def on_save_problem(self, message: SaveProblem) -> None:
+        if message.fatal:
+            # Nothing may start "saving" that is not saved: the lobby refuses
+            # to start or join until relsec is started again.
+            self.network_problem = (
+                f"{message.sentence} Nothing was started or saved: quit with ctrl+q and try again"
+            )
+            self.save_problem = message.sentence
+            self._lobby_say(self.network_problem)
+            for screen in self.screen_stack:
+                if isinstance(screen, LobbyScreen):
+                    screen.refresh_intro()
+        else:
+            self.save_problem = message.sentence
+            self.notify(message.sentence, title="Not saved", severity="error", timeout=15)
+        self.redraw()
+
+    def saving_sentence(self) -> str:
+        """Whether this laptop keeps the meeting saved, as it is now."""
+        node = self.node
+        where = None if node is None else node.saving_to()
+        if self.save_problem:
+            return f"NOT SAVED: {self.save_problem}"
+        if where is not None:
+            path, written = where
+            # "saved" only once a save is on disk; until then it is on its way.
+            return f"saved to {path.name}" if written else f"saving to {path.name}…"
+        return "not saved on this laptop"
+
     def _lobby_say(self, sentence: str) -> None:
         for screen in self.screen_stack:
             if isinstance(screen, LobbyScreen):
@@ -200,6 +247,8 @@ class RelsecApp(App[int]):
             self.post_message(LinksChanged())
         elif isinstance(event, OwnEntryIgnored) and event.type not in WRITTEN_ON_ITS_OWN:
             self.post_message(NotCounted(ignored_sentence(event)))
+        elif isinstance(event, SaveFailed):
+            self.post_message(SaveProblem(event.message))
 
     def on_not_counted(self, message: NotCounted) -> None:
         self.notify(message.sentence, title="Not counted", severity="warning", timeout=12)
@@ -213,6 +262,7 @@ class RelsecApp(App[int]):
     def redraw(self) -> None:
         if self.meeting is None:
             return
+        self._tell_demo_when_sent()
         view = self.meeting.view()
         if view is None:
             return
@@ -229,7 +279,7 @@ class RelsecApp(App[int]):
     # -- entering a meeting ------------------------------------------------------------
 
     def start_meeting(self, template: Template, *, title: str, name: str) -> str | None:
-        if self.meeting is None:
+        if self.meeting is None or self.save_problem:
             return self.network_problem or "The network is not ready yet; try again in a moment."
         problem = self.meeting.start(template, title=title, name=name)
         if problem is None:
@@ -241,7 +291,7 @@ class RelsecApp(App[int]):
 
     async def _join(self, code: str, name: str) -> None:
         node = self.node
-        if node is None:
+        if node is None or self.save_problem:
             self.post_message(
                 JoinFailed(self.network_problem or "The network is not ready; restart relsec.")
             )
@@ -305,23 +355,109 @@ class RelsecApp(App[int]):
 
     # -- keys ---------------------------------------------------------------------------
 
-    def help_sections(self) -> list[Section]:
+    def help_sections(self, current: Screen[Any] | None = None) -> list[Section]:
+        """Every key by screen; the screen in use (``current``) comes first."""
         meeting = bindings_of(MeetingScreen.BINDINGS)
-        return [
-            ("Everywhere", "", self.BINDINGS),
-            ("Lobby", "Enter in the code box joins; Enter in the title box starts.",
-             LobbyScreen.BINDINGS),
-            ("Meeting", "", [b for b in meeting if b.action not in FACILITATOR_ACTIONS]),
-            ("Meeting, facilitator only", "",
-             [b for b in meeting if b.action in FACILITATOR_ACTIONS]),
-            ("Room display", "", DisplayScreen.BINDINGS),
-            ("Dialogs", "", [*ChoiceDialog.BINDINGS, *ConfirmDialog.BINDINGS,
-                             *TalkTimeDialog.BINDINGS]),
+        sections: list[tuple[type[Screen[Any]] | None, Section]] = [
+            (MeetingScreen, ("Meeting", "Letter keys work when the compose box is not "
+             "focused: Esc leaves it, c returns to it.",
+             [b for b in meeting if b.action not in FACILITATOR_ACTIONS])),
+            (MeetingScreen, ("Meeting, facilitator only", "",
+             [b for b in meeting if b.action in FACILITATOR_ACTIONS])),
+            (MeetingScreen, ("Writing in the compose box", "",
+             [*ComposeText.BINDINGS, *(b for b in meeting if b.action in WHILE_WRITING)])),
+            (LobbyScreen, ("Lobby", "Enter in the code box joins; Enter in the title box "
+             "starts.", LobbyScreen.BINDINGS)),
+            (DisplayScreen, ("Room display", "", DisplayScreen.BINDINGS)),
+            (None, ("Everywhere", "", self.BINDINGS)),
+            (None, ("Dialogs", "", [*ChoiceDialog.BINDINGS, *ConfirmDialog.BINDINGS,
+                                    *TalkTimeDialog.BINDINGS])),
         ]  # fmt: skip
+        kind = type(current) if current is not None else None
+        first = [section for owner, section in sections if owner is not None and owner is kind]
+        rest = [section for owner, section in sections if owner is None or owner is not kind]
+        return first + rest
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen(self.help_sections()))
+            self.push_screen(HelpScreen(self.help_sections(self.screen)))
+
+    # -- exporting the record ----------------------------------------------------------
+
+    def ask_export(self, suffix: str | None = None) -> None:
+        """Ask for the format (unless given) and the file, then write the
+        record there (``Node.export``: the same code as ``relsec export``)."""
+        if self.node is None or self.meeting is None or self.meeting.state is None:
+            self.notify("There is no meeting to export yet.", timeout=4)
+            return
+        if suffix is None:
+
+            def chosen(picked: str | None) -> None:
+                if picked is not None:
+                    self.ask_export(picked)
+
+            self.push_screen(
+                ChoiceDialog("Export the record as…", EXPORT_FORMATS, note=EXPORT_NOTE), chosen
+            )
+            return
+
+        def written(typed: str | None) -> None:
+            if typed:
+                self._export_to(Path(typed).expanduser(), suffix)
+
+        self.push_screen(
+            TextDialog(
+                "Write the record to which file?",
+                "a file name or path",
+                value=str(Path.cwd() / f"relsec-record{suffix}"),
+                note=EXPORT_NOTE,
+            ),
+            written,
+        )
+
+    def _export_to(self, path: Path, suffix: str, *, replace: bool = False) -> None:
+        if path.is_dir():
+            self.notify(f"{path} is a folder; give a file name.", severity="warning", timeout=8)
+            return
+        if path.exists() and not replace:
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self._export_to(path, suffix, replace=True)
+
+            self.push_screen(
+                ConfirmDialog(f"{path} exists. Replace it?", "replace it", "keep it"), answered
+            )
+            return
+        node = self.node
+        if node is None:
+            return
+        as_json = suffix == ".json" or path.suffix.lower() == ".json"
+        try:
+            if as_json:
+                node.export(json=path)
+            else:
+                node.export(markdown=path)
+        except (SaveError, LocalProtocolError) as exc:  # the disk, a save in the way
+            self.notify(str(exc), title="Not exported", severity="error", timeout=10)
+            return
+        self.notify(f"Wrote the meeting's record to {path}.", title="Exported", timeout=8)
+
+    def tell_demo(self, what: str) -> None:
+        """The person here rated or voted: a running demo waits for that. It
+        is told once the item is in the meeting (an anonymous one waits for
+        its round), so the demo never closes the step under it."""
+        if self.demo is not None:
+            self._demo_waiting.add(what)
+            self._tell_demo_when_sent()
+
+    def _tell_demo_when_sent(self) -> None:
+        if self.demo is None or not self._demo_waiting or self.meeting is None:
+            return
+        if self.meeting.anon_waiting() == 0:
+            for what in sorted(self._demo_waiting):
+                self.demo.you_did(what)
+            self._demo_waiting.clear()
 
     def show_display(self) -> None:
         if not isinstance(self.screen, DisplayScreen):
@@ -341,6 +477,13 @@ class RelsecApp(App[int]):
                 f"key: {keys}",
                 _runner(namespace, binding.action),
             )
+        if isinstance(screen, MeetingScreen):
+            for label, suffix in EXPORT_FORMATS:
+                yield SystemCommand(
+                    f"Export the record as {label.split(',')[0]}…",
+                    f"write the meeting's record as a {suffix} file; you choose where",
+                    _export(self, suffix),
+                )
         for command in super().get_system_commands(screen):
             if command.title not in ("Screenshot", "Quit"):
                 yield command
@@ -435,6 +578,13 @@ class RelsecApp(App[int]):
                     log.warning("panic: a save could not be deleted (%s)", error.code)
         self.node = None
         self.exit(EXIT_PANIC)
+
+
+def _export(app: RelsecApp, suffix: str) -> Callable[[], Any]:
+    def run() -> None:
+        app.ask_export(suffix)
+
+    return run
 
 
 def _runner(namespace: Any, action: str) -> Callable[[], Any]:

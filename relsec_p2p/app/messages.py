@@ -70,3 +70,12 @@ class DemoCode(Message, bubble=False):
     """The demo's simulated facilitator started a meeting with this code."""
 
     code: str
+
+
+@dataclass
+class SaveProblem(Message, bubble=False):
+    """The save asked for cannot be made (``fatal``: at start) or an
+    automatic save failed; ``sentence`` is for the person."""
+
+    sentence: str
+    fatal: bool = False

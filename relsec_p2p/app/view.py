@@ -687,7 +687,9 @@ def anonymous_heading(rounds: tuple[AnonymousRound, ...]) -> str:
     count = sum(len(r.texts) for r in rounds)
     batches = "1 batch" if len(rounds) == 1 else f"{len(rounds)} batches"
     sizes = sorted({(r.members, r.slots) for r in rounds}, reverse=True)
-    figures = "; ".join(f"{m} members, {s} slots" for m, s in sizes)
+    figures = "; ".join(
+        f"{m} member{'' if m == 1 else 's'}, {s} slot{'' if s == 1 else 's'}" for m, s in sizes
+    )
     return f"Anonymous: {count} in {batches} ({figures})"
 
 

@@ -624,7 +624,13 @@ def render_markdown(
     )
     out.append(f"- Safety number at the end: **{record['safety_number'] or 'none'}**")
     if roster["names"] is None:
-        out.append("- Names: not recorded (this meeting chose not to attribute named answers).")
+        # Nobody was asked in the meeting: the setting came with its process
+        # (the template), so the record says where it came from.
+        origin = "the meeting's process keeps" if process is not None else "its settings keep"
+        out.append(
+            f"- Names: not recorded ({origin} who said what out of the record; "
+            "the setting is attribute_named)."
+        )
     else:
         out.append("- Names: " + ", ".join(md(n, cell=True) for n in roster["names"]) + ".")
     out.append(f"- Consensus rule: {settings['rule']}.")

@@ -166,6 +166,13 @@ class Autosave:
         ):
             await self._autosave(self._save_file)
 
+    def kept_at(self) -> tuple[Path, bool] | None:
+        """Where the meeting is kept saved now, and whether a save of it has
+        been written there yet (None: nowhere, or not any more)."""
+        if self._save_file is None:
+            return None
+        return self._save_file.path, self._saved_marker is not None
+
     def files(self) -> list[Path]:
         """The save files of this meeting that this node wrote or opened and
         that are still there (files of earlier runs it did not open are not

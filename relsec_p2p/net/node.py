@@ -771,6 +771,11 @@ class Node:
         """Keep an encrypted save at ``path`` from now on (``net/autosave.py``)."""
         await self._autosave.keep_saved(path, passphrase)
 
+    def saving_to(self) -> tuple[Path, bool] | None:
+        """Where this laptop keeps the meeting saved (``--save``/``--resume``)
+        and whether a save has been written there yet; None if nowhere."""
+        return self._autosave.kept_at()
+
     def save_files(self) -> list[Path]:
         """The save files of this meeting this laptop wrote or opened (``net/autosave.py``)."""
         return self._autosave.files()

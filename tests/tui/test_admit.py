@@ -67,12 +67,12 @@ async def test_the_facilitator_refuses_then_admits(peers: list[PeerProcess]) -> 
         assert sorted(m.name for m in node.state.active_members()) == ["Ana", "Tomás"]
 
         # a closes joining: every laptop holds it, and nobody is announced.
-        await pilot.press("a")
+        await pilot.press("l")
         await wait_for(pilot, lambda: node.state is not None and not node.state.joining_open)
         assert node.join_addresses() == [] and not node.advertising
         tomas.wait_state(lambda s: s["joining_open"] is False)
         roster = str(app.screen.query_one(RosterPanel).render())
-        assert "Joining is closed (press a to open it)" in roster
+        assert "Joining is closed (press l to open it)" in roster
 
 
 def test_screens_list_a_display_apart_and_do_not_count_it() -> None:

@@ -58,14 +58,14 @@ async def test_meeting_shows_agenda_prompt_members_and_safety_number(room: Room)
         assert room.node.safety_number() in bar
         # Nobody has compared the number yet: the reminder is up, word for word.
         assert bar.splitlines()[1:] == [
-            "The roster changed: read the safety number aloud, count heads, press k."
+            "The roster changed: read the safety number aloud, count heads, then press k."
         ]
         prompt = screen.query_one(PromptPanel).shown_text
         assert "Describe each threat on its own." in prompt  # the prompt in full
         agenda = screen.query_one(AgendaList).shown_text
         assert "> 1. Threats" in agenda and "5. Unsaid" in agenda
         roster = screen.query_one(RosterPanel).shown_text
-        assert "Ana (you) - facilitates" in roster and "Bo" in roster
+        assert "Ana (you) · facilitates" in roster and "Bo" in roster
 
 
 async def test_named_contribution_typed_goes_to_the_room_with_its_author(room: Room) -> None:
@@ -372,7 +372,7 @@ async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
         await pilot.press("2")  # the second other member: Cy
         await pilot.pause()
         assert room.session(0).state.facilitator == IDENTITIES[2].key
-        assert "Cy - facilitates" in app.screen.query_one(RosterPanel).shown_text
+        assert "Cy · facilitates" in app.screen.query_one(RosterPanel).shown_text
 
 
 async def test_safety_number_reminder_until_compared_and_again_on_change(room: Room) -> None:
@@ -458,10 +458,10 @@ async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         roster = app.screen.query_one(RosterPanel)
-        assert "Di - away" in roster.shown_text
+        assert "Di · away" in roster.shown_text
         assert "quorum: 3 of 3 present" in roster.shown_text
         assert "4 members (1 away)" in bar_text(app)
-        await pilot.press("escape", "m")
+        await pilot.press("escape", "z")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("1")  # those away come first: Di
         assert isinstance(app.screen, ConfirmDialog)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import pytest
-from fakeroom import PROPOSAL, TEXT, Room, in_meeting
+from fakeroom import ANON_ONLY, NAMED_ONLY, PROPOSAL, RATING, TEXT, Room, in_meeting
 from textual.pilot import Pilot
 
 from relsec_p2p.app.app import RelsecApp
@@ -59,6 +59,52 @@ def polled_room() -> Room:
     return room
 
 
+def step_room(step: int) -> Callable[[], Room]:
+    """The busy room, then ``step`` opened (one snapshot per kind of step)."""
+
+    def build() -> Room:
+        room = busy_room()
+        room.session(0).open_step(step)
+        room.net.settle()
+        return room
+
+    return build
+
+
+def open_poll_room() -> Room:
+    """A poll still open, two of four voted: what the facilitator and the
+    members see while it runs (the poll takes only the lines it needs)."""
+    room = busy_room()
+    ana = room.session(0)
+    ana.open_step(PROPOSAL)
+    room.net.settle()
+    proposal = room.session(1).propose(
+        PROPOSAL, "Share the funder relationship among three members, and rotate facilitation."
+    )
+    room.net.settle()
+    poll = ana.open_poll(proposal.hash)
+    room.net.settle()
+    room.session(1).vote(poll.hash, "agree")
+    room.session(2).vote(poll.hash, "concerns")
+    room.net.settle()
+    return room
+
+
+def writing(build: Callable[[], Room]) -> Callable[[], Case]:
+    """The meeting screen with two lines typed in the compose box (not sent)."""
+
+    def case() -> Case:
+        app = RelsecApp(build().factory)
+
+        async def ready(pilot: Pilot[int]) -> None:
+            await in_meeting(app, pilot)
+            await pilot.press(*"A first line", "ctrl+j", *"and a second")
+
+        return app, ready
+
+    return case
+
+
 def lobby() -> Case:
     app = RelsecApp(node_factory(NetworkOptions(interface="127.0.0.1", use_mdns=False)))
 
@@ -88,7 +134,14 @@ def meeting_then(build: Callable[[], Room], *keys: str) -> Callable[[], Case]:
 SCREENS: dict[str, Callable[[], Case]] = {
     "lobby": lobby,
     "meeting": meeting_then(busy_room),
+    "writing": writing(busy_room),
+    "named-step": meeting_then(step_room(NAMED_ONLY), "k"),
+    "rating-step": meeting_then(step_room(RATING), "k"),
+    "anonymous-step": meeting_then(step_room(ANON_ONLY), "k"),
+    "proposal-step": meeting_then(step_room(PROPOSAL), "k"),
+    "poll-open": meeting_then(open_poll_room, "k"),
     "poll": meeting_then(polled_room, "k"),
+    "folded": meeting_then(busy_room, "k", "g", "m"),
     "display": meeting_then(polled_room, "d"),
     "help": meeting_then(busy_room, "f1"),
 }

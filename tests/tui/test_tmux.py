@@ -85,15 +85,21 @@ def is_code(text: str) -> bool:
     return True
 
 
+def side_cell(line: str) -> str:
+    """What a screen line holds in the side column, inside its panel's border."""
+    cells = line.split("│")
+    return cells[1] if line.startswith("│") and len(cells) > 2 else cells[0]
+
+
 def read_code(terminal: Terminal, timeout: float = 30.0) -> str:
     """The join code from the side panel, where a long one may wrap."""
     deadline = time.monotonic() + timeout
     while True:
         lines = terminal.wait_for("Join code:").splitlines()
         start = next(i for i, line in enumerate(lines) if "Join code:" in line)
-        parts = [lines[start].split("│")[0].split("Join code:")[1].strip()]
+        parts = [side_cell(lines[start]).split("Join code:")[1].strip()]
         for line in lines[start + 1 :]:
-            left = line.split("│")[0].strip()
+            left = side_cell(line).strip()
             if not left or is_code("".join(parts)):
                 break
             parts.append(left)
@@ -120,7 +126,7 @@ def start_and_join(ana: Terminal, *others: Terminal) -> None:
         ana.wait_for(f"Someone is joining as '{other.name.title()}'")
         ana.keys("y")
         other.wait_for("safety number")
-    everyone = f"{len(others) + 1} members"
+    everyone = f"{len(others) + 1} member" + ("s" if others else "")
     for terminal in (ana, *others):
         terminal.wait_for(everyone)
 
@@ -131,12 +137,16 @@ def test_start_join_poll_and_consensus_in_two_real_terminals(terminals) -> None:
     ana.keys("Escape", *["n"] * WAY_STEP)
     ana.wait_for(f"Step {WAY_STEP} of 10: The way forward")
     bo.wait_for(f"Step {WAY_STEP} of 10: The way forward")
+    # Each key after the footer shows it applies, as a person would: under
+    # load a key typed at once can reach the screen before the focus moves.
     ana.keys("c")
+    ana.wait_for("New line")  # the footer while writing
     ana.type("Share the funder contact among three of us")
     ana.keys("Enter")
-    ana.wait_for("Proposal by Ana")
+    ana.wait_for("A proposal is in: press o")
     # Apart: an Escape and a letter sent in one burst read as alt+letter.
     ana.keys("Escape")
+    ana.wait_for("o Open poll")
     ana.keys("o")
     # The process offers an anonymous poll first; two people cannot run an
     # anonymous round (three at least), so Ana opens it by name.
@@ -145,7 +155,9 @@ def test_start_join_poll_and_consensus_in_two_real_terminals(terminals) -> None:
     ana.wait_for("Poll open")
     bo.wait_for("Poll open")
     ana.keys("v", "1")
-    bo.keys("Escape", "v", "1")
+    bo.keys("Escape")
+    bo.wait_for("v Vote")
+    bo.keys("v", "1")
     ana.wait_for("2 of 2 voted")
     ana.keys("x")
     assert "Result: CONSENSUS" in ana.wait_for("CONSENSUS")
@@ -159,7 +171,9 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     start_and_join(ana, bo, cy)
     ana.keys("Escape", "n")  # step 1, threats: named or anonymous
     bo.wait_for("Step 1 of 10")
-    bo.keys("Escape", "c", "C-t")
+    bo.keys("Escape", "c")
+    bo.wait_for("New line")  # writing: the footer says so
+    bo.keys("C-t")
     bo.wait_for("anonymous")
     bo.type("I am afraid to say this aloud")
     bo.keys("Enter")
@@ -175,3 +189,26 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
         assert "I am afraid to say this aloud" in screen
         assert "Bo: I am afraid" not in screen
         assert "3 members, 3 slots)" in screen  # the rounds' count
+
+
+def test_compose_new_line_key_reaches_the_app_through_tmux(terminals) -> None:  # type: ignore[no-untyped-def]
+    """ctrl+j (the key the compose box names) adds a line in a real terminal
+    under tmux, in the order typed; Enter sends the whole answer once."""
+    ana, _, _ = terminals
+    start_and_join(ana)
+    ana.keys("Escape", "n")
+    ana.wait_for("Step 1 of 10")
+    ana.keys("c")
+    ana.wait_for("New line")
+    ana.type("first line")
+    ana.keys("C-j")
+    ana.type("second line")
+    screen = ana.wait_for("second line")
+    lines = screen.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.rstrip().endswith("named    first line"))
+    assert lines[at + 1].split("│")[-1].strip().endswith("second line")  # two lines, not sent
+    ana.keys("Enter")
+    ana.wait_for("Which kind is it?")  # the threats step tags each answer
+    ana.keys("1")
+    screen = ana.wait_for("Ana [internal]: first line second line")
+    assert screen.count("Ana [internal]: ") == 1  # one answer, sent once

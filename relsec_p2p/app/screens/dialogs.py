@@ -18,7 +18,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
+from ..hints import plural
 from ..view import MeetingView, format_duration
+
+SHARE_JUDGED_AFTER_MS = 120_000  # talk time before anyone is called "well over" a share
 
 T = TypeVar("T")
 
@@ -88,19 +91,25 @@ class ModeChoiceDialog(ChoiceDialog[tuple[T, bool]]):
 
 
 class TextDialog(ModalScreen[str | None]):
-    """Write one line (Enter sends, Escape cancels)."""
+    """Write one line (Enter sends, Escape cancels); ``value`` is typed in already."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, title: str, placeholder: str = "") -> None:
+    def __init__(
+        self, title: str, placeholder: str = "", *, value: str = "", note: str = ""
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.placeholder = placeholder
+        self.value = value
+        self.note = note
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(self.title_text, style="bold"), classes="dialog-title")
-            yield Input(placeholder=self.placeholder, id="dialog-input")
+            yield Input(value=self.value, placeholder=self.placeholder, id="dialog-input")
+            if self.note:
+                yield Static(Text(self.note), classes="dialog-note")
             yield Static(Text("Enter sends; Escape cancels.", style="dim"), classes="dialog-help")
 
     def on_mount(self) -> None:
@@ -162,18 +171,25 @@ class TalkTimeDialog(ModalScreen[None]):
         else:
             total = sum(row.ms for row in view.talk)
             share = total / len(view.talk) if total else 0
+            # "Well over an equal share" only once there is enough to go on:
+            # a few seconds of one person is not a pattern.
+            judged = total >= SHARE_JUDGED_AFTER_MS and sum(r.turns for r in view.talk) >= 3
             width = 20
             longest = max(row.ms for row in view.talk) or 1
             for row in view.talk:
                 bar = "#" * round(width * row.ms / longest)
-                over = share and row.ms > 1.5 * share
+                over = judged and row.ms > 1.5 * share
                 body.append(f"{row.name[:16]:<16} {format_duration(row.ms):>6} ")
                 body.append(f"{bar:<{width}}", style="bold" if over else "")
-                body.append(
-                    f" {row.turns} turns" + ("  (well over an equal share)" if over else "")
-                )
+                body.append(" " + plural(row.turns, "turn"))
+                if over:
+                    body.append(" · well over an equal share", style="bold")
                 body.append("\n")
             body.append(f"Equal share so far: {format_duration(int(share))}", style="dim")
+            if not judged:
+                body.append(
+                    " (shares are compared after 2 minutes and 3 turns in all)", style="dim"
+                )
         self.query_one("#talk-body", Static).update(body)
 
     def action_close(self) -> None:

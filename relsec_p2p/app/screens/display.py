@@ -18,6 +18,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Digits, Static
 
+from ..hints import plural
 from ..view import MeetingView, anonymous_heading, held_line
 from ..widgets.decisions import DecisionsPanel
 from ..widgets.grid import GridPanel
@@ -64,7 +65,7 @@ class DisplayScreen(Screen[None]):
 
     def _draw(self, view: MeetingView) -> None:
         self.query_one("#display-title", Static).update(Text(view.title, style="bold"))
-        count = Text(f"{view.member_count} members", style="bold")
+        count = Text(plural(view.member_count, "member"), style="bold")
         count.append(": count heads and compare the safety number aloud")
         self.query_one("#display-count", Static).update(count)
         step = view.current_step

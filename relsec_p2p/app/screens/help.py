@@ -20,9 +20,10 @@ from textual.widgets import Static
 Section = tuple[str, str, Sequence[BindingType]]  # title, note, bindings
 
 NOTES = (
-    "Letter keys work when the compose box is not focused: Escape leaves it, c returns to it. "
-    "Tab moves between panes. For a projector, make the terminal's font larger "
-    "(usually ctrl and +) before opening the room display."
+    "The footer shows the keys that apply at the moment; the status line under the meeting "
+    "suggests the next one. Tab moves between panes. For a projector, make the terminal's "
+    "font larger (usually ctrl and +) before opening the room display. ctrl+p then "
+    '"theme" changes the colours.'
 )
 
 
@@ -53,7 +54,8 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help-box"):
-            yield Static(Text("Keys", style="bold"), classes="dialog-title")
+            yield Static(Text("Keys (this screen's first; arrows scroll)", style="bold"),
+                         classes="dialog-title")  # fmt: skip
             with VerticalScroll(id="help-body"):
                 yield Static(self.text(), id="help-text")
             yield Static(Text("Esc, F1 or q closes. ctrl+p lists every action.", style="dim"))
@@ -70,7 +72,8 @@ class HelpScreen(ModalScreen[None]):
             for binding in bindings_of(table):
                 if not binding.description:
                     continue
-                text.append(f"  {key_label(binding):<22}", style="bold")
+                label = key_label(binding)
+                text.append(f"  {label:<14}" + ("" if len(label) < 14 else "  "), style="bold")
                 text.append(f"{binding.description}\n")
             text.append("\n")
         text.append(NOTES, style="dim")

@@ -51,7 +51,7 @@ class LobbyScreen(Screen[None]):
             "This laptop shows the meeting on a projector: join with the code."
             if self.display_only
             else "Everyone in the room runs relsec; together you see one meeting. "
-            "Nothing is saved on this laptop."
+            + self.saving_intro()
         )
         yield Static(Text("relsec: a meeting for this room", style="bold"), id="lobby-title")
         yield Static(Text(intro), id="lobby-intro")
@@ -64,8 +64,8 @@ class LobbyScreen(Screen[None]):
                 max_length=64,
             )
         with Horizontal(id="lobby-panes"):
-            with Vertical(id="join-pane", classes="pane"):
-                yield Static(Text("Join a meeting", style="bold"))
+            with Vertical(id="join-pane", classes="pane") as join_pane:
+                join_pane.border_title = "Join a meeting"
                 yield Input(
                     placeholder="code, e.g. 42-harbor-velvet-orbit",
                     id="code",
@@ -81,8 +81,8 @@ class LobbyScreen(Screen[None]):
                     id="join-hint",
                 )
             if not self.display_only:
-                with Vertical(id="start-pane", classes="pane"):
-                    yield Static(Text("Start a meeting", style="bold"))
+                with Vertical(id="start-pane", classes="pane") as start_pane:
+                    start_pane.border_title = "Start a meeting"
                     choices = self._choices()
                     yield Select(
                         [(Text(title), name) for title, name in choices],
@@ -98,6 +98,28 @@ class LobbyScreen(Screen[None]):
                     yield Button("Start", id="start", variant="success")
         yield Static("", id="lobby-status")
         yield Footer()
+
+    def saving_intro(self) -> str:
+        """What this laptop will keep of the meeting, as the command line asked."""
+        save_to, resume_from = self.relsec.save_to, self.relsec.resume_from
+        if self.relsec.save_problem:
+            return "Nothing is saved on this laptop: the save asked for could not be made."
+        if save_to is not None:
+            return (
+                f"This laptop keeps an encrypted save of the meeting in {save_to[0]} "
+                "(--save); nothing else is written."
+            )
+        if resume_from is not None:
+            return (
+                f"This laptop carries on the meeting saved in {resume_from[0]} and keeps "
+                "that file up to date (encrypted)."
+            )
+        return "Nothing is saved on this laptop."
+
+    def refresh_intro(self) -> None:
+        if self.is_mounted and not self.display_only:
+            intro = "Everyone in the room runs relsec; together you see one meeting. "
+            self.query_one("#lobby-intro", Static).update(Text(intro + self.saving_intro()))
 
     def on_mount(self) -> None:
         self.query_one("#lobby-status", Static).update(Text(self.status))

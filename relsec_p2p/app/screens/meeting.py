@@ -4,29 +4,41 @@ Rules of this file: the screen redraws from a ``MeetingView`` the app hands
 it (``show``); a key press calls one ``Meeting`` action and shows the
 sentence it returns, if any. Letter keys act when the compose box is not
 focused (Escape leaves it); ctrl and function keys act everywhere.
-Facilitator keys are hidden from the footer of everyone else.
+Facilitator keys are hidden from the footer of everyone else, and the
+footer shows the keys that apply now (``in_context``): a poll open, a
+proposal in, writing. The status line suggests the next sensible action
+(``hints.py``) and says whether this laptop is saving the meeting.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.binding import ActiveBinding, Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Input
+from textual.widgets import Footer
 
 from ...core.state import CHOICES, REASON_CHOICES
 from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
+from ..hints import next_action
 from ..view import MeetingView, MemberView, choice_label
-from ..widgets.compose import ComposeBox
+from ..widgets.compose import ComposeBox, ComposeText
 from ..widgets.contributions import ContributionLog
 from ..widgets.decisions import DecisionsPanel
 from ..widgets.grid import GridPanel
-from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from ..widgets.panels import (
+    AgendaList,
+    PollPanel,
+    PromptPanel,
+    RoomBar,
+    RosterPanel,
+    StatusLine,
+)
 from .dialogs import ChoiceDialog, ConfirmDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
 from .rating import RatingScreen
 from .reason import ReasonDialog
@@ -49,6 +61,11 @@ FACILITATOR_ACTIONS = frozenset(
         "toggle_joining",
     }
 )
+# What works while the compose box has the focus (every other key is a
+# letter typed into the box): the footer shows only these then.
+WHILE_WRITING = frozenset({"app.help", "leave_box", "switch_mode"})
+# The side panels that fold away (to one title line) with a key, by id.
+FOLDING_PANELS = {"agenda": "Agenda", "roster": "Members", "decisions": "Decisions"}
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
 VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
@@ -61,28 +78,36 @@ DECIDED = frozenset({"consensus", "blocked"})
 
 
 class MeetingScreen(Screen[None]):
+    # Keys that only make sense now and then (a poll open, a proposal in)
+    # come first and show in the footer only then (``in_context``); the
+    # README's keys table is checked against this table (tests/tui).
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("c", "write", "Write"),
-        Binding("escape", "leave_box", "Leave the box", show=False),
-        Binding("ctrl+t", "switch_mode", "Named/anonymous", show=False),
-        Binding("h", "hand", "Hand"),
+        Binding("f1", "app.help", "Help"),  # here, so the footer shows it first
+        Binding("escape", "leave_box", "Leave the box"),
+        Binding("ctrl+t", "switch_mode", "Named/anonymous"),
+        Binding("k", "compared", "Safety number compared"),
+        Binding("a", "pause_noted", "Pause noted"),
         Binding("v", "vote", "Vote"),
-        Binding("p", "pause", "Ask for a pause", show=False),
-        Binding("r", "rate", "Rate", show=False),
-        Binding("d,f2", "display", "Display"),
-        Binding("k", "compared", "Safety number compared", show=False),
-        Binding("j", "toggle_code", "Show/hide join code", show=False),
+        Binding("r", "rate", "Rate"),
+        Binding("o", "open_poll", "Open poll"),
+        Binding("x", "close_poll", "Close poll"),
+        Binding("w", "record_outcome", "Record outcome"),
+        Binding("s", "next_speaker", "Next speaker"),
+        Binding("c", "write", "Write"),
+        Binding("h", "hand", "Hand"),
         Binding("n", "next_step", "Next step"),
+        Binding("d,f2", "display", "Display"),
+        Binding("p", "pause", "Ask for a pause", show=False),
+        Binding("e", "export", "Export the record…", show=False),
+        Binding("g", "fold('agenda')", "Fold/unfold the agenda", show=False),
+        Binding("m", "fold('roster')", "Fold/unfold the members", show=False),
+        Binding("j", "toggle_code", "Show/hide join code", show=False),
         Binding("b", "previous_step", "Previous step", show=False),
-        Binding("o", "open_poll", "Open poll", show=False),
-        Binding("x", "close_poll", "Close poll", show=False),
-        Binding("s", "next_speaker", "Next speaker", show=False),
         Binding("f", "hand_over", "Hand over facilitation", show=False),
         Binding("t", "talk_time", "Talk time", show=False),
-        Binding("w", "record_outcome", "Record outcome", show=False),
-        Binding("m", "remove_member", "Remove a member", show=False),
+        Binding("z", "remove_member", "Remove a member", show=False),
         Binding("u", "match_rejoined", "Match a rejoined member", show=False),
-        Binding("a", "toggle_joining", "Open/close joining", show=False),
+        Binding("l", "toggle_joining", "Open/close joining", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -92,8 +117,9 @@ class MeetingScreen(Screen[None]):
         self.acknowledged = ""  # the safety number last compared aloud
         self.show_code: bool | None = None
         self.note = ""
-        self._was_facilitator: bool | None = None
+        self._keys_context: tuple[object, ...] | None = None
         self._pauses_seen: int | None = None
+        self.pauses_noted = 0  # pause requests this laptop has acknowledged (a)
 
     @property
     def relsec(self) -> RelsecApp:
@@ -103,22 +129,32 @@ class MeetingScreen(Screen[None]):
         yield RoomBar(id="room-bar")
         with Horizontal(id="meeting-body"):
             with Vertical(id="side"):
-                yield AgendaList(id="agenda")
-                yield RosterPanel(id="roster")
+                yield AgendaList(id="agenda", classes="side-panel")
+                yield RosterPanel(id="roster", classes="side-panel")
+                # Every decision so far; hidden until there is one.
+                yield DecisionsPanel(id="decisions", classes="side-panel -empty")
             with Vertical(id="main"):
-                yield PromptPanel(id="prompt")
+                # Scrolls a prompt too long for its share of the screen (Tab
+                # reaches it, arrows scroll), never cuts it off.
+                with VerticalScroll(id="prompt-box"):
+                    yield PromptPanel(id="prompt")
                 yield GridPanel(id="grid")
                 yield ContributionLog(id="log")
                 yield PollPanel(id="poll")
-                yield DecisionsPanel(id="decisions")
                 yield ComposeBox(id="compose")
+        yield StatusLine(id="status")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        for panel_id, title in FOLDING_PANELS.items():
+            self.query_one(f"#{panel_id}").border_title = title
         self.view = self.view or self.relsec.current_view()
         if self.view is not None:
             self._draw(self.view)
         self._focus_default()
+        # A save lands (or fails) between changes to the meeting: the status
+        # line catches up within a second, not at the next entry.
+        self.set_interval(1.0, self._draw_status)
 
     def _focus_default(self) -> None:
         compose = self.query_one(ComposeBox)
@@ -135,6 +171,10 @@ class MeetingScreen(Screen[None]):
         if self.is_mounted:
             self._draw(view)
 
+    @property
+    def pauses_unacknowledged(self) -> int:
+        return 0 if self.view is None else max(0, self.view.pause_requests - self.pauses_noted)
+
     def _draw(self, view: MeetingView) -> None:
         if self.show_code is None:
             self.show_code = view.am_facilitator
@@ -142,11 +182,18 @@ class MeetingScreen(Screen[None]):
             self.notify("Someone asked for a pause.", title="Pause", timeout=8)
         self._pauses_seen = view.pause_requests
         self.query_one(RoomBar).show(
-            view, acknowledged=view.safety_number == self.acknowledged, note=self.note
+            view,
+            acknowledged=view.safety_number == self.acknowledged,
+            note=self.note,
+            pauses=self.pauses_unacknowledged,
         )
-        self.query_one(AgendaList).show(view)
+        agenda = self.query_one(AgendaList)
+        agenda.show(view)
         self.query_one(RosterPanel).show(view, show_code=bool(self.show_code))
-        self.query_one(PromptPanel).show(view)
+        prompt = self.query_one(PromptPanel)
+        prompt.show(view)
+        box = self.query_one("#prompt-box")
+        box.border_title, box.border_subtitle = prompt.border_title, prompt.border_subtitle
         self.query_one(ContributionLog).show(view.groups, view.current, view.anon_threshold)
         self.query_one(PollPanel).show(view)
         self.query_one(GridPanel).show(view.current_grid)
@@ -158,8 +205,37 @@ class MeetingScreen(Screen[None]):
         )
         if compose.can_write and not was_writable and self.focused is None:
             compose.input.focus()
-        if view.am_facilitator != self._was_facilitator:
-            self._was_facilitator = view.am_facilitator
+        self._draw_status(view)
+        self._refresh_keys()
+
+    def _draw_status(self, view: MeetingView | None = None) -> None:
+        view = view or self.view
+        hint = (
+            ""
+            if view is None
+            else next_action(view, pauses_unacknowledged=self.pauses_unacknowledged)
+        )
+        self.query_one(StatusLine).show(
+            hint, self.relsec.saving_sentence(), problem=bool(self.relsec.save_problem)
+        )
+
+    def _refresh_keys(self) -> None:
+        """Redraw the footer when what applies changed (not on every redraw)."""
+        view = self.view
+        context = (
+            self._writing(),
+            None if view is None else view.am_facilitator,
+            None if view is None else view.safety_number == self.acknowledged,
+            self.pauses_unacknowledged > 0,
+            None
+            if view is None
+            else tuple((poll.id, poll.status, poll.record is None) for poll in view.polls),
+            None if view is None else tuple(item.id for item in view.proposals),
+            None if view is None else (view.current, bool(view.waiting), view.speaker),
+            self.query_one(ComposeBox).can_write,
+        )
+        if context != self._keys_context:
+            self._keys_context = context
             self.refresh_bindings()
 
     def set_note(self, note: str) -> None:
@@ -167,10 +243,62 @@ class MeetingScreen(Screen[None]):
         if self.view is not None:
             self.show(self.view)
 
+    def on_descendant_focus(self) -> None:
+        self._refresh_keys()
+
+    def on_descendant_blur(self) -> None:
+        self._refresh_keys()
+
+    def _writing(self) -> bool:
+        return isinstance(self.focused, ComposeText)
+
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in FACILITATOR_ACTIONS:
             return self.view is not None and self.view.am_facilitator
         return True
+
+    def in_context(self, action: str) -> bool:
+        """Whether the footer shows ``action`` now: the keys that do something
+        useful at this moment, and while writing only those that work there."""
+        view = self.view
+        if self._writing():
+            return action in WHILE_WRITING and (
+                action != "switch_mode" or self.query_one(ComposeBox).can_switch
+            )
+        if view is None:
+            return action not in WHILE_WRITING
+        step = view.current_step
+        poll = view.open_poll
+        latest = view.latest_poll
+        polled = {p.proposal_id for p in view.polls}
+        shown: dict[str, bool] = {
+            "leave_box": False,
+            "switch_mode": False,
+            "compared": view.safety_number != self.acknowledged,
+            "pause_noted": self.pauses_unacknowledged > 0,
+            "vote": poll is not None and view.am_member,
+            "rate": step is not None and step.kind == "rating" and view.am_member,
+            "open_poll": poll is None and any(i.id not in polled for i in view.proposals),
+            "close_poll": poll is not None,
+            "record_outcome": poll is None
+            and latest is not None
+            and latest.status == "closed"
+            and latest.record is None,
+            "next_speaker": bool(view.waiting),
+            "write": self.query_one(ComposeBox).can_write,
+        }
+        return shown.get(action, True)
+
+    @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        # The footer reads this; the keys themselves are dispatched without
+        # it, so a key out of context still answers (with a sentence).
+        found = super().active_bindings
+        for key, active in found.items():
+            if active.node is self and active.binding.show:
+                if not self.in_context(active.binding.action.split("(")[0]):
+                    found[key] = active._replace(binding=replace(active.binding, show=False))
+        return found
 
     def _result(self, problem: str | None) -> None:
         if problem:
@@ -251,7 +379,7 @@ class MeetingScreen(Screen[None]):
             self.notify("No step is open yet; wait for the facilitator.", timeout=4)
 
     def action_leave_box(self) -> None:
-        if isinstance(self.focused, Input):
+        if self._writing():
             self.query_one(ContributionLog).focus()
 
     def action_switch_mode(self) -> None:
@@ -263,6 +391,26 @@ class MeetingScreen(Screen[None]):
 
     def action_hand(self) -> None:
         self._result(self.meeting.toggle_hand())
+
+    def action_pause_noted(self) -> None:
+        """The facilitator (or anyone) has seen the pause requests: the
+        reminder clears on this laptop until someone asks again."""
+        if self.view is None or not self.pauses_unacknowledged:
+            self.notify("Nobody has asked for a pause.", timeout=4)
+            return
+        self.pauses_noted = self.view.pause_requests
+        self.show(self.view)
+
+    def action_fold(self, panel_id: str) -> None:
+        panel = self.query_one(f"#{panel_id}")
+        panel.toggle_class("-folded")
+        folded = panel.has_class("-folded")
+        key = {"agenda": "g", "roster": "m"}.get(panel_id)
+        title = FOLDING_PANELS[panel_id]
+        panel.border_title = f"{title} ({key} unfolds)" if folded and key else title
+
+    def action_export(self) -> None:
+        self.relsec.ask_export()
 
     def action_pause(self) -> None:
         # No toast: everyone's screen shows "Someone asked for a pause" when it
@@ -280,15 +428,20 @@ class MeetingScreen(Screen[None]):
             if answer is None:
                 return
             choice, anonymous = answer
+
+            def cast(reason: str = "") -> None:
+                problem = self.meeting.vote(poll.id, choice, anonymous=anonymous, reason=reason)
+                self._result(problem)
+                if problem is None:
+                    self.relsec.tell_demo("vote")
+
             if choice not in REASON_CHOICES:
-                self._result(self.meeting.vote(poll.id, choice, anonymous=anonymous))
+                cast()
                 return
 
             def with_reason(reason: str | None) -> None:
                 if reason is not None:  # "" votes without one; None (Escape) does not vote
-                    self._result(
-                        self.meeting.vote(poll.id, choice, anonymous=anonymous, reason=reason)
-                    )
+                    cast(reason)
 
             self.app.push_screen(ReasonDialog(choice, anonymous=anonymous), with_reason)
 

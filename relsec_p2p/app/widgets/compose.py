@@ -1,38 +1,94 @@
-"""The compose box: one line of text, sent named or anonymously.
+"""The compose box: a few lines of word-wrapped text, sent named or anonymously.
 
 Rules of this file: the box offers only the modes the current prompt allows
 (a named-only prompt never shows the anonymous switch as on, and the other
 way round); both modes look alike (same colours, and how many characters
 are left shows only near the limit, ``SHOW_LEFT_BELOW``), so a glance at a
 screen across the room does not tell an anonymous answer from a named one
-(issue 12.5). It sends nothing itself: it posts ``ComposeBox.Send`` and the screen
-acts on the node.
+(issue 12.5). Enter sends; ctrl+j adds a line (shift+enter does not reach
+most terminals, and alt+enter reaches the app through tmux as a plain Enter;
+ctrl+j is the newline byte itself, which terminals and tmux deliver). It
+sends nothing itself: it posts ``ComposeBox.Send`` and the screen acts on
+the node.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Input, Static
+from textual.widgets import Static, TextArea
 
 from ...core.state import MAX_TEXT
 from ..view import StepView
 
 SHOW_LEFT_BELOW = 200  # characters left before the count shows, in either mode
+# Keys that add a line instead of sending; the first is the one screens name.
+# alt+enter is not one: through tmux it arrives as a plain Enter, and would send.
+NEWLINE_KEYS = ("ctrl+j",)
+NEWLINE_KEY_LABEL = "ctrl+j"
+
+
+class ComposeText(TextArea):
+    """The text field: Enter sends (``Submitted``), ``NEWLINE_KEYS`` break the line."""
+
+    @dataclass
+    class Submitted(Message):
+        value: str
+
+    @property
+    def value(self) -> str:
+        return self.text
+
+    @value.setter
+    def value(self, text: str) -> None:
+        self.text = text
+        self.move_cursor(self.document.end)
+
+    # Shown in the footer while writing; Enter itself is caught in ``_on_key``
+    # (the text area would take it as a line break before any binding).
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "send", "Send"),
+        Binding(",".join(NEWLINE_KEYS), "newline", "New line"),
+    ]
+
+    async def _on_key(self, event: events.Key) -> None:
+        # Handled here, in the order typed: a binding would act only after the
+        # key bubbled up the widget tree, behind the letters typed after it.
+        if event.key == "enter":
+            event.stop()
+            event.prevent_default()
+            self.action_send()
+            return
+        if event.key in NEWLINE_KEYS:
+            event.stop()
+            event.prevent_default()
+            self.action_newline()
+            return
+        await super()._on_key(event)
+
+    def action_send(self) -> None:
+        self.post_message(self.Submitted(self.text))
+
+    def action_newline(self) -> None:
+        start, end = self.selection
+        self._replace_via_keyboard("\n", start, end)
 
 
 class ComposeBox(Horizontal):
     DEFAULT_CSS = """
-    ComposeBox { height: 1; border-top: none; }
+    ComposeBox { height: auto; border-top: solid $primary; }
     ComposeBox > #compose-mode { width: 11; height: 1; content-align: center middle;
         text-style: bold; background: $primary 40%; }
-    ComposeBox > Input { width: 1fr; }
-    ComposeBox > #compose-left { width: 9; height: 1; content-align: center middle; }
+    ComposeBox > ComposeText { width: 1fr; height: auto; max-height: 6; padding: 0 1; }
+    ComposeBox > #compose-left { width: auto; height: 1; content-align: center middle; }
     ComposeBox > #compose-left.-over { color: $error; text-style: bold; }
     """
 
@@ -53,15 +109,17 @@ class ComposeBox(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compose-mode")
-        yield Input(placeholder="", id="compose-input", max_length=MAX_TEXT, compact=True)
+        yield ComposeText(
+            id="compose-input", soft_wrap=True, compact=True, highlight_cursor_line=False
+        )
         yield Static("", id="compose-left")
 
     def on_mount(self) -> None:
         self._refresh_labels()
 
     @property
-    def input(self) -> Input:
-        return self.query_one("#compose-input", Input)
+    def input(self) -> ComposeText:
+        return self.query_one("#compose-input", ComposeText)
 
     # -- what the prompt allows ----------------------------------------------------
 
@@ -78,6 +136,11 @@ class ComposeBox(Horizontal):
         if step.allows_anonymous:
             modes.append(True)
         return tuple(modes)
+
+    @property
+    def can_switch(self) -> bool:
+        """Whether ctrl+t does something for this prompt (both modes allowed)."""
+        return self.can_write and len(self.allowed_modes()) > 1
 
     def set_step(self, step: StepView | None, *, member: bool, capacity: int) -> None:
         changed = step != self.step
@@ -101,6 +164,8 @@ class ComposeBox(Horizontal):
                 return "No step is open, so there is nothing to answer yet."
             if step.kind == "proposal":
                 return "Proposals are made by name; the poll on them can still be anonymous."
+            if step.kind == "rating":
+                return "Ratings are given with r, not written."
             only = "named" if step.allows_named else "anonymous"
             return f"This prompt takes {only} answers only."
         self.anonymous = not self.anonymous
@@ -115,7 +180,7 @@ class ComposeBox(Horizontal):
         if not self.can_write:
             return None
         limit = self.capacity if self.anonymous else MAX_TEXT
-        return limit - len(self.input.value)
+        return limit - len(self.input.text)
 
     def _refresh_labels(self) -> None:
         # Runs on every key typed: change (and so re-lay out) only what differs.
@@ -126,6 +191,7 @@ class ComposeBox(Horizontal):
         left = self.query_one("#compose-left", Static)
         field = self.input
         step = self.step
+        keys = f"Enter sends, {NEWLINE_KEY_LABEL} new line"
         if not self.can_write:
             label = "-"
             if step is None:
@@ -137,13 +203,13 @@ class ComposeBox(Horizontal):
         else:
             label = "anonymous" if self.anonymous else "named"
             if step is not None and step.kind == "proposal":
-                placeholder = "Write a proposal; Enter sends, Esc for keys"
+                placeholder = f"Write a proposal; {keys}"
             elif self.anonymous:
-                placeholder = "Write anonymously; Enter sends, Esc for keys"
+                placeholder = f"Write anonymously; {keys}"
             else:
-                placeholder = "Write by name; Enter sends, Esc for keys"
+                placeholder = f"Write by name; {keys}"
         field.disabled = not self.can_write
-        if field.placeholder != placeholder:
+        if str(field.placeholder) != placeholder:
             field.placeholder = placeholder
         remaining = self.remaining()
         self._put(mode, label)
@@ -156,11 +222,11 @@ class ComposeBox(Horizontal):
             self._labels[widget.id or ""] = text
             widget.update(Text(text), layout=False)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    def on_text_area_changed(self, event: TextArea.Changed) -> None:
         event.stop()
         self._refresh_labels()
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
+    def on_compose_text_submitted(self, event: ComposeText.Submitted) -> None:
         event.stop()
         text = event.value.strip()
         if not text or not self.can_write or self.step is None:
@@ -168,4 +234,4 @@ class ComposeBox(Horizontal):
         self.post_message(self.Send(text, self.anonymous, self.step.kind))
 
     def clear(self) -> None:
-        self.input.value = ""
+        self.input.clear()

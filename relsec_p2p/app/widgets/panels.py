@@ -8,9 +8,13 @@ characters they are.
 from __future__ import annotations
 
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.geometry import Region
 from textual.widgets import Static
 
 from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS, SHORT_CHOICE_LABELS
+from ..hints import plural
 from ..view import MeetingView, PollView, tally_line
 
 
@@ -36,32 +40,39 @@ class RoomBar(Panel):
     reminder to compare the number aloud whenever it changes."""
 
     DEFAULT_CSS = """
-    RoomBar { height: auto; background: $panel; padding: 0 1; }
+    RoomBar { height: auto; background: $panel; padding: 0 1; text-wrap: nowrap;
+        text-overflow: ellipsis; }
     RoomBar.-changed { background: $warning 30%; }
     """
 
-    def show(self, view: MeetingView, *, acknowledged: bool, note: str = "") -> None:
+    def show(
+        self, view: MeetingView, *, acknowledged: bool, note: str = "", pauses: int = 0
+    ) -> None:
         # The count and the number first: a long title is what gets cut.
+        # Pieces are joined by a visible " · ", never by bare spaces at a
+        # change of style.
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{view.member_count} members", style="bold")
+        text.append(plural(view.member_count, "member"), style="bold")
         away = view.member_count - view.present_count
         if away:
             # Heads in the room are the members present (SPEC §6.1 "Presence").
             text.append(f" ({away} away)", style="bold")
-        text.append("   safety number ")
+        text.append(" · safety number ")
         style = "bold reverse" if not acknowledged else "bold"
         text.append(view.safety_number or "...", style=style)
-        text.append("   ")
+        text.append(" · ")
         text.append(view.title or "Meeting", style="bold")
-        if view.pause_requests:
-            text.append(f"   pause asked ({view.pause_requests})", style="bold")
+        if pauses:
+            text.append(" · ")
+            text.append(f"pause asked ({pauses}): a when noted", style="bold reverse")
         if view.anon_waiting:
             # Quiet and the same on every kind of item: nothing says it is an
             # answer, a vote or a pause, nor flashes when it goes (issue 12.5).
-            text.append(f"   {view.anon_waiting} waiting", style="dim")
+            text.append(f" · {view.anon_waiting} waiting", style="dim")
         if not acknowledged:
             text.append(
-                "\nThe roster changed: read the safety number aloud, count heads, press k.",
+                # One line at 80 columns; while writing, the footer shows Esc.
+                "\nThe roster changed: read the safety number aloud, count heads, then press k.",
                 style="bold",
             )
         if note:
@@ -70,16 +81,39 @@ class RoomBar(Panel):
         self.put(text)
 
 
+class StatusLine(Horizontal):
+    """Bottom line: the next sensible action (cut if it must be), and whether
+    this laptop is saving the meeting (always in full)."""
+
+    DEFAULT_CSS = """
+    StatusLine { height: 1; background: $boost; }
+    StatusLine > #hint { width: 1fr; height: 1; padding: 0 1; text-style: bold; }
+    StatusLine > #saving { width: auto; height: 1; padding: 0 1; color: $text-muted; }
+    StatusLine > #saving.-problem { color: $error; text-style: bold; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Panel(id="hint")
+        yield Panel(id="saving")
+
+    def show(self, hint: str, saving: str, *, problem: bool = False) -> None:
+        self.query_one("#hint", Panel).put(Text(hint, no_wrap=True, overflow="ellipsis"))
+        self.query_one("#saving", Panel).put(Text(saving, no_wrap=True))
+        self.query_one("#saving").set_class(problem, "-problem")
+
+    @property
+    def shown_text(self) -> str:
+        return " · ".join(
+            part for part in (self.query_one(f"#{name}", Panel).shown_text
+                              for name in ("hint", "saving")) if part
+        )  # fmt: skip
+
+
 class AgendaList(Panel):
     """The steps, with the current one marked."""
 
-    DEFAULT_CSS = """
-    AgendaList { height: auto; max-height: 50%; padding: 0 1; }
-    """
-
     def show(self, view: MeetingView) -> None:
         text = Text()
-        text.append("Agenda\n", style="bold underline")
         for step in view.steps:
             if step.index == view.current:
                 marker, style = "> ", "bold reverse"
@@ -90,18 +124,21 @@ class AgendaList(Panel):
             text.append(f"{marker}{step.index + 1}. {step.title}\n", style=style)
         text.rstrip()
         self.put(text)
+        # Keep the open step in sight when the agenda is longer than its panel.
+        if view.current is not None:
+            self.call_after_refresh(self._reveal, view.current)
+
+    def _reveal(self, line: int) -> None:
+        self.scroll_to_region(Region(0, line, 1, 1), animate=False, immediate=True)
 
 
 class RosterPanel(Panel):
     """Members (facilitator marked), the speaking queue, and the join code."""
 
-    DEFAULT_CSS = """
-    RosterPanel { height: auto; padding: 0 1; margin-top: 1; }
-    """
-
     def show(self, view: MeetingView, *, show_code: bool) -> None:
         text = Text()
-        text.append(f"Members ({view.member_count})\n", style="bold underline")
+        if not self.has_class("-folded"):
+            self.border_title = f"Members ({view.member_count})"
         for member in view.members:
             marks = []
             if member.away:
@@ -118,9 +155,8 @@ class RosterPanel(Panel):
             style = "dim" if member.away else "bold" if member.me else ""
             text.append(line, style=style)
             if marks:
-                text.append(
-                    " - " + ", ".join(marks), style="dim italic" if member.away else "italic"
-                )
+                text.append(" · ")
+                text.append(", ".join(marks), style="dim italic" if member.away else "italic")
             text.append("\n")
         text.append(view.quorum_line() + "\n", style="dim")
         if view.am_facilitator:
@@ -140,36 +176,34 @@ class RosterPanel(Panel):
                 text.append(f"or {form}\n")
         if not view.joining_open:
             text.append("Joining is closed", style="bold")
-            text.append(" (press a to open it)\n" if view.am_facilitator else "\n")
+            text.append(" (press l to open it)\n" if view.am_facilitator else "\n")
         text.rstrip()
         self.put(text)
 
 
 class PromptPanel(Panel):
-    """The current step's prompt, in full."""
+    """The current step's prompt, in full; the step's number, title and kind
+    are its border title and subtitle, which the box around it shows (the
+    box scrolls a long prompt rather than cutting it)."""
 
     DEFAULT_CSS = """
-    PromptPanel { height: auto; max-height: 40%; padding: 0 1; border-bottom: solid $primary; }
+    PromptPanel { height: auto; padding: 0 1; }
     """
 
     def show(self, view: MeetingView) -> None:
         step = view.current_step
         text = Text()
         if step is None:
-            text.append("No step is open yet. ", style="bold")
+            self.border_title = "No step is open yet"
             text.append(
                 "The facilitator opens the first step with n."
                 if view.am_facilitator
                 else f"Waiting for {view.facilitator or 'the facilitator'} to open a step."
             )
         else:
-            text.append(f"Step {step.index + 1} of {len(view.steps)}: {step.title}", style="bold")
-            text.append(f"  ({MODE_LABELS[step.mode]}", style="italic")
-            if step.kind == "rating":
-                text.append(", a rating: press r", style="italic")
-            elif step.kind == "proposal":
-                text.append(", proposals", style="italic")
-            text.append(")\n", style="italic")
+            self.border_title = f"Step {step.index + 1} of {len(view.steps)}: {step.title}"
+            kind = {"rating": "a rating: press r", "proposal": "proposals"}.get(step.kind)
+            self.border_subtitle = MODE_LABELS[step.mode] + (f"; {kind}" if kind else "")
             text.append(step.prompt)
             if step.help:
                 text.append("\n" + step.help, style="dim")
@@ -185,41 +219,49 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
     text.append(f"{status}: ", style="bold")
     text.append(poll.proposal)
     if poll.proposer:
-        text.append(f" (proposed by {poll.proposer})", style="italic")
+        text.append(" · ")
+        text.append(f"proposed by {poll.proposer}", style="italic")
     text.append("\n")
     # Each step counts through one channel (SPEC §13.4), as the core's
     # ``Step.counts_anonymously`` says.
+    # Few lines, so an open poll leaves room for the answers at 80x24: the
+    # tally and this laptop's vote share a line, as do the result and
+    # whether it is final.
     if not poll.counts_anonymously:
         text.append("Named: ", style="bold")
-        text.append(f"{tally_line(poll.named)}  ({poll.voters} of {poll.members} voted)\n")
+        text.append(f"{tally_line(poll.named)} ({poll.voters} of {poll.members} voted)")
     else:
         text.append("Anonymous: ", style="bold")
         if poll.anonymous is None:
-            text.append(f"shown once at least {poll.threshold} members have voted\n")
+            text.append(f"shown once at least {plural(poll.threshold, 'member')} have voted")
         else:
-            text.append(tally_line(poll.anonymous) + "\n")
-    reasons_text(poll, text, names=not large)  # the room display names nobody
+            text.append(tally_line(poll.anonymous))
     if poll.my_vote and not large:
-        text.append(f"Your vote: {CHOICE_LABELS[poll.my_vote]}", style="italic")
+        text.append(" · ")
+        text.append(f"your vote: {CHOICE_LABELS[poll.my_vote]}", style="italic")
         if poll.status == "open":
-            text.append(" (v to change)", style="italic")
-        text.append("\n")
+            text.append(" (v changes it)", style="italic")
+    elif poll.status == "open" and not large:
+        text.append(" · ")
+        text.append("v to vote", style="bold")
+    text.append("\n")
+    reasons_text(poll, text, names=not large)  # the room display names nobody
     if poll.outcome is not None:
         text.append("Result: ", style="bold")
         text.append(OUTCOME_LABELS[poll.outcome].upper(), style="bold reverse")
         if poll.counts is not None and poll.counts != poll.named:
-            text.append(f"  ({tally_line(poll.counts)})")  # what counted at the close
-        text.append("\n")
-        if poll.rule:
-            text.append(f"Rule: {poll.rule}\n", style="dim")
+            text.append(f" ({tally_line(poll.counts)})")  # what counted at the close
         if poll.final:
-            text.append(f"Final: co-signed by {poll.cosigners} of {poll.counted} laptops.\n")
+            text.append(f" · final: co-signed by {poll.cosigners} of {poll.counted} laptops\n")
         else:
+            text.append(" · ")
             text.append(
-                f"Not final yet: co-signed by {poll.cosigners} of {poll.counted} laptops "
-                f"(a majority makes it final).\n",
+                f"not final yet: co-signed by {poll.cosigners} of {poll.counted} laptops "
+                f"(a majority makes it final)\n",
                 style="italic",
             )
+        if poll.rule:
+            text.append(f"Rule: {poll.rule}\n", style="dim")
         for line in poll.objections:
             text.append("Objection: ", style="bold")
             text.append(line + "\n")
@@ -244,7 +286,8 @@ class PollPanel(Panel):
     """The newest poll of the current step (hidden when there is none)."""
 
     DEFAULT_CSS = """
-    PollPanel { height: auto; max-height: 55%; padding: 0 1; border-top: solid $accent; }
+    PollPanel { height: auto; max-height: 40%; padding: 0 1; overflow-y: auto;
+        border-top: solid $accent; }
     PollPanel.-empty { display: none; }
     """
 
