@@ -78,7 +78,10 @@ async def test_the_footer_follows_the_poll_and_the_status_line_suggests_the_next
         assert "o" in footer_keys(app)
         assert "A proposal is in: press o to poll it." in status(app)
 
-        await pilot.press("o")  # the only proposal: polled at once
+        await pilot.press("o")  # the only proposal: polled at once...
+        # ...once the facilitator says how people vote (a "both" step): by name.
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("1")
         room.settle(app)
         await pilot.pause()
         keys = footer_keys(app)

@@ -496,7 +496,7 @@ async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
         assert state.members[cy.key].gone == "replaced"
         assert state.members[again.key].replaces == cy.key
         lines = roster.shown_text.splitlines()
-        assert [line for line in lines if line.startswith("Cy")] == ["Cy - rejoined"]
+        assert [line for line in lines if line.startswith("Cy")] == ["Cy · rejoined"]
         assert "quorum: 3 of 3 present" in roster.shown_text
 
 
