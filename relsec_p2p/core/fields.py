@@ -158,7 +158,9 @@ def parse_translations(raw: Any, scale_length: int) -> dict[str, dict[str, Any]]
     for language, text in raw.items():
         if not is_language_tag(language):
             return "a translation's language is a tag like es or pt-BR"
-        if not isinstance(text, dict) or not has_only(text, (), ("title", "prompt", "help", "scale")):
+        if not isinstance(text, dict) or not has_only(
+            text, (), ("title", "prompt", "help", "scale")
+        ):
             return "a translation has some of title, prompt, help, scale"
         if "title" in text and not is_text(text["title"], MAX_TITLE):
             return "a translated title must be short non-empty text"

@@ -150,10 +150,16 @@ def pgettext(context: str, message: str) -> str:
     return _translations.pgettext(context, message)
 
 
-def N_(message: str) -> str:  # noqa: N802 -- the conventional gettext marker's name
+def N_(message: str) -> str:
     """Mark ``message`` for the catalog without translating it yet (tables
     built at import); translate it with ``_`` where it is shown."""
     return message
+
+
+def NC_(context: str, message: str) -> tuple[str, str]:
+    """Mark ``message`` for the catalog under ``context`` (translated later
+    with ``pgettext(context, message)``)."""
+    return context, message
 
 
 class Labels(Mapping[str, str]):
@@ -182,10 +188,11 @@ __all__ = [
     "LANGUAGES",
     "LANGUAGE_NAMES",
     "LOCALE_DIR",
+    "NC_",
+    "N_",
     "SOURCE_LANGUAGE",
     "CatalogMissing",
     "Labels",
-    "N_",
     "_",
     "catalog_path",
     "current_language",

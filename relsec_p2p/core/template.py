@@ -440,7 +440,7 @@ class _Parser:
         ):
             raise self.fail(
                 line,
-                'languages must be a list of language tags, the plain texts\' first, like '
+                "languages must be a list of language tags, the plain texts' first, like "
                 'languages = ["en", "es", "pt-BR"]',
             )
         if len(set(raw)) != len(raw):
@@ -448,8 +448,9 @@ class _Parser:
         for tag in raw:
             if tag in (*TOP_KEYS, *STEP_KEYS, *MATRIX_KEYS):
                 raise self.fail(
-                    line, f"the language tag {tag!r} is also a key's name; write it with its "
-                    f"region, like {tag}-{tag.upper()}"
+                    line,
+                    f"the language tag {tag!r} is also a key's name; write it with its "
+                    f"region, like {tag}-{tag.upper()}",
                 )
         if len(raw) > MAX_TRANSLATIONS + 1:
             raise self.fail(
@@ -486,8 +487,7 @@ class _Parser:
         for key in data:
             if key not in known:
                 hint = (
-                    "; a table of texts in another language needs it listed in "
-                    "languages = [...]"
+                    "; a table of texts in another language needs it listed in languages = [...]"
                     if is_language_tag(key) and isinstance(data[key], dict)
                     else ""
                 )
