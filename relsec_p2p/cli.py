@@ -34,7 +34,7 @@ BENCH_SUITES: dict[str, str] = {
     "anon": N_("anonymous shuffle rounds: round time for 5, 10, 30 peers; ring signatures"),
     "soak": N_(
         "10 peers in network namespaces for --seconds (default 600; needs root) under "
-        "churn, a partition and 10 % loss: nothing lost, memory per 1 000 actions"
+        "churn, a partition and 1 packet in 10 lost: nothing lost, memory per 1 000 actions"
     ),
 }
 

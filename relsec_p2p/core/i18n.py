@@ -98,7 +98,9 @@ def set_language(language: str, *, localedir: Path | None = None) -> str:
     chosen = supported(language)
     if chosen is None:
         raise CatalogMissing(
-            f"relsec has no {language!r} translation; choose one of {', '.join(LANGUAGES)}."
+            _("relsec has no {language!r} translation; choose one of {languages}.").format(
+                language=language, languages=", ".join(LANGUAGES)
+            )
         )
     if chosen == SOURCE_LANGUAGE:
         translations: _gettext.NullTranslations = _gettext.NullTranslations()
@@ -110,8 +112,10 @@ def set_language(language: str, *, localedir: Path | None = None) -> str:
                 translations = _gettext.GNUTranslations(handle)
         except OSError:
             raise CatalogMissing(
-                f"The {LANGUAGE_NAMES[chosen]} catalog is not installed ({path}); "
-                "compile the catalogs with: pybabel compile -d relsec_p2p/locale -D relsec."
+                _(
+                    "The {language} catalog is not installed ({path}); compile the catalogs "
+                    "with: pybabel compile -d relsec_p2p/locale -D relsec"
+                ).format(language=LANGUAGE_NAMES[chosen], path=path)
             ) from None
     _translations, _language = translations, chosen
     for listener in list(_listeners):

@@ -411,11 +411,13 @@ def roster_safety_number(state: MeetingState) -> str:
 
 def consensus_rule(settings: dict[str, Any]) -> str:
     """The meeting's consensus rule in words, before any poll has run."""
+    # The share is a value ("75%"), not text around a "%": a "%" in a catalog
+    # entry would be read as a printf placeholder by the catalog tools.
     return _(
-        "a block stops a proposal; at least {quorum_pct}% of members must vote; "
+        "a block stops a proposal; at least {share} of members must vote; "
         "more than {limit} stand-asides means no consensus; "
         "otherwise consensus (concerns are recorded, not counted against)"
-    ).format(quorum_pct=settings["quorum_pct"], limit=settings["stand_aside_limit"])
+    ).format(share=f"{settings['quorum_pct']}%", limit=settings["stand_aside_limit"])
 
 
 # --- Markdown ------------------------------------------------------------------------
