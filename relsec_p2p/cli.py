@@ -147,7 +147,7 @@ def _export(args: argparse.Namespace) -> int:
         template = None
         if payload.template:
             try:
-                template = parse_template(payload.template, "the saved template")
+                template = parse_template(payload.template, _("the saved template"))
             except TemplateError:
                 template = None
         if template is None or not template.matches(state.steps):

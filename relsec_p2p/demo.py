@@ -243,7 +243,7 @@ class Demo:
             self._everyone_sees(lambda s, i=index: s["current"] == i)  # type: ignore[misc]
             shown = step.in_language(current_language())
             narrate(
-                _("Ana opened step {number}: {title}.").format(number=index + 1, title=shown.title)
+                _("Ana opened step {number}: {title}").format(number=index + 1, title=shown.title)
             )
             self._wait()
             if step.kind == "text":

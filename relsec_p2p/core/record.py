@@ -116,6 +116,7 @@ def _name(state: MeetingState, key: bytes) -> str | None:
 class _Builder:
     state: MeetingState
     template: Template | None  # already in the record's language
+    original: Template | None  # as loaded: its tags in every language
     labels: dict[bytes, str]
     items: list[_Item]
     threshold: int
@@ -127,7 +128,7 @@ class _Builder:
         lists it (a tag someone typed is left as written)."""
         if tag is None:
             return None
-        template_step = None if self.template is None else self.template.step(self.steps[step].id)
+        template_step = None if self.original is None else self.original.step(self.steps[step].id)
         shown = tag if template_step is None else template_step.tag_label(tag, self.language)
         return safe_text(shown, newlines=False)
 
@@ -360,6 +361,7 @@ def render_json(
     builder = _Builder(
         state,
         shown_template,
+        template,
         labels,
         named + anonymous,
         int(settings["anon_threshold"]),
@@ -396,7 +398,7 @@ def render_json(
             "rule": consensus_rule(settings),
         },
         "anonymous_rounds": len(state.anon_rounds),
-        "steps": [builder.step_json(i, step) for i, step in enumerate(state.steps)],
+        "steps": [builder.step_json(i, step) for i, step in enumerate(builder.steps)],
         "matrices": builder.matrices(),
         "state_digest": state.digest().hex(),
     }
@@ -495,11 +497,9 @@ def _ratings_markdown(step: dict[str, Any], out: list[str], threshold: int) -> N
         ).format(n=threshold)
     )
     out.append("")
-    out.append(
-        f"| {_('About')} | {_('Answers')} | {_('Middle answer')} | "
-        + " | ".join(md(s, cell=True) for s in scale)
-        + " |"
-    )
+    headers = [_("About"), _("Answers"), _("Middle answer")]
+    headers += [md(label, cell=True) for label in scale]
+    out.append("| " + " | ".join(headers) + " |")
     out.append("|---|---|---|" + "---|" * len(scale))
     for row in step["ratings"]:
         about = (
