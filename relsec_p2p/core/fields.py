@@ -14,6 +14,7 @@ names, §6.3 agenda and settings, §6.5 the cut):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -136,16 +137,14 @@ def parse_step(raw: Any) -> Step | str:
     )
 
 
+_LANGUAGE_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,15}")
+
+
 def is_language_tag(value: Any) -> bool:
     """A language tag (SPEC §6.3): 2 to 16 ASCII letters, digits or hyphens,
     starting with a letter ("es", "pt-BR")."""
-    return (
-        isinstance(value, str)
-        and 2 <= len(value) <= 16
-        and value.isascii()
-        and value[0].isalpha()
-        and all(char.isalnum() or char == "-" for char in value)
-    )
+    # ASCII classes spelt out: no rule reads a Unicode table (SPEC §6.0).
+    return isinstance(value, str) and _LANGUAGE_TAG.fullmatch(value) is not None
 
 
 def parse_translations(raw: Any, scale_length: int) -> dict[str, dict[str, Any]] | str:
