@@ -33,6 +33,7 @@ from relsec_p2p.core.wording import CHOICE_LABELS, REFUSAL_SENTENCES
 from relsec_p2p.templates import builtin_templates, load_template, template_for
 
 SAFETY = "12345 67890 11111 22222"
+PASSPHRASE = "correct horse battery"  # noqa: S105 -- a test save's
 
 
 @pytest.fixture(scope="module")
@@ -335,3 +336,44 @@ def test_a_joined_member_finds_the_builtin_template_of_a_multilingual_agenda() -
         assert not isinstance(steps, str)
         laptop.state.steps = steps
         assert template_for(laptop.state) is load_template("relational-security")
+
+
+def test_relsec_export_lang_writes_the_record_in_that_language(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``relsec export --lang es``: the CLI end to end on a real save, with
+    the catalogs compiled where an installed relsec has them (.ci/run and the
+    package build compile them; README "Translations")."""
+    from relsec_p2p.cli import main
+    from relsec_p2p.core.save import payload_of, seal_save
+
+    meeting, _unused = full_meeting(attribute_named=True)
+    laptop = meeting.net[0]
+    save = tmp_path / "meeting.save"
+    save.write_bytes(seal_save(payload_of(laptop, template=meeting.template.text), PASSPHRASE))
+    monkeypatch.setenv("RELSEC_PASSPHRASE", PASSPHRASE)
+    markdown, data = tmp_path / "acta.md", tmp_path / "acta.json"
+    try:
+        status = main(
+            ["export", "--lang", "es", "--resume", str(save), "--markdown", str(markdown),
+             "--json", str(data)]
+        )  # fmt: skip
+    finally:
+        set_language("en")
+    assert status == 0
+    text = markdown.read_text(encoding="utf-8")
+    assert text.startswith("# Relational security\n")  # the meeting's own title, as written
+    assert "Acta de una reunión de relsec" in text and "## 1. Amenazas" in text
+    assert "- **1.1** *interna*: The funder relationship rests on one member — Bo" in text
+    assert f"Resumen del estado: `{laptop.digest().hex()}`" in text
+    assert '"language": "es"' in data.read_text(encoding="utf-8")
+
+
+def test_relsec_lang_without_a_catalog_is_one_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    from relsec_p2p.cli import main
+
+    assert main(["--lang", "de", "export", "--resume", "x", "--markdown", "y"]) == 2
+    assert capsys.readouterr().err == (
+        "relsec: relsec has no 'de' translation; choose one of en, es, fr, pt.\n"
+    )
+    assert current_language() == "en"
