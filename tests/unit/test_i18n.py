@@ -377,3 +377,13 @@ def test_relsec_lang_without_a_catalog_is_one_sentence(capsys: pytest.CaptureFix
         "relsec: relsec has no 'de' translation; choose one of en, es, fr, pt.\n"
     )
     assert current_language() == "en"
+
+
+def test_the_builtin_list_is_in_the_language_shown(speak) -> None:  # type: ignore[no-untyped-def]
+    speak("pt")
+    titles = {info.name: info.title for info in builtin_templates()}
+    assert titles["healing"] == "Cura e reparação"
+    speak("en")
+    assert {info.name: info.title for info in builtin_templates()}["healing"] == (
+        "Healing and repair"
+    )
