@@ -38,6 +38,8 @@ CONVERTED_MODULES = (
     "relsec_p2p/core/wording.py",
     "relsec_p2p/core/safety.py",
     "relsec_p2p/core/i18n.py",
+    "relsec_p2p/core/save.py",
+    "relsec_p2p/net/files.py",
     "relsec_p2p/demo.py",
     "relsec_p2p/headless.py",
 )
