@@ -387,3 +387,53 @@ def test_the_builtin_list_is_in_the_language_shown(speak) -> None:  # type: igno
     assert {info.name: info.title for info in builtin_templates()}["healing"] == (
         "Healing and repair"
     )
+
+
+# --- the fold's check of translations (SPEC §6.3) ----------------------------------------
+
+STEP = {"id": "s", "title": "T", "prompt": "P", "mode": "named", "kind": "rating",
+        "scale": ["a", "b"]}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("translations", "valid"),
+    [
+        ({}, True),
+        ({"es": {}}, True),
+        ({"pt-BR": {"title": "T", "prompt": "P", "help": "", "scale": ["x", "y"]}}, True),
+        ({"es": {"scale": ["x"]}}, False),  # fewer labels than the step's scale
+        ({"es": {"scale": ["x", "y", "z"]}}, False),
+        ({"es": {"title": ""}}, False),  # text(200) is not empty
+        ({"es": {"title": "x" * 201}}, False),
+        ({"es": {"prompt": " \t"}}, False),
+        ({"es": {"help": "x" * 4001}}, False),
+        ({"es": {"guide": "for the facilitator"}}, False),  # never in the agenda
+        ({"es": {"tags": ["a"]}}, False),
+        ({"e": {}}, False),  # a tag has 2 to 16 characters
+        ({"x" * 17: {}}, False),
+        ({"1es": {}}, False),  # starts with a letter
+        ({"es_ES": {}}, False),  # hyphens only
+        ({"é": {}}, False),  # ASCII only: no rule reads a Unicode table
+        ({"es": "Amenazas"}, False),
+        ({f"l{i:02d}": {} for i in range(17)}, False),  # at most 16 languages
+        ({f"l{i:02d}": {} for i in range(16)}, True),
+        ([], False),
+        ("es", False),
+        ({b"es": {}}, False),
+        ({"es": {"title": b"T"}}, False),
+        ({"es": {"scale": "ab"}}, False),
+        ({"es": {"scale": [1, 2]}}, False),
+    ],
+)
+def test_the_fold_checks_translations(translations: object, valid: bool) -> None:
+    step = {**STEP, "translations": translations}
+    parsed = parse_agenda([step])
+    assert isinstance(parsed, list) == valid, parsed
+    if valid:
+        assert isinstance(parsed, list) and parsed[0].translations == translations
+
+
+def test_a_text_step_has_no_translated_scale() -> None:
+    step = {"id": "s", "title": "T", "prompt": "P", "mode": "both", "kind": "text"}
+    assert isinstance(parse_agenda([{**step, "translations": {"es": {"title": "T"}}}]), list)
+    assert isinstance(parse_agenda([{**step, "translations": {"es": {"scale": []}}}]), str)
