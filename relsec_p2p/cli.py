@@ -241,7 +241,7 @@ def _peers(args: argparse.Namespace) -> list[tuple[str, int]] | None:
     """``--peer HOST:PORT`` values, or None after saying which one is wrong."""
     endpoints = []
     for item in args.peer:
-        host, _, port = item.rpartition(":")
+        host, _colon, port = item.rpartition(":")
         if not host or not port.isdigit():
             print(
                 "relsec: "

@@ -31,6 +31,7 @@ from ..core import admission, joincode
 from ..core.codec import frame
 from ..core.errors import JoinError, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from ..core.events import short
+from ..core.i18n import _
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S
 from .discovery import Discovery
@@ -164,12 +165,14 @@ async def ask_to_join(
     except joincode.BadJoinCode as exc:
         raise JoinError(str(exc)) from exc
     if discovery is None:
-        raise JoinError("Joining needs discovery on the network; start without --no-mdns.")
+        raise JoinError(_("Joining needs discovery on the network; start without --no-mdns."))
     found = await discovery.async_wait_for(code.nameplate, timeout)
     if not found:
         raise JoinError(
-            f"No meeting with the number {code.nameplate} answered on this network; check "
-            "that you are on the same Wi-Fi as the others and that the number is right."
+            _(
+                "No meeting with the number {number} answered on this network; check "
+                "that you are on the same Wi-Fi as the others and that the number is right."
+            ).format(number=code.nameplate)
         )
     last_error = ""
     refusals = 0
@@ -202,12 +205,16 @@ async def ask_to_join(
         pending = busy
     if refusals:
         raise JoinError(
-            "That code was not accepted: check the words with the person who "
-            "shared it and try again (after a few wrong tries the code changes)."
+            _(
+                "That code was not accepted: check the words with the person who "
+                "shared it and try again (after a few wrong tries the code changes)."
+            )
         )
     raise JoinError(
-        f"Could not reach the meeting ({last_error or 'no answer'}); move closer to the "
-        "others' network and try again."
+        _(
+            "Could not reach the meeting ({reason}); move closer to the "
+            "others' network and try again."
+        ).format(reason=last_error or _("no answer"))
     )
 
 
@@ -218,8 +225,10 @@ async def wait_until_member(is_member: Callable[[], bool], timeout: float) -> No
     while not is_member():
         if time.monotonic() > deadline:
             raise JoinError(
-                "The code was right but the meeting did not arrive in time; "
-                "stay on the network and try joining again."
+                _(
+                    "The code was right but the meeting did not arrive in time; "
+                    "stay on the network and try joining again."
+                )
             )
         await asyncio.sleep(0.05)
 

@@ -437,3 +437,17 @@ def test_a_text_step_has_no_translated_scale() -> None:
     step = {"id": "s", "title": "T", "prompt": "P", "mode": "both", "kind": "text"}
     assert isinstance(parse_agenda([{**step, "translations": {"es": {"title": "T"}}}]), list)
     assert isinstance(parse_agenda([{**step, "translations": {"es": {"scale": []}}}]), str)
+
+
+def test_a_bad_peer_address_is_one_sentence_in_the_language_shown(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from relsec_p2p.cli import main
+
+    try:
+        assert main(["--lang", "es", "display", "--peer", "no-port-here"]) == 2
+    finally:
+        set_language("en")
+    assert capsys.readouterr().err == (
+        "relsec: --peer 'no-port-here' no es HOST:PUERTO, por ejemplo 10.0.0.5:7777.\n"
+    )
