@@ -5,7 +5,7 @@ languages, and one meeting (one digest) whatever each laptop shows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -51,8 +51,11 @@ def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+Speak = Callable[[str], str]
+
+
 @pytest.fixture
-def speak(compiled: Path) -> Iterator[object]:
+def speak(compiled: Path) -> Iterator[Speak]:
     """``speak("es")`` switches this process's language; English after the test."""
 
     def switch(language: str) -> str:
@@ -88,7 +91,7 @@ def test_lang_argument_is_read_before_the_parser() -> None:
     assert language_argument(["demo"]) is None
 
 
-def test_switching_at_run_time_tells_listeners(speak) -> None:  # type: ignore[no-untyped-def]
+def test_switching_at_run_time_tells_listeners(speak: Speak) -> None:
     heard: list[str] = []
     stop = on_language_change(heard.append)
     try:
@@ -107,7 +110,7 @@ def test_switching_at_run_time_tells_listeners(speak) -> None:  # type: ignore[n
     assert heard == ["fr", "es"]
 
 
-def test_an_unknown_language_is_refused_and_nothing_changes(speak) -> None:  # type: ignore[no-untyped-def]
+def test_an_unknown_language_is_refused_and_nothing_changes(speak: Speak) -> None:
     speak("es")
     with pytest.raises(CatalogMissing, match="en, es, fr, pt"):
         set_language("de")
@@ -122,13 +125,13 @@ def test_an_unknown_language_is_refused_and_nothing_changes(speak) -> None:  # t
     [("en", "1 member", "2 members"), ("es", "1 miembro", "2 miembros"),
      ("fr", "1 membre", "2 membres"), ("pt", "1 membro", "2 membros")],
 )  # fmt: skip
-def test_plurals(speak, language: str, one: str, two: str) -> None:  # type: ignore[no-untyped-def]
+def test_plurals(speak: Speak, language: str, one: str, two: str) -> None:
     speak(language)
     assert ngettext("{n} member", "{n} members", 1).format(n=1) == one
     assert ngettext("{n} member", "{n} members", 2).format(n=2) == two
 
 
-def test_every_refusal_has_a_sentence_in_every_language(speak) -> None:  # type: ignore[no-untyped-def]
+def test_every_refusal_has_a_sentence_in_every_language(speak: Speak) -> None:
     from relsec_p2p.core.refusals import Refusal
 
     assert set(REFUSAL_SENTENCES) == set(Refusal)
@@ -151,7 +154,7 @@ def test_every_refusal_has_a_sentence_in_every_language(speak) -> None:  # type:
         ("pt", "um dois três quatro cinco"),
     ],
 )
-def test_safety_number_read_aloud_in_groups(speak, language: str, first_group: str) -> None:  # type: ignore[no-untyped-def]
+def test_safety_number_read_aloud_in_groups(speak: Speak, language: str, first_group: str) -> None:
     speak(language)
     spoken = spoken_safety_number(SAFETY)
     groups = spoken.split(" / ")
@@ -161,7 +164,7 @@ def test_safety_number_read_aloud_in_groups(speak, language: str, first_group: s
     assert groups[2] != groups[3]
 
 
-def test_digit_words_are_ten_different_words_in_each_language(speak) -> None:  # type: ignore[no-untyped-def]
+def test_digit_words_are_ten_different_words_in_each_language(speak: Speak) -> None:
     for language in LANGUAGES:
         speak(language)
         words = spoken_safety_number("01234 56789").replace(" / ", " ").split()
@@ -300,7 +303,7 @@ def test_builtin_templates_are_complete_in_four_languages(name: str) -> None:
 # --- one meeting, whatever each laptop shows ------------------------------------------
 
 
-def test_equal_digests_whatever_language_each_laptop_shows(speak) -> None:  # type: ignore[no-untyped-def]
+def test_equal_digests_whatever_language_each_laptop_shows(speak: Speak) -> None:
     """Two laptops of one meeting, one showing Spanish and one English: the
     same state and digest, each record in its own language, what members
     wrote left as written on both."""
@@ -379,7 +382,7 @@ def test_relsec_lang_without_a_catalog_is_one_sentence(capsys: pytest.CaptureFix
     assert current_language() == "en"
 
 
-def test_the_builtin_list_is_in_the_language_shown(speak) -> None:  # type: ignore[no-untyped-def]
+def test_the_builtin_list_is_in_the_language_shown(speak: Speak) -> None:
     speak("pt")
     titles = {info.name: info.title for info in builtin_templates()}
     assert titles["healing"] == "Cura e reparação"
