@@ -454,3 +454,11 @@ def test_a_bad_peer_address_is_one_sentence_in_the_language_shown(
     assert capsys.readouterr().err == (
         "relsec: --peer 'no-port-here' no es HOST:PUERTO, por ejemplo 10.0.0.5:7777.\n"
     )
+
+
+def test_spec_states_the_measured_size_of_four_languages() -> None:
+    """SPEC §6.3 names the size of the largest built-in agenda in four
+    languages; it must be the size the loader measures."""
+    spec = (Path(__file__).resolve().parents[2] / "protocol" / "SPEC.md").read_text("utf-8")
+    size = f"{load_template('relational-security').agenda_size():,}".replace(",", " ")
+    assert f"`relational-security`, takes {size} bytes in en, es, fr and pt" in spec
