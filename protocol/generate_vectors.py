@@ -37,6 +37,7 @@ from relsec_p2p.core.state import (
     MAX_AGENDA_BYTES,
     MAX_HELP,
     MAX_PROMPT,
+    MAX_REASON,
     MAX_STEPS,
     MAX_TITLE,
     MeetingState,
@@ -55,6 +56,8 @@ SEEDS: dict[str, bytes] = {
     "dan": bytes([0x04]) * 32,
     "eve": bytes([0x05]) * 32,  # never in any roster: an outsider
     "observer": bytes([0x0F]) * 32,  # the laptop that replays logs in state/sync vectors
+    "erin": bytes([0x06]) * 32,  # members of the presence case
+    "frank": bytes([0x07]) * 32,
 }
 IDS = {name: Identity.from_seed(seed) for name, seed in SEEDS.items()}
 NAME_OF = {identity.key: name for name, identity in IDS.items()}
@@ -507,6 +510,57 @@ def main_meeting() -> list[Entry]:
     return delivery
 
 
+def vote_reasons_meeting() -> list[Entry]:
+    """Votes with reasons (SPEC §6.5): a concern and a block carry one line;
+    a reason with an agree, a reason of two lines and one over MAX_REASON
+    characters are ignored; a newer vote without a reason replaces one with."""
+    a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    log = [
+        a.write(1, "meeting.create", create_data("alice", "Reasons", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "roster.add", add_data("dan")),
+        a.write(5, "step.open", {"step": 2}),
+    ]
+    proposal = c.write(6, "proposal.add", {"step": 2, "text": "Meet in the community hall."})
+    poll = a.write(7, "poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+    vote = {"poll": poll.hash}
+    log += [
+        b.write(8, "vote.cast", {**vote, "choice": "concerns", "reason": "The hall has steps."}),
+        c.write(8, "vote.cast", {**vote, "choice": "agree", "reason": "Close to me."}),
+        d.write(8, "vote.cast", {**vote, "choice": "block", "reason": "The owner reports us."}),
+        a.write(9, "vote.cast", {**vote, "choice": "concerns", "reason": "Two\nlines"}),
+        a.write(10, "vote.cast", {**vote, "choice": "block", "reason": "x" * (MAX_REASON + 1)}),
+        a.write(11, "vote.cast", {**vote, "choice": "concerns", "reason": "x" * MAX_REASON}),
+        c.write(12, "vote.cast", {**vote, "choice": "concerns", "reason": "Rent is high."}),
+        c.write(13, "vote.cast", {**vote, "choice": "agree"}),  # takes carol's reason away
+    ]
+    return log
+
+
+def anonymous_poll_meeting() -> list[Entry]:
+    """An anonymous poll on a step of mode "both" (SPEC §6.5 poll.open): named
+    votes on it are ignored; ``anonymous`` must be a bool."""
+    a, b = (Author(n) for n in ("alice", "bob"))
+    log = [
+        a.write(1, "meeting.create", create_data("alice", "Secret", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "step.open", {"step": 2}),
+    ]
+    proposal = b.write(5, "proposal.add", {"step": 2, "text": "Move the meeting."})
+    log.append(proposal)
+    log.append(a.write(6, "poll.open", {"proposal": proposal.hash, "anonymous": "yes"}))
+    poll = a.write(7, "poll.open", {"proposal": proposal.hash, "anonymous": True})
+    log += [
+        poll,
+        b.write(8, "vote.cast", {"poll": poll.hash, "choice": "block"}),  # named: ignored
+    ]
+    log.append(a.write(9, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    return log
+
+
 def removal_meeting() -> list[Entry]:
     """A removal whose ``upto`` excludes an entry the removed member back-dated (§5.3)."""
     a, b, c = (Author(n) for n in ("alice", "bob", "carol"))
@@ -526,6 +580,73 @@ def removal_meeting() -> list[Entry]:
         c.write(9, "hand.raise", {}),
         b.write(10, "roster.leave", {}),
         b.write(11, "hand.raise", {}),  # ignored: bob left
+    ]
+
+
+def presence_meeting() -> list[Entry]:
+    """Members declared away by a strict majority of the present ones, a
+    close whose quorum counts the present, a return, a replacement, and a
+    succession that skips a member declared away (SPEC §6.1 "Presence")."""
+    a, b, c, d, f = (Author(n) for n in ("alice", "bob", "carol", "dan", "frank"))
+    log: list[Entry] = [
+        a.write(1, "meeting.create", create_data("alice", "Presence", AGENDA, {})),
+        a.write(2, "roster.add", add_data("bob")),
+        a.write(3, "roster.add", add_data("carol")),
+        a.write(4, "roster.add", add_data("dan")),
+        a.write(5, "roster.add", add_data("erin")),
+        a.write(6, "step.open", {"step": 2}),
+    ]
+    proposal = c.write(7, "proposal.add", {"step": 2, "text": "Meet in the hall."})
+    poll = a.write(8, "poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+
+    def away(author: Author, lam: int, who: str, returns: int = 0) -> Entry:
+        entry = author.write(lam, "roster.away", {"who": IDS[who].key, "returns": returns})
+        log.append(entry)
+        return entry
+
+    away(b, 9, "dan")
+    away(c, 10, "dan")  # 2 of 5 present: dan is still present
+    away(a, 11, "dan")  # 3 of 5: dan is away
+    away(d, 12, "erin")  # ignored: dan is away and declares nobody
+    for lam, author in ((13, a), (14, b), (15, c)):
+        away(author, lam, "erin")  # 3 of 4: erin is away
+    for author in (a, b, c):
+        log.append(author.write(16, "vote.cast", {"poll": poll.hash, "choice": "agree"}))
+    log.append(a.write(17, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    log.append(d.write(18, "roster.back", {}))  # dan is present again, returns 1
+    away(b, 19, "dan")  # ignored: stale, about the absence dan came back from
+    log.append(b.write(20, "roster.add", {**add_data("frank"), "name": "Erin"}))
+    log.append(
+        a.write(21, "roster.replace", {"who": IDS["erin"].key, "by": IDS["frank"].key, "upto": 0})
+    )
+    for lam, author in ((22, c), (23, d), (24, f)):
+        away(author, lam, "bob")  # 3 of 5: bob is away
+    for lam, author in ((25, c), (26, d), (27, f)):
+        away(author, lam, "alice")  # 3 of 4: the facilitator is away; carol, not bob, follows
+    return log
+
+
+def admission_meeting() -> list[Entry]:
+    """The facilitator closes joining, admits a room display, removes a member
+    (which retires the code) and publishes a fresh code (SPEC §12.11, §12.12)."""
+    a, b, _c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    agenda = [
+        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
+    ]
+    old = {"np": 42, "words": ["harbor", "velvet", "orbit"]}
+    return [
+        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write(2, "join.code", old),
+        a.write(3, "roster.add", add_data("bob")),
+        a.write(4, "roster.add", add_data("carol")),
+        b.write(5, "join.open", {"open": False}),  # ignored: only the facilitator
+        a.write(6, "join.open", {"open": False}),
+        a.write(7, "viewer.add", {"key": IDS["dan"].key, "name": "Room display"}),
+        d.write(8, "hand.raise", {}),  # not even stored: a display is no known author (§3.3)
+        a.write(9, "roster.remove", {"who": IDS["carol"].key, "upto": 0}),
+        b.write(10, "join.code", old),  # ignored: retired by the removal
+        a.write(11, "join.code", {"np": 42, "words": ["harbor", "velvet", "acorn"]}),
     ]
 
 
@@ -975,6 +1096,9 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
                 "active": m.active,
                 "gone": m.gone,
                 "upto": m.upto,
+                "away": m.away,
+                "returns": m.returns,
+                "replaces": who(m.replaces),
             }
             for m in sorted(state.members.values(), key=lambda m: m.order)
         ],
@@ -991,7 +1115,11 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
                 "poll": labels[p.id],
                 "proposal": labels[p.proposal],
                 "status": p.status,
-                "votes_in_fold_order": [f"{who(v.author)}#{v.seq}:{v.choice}" for v in p.votes],
+                "votes_in_fold_order": [
+                    f"{who(v.author)}#{v.seq}:{v.choice}"
+                    + ("" if v.reason is None else f" ({v.reason[:24]})")
+                    for v in p.votes
+                ],
                 "outcome": p.result.outcome if p.result else None,
                 "counts": p.result.counts if p.result else None,
                 "voters": p.result.voters if p.result else None,
@@ -1022,6 +1150,17 @@ def state_summary(state: MeetingState, labels: dict[bytes, str]) -> dict[str, An
             "turns": {who(k): v for k, v in sorted(state.queue.turns.items())},
         },
         "frozen": {who(k): v for k, v in sorted(state.frozen.items())},
+        **(
+            {}
+            if "admission" not in state.to_canonical()
+            else {
+                "admission": {
+                    "joining_open": state.joining_open,
+                    "retired_codes": sorted(list(words) for words in state.retired_codes),
+                    "viewers": {who(k): name for k, name in sorted(state.viewers.items())},
+                }
+            }
+        ),
         "applied": state.applied,
         "ignored": [
             {"entry": labels[entry_id], "hash_hex": h(entry_id), "reason": refused.text}
@@ -1124,11 +1263,52 @@ def state_vectors() -> dict[str, Any]:
                 },
             ),
             state_case(
+                "vote_reasons",
+                "a concern and a block carry a reason (SPEC §6.5 vote.cast); a reason with "
+                "an agree, one of two lines and one over MAX_REASON characters are ignored; "
+                "a newer vote without a reason replaces one with",
+                vote_reasons_meeting(),
+                {"ignored": ["carol#2", "alice#7", "alice#8"]},
+            ),
+            state_case(
+                "anonymous_poll",
+                "a poll opened as anonymous on a step of mode both (SPEC §6.5 poll.open): "
+                "its row ends with true; a named vote on it and an anonymous field that is "
+                "not a bool are ignored; closed with no anonymous vote, no quorum",
+                anonymous_poll_meeting(),
+                {
+                    "ignored": ["alice#5", "bob#2"],
+                    "polls": [
+                        ("no_quorum", {"agree": 0, "concerns": 0, "stand_aside": 0, "block": 0})
+                    ],
+                },
+            ),
+            state_case(
                 "removal_restart",
                 "carol back-dates an entry below her removal: the fold restarts with her cap "
                 "(SPEC §5.3); bob leaves and his later entry is ignored",
                 removal_meeting(),
                 {"epoch": 5, "ignored": ["carol#2", "carol#3", "bob#3"]},
+            ),
+            state_case(
+                "presence",
+                "bob, carol and alice declare dan away (2 of 5 present is not enough, 3 is); "
+                "dan, away, declares nobody; erin is declared away by 3 of the 4 present; a "
+                "unanimous 3 reach the quorum of the 3 members present (SPEC §6.5); dan comes "
+                "back and a declaration about his earlier absence is stale; frank joins as "
+                "'Erin' and replaces erin's key; bob and then the facilitator alice are "
+                "declared away, and facilitation passes to carol, skipping bob (SPEC §6.1 "
+                "'Presence', §6.2)",
+                presence_meeting(),
+                {
+                    "facilitator": "carol",
+                    "term": 2,
+                    "epoch": 7,
+                    "polls": [
+                        ("consensus", {"agree": 3, "concerns": 0, "stand_aside": 0, "block": 0})
+                    ],
+                    "ignored": ["dan#1", "bob#4"],
+                },
             ),
             state_case(
                 "fork",
@@ -1149,6 +1329,15 @@ def state_vectors() -> dict[str, Any]:
                         "bob#1",
                     ]
                 },
+            ),
+            state_case(
+                "admission",
+                "the facilitator closes joining (a member cannot), admits a room display that "
+                "is never a member, removes carol, which retires the join code so that the "
+                "old words are refused, and publishes a fresh code (SPEC §12.11, §12.12); the "
+                "display's own entry is never stored, its key being no known author (§3.3)",
+                admission_meeting(),
+                {"epoch": 4, "ignored": ["bob#1", "bob#2"]},
             ),
             state_case(
                 "agenda_at_limit",
@@ -1285,7 +1474,7 @@ def sync_vectors() -> dict[str, Any]:
 
     cases_in: list[tuple[str, list[Entry], bytes]] = [
         (
-            "have from an empty peer: everything, by author then seq",
+            "have from an empty peer: everything in fold order (not bob first, by key)",
             log,
             message("have", forks=[], heads=[]),
         ),

@@ -188,7 +188,10 @@ def _add_network_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=15.0,
         metavar="SECONDS",
-        help=_("declare the facilitator absent after this long unreachable (default 15)"),
+        help=_(
+            "declare the facilitator absent, and a member away, after this long "
+            "unreachable (default 15)"
+        ),
     )
     parser.add_argument("--log-level", default="WARNING", help=_("log level on stderr"))
 
@@ -199,7 +202,7 @@ def _peer(args: argparse.Namespace) -> int:
 
     from .headless import HeadlessPeer
     from .net.discovery import DiscoveryError, choose_interfaces
-    from .net.node import Node
+    from .net.node import Node, following
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -222,6 +225,7 @@ def _peer(args: argparse.Namespace) -> int:
             on_event=on_event,
             absent_after_s=args.absent_after,
             use_mdns=not args.no_mdns,
+            follow=following(args.interface),
         )
         for host, port in endpoints:
             node.add_endpoint(host, port)

@@ -57,22 +57,30 @@ def _bytes(value: Any, what: str) -> bytes:
         raise LocalProtocolError(_("{field} must be hex").format(field=what)) from None
 
 
-def status_summary(node: Node) -> dict[str, Any]:
-    """Counts only: cheap to ask for often."""
+def status_summary(node: Node, *, digest: bool = True) -> dict[str, Any]:
+    """Counts only: cheap to ask for often. The state digest encodes the whole
+    meeting (milliseconds for a large one): a driver polling a laptop while it
+    catches up asks without it (``digest: false``), so as not to slow down
+    what it measures."""
+    listening = [list(place) for place in node.listening]
     state = node.state
     if state is None or node.session is None:
-        return {"event": "status", "in_meeting": False}
-    return {
+        return {"event": "status", "in_meeting": False, "listening": listening}
+    summary = {
         "event": "status",
         "in_meeting": True,
         "member": node.is_member,
-        "digest": node.session.digest().hex(),
         "epoch": state.epoch,
         "members": len(state.active_members()),
+        "present": len(state.present_members()),
         "log_entries": len(node.session.log),
         "links": len(node.links),
         "facilitator": _hex(state.facilitator),
+        "listening": listening,
     }
+    if digest:
+        summary["digest"] = node.session.digest().hex()
+    return summary
 
 
 def state_summary(node: Node) -> dict[str, Any]:
@@ -85,6 +93,11 @@ def state_summary(node: Node) -> dict[str, Any]:
         "in_meeting": True,
         "me": node.identity.key.hex(),
         "member": node.is_member,
+        "viewer": node.is_viewer,
+        "viewers": [{"key": k.hex(), "name": n} for k, n in sorted(state.viewers.items())],
+        "joining_open": state.joining_open,
+        "advertising": node.advertising,
+        "join_addresses": node.join_addresses(),
         "mid": state.mid.hex(),
         "digest": node.session.digest().hex(),
         "title": state.title,
@@ -94,7 +107,15 @@ def state_summary(node: Node) -> dict[str, Any]:
         "facilitator": _hex(state.facilitator),
         "term": state.term,
         "members": [
-            {"key": m.key.hex(), "name": m.name, "active": m.active, "gone": m.gone}
+            {
+                "key": m.key.hex(),
+                "name": m.name,
+                "active": m.active,
+                "gone": m.gone,
+                "away": m.away,
+                "present": m.present,
+                "replaces": _hex(m.replaces),
+            }
             for m in sorted(state.members.values(), key=lambda m: m.order)
         ],
         "current": state.current,
@@ -141,7 +162,7 @@ def state_summary(node: Node) -> dict[str, Any]:
 
 def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
     threshold = int(state.settings["anon_threshold"])
-    anonymous = state.steps[poll.step].counts_anonymously()
+    anonymous = state.poll_counts_anonymously(poll)
     result = poll.result
     return {
         "id": poll.id.hex(),
@@ -157,6 +178,8 @@ def _poll_summary(state: MeetingState, poll: Poll) -> dict[str, Any]:
             "outcome": result.outcome,
             "counts": poll.shown_counts(anonymous, threshold),
             "voters": result.voters,
+            "members": result.members,
+            "quorum": result.quorum,
             "rule": result.rule(),
         },
     }
@@ -246,6 +269,8 @@ ACTIONS: dict[str, Action] = {
     "record_outcome": lambda s, a: s.record_outcome(_bytes(a["poll"], "poll"), str(a["text"])),
     "leave": lambda s, a: s.leave(),
     "remove": lambda s, a: s.remove(_bytes(a["who"], "who")),
+    "replace": lambda s, a: s.replace_member(_bytes(a["who"], "who"), _bytes(a["by"], "by")),
+    "joining": lambda s, a: s.act("join.open", {"open": bool(a["open"])}),
 }
 
 
@@ -350,15 +375,20 @@ class HeadlessPeer:
                 str(command["code"]),
                 str(command["name"]),
                 timeout=float(command.get("timeout", 15)),
+                display=bool(command.get("display", False)),
             )
             return {"event": "joined"}
         if name == "state":
             return state_summary(node)
         if name == "status":
-            return status_summary(node)
+            return status_summary(node, digest=command.get("digest", True) is not False)
         if name == "quit":
             self._stop.set()
             return {"event": "bye"}
+        if name == "depart":  # a clean quit: leave, wait for the receipts, stop
+            unconfirmed = await node.depart()
+            self._stop.set()
+            return {"event": "departed", "unconfirmed": unconfirmed}
         if name in FILE_COMMANDS:
             return await FILE_COMMANDS[name](self, command)
         if name == "anon":

@@ -72,7 +72,9 @@ class PeerProcess:
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
-        ready = self.wait_event(lambda e: e.get("event") == "ready", timeout=20)
+        # Generous: ten interpreters starting at once on a busy two-core
+        # machine took 23 s to say "ready"; a slow start is not a failure.
+        ready = self.wait_event(lambda e: e.get("event") == "ready", timeout=60)
         self.port: int = ready["port"]
         self.listening: list[tuple[str, int]] = [(h, p) for h, p in ready["listening"]]
         self.key: str = ready["key"]

@@ -29,7 +29,7 @@ from ..core.save import SaveError
 from ..core.template import Template
 from ..net.discovery import DiscoveryError
 from ..net.node import Node, NodeEvent, PeerDown, PeerUp
-from .controller import Meeting, ignored_sentence
+from .controller import WRITTEN_ON_ITS_OWN, Meeting, ignored_sentence
 from .messages import (
     DemoCode,
     DemoNote,
@@ -42,6 +42,7 @@ from .messages import (
     RedrawMeeting,
 )
 from .network import NodeFactory, loopback_only
+from .screens.admit import ask_the_facilitator
 from .screens.dialogs import ChoiceDialog, ConfirmDialog, TalkTimeDialog
 from .screens.display import DisplayScreen
 from .screens.help import HelpScreen, Section, bindings_of
@@ -126,6 +127,9 @@ class RelsecApp(App[int]):
             self.network_problem = str(exc)
             lobby.say(self.network_problem)
             return
+        if not self.display_only:
+            # Joins wait for this laptop's yes while it facilitates (SPEC §12.8).
+            self.node.set_admission(ask_the_facilitator(self))
         self.meeting = Meeting(self.node)
         self.run_worker(self._start_node(), name="node-start", exit_on_error=False)
 
@@ -194,7 +198,7 @@ class RelsecApp(App[int]):
             self.post_message(RedrawMeeting())
         elif isinstance(event, PeerUp | PeerDown):
             self.post_message(LinksChanged())
-        elif isinstance(event, OwnEntryIgnored):
+        elif isinstance(event, OwnEntryIgnored) and event.type not in WRITTEN_ON_ITS_OWN:
             self.post_message(NotCounted(ignored_sentence(event)))
 
     def on_not_counted(self, message: NotCounted) -> None:
@@ -242,8 +246,20 @@ class RelsecApp(App[int]):
                 JoinFailed(self.network_problem or "The network is not ready; restart relsec.")
             )
             return
+
+        def waiting() -> None:
+            for screen in self.screen_stack:
+                if isinstance(screen, LobbyScreen):
+                    screen.say("The code is right: waiting for the facilitator to let you in...")
+
         try:
-            await node.join(code, name, timeout=self.join_timeout)
+            await node.join(
+                code,
+                name,
+                timeout=self.join_timeout,
+                display=self.display_only,
+                on_waiting=waiting,
+            )
         except JoinError as exc:
             self.post_message(JoinFailed(str(exc)))
             return
@@ -347,8 +363,7 @@ class RelsecApp(App[int]):
 
         def answered(leave: bool | None) -> None:
             if leave and self.meeting is not None:
-                self.meeting.leave()
-                self.run_worker(self._close_and_exit(EXIT_OK), name="quit")
+                self.run_worker(self._depart_and_exit(), name="quit")
 
         self.push_screen(
             ConfirmDialog(
@@ -359,6 +374,17 @@ class RelsecApp(App[int]):
             ),
             answered,
         )
+
+    async def _depart_and_exit(self) -> None:
+        """A clean quit: the departure is written and reaches the laptops
+        linked now (``Node.depart`` waits for their receipts, 2 s at most)
+        before the links close."""
+        node = self.node
+        if node is not None:
+            self.notify("Leaving: telling the others...", timeout=3)
+            with contextlib.suppress(Exception):
+                await node.depart()
+        await self._close_and_exit(EXIT_OK)
 
     async def _close_and_exit(self, code: int) -> None:
         if self.demo is not None:

@@ -76,6 +76,8 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.STALE_TERM,
         Refusal.SELF_ABSENT,
         Refusal.OVERRULED,
+        Refusal.NOT_AWAY,
+        Refusal.STALE_RETURN,
         Refusal.STEP_ALREADY_OPEN,
         Refusal.ANONYMOUS_ONLY,
         Refusal.NAMED_ONLY,
@@ -97,6 +99,7 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ITEM_NOT_RELEASED,
         Refusal.ROUND_ALREADY_IN,
         Refusal.ROUND_NOT_CERTIFIED,
+        Refusal.CODE_RETIRED,  # laptops publish fresh codes only; the rule's phrase is exact
     }
 )
 
@@ -114,6 +117,12 @@ WHAT_YOU_SENT: dict[str, str] = {
     "poll.close": "Your close of the poll",
     "outcome.record": "The outcome you recorded",
 }
+
+
+# What the laptop writes on its own when it cannot reach someone (SPEC §6.1
+# "Presence", §6.2): one that another laptop's declaration overtook says
+# nothing to the person, so no "did not count" is shown for it.
+WRITTEN_ON_ITS_OWN = frozenset({"facil.absent", "roster.away", "roster.back"})
 
 
 def ignored_sentence(event: OwnEntryIgnored) -> str:
@@ -138,6 +147,7 @@ class Meeting:
         self.node = node
         self.clock = clock or node.clock
         self._safety: tuple[bytes, int, str] | None = None
+        self._template: tuple[bytes, Template | None] | None = None
 
     # -- reading ------------------------------------------------------------------
 
@@ -164,9 +174,22 @@ class Meeting:
             me=self.node.identity.key,
             safety_number=self.safety_number(),
             join_code=self.node.join_code(),
+            join_addresses=tuple(self.node.join_addresses()),
             now_ms=self.clock(),
             anon_waiting=self.anon_waiting(),
+            template=self.template(),
+            ring_secret=self.node.identity.ring_secret,
         )
+
+    def template(self) -> Template | None:
+        """The meeting's process, if known (it pairs rating steps into grids);
+        looked up once per meeting, since an agenda never changes."""
+        state = self.state
+        if state is None:
+            return None
+        if self._template is None or self._template[0] != state.mid:
+            self._template = (state.mid, self.node.record_template())
+        return self._template[1]
 
     def anon_waiting(self) -> int:
         session = self.node.session
@@ -218,7 +241,7 @@ class Meeting:
             return "No step is open yet; wait for the facilitator."
         step = state.current
         if anonymous:  # the request itself refuses text too long for a slot
-            return self._anonymous(partial(AnonymousAnswer, step=step, text=text))
+            return self._anonymous(partial(AnonymousAnswer, step=step, text=text, tag=tag, ref=ref))
         if kind == "proposal":
             return self._act(partial(Session.propose, step=step, text=text))
         return self._act(partial(Session.contribute, step=step, text=text, ref=ref, tag=tag))
@@ -226,7 +249,7 @@ class Meeting:
     def tags_for(self, step: int) -> tuple[str, ...]:
         """The labels the meeting's process offers for answers to ``step``
         (e.g. internal / external for threats); none for a plain agenda."""
-        template = self.node.record_template()
+        template = self.template()
         state = self.state
         if template is None or state is None or step >= len(state.steps):
             return ()
@@ -236,10 +259,12 @@ class Meeting:
                 return tuple(template_step.tags)
         return ()
 
-    def vote(self, poll: bytes, choice: str, *, anonymous: bool) -> str | None:
+    def vote(self, poll: bytes, choice: str, *, anonymous: bool, reason: str = "") -> str | None:
+        """Vote; a concern or a block may say why in one line ("" for none)."""
+        why = reason.strip() or None
         if anonymous:
-            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice))
-        return self._act(partial(Session.vote, poll=poll, choice=choice))
+            return self._anonymous(partial(AnonymousVote, poll=poll, choice=choice, reason=why))
+        return self._act(partial(Session.vote, poll=poll, choice=choice, reason=why))
 
     def rate(self, value: int, *, anonymous: bool, ref: bytes | None = None) -> str | None:
         """Rate the current step, or one answer (``ref``) of a step it is about."""
@@ -274,14 +299,36 @@ class Meeting:
             return "This is the first step: there is none before it."
         return self._act(partial(Session.open_step, step=state.current - 1))
 
-    def open_poll(self, proposal: bytes) -> str | None:
-        return self._act(partial(Session.open_poll, proposal=proposal))
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> str | None:
+        """Open a poll; ``anonymous`` on a "both" step makes its votes anonymous."""
+        return self._act(partial(Session.open_poll, proposal=proposal, anonymous=anonymous))
+
+    def poll_default(self, step: int) -> str:
+        """How the process offers polls on ``step`` first ("named" or
+        "anonymous"); "named" without a process that says otherwise."""
+        template = self.template()
+        state = self.state
+        if template is None or state is None or step >= len(state.steps):
+            return "named"
+        template_step = template.step(state.steps[step].id)
+        return "named" if template_step is None else template_step.poll
 
     def close_poll(self, poll: bytes) -> str | None:
         return self._act(partial(Session.close_poll, poll=poll))
 
     def next_speaker(self) -> str | None:
         return self._act(Session.next_speaker)
+
+    def toggle_joining(self) -> str | None:
+        """The facilitator opens or closes joining (SPEC §12.11)."""
+        state = self.state
+        if state is None:
+            return None
+        try:
+            self.node.set_joining(not state.joining_open)
+        except LocalProtocolError as exc:
+            return refusal_sentence(exc)
+        return None
 
     def hand_over(self, to: bytes) -> str | None:
         return self._act(partial(Session.hand_over, to=to))
@@ -291,6 +338,15 @@ class Meeting:
 
     def leave(self) -> str | None:
         return self._act(Session.leave)
+
+    def remove(self, who: bytes) -> str | None:
+        """Take a member out of the meeting (facilitator; ``roster.remove``)."""
+        return self._act(partial(Session.remove, who=who))
+
+    def replace_member(self, who: bytes, by: bytes) -> str | None:
+        """Say the newcomer ``by`` is the person who was ``who``
+        (facilitator; ``roster.replace``, SPEC §6.1)."""
+        return self._act(partial(Session.replace_member, who=who, by=by))
 
 
 def template_choices() -> list[tuple[str, str]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..net.discovery import LOOPBACK, choose_interfaces
-from ..net.node import Node, NodeEvent
+from ..net.node import Node, NodeEvent, following
 
 OnEvent = Callable[[NodeEvent], None]
 NodeFactory = Callable[[OnEvent], Node]
@@ -41,6 +41,7 @@ def node_factory(options: NetworkOptions) -> NodeFactory:
             on_event=on_event,
             absent_after_s=options.absent_after,
             use_mdns=options.use_mdns,
+            follow=following(options.interface),
         )
         for host, port in options.peers:
             node.add_endpoint(host, port)

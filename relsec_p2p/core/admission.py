@@ -181,6 +181,7 @@ class JoinRequest:
     key: bytes  # Ed25519 public signing key
     ring_key: bytes  # ed25519 point for ring signatures
     name: str
+    display: bool = False  # a room display asking to view, never to be a member (§12.12)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +212,11 @@ def _is_point(key: object) -> bool:
     )
 
 
-def _decode(payload: bytes, limits: Limits, fields: frozenset[str]) -> dict[str, Any]:
-    """Unpack a canonical map with exactly ``fields``, or raise MalformedFrame."""
+def _decode(payload: bytes, limits: Limits, *fields: frozenset[str]) -> dict[str, Any]:
+    """Unpack a canonical map with exactly one of the ``fields`` sets, or
+    raise MalformedFrame."""
     value = unpack(payload, limits)
-    if not isinstance(value, dict) or set(value) != fields:
+    if not isinstance(value, dict) or set(value) not in fields:
         raise MalformedFrame("handshake message has the wrong fields")
     return value
 
@@ -360,17 +362,21 @@ class _Handshake(ABC):
     def _on_sealed(self, sealed: bytes) -> HandshakeStep: ...
 
 
-def _open(box: SecretBox, sealed: bytes, fields: frozenset[str]) -> dict[str, Any]:
+def _open(box: SecretBox, sealed: bytes, *fields: frozenset[str]) -> dict[str, Any]:
+    """The sealed map, which has exactly one of the ``fields`` sets."""
     if len(sealed) < _SEALED_MIN:
         raise BadSeal("sealed payload too short")
     try:
         plaintext = box.decrypt(sealed)
     except CryptoError:
         raise BadSeal("sealed payload failed authentication") from None
-    return _decode(plaintext, _INNER_LIMITS, fields)
+    return _decode(plaintext, _INNER_LIMITS, *fields)
 
 
 _HELLO_FIELDS: Final = frozenset({"key", "ring", "name"})
+# A room display adds ``as: "display"`` (SPEC §12.7, §12.12).
+_DISPLAY_HELLO_FIELDS: Final = _HELLO_FIELDS | {"as"}
+DISPLAY_ROLE: Final = "display"
 _GRANT_FIELDS: Final = frozenset({"mid", "creator", "sponsor"})
 
 
@@ -382,7 +388,9 @@ class JoinerHandshake(_Handshake):
 
     _role = _Role.JOINER
 
-    def __init__(self, code: JoinCode, key: bytes, ring_key: bytes, name: str) -> None:
+    def __init__(
+        self, code: JoinCode, key: bytes, ring_key: bytes, name: str, *, display: bool = False
+    ) -> None:
         if not (_is_point(key) and _is_point(ring_key)):
             raise LocalProtocolError("key and ring_key must be 32-byte ed25519 public keys")
         problem = name_problem(name)
@@ -390,11 +398,15 @@ class JoinerHandshake(_Handshake):
             raise LocalProtocolError(problem)
         super().__init__(code)
         self._key, self._ring_key, self._name = key, ring_key, name
+        self._display = display
 
     def hello(self) -> dict[str, object]:
         """What the sealed hello carries (checked when the handshake is made).
         A hook: tests play a modified joiner by overriding it."""
-        return {"key": self._key, "ring": self._ring_key, "name": self._name}
+        hello: dict[str, object] = {"key": self._key, "ring": self._ring_key, "name": self._name}
+        if self._display:
+            hello["as"] = DISPLAY_ROLE
+        return hello
 
     def _my_tag(self, keys: _Keys) -> bytes:
         return keys.joiner_tag
@@ -445,15 +457,18 @@ class SponsorHandshake(_Handshake):
         return HandshakeStep()
 
     def _on_sealed(self, sealed: bytes) -> HandshakeStep:
-        hello = _open(self._require_keys().joiner_box, sealed, _HELLO_FIELDS)
+        hello = _open(self._require_keys().joiner_box, sealed, _HELLO_FIELDS, _DISPLAY_HELLO_FIELDS)
         key, ring, name = hello["key"], hello["ring"], hello["name"]
         if not (_is_point(key) and _is_point(ring)):
             raise MalformedFrame("hello: key and ring must be ed25519 public keys")
         problem = name_problem(name)
         if problem is not None:
             raise MalformedFrame(f"hello: {problem}")
+        if "as" in hello and hello["as"] != DISPLAY_ROLE:
+            raise MalformedFrame("hello: as must be display")
         self._state = _State.DECIDING
-        return HandshakeStep(result=JoinRequest(key=key, ring_key=ring, name=name))
+        display = "as" in hello
+        return HandshakeStep(result=JoinRequest(key=key, ring_key=ring, name=name, display=display))
 
     def grant(self, mid: bytes, creator: bytes, sponsor: bytes) -> bytes:
         """The sealed grant, once ``roster.add`` for the joiner is appended."""

@@ -119,7 +119,8 @@ def encode_item(
     if isinstance(request, AnonymousVote):
         poll, choice = request.poll, request.choice
         signer = _signing_secret(secret)
-        signature = ring.sign(vote_message(mid, rid, poll, choice), keys, signer, poll)
+        message = vote_message(mid, rid, poll, choice, request.reason)
+        signature = ring.sign(message, keys, signer, poll)
         return pack({**wire_item(request), "sig": signature})
     if isinstance(request, AnonymousRating):
         step, ref, value = request.step, request.ref, request.value
@@ -222,12 +223,12 @@ class AnonymousChannel:
             raise LocalProtocolError("Join the meeting before sending anything anonymously.")
         if isinstance(request, AnonymousVote | AnonymousRating):
             _signing_secret(self.identity.ring_secret)
-        if len(state.active_members()) < shuffle.MIN_PARTICIPANTS:
+        if len(state.present_members()) < shuffle.MIN_PARTICIPANTS:
             raise LocalProtocolError(
-                "Anonymous answers need at least 3 members in the meeting, so that no one "
-                "can tell who sent them."
+                "Anonymous answers need at least 3 members present in the meeting, so that "
+                "no one can tell who sent them."
             )
-        if len(state.active_members()) > shuffle.MAX_PARTICIPANTS:
+        if len(state.present_members()) > shuffle.MAX_PARTICIPANTS:
             raise LocalProtocolError(
                 f"Anonymous rounds hold at most {shuffle.MAX_PARTICIPANTS} members; "
                 "this meeting is larger."
@@ -367,7 +368,7 @@ class AnonymousChannel:
     def _next_request(
         self, state: MeetingState, start: shuffle.RoundStart
     ) -> AnonymousRequest | None:
-        present = 1 + sum(1 for p in self._peers() if state.is_member(p))
+        present = 1 + sum(1 for p in self._peers() if state.is_present(p))
         if len(start.parts) < shuffle.MIN_PARTICIPANTS or 3 * len(start.parts) < 2 * present:
             return None  # too small an anonymity set: a dummy, and the item waits
         self._ready(self._clock())
@@ -406,7 +407,9 @@ class AnonymousChannel:
         for key, until in list(self.excluded.items()):
             if until is not None and until <= now:
                 del self.excluded[key]
-        present = [p for p in self._peers() if state.is_member(p)]
+        # Only members present take part (SPEC §6.1 "Presence"): a laptop the
+        # room declared away joins rounds again once its roster.back is in.
+        present = [p for p in self._peers() if state.is_present(p)]
         return sorted(p for p in {self.me, *present} if p not in self.excluded)
 
     def _maybe_lead(self, now: int) -> None:

@@ -25,10 +25,19 @@ from . import ring, shuffle
 from .codec import Limits, pack, unpack
 from .errors import RemoteProtocolError
 from .feed import HASH_BYTES, Entry
-from .fields import check_member, check_ref, has_only, is_text, is_uint, open_poll, opened_step
+from .fields import (
+    check_member,
+    check_reason,
+    check_ref,
+    has_only,
+    is_text,
+    is_uint,
+    open_poll,
+    opened_step,
+)
 from .identity import KEY_BYTES
 from .refusals import Refusal, Refused
-from .state import CHOICES, MAX_TEXT, AnonContribution, AnonRound, AnonVote, MeetingState
+from .state import CHOICES, MAX_TAG, MAX_TEXT, AnonContribution, AnonRound, AnonVote, MeetingState
 
 _T = TypeVar("_T")
 
@@ -38,6 +47,11 @@ ITEM_SHAPES: dict[str, tuple[str, ...]] = {
     "rating": ("k", "ref", "sig", "step", "value"),
     "vote": ("choice", "k", "poll", "sig"),
     "pause": ("k", "n"),
+}
+# Fields an item of a kind may carry besides its shape (SPEC §13.3).
+ITEM_OPTIONAL: dict[str, frozenset[str]] = {
+    "contrib": frozenset({"ref", "tag"}),
+    "vote": frozenset({"reason"}),
 }
 ITEM_LIMITS = Limits(max_bytes=64 * 1024, max_depth=2, max_str=4096, max_bin=16 * 1024)
 VOTE_LABEL = "relsec/v2/anon-vote"
@@ -54,16 +68,22 @@ def decode_item(raw: bytes) -> dict[str, Any] | None:
         return None
     if not isinstance(item, dict):
         return None
-    shape = ITEM_SHAPES.get(str(item.get("k")))
-    if shape is None or tuple(item) != shape:
+    kind = str(item.get("k"))
+    shape = ITEM_SHAPES.get(kind)
+    if shape is None or not set(shape) <= set(item) <= set(shape) | ITEM_OPTIONAL.get(kind, set()):
         return None
     return item
 
 
-def vote_message(mid: bytes, rid: bytes, poll: bytes, choice: str) -> bytes:
+def vote_message(
+    mid: bytes, rid: bytes, poll: bytes, choice: str, reason: str | None = None
+) -> bytes:
     """What an anonymous vote's ring signature covers; its event is the poll
-    id, so a member has one tag per poll, and the round id binds it to one round."""
-    return pack([VOTE_LABEL, mid, rid, poll, choice])
+    id, so a member has one tag per poll, and the round id binds it to one
+    round. A reason is covered too (appended only when there is one, so a
+    vote without one signs what it always did): nobody can swap it."""
+    fields: list[Any] = [VOTE_LABEL, mid, rid, poll, choice]
+    return pack(fields if reason is None else [*fields, reason])
 
 
 def rating_message(mid: bytes, rid: bytes, step: int, ref: bytes | None, value: int) -> bytes:
@@ -99,7 +119,9 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
             return Refused(Refusal.NAMED_ONLY, "this step takes named answers only")
         if not is_text(item.get("text"), MAX_TEXT):
             return Refused(Refusal.BAD_TEXT, "an anonymous answer needs some text")
-        return None
+        if "tag" in item and not is_text(item["tag"], MAX_TAG):
+            return Refused(Refusal.BAD_TEXT, "tag must be short text")
+        return check_ref(state, step, item["ref"]) if "ref" in item else None
     if kind == "rating":
         step = opened_step(state, item.get("step"))
         if isinstance(step, Refused):
@@ -117,11 +139,11 @@ def check_anonymous_item(state: MeetingState, item: dict[str, Any]) -> Refused |
         poll = open_poll(state, item.get("poll"))
         if isinstance(poll, Refused):
             return poll
-        if not state.steps[poll.step].counts_anonymously():
+        if not state.poll_counts_anonymously(poll):
             return Refused(Refusal.NAMED_ONLY, "this poll takes named votes only")
         if item.get("choice") not in CHOICES:
             return Refused(Refusal.BAD_CHOICE, f"the choice is one of {', '.join(CHOICES)}")
-        return None
+        return check_reason(item)
     return Refused(Refusal.UNKNOWN_ITEM, "unknown kind of anonymous item")
 
 
@@ -260,9 +282,10 @@ def apply_anon_round(state: MeetingState, entry: Entry) -> None:
     rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
     record = state.anon_rounds.get(rid)
     if record is None:
-        record = AnonRound(
-            rid, len(state.anon_rounds) + 1, len(state.active_members()), len(members)
-        )
+        # "N members": the members present here, the round's own participants
+        # counted present (they signed its go), SPEC §6.1 "Presence".
+        present = {m.key for m in state.present_members()} | set(members)
+        record = AnonRound(rid, len(state.anon_rounds) + 1, len(present), len(members))
         state.anon_rounds[rid] = record
     keys = ring_of(state, members)
     for raw in data["items"]:
@@ -292,20 +315,28 @@ def _apply_anonymous_item(
 ) -> None:
     kind = item["k"]
     if kind == "contrib":
-        state.anonymous_contributions.append(
-            AnonContribution(
-                ident, item["step"], item["text"], record.ordinal, record.members, record.slots
-            )
+        contribution = AnonContribution(
+            ident,
+            item["step"],
+            item["text"],
+            record.ordinal,
+            record.members,
+            record.slots,
+            item.get("tag"),
+            item.get("ref"),
         )
+        state.anonymous_contributions.append(contribution)
+        state.anonymous_index[ident] = contribution
+        state.item_order[ident] = len(state.item_order)
     elif kind == "pause":
         state.pause_requests += 1
     elif kind == "vote":
-        poll, choice = item["poll"], item["choice"]
-        message = vote_message(state.mid, rid, poll, choice)
+        poll, choice, reason = item["poll"], item["choice"], item.get("reason")
+        message = vote_message(state.mid, rid, poll, choice, reason)
         tag = _ring_tag(message, keys, item["sig"], poll)
         if tag is not None:
             state.polls[poll].anon_votes.append(
-                AnonVote(tag, choice, record.ordinal, entry.author, entry.seq)
+                AnonVote(tag, choice, record.ordinal, entry.author, entry.seq, reason)
             )
     elif kind == "rating":
         step, ref, value = item["step"], item["ref"], item["value"]

@@ -157,6 +157,33 @@ def unpack(data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
     return value
 
 
+_SIGNATURE_HEADER = b"\xc4\x40"  # bin 8 of 64 bytes
+
+
+def split_entry_envelope(envelope: bytes, limits: Limits) -> tuple[bytes, bytes] | None:
+    """``(body, signature)`` if ``envelope`` is byte for byte the canonical
+    encoding of ``[body: bin, signature: bin64]`` within ``limits``, else None
+    (``unpack`` then says what is wrong). The same answer as ``unpack`` for
+    every valid envelope, without building and re-encoding the array: every
+    entry received goes through here (SPEC §3.1)."""
+    size = len(envelope)
+    if size > limits.max_bytes or size < 3 or envelope[0] != 0x92:
+        return None
+    marker = envelope[1]
+    if marker == 0xC4:  # bin 8: the shortest form below 256 bytes
+        start, length = 3, envelope[2]
+    elif marker == 0xC5 and size >= 4:  # bin 16: canonical from 256 bytes on
+        start, length = 4, int.from_bytes(envelope[2:4], "big")
+        if length < 256:
+            return None
+    else:
+        return None
+    end = start + length
+    if length > limits.max_bin or size != end + 66 or envelope[end : end + 2] != _SIGNATURE_HEADER:
+        return None
+    return envelope[start:end], envelope[end + 2 :]
+
+
 # --- frames ----------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ from .errors import (
     RemoteProtocolError,
     WrongMeeting,
 )
+from .places import PlacesHeard
 from .refusals import Refused
 
 
@@ -96,4 +97,6 @@ class OwnEntryIgnored:
         return f"own {self.type} {self.entry[:4].hex()} ignored: {self.refused.code}"
 
 
-Event = EntryAccepted | ForkDetected | InputRejected | MeetingChanged | OwnEntryIgnored
+Event = (
+    EntryAccepted | ForkDetected | InputRejected | MeetingChanged | OwnEntryIgnored | PlacesHeard
+)

@@ -27,7 +27,7 @@ from typing import Any
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from .codec import ENTRY_LIMITS, pack, unpack
+from .codec import ENTRY_LIMITS, pack, split_entry_envelope, unpack
 from .errors import (
     BadForkProof,
     BadSignature,
@@ -96,16 +96,19 @@ def _is_uint(value: Any, maximum: int) -> bool:
 
 def decode_entry(envelope: bytes) -> Entry:
     """Decode and shape-check an entry; does not check meeting, author or signature."""
-    outer = unpack(envelope, ENTRY_LIMITS)
-    if not (
-        isinstance(outer, list)
-        and len(outer) == 2
-        and isinstance(outer[0], bytes)
-        and isinstance(outer[1], bytes)
-        and len(outer[1]) == 64
-    ):
-        raise MalformedFrame("an entry is [body: bin, signature: bin64]")
-    body, signature = outer
+    parts = split_entry_envelope(envelope, ENTRY_LIMITS)  # the fast path, same answer
+    if parts is None:
+        outer = unpack(envelope, ENTRY_LIMITS)
+        if not (
+            isinstance(outer, list)
+            and len(outer) == 2
+            and isinstance(outer[0], bytes)
+            and isinstance(outer[1], bytes)
+            and len(outer[1]) == 64
+        ):
+            raise MalformedFrame("an entry is [body: bin, signature: bin64]")
+        parts = (outer[0], outer[1])
+    body, signature = parts
     fields = unpack(body, ENTRY_LIMITS)
     if not isinstance(fields, dict) or tuple(fields) != BODY_KEYS:
         raise MalformedFrame(f"an entry body has exactly the keys {', '.join(BODY_KEYS)}")

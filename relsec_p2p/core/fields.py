@@ -33,12 +33,14 @@ from .state import (
     MAX_MEMBERS,
     MAX_NAME,
     MAX_PROMPT,
+    MAX_REASON,
     MAX_SCALE,
     MAX_STEPS,
     MAX_TAG,
     MAX_TITLE,
     MAX_TRANSLATIONS,
     MODES,
+    REASON_CHOICES,
     MeetingState,
     Poll,
     Step,
@@ -50,6 +52,20 @@ from .state import (
 def is_text(value: Any, limit: int, *, empty: bool = False) -> bool:
     """text(n) of SPEC §6.0: whitespace is charset.WHITESPACE, never Unicode tables."""
     return isinstance(value, str) and (empty or not is_blank(value)) and len(value) <= limit
+
+
+def check_reason(data: dict[str, Any]) -> Refused | None:
+    """A vote's optional reason (SPEC §6.5): one line of 1 to ``MAX_REASON``
+    characters, with a concern or a block only. The same rule for named votes
+    (``vote.cast``) and anonymous ones (§13.3)."""
+    if "reason" not in data:
+        return None
+    reason = data["reason"]
+    if not is_text(reason, MAX_REASON) or "\n" in reason or "\r" in reason:
+        return Refused(Refusal.BAD_TEXT, f"a reason is one line of 1 to {MAX_REASON} characters")
+    if data.get("choice") not in REASON_CHOICES:
+        return Refused(Refusal.BAD_FIELDS, "a reason goes with a concern or a block only")
+    return None
 
 
 def name_problem(name: object) -> str | None:
@@ -265,9 +281,12 @@ def opened_step(state: MeetingState, value: Any) -> Step | Refused:
 
 
 def check_ref(state: MeetingState, step: Step, ref: Any) -> Refused | None:
-    if not is_hash(ref) or ref not in state.contribution_index:
+    # An anonymous answer can be the thing an answer or rating is about, as
+    # a named one can (SPEC §6.4); its id is its item id (§13.3).
+    target_step = state.item_step(ref) if is_hash(ref) else None
+    if target_step is None:
         return Refused(Refusal.BAD_REF, "ref names no known contribution")
-    target = state.steps[state.contribution_index[ref].step]
+    target = state.steps[target_step]
     if target.id not in step.links and target.id != step.id:
         return Refused(Refusal.BAD_REF, "ref must point into this step or a step it links to")
     return None

@@ -18,6 +18,7 @@ counts are handshake runs (it reads ``SponsorHandshake``), and it needs only
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from dataclasses import dataclass
@@ -154,3 +155,66 @@ def parse_join_code(text: str) -> JoinCode:
         if word not in _WORD_SET:
             raise BadJoinCode(_unknown_word_help(index))
     return JoinCode(int(number), tuple(words))
+
+
+# --- the address form (SPEC §12.3): when multicast is blocked ---------------
+
+EXAMPLE_ADDRESS: Final = "192.168.1.23:4711"
+_BROADCAST: Final = 0xFFFFFFFF
+
+
+def _address_help() -> str:
+    return _(
+        "The address after @ is not right: it looks like {example}, the laptop's "
+        "IPv4 address and port; copy it from the facilitator's screen."
+    ).format(example=EXAMPLE_ADDRESS)
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class JoinTarget:
+    """A typed join: the code, and where to ask when the person gave the
+    address form (``42-harbor-velvet-orbit @ 192.168.1.23:4711``); without
+    it the meeting is looked up by its nameplate on mDNS."""
+
+    code: JoinCode
+    host: str | None = None
+    port: int | None = None
+
+    def __repr__(self) -> str:
+        return f"JoinTarget(code={self.code!r}, host={self.host!r}, port={self.port!r})"
+
+
+def format_join_address(code: JoinCode, host: str, port: int) -> str:
+    """The address form the facilitator's screen shows beside the code."""
+    return f"{code} @ {host}:{port}"
+
+
+def _parse_address(text: str) -> tuple[str, int]:
+    host, colon, port_text = strip_whitespace(text).rpartition(":")
+    host = strip_whitespace(host)
+    port_text = strip_whitespace(port_text)
+    if not colon or not host or not port_text or not _DIGITS.issuperset(port_text):
+        raise BadJoinCode(_address_help())
+    if len(port_text) > 5 or not 0 < int(port_text) < 65536:
+        raise BadJoinCode(_address_help())
+    try:
+        address = ipaddress.IPv4Address(host)
+    except ValueError:
+        raise BadJoinCode(_address_help()) from None
+    if address.is_multicast or address.is_unspecified or int(address) == _BROADCAST:
+        raise BadJoinCode(_address_help())
+    return str(address), int(port_text)
+
+
+def parse_join_target(text: str) -> JoinTarget:
+    """Read a typed join: a code (``parse_join_code``), optionally followed by
+    ``@ HOST:PORT``, the address form for networks where multicast is
+    blocked. Raises ``BadJoinCode`` with one sentence."""
+    if len(text) > 2 * _MAX_CODE_TEXT:
+        raise BadJoinCode(_shape_help())
+    code_text, at, address_text = text.partition("@")
+    code = parse_join_code(code_text)
+    if not at:
+        return JoinTarget(code)
+    host, port = _parse_address(address_text)
+    return JoinTarget(code, host, port)

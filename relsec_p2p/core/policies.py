@@ -6,6 +6,8 @@ Rules of this file:
   its Session. Each decision is made here and nowhere else.
 - No clock of its own: the driver says what time it is (any monotonic
   milliseconds), so every policy is tested as a table.
+- Presence is local knowledge (this laptop's links); what the fold decides
+  from it is only what a majority of such proposals in the log says.
 - A policy only proposes: the entry it leads to is checked by the fold like
   any other (core/rules.py), so a wrong policy cannot break a meeting.
 """
@@ -109,4 +111,88 @@ class FacilitatorWatch:
         return False
 
 
-__all__ = ["DEFAULT_ABSENT_AFTER_MS", "FacilitatorWatch", "Held", "TallyAnswer", "tally_answers"]
+@dataclass(frozen=True, slots=True)
+class PresenceActions:
+    """What ``PresenceWatch`` says to write now: a ``roster.away`` about each
+    key in ``away``, and ``roster.back`` if ``back``."""
+
+    away: tuple[bytes, ...] = ()
+    back: bool = False
+
+
+class PresenceWatch:
+    """When to declare a member away (``roster.away``, SPEC §6.1 "Presence")
+    and when to say this laptop is back (``roster.back``).
+
+    A present member whose laptop this one has not reached for the wait in
+    a row is declared away, once per absence (the member's ``returns`` count
+    names the absence); only a present member declares, and only while it
+    reaches at least one other present member. The wait is
+    ``away_after_ms``, doubled for each earlier declaration about the same
+    member (at most 16 times): a laptop that some can reach and others
+    cannot comes back and is declared away again, and without the growing
+    wait that would write entries every second. A member declared away
+    writes ``roster.back`` as soon as it reaches a present member again,
+    once per absence. Presence is local knowledge: these are proposals; the
+    log's majority rule decides."""
+
+    def __init__(self, away_after_ms: int = DEFAULT_ABSENT_AFTER_MS) -> None:
+        self.away_after_ms = away_after_ms
+        # key -> (missing since, the member's returns count then)
+        self._missing_since: dict[bytes, tuple[int, int]] = {}
+        self._declared: set[tuple[bytes, int]] = set()
+        self._declarations: dict[bytes, int] = {}
+        self._came_back: set[int] = set()
+
+    def wait_ms(self, key: bytes) -> int:
+        """How long ``key`` must be unreachable before this laptop declares it."""
+        doublings: int = min(self._declarations.get(key, 0), 4)
+        return self.away_after_ms << doublings
+
+    def observe(
+        self, now_ms: int, state: MeetingState | None, me: bytes, reachable: Container[bytes]
+    ) -> PresenceActions:
+        if state is None or not state.is_member(me):
+            self._missing_since.clear()
+            return PresenceActions()
+        mine = state.members[me]
+        if mine.away:
+            linked = any(m.key in reachable for m in state.present_members())
+            if linked and mine.returns not in self._came_back:
+                self._came_back.add(mine.returns)
+                return PresenceActions(back=True)
+            return PresenceActions()
+        others = [m.key for m in state.present_members() if m.key != me]
+        if not any(key in reachable for key in others):
+            # Reaching no one, this laptop is more likely the one cut off
+            # (its Wi-Fi dropped): it declares nobody, and its waits start
+            # over once it is back among the others.
+            self._missing_since.clear()
+            return PresenceActions()
+        away: list[bytes] = []
+        for member in state.present_members():
+            key = member.key
+            if key == me or key in reachable:
+                self._missing_since.pop(key, None)
+                continue
+            since, returns_then = self._missing_since.get(key, (now_ms, member.returns))
+            if returns_then != member.returns:
+                since = now_ms  # they came back since: a new absence, a new wait
+            self._missing_since[key] = (since, member.returns)
+            absence = (key, member.returns)
+            if now_ms - since >= self.wait_ms(key) and absence not in self._declared:
+                self._declared.add(absence)
+                self._declarations[key] = self._declarations.get(key, 0) + 1
+                away.append(key)
+        return PresenceActions(away=tuple(away))
+
+
+__all__ = [
+    "DEFAULT_ABSENT_AFTER_MS",
+    "FacilitatorWatch",
+    "Held",
+    "PresenceActions",
+    "PresenceWatch",
+    "TallyAnswer",
+    "tally_answers",
+]

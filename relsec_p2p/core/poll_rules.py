@@ -4,7 +4,9 @@ tally.sign, tally.object and outcome.record.
 Rules of this file (normative text: protocol/SPEC.md §6.5):
 - A close decides its poll from its own cut alone: the members it counts are
   those active when the membership entries inside the cut are folded again on
-  their own; the votes are each counted member's latest vote inside the cut;
+  their own, and its quorum is over those of them present there (not declared
+  away, or voting inside the cut); the votes are each counted member's latest
+  vote inside the cut;
   its author must have been the facilitator there. No entry outside the cut,
   whatever its Lamport clock, changes a close's members, votes or result.
 - A close may only cover entries that the fold has already passed: a cut that
@@ -29,6 +31,7 @@ from .feed import Entry
 from .fields import (
     MAX_CUT,
     check_member,
+    check_reason,
     has_only,
     is_hash,
     is_key,
@@ -51,6 +54,9 @@ MEMBERSHIP_TYPES = frozenset(
         "roster.add",
         "roster.leave",
         "roster.remove",
+        "roster.replace",
+        "roster.away",
+        "roster.back",
         "facil.handover",
         "facil.absent",
     }
@@ -75,10 +81,15 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
     if reason := check_member(state, entry) or _facilitator_check(state, entry):
         return reason
     # is_hash first: a list or map as the key would raise TypeError in every fold.
-    if not has_only(data, ("proposal",)) or not is_hash(data["proposal"]):
+    if not has_only(data, ("proposal",), ("anonymous",)) or not is_hash(data["proposal"]):
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
     if data["proposal"] not in state.proposals:
         return Refused(Refusal.NO_SUCH_PROPOSAL, "poll.open names a known proposal")
+    if "anonymous" in data and not isinstance(data["anonymous"], bool):
+        return Refused(Refusal.BAD_FIELDS, "poll.open's anonymous is true or false")
+    step = state.steps[state.proposals[data["proposal"]].step]
+    if data.get("anonymous") is True and step.mode == "named":
+        return Refused(Refusal.NAMED_ONLY, "a poll on a named step takes named votes only")
     if any(p.proposal == data["proposal"] and p.status == "open" for p in state.polls.values()):
         return Refused(Refusal.POLL_ALREADY_OPEN, "a poll on that proposal is already open")
     return None
@@ -86,7 +97,8 @@ def check_poll_open(state: MeetingState, entry: Entry) -> Refused | None:
 
 def apply_poll_open(state: MeetingState, entry: Entry) -> None:
     proposal = state.proposals[entry.data["proposal"]]
-    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step)
+    secret = entry.data.get("anonymous") is True and state.steps[proposal.step].mode == "both"
+    state.polls[entry.hash] = Poll(entry.hash, proposal.id, proposal.step, secret=secret)
 
 
 # vote.cast ----------------------------------------------------------------------
@@ -96,21 +108,22 @@ def check_vote(state: MeetingState, entry: Entry) -> Refused | None:
     data = entry.data
     if reason := check_member(state, entry):
         return reason
-    if not has_only(data, ("choice", "poll")):
-        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll")
+    if not has_only(data, ("choice", "poll"), ("reason",)):
+        return Refused(Refusal.BAD_FIELDS, "vote.cast has choice, poll and optionally reason")
     poll = open_poll(state, data["poll"])
     if isinstance(poll, Refused):
         return poll
-    if not state.steps[poll.step].allows_named():
+    if state.poll_counts_anonymously(poll):
         return Refused(Refusal.ANONYMOUS_ONLY, "this poll takes anonymous votes only")
     if data["choice"] not in CHOICES:
         return Refused(Refusal.BAD_CHOICE, f"choice is one of {', '.join(CHOICES)}")
-    return None
+    return check_reason(data)
 
 
 def apply_vote(state: MeetingState, entry: Entry) -> None:
-    poll = state.polls[entry.data["poll"]]
-    poll.votes.append(Vote(entry.author, entry.seq, entry.data["choice"]))
+    data = entry.data
+    poll = state.polls[data["poll"]]
+    poll.votes.append(Vote(entry.author, entry.seq, data["choice"], data.get("reason")))
 
 
 # poll.close ---------------------------------------------------------------------
@@ -161,12 +174,19 @@ def check_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> Re
     return _facilitator_check(inside, entry)
 
 
+def quorum_of(present: int, settings: dict[str, Any]) -> int:
+    """Voters a close needs when ``present`` members count (SPEC §6.5):
+    ``quorum_pct`` of them, rounded up, at least one."""
+    percent = int(settings["quorum_pct"])
+    return max(1, -(-present * percent // 100))
+
+
 def decide(counts: dict[str, int], members: int, settings: dict[str, Any]) -> PollResult:
     """The consensus rule (SPEC §6.5), in order: any block blocks; fewer
     voters than the quorum is no quorum; more stand-asides than the limit is
     no consensus; otherwise consensus (concerns are recorded, not counted against)."""
     voters = sum(counts.values())
-    quorum = max(1, -(-members * settings["quorum_pct"] // 100))
+    quorum = quorum_of(members, settings)
     limit = settings["stand_aside_limit"]
     if counts["block"] > 0:
         outcome = "blocked"
@@ -183,20 +203,27 @@ def apply_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> No
     poll = state.polls[entry.data["poll"]]
     cut = effective_cut(state, entry)
     assert cut is not None  # noqa: S101 (checked)
-    members = frozenset(m.key for m in membership_in_cut(state, cut, sub_fold).active_members())
+    inside = membership_in_cut(state, cut, sub_fold)
+    members = frozenset(m.key for m in inside.active_members())
+    # The quorum counts the members present in the cut (SPEC §6.5, §6.1
+    # "Presence"); a member declared away who voted inside it was there.
+    present = {m.key for m in inside.present_members()}
     counts = dict.fromkeys(CHOICES, 0)
-    if state.steps[poll.step].counts_anonymously():
+    if state.poll_counts_anonymously(poll):
         # Anonymous votes count if the entry that released them is in the cut.
         for choice in poll.latest_anonymous(cut).values():
             counts[choice] += 1
+        counted = max(len(present), sum(counts.values()))
     else:
         # Every ballot inside the cut, whether or not the fold applied it where
         # it sorts: a removal or a close back-dated before it cannot take it out.
         for author, choice in latest_ballots(state, poll.id, cut).items():
             if author in members:
                 counts[choice] += 1
+                present.add(author)
+        counted = len(present)
     poll.status = "closed"
-    result = decide(counts, len(members), state.settings)
+    result = decide(counts, counted, state.settings)
     poll.closes.append(
         Close(
             id=entry.hash,
@@ -223,9 +250,14 @@ def record_ballot(state: MeetingState, entry: Entry) -> None:
     closes count ballots inside their cut; core/rules.py calls this for each
     entry it folds)."""
     data = entry.data
-    if has_only(data, ("choice", "poll")) and is_hash(data["poll"]) and data["choice"] in CHOICES:
+    if (
+        has_only(data, ("choice", "poll"), ("reason",))
+        and is_hash(data["poll"])
+        and data["choice"] in CHOICES
+        and check_reason(data) is None
+    ):
         state.ballots.setdefault(data["poll"], []).append(
-            Vote(entry.author, entry.seq, data["choice"])
+            Vote(entry.author, entry.seq, data["choice"], data.get("reason"))
         )
 
 
@@ -377,6 +409,7 @@ __all__ = [
     "latest_ballots",
     "membership_in_cut",
     "parse_left_out",
+    "quorum_of",
     "record_ballot",
     "tally_digest",
 ]

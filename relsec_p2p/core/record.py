@@ -31,7 +31,14 @@ from .safety import safety_number, spoken_safety_number
 from .state import MeetingState, Poll, Step
 from .template import Template, step_in_language
 from .text import safe_text
-from .wording import CHOICE_LABELS, KIND_LABELS, MODE_LABELS, OUTCOME_LABELS, STATUS_LABELS
+from .wording import (
+    CHOICE_LABELS,
+    KIND_LABELS,
+    MODE_LABELS,
+    OUTCOME_LABELS,
+    SHORT_CHOICE_LABELS,
+    STATUS_LABELS,
+)
 
 FORMAT = "relsec-record/1"
 _NAMED_ITEM = re.compile(r"\[(\d+)\.(\d+)\]")
@@ -74,24 +81,33 @@ class _Item:
 
 
 def item_labels(state: MeetingState) -> dict[bytes, str]:
-    """Labels for named contributions: "<step number>.<n-th in that step>",
-    in fold order, so every laptop shows the same label for the same item."""
+    """Labels for answers, named and anonymous alike: "<step number>.<n-th in
+    that step>", in fold order, so every laptop shows the same label for the
+    same item (an anonymous one's place says no more than its round does)."""
     counts: dict[int, int] = {}
     labels: dict[bytes, str] = {}
-    for contribution in state.contributions:
-        counts[contribution.step] = counts.get(contribution.step, 0) + 1
-        labels[contribution.id] = f"{contribution.step + 1}.{counts[contribution.step]}"
+    for ident in sorted(state.item_order, key=state.item_order.__getitem__):
+        step = state.item_step(ident)
+        if step is None:
+            continue
+        counts[step] = counts.get(step, 0) + 1
+        labels[ident] = f"{step + 1}.{counts[step]}"
     return labels
 
 
-def _anonymous_items(state: MeetingState) -> list[_Item]:
+def proposal_labels(state: MeetingState) -> dict[bytes, str]:
+    """Labels for proposals: "P<n>", numbered across the meeting in fold order."""
+    return {p.id: f"P{n}" for n, p in enumerate(state.proposals.values(), start=1)}
+
+
+def _anonymous_items(state: MeetingState, labels: dict[bytes, str]) -> list[_Item]:
     return [
         _Item(
-            label=None,
+            label=labels.get(item.id),
             step=item.step,
             text=item.text,
-            tag=None,
-            ref=None,
+            tag=item.tag,
+            ref=item.ref,
             by=None,
             anonymous=True,
             round=item.round,
@@ -160,7 +176,10 @@ class _Builder:
         ids = [s.id for s in self.steps]
         return ids.index(target_id) if target_id in ids else None
 
-    def ratings(self, index: int) -> list[dict[str, Any]]:
+    def rating_values(self, index: int) -> dict[bytes | None, list[int]]:
+        """Every rating given in step ``index``, by the thing rated: raw
+        values, for the aggregates below and the "2 of 3 have rated" count
+        (how many, never who)."""
         step = self.steps[index]
         values: dict[bytes | None, list[int]] = {}
         for (rated_step, ref, _author), value in self.state.ratings.items():
@@ -171,10 +190,20 @@ class _Builder:
         for (rated_step, ref), given in self.state.anonymous_ratings.items():
             if rated_step == index:
                 values.setdefault(ref, []).extend(v for v in given.values() if v < len(step.scale))
+        return values
+
+    def ratings(self, index: int) -> list[dict[str, Any]]:
+        step = self.steps[index]  # in the reader's language: the scale's labels
+        values = self.rating_values(index)
         about = self.about_step(index)
         targets: list[bytes | None] = []
         if about is not None:
-            targets = [c.id for c in self.state.contributions if c.step == about]
+            # Every answer of that step, named or anonymous, in label order.
+            targets = [
+                ident
+                for ident in sorted(self.state.item_order, key=self.state.item_order.__getitem__)
+                if self.state.item_step(ident) == about
+            ]
         targets += [ref for ref in values if ref not in targets]
         if not targets:
             targets = [None]
@@ -200,8 +229,8 @@ class _Builder:
     def text_of(self, ref: bytes | None) -> str | None:
         if ref is None:
             return None
-        contribution = self.state.contribution_index.get(ref)
-        return None if contribution is None else safe_text(contribution.text, newlines=False)
+        text = self.state.item_text(ref)
+        return None if text is None else safe_text(text, newlines=False)
 
     def poll_json(self, poll: Poll) -> dict[str, Any]:
         members = len(self.state.active_members())
@@ -227,7 +256,7 @@ class _Builder:
             entry["result"] = {
                 "outcome": result.outcome,
                 "counts": poll.shown_counts(
-                    self.steps[poll.step].counts_anonymously(), self.threshold
+                    self.state.poll_counts_anonymously(poll), self.threshold
                 ),
                 "voters": result.voters,
                 "members": result.members,
@@ -237,13 +266,40 @@ class _Builder:
             }
         else:
             entry["so_far"] = poll.tally()
-        if self.steps[poll.step].counts_anonymously():
+        if self.state.poll_counts_anonymously(poll):
             tally = poll.anonymous_tally(self.threshold)
             entry["anonymous_tally"] = None if tally is None else dict(tally)
+        entry["reasons"] = self.reasons(poll)
         return entry
 
+    def reasons(self, poll: Poll) -> list[dict[str, Any]]:
+        """What the concerns and blocks were (SPEC §6.5): named ones with the
+        voter's name where the meeting attributes, anonymous ones only where
+        the poll's counts are shown (a reason can tell which choice it is)."""
+        named, anonymous = poll.latest_reasons()
+        rows = [
+            {
+                "choice": choice,
+                "text": safe_text(reason, newlines=False),
+                "by": _name(self.state, a),
+            }
+            for a, choice, reason in named
+        ]
+        counts_anonymously = self.state.poll_counts_anonymously(poll)
+        if poll.shown_counts(counts_anonymously, self.threshold) is not None or (
+            poll.result is None and poll.anonymous_tally(self.threshold) is not None
+        ):
+            rows += sorted(
+                (
+                    {"choice": choice, "text": safe_text(reason, newlines=False), "by": None}
+                    for choice, reason in anonymous
+                ),
+                key=lambda row: (row["choice"], row["text"]),
+            )
+        return rows
+
     def proposals(self, index: int) -> list[dict[str, Any]]:
-        numbered = {p.id: n for n, p in enumerate(self.state.proposals.values(), start=1)}
+        numbered = proposal_labels(self.state)
         links = self.steps[index].links
         linked = {i for i, s in enumerate(self.steps) if s.id in links}
         by_label = {label: cid for cid, label in self.labels.items()}
@@ -257,12 +313,12 @@ class _Builder:
                 cid = by_label.get(label)
                 if cid is None or label in (n["label"] for n in names):
                     continue
-                if self.state.contribution_index[cid].step in linked:
+                if self.state.item_step(cid) in linked:
                     names.append({"label": label, "text": self.text_of(cid)})
             polls = [p for p in self.state.polls.values() if p.proposal == proposal.id]
             found.append(
                 {
-                    "label": f"P{numbered[proposal.id]}",
+                    "label": numbered[proposal.id],
                     "text": safe_text(proposal.text),
                     "by": _name(self.state, proposal.author),
                     "names": names,
@@ -337,6 +393,23 @@ class _Builder:
         }
 
 
+def _builder(
+    state: MeetingState, template: Template | None, labels: dict[bytes, str], items: list[_Item]
+) -> _Builder:
+    """A builder in the language shown now (``current_language``)."""
+    language = current_language()
+    return _Builder(
+        state,
+        None if template is None else template.in_language(language),
+        template,
+        labels,
+        items,
+        int(state.settings["anon_threshold"]),
+        [step_in_language(step, language) for step in state.steps],
+        language,
+    )
+
+
 def render_json(
     state: MeetingState, *, safety_number: str, template: Template | None = None
 ) -> dict[str, Any]:
@@ -356,18 +429,9 @@ def render_json(
         )
         for c in state.contributions
     ]
-    anonymous = _anonymous_items(state)
+    anonymous = _anonymous_items(state, labels)
     settings = state.settings
-    builder = _Builder(
-        state,
-        shown_template,
-        template,
-        labels,
-        named + anonymous,
-        int(settings["anon_threshold"]),
-        [step_in_language(step, language) for step in state.steps],
-        language,
-    )
+    builder = _builder(state, template, labels, named + anonymous)
     active = state.active_members()
     return {
         "format": FORMAT,
@@ -385,6 +449,7 @@ def render_json(
         "roster": {
             "epoch": state.epoch,
             "members": len(active),
+            "present": len(state.present_members()),
             "ever_joined": len(state.members),
             "names": [safe_text(m.name, newlines=False) for m in active]
             if settings.get("attribute_named")
@@ -404,6 +469,32 @@ def render_json(
     }
 
 
+def _live_builder(state: MeetingState, template: Template | None) -> _Builder:
+    return _builder(state, template, item_labels(state), [])
+
+
+def step_ratings(
+    state: MeetingState, index: int, *, template: Template | None = None
+) -> list[dict[str, Any]]:
+    """The record's rows for rating step ``index`` (one per rated thing: its
+    label, the count, middle answer and spread once at least the threshold
+    answered), for a screen to show as answers come in."""
+    return _live_builder(state, template).ratings(index)
+
+
+def rating_counts(state: MeetingState, index: int) -> dict[bytes | None, int]:
+    """How many have rated each thing in step ``index`` (named and anonymous
+    alike): a count, never who nor what, so it may show below the threshold."""
+    values = _live_builder(state, None).rating_values(index)
+    return {ref: len(given) for ref, given in values.items()}
+
+
+def rating_grids(state: MeetingState, *, template: Template | None = None) -> list[dict[str, Any]]:
+    """The likelihood x impact grids as the record has them (``matrices``):
+    each item placed by its middle answers once both scales have enough."""
+    return _live_builder(state, template).matrices()
+
+
 def roster_safety_number(state: MeetingState) -> str:
     """The safety number of the roster as it stands ("" before the meeting exists)."""
     if not state.created:
@@ -416,7 +507,7 @@ def consensus_rule(settings: dict[str, Any]) -> str:
     # The share is a value ("75%"), not text around a "%": a "%" in a catalog
     # entry would be read as a printf placeholder by the catalog tools.
     return _(
-        "a block stops a proposal; at least {share} of members must vote; "
+        "a block stops a proposal; at least {share} of the members present must vote; "
         "more than {limit} stand-asides means no consensus; "
         "otherwise consensus (concerns are recorded, not counted against)"
     ).format(share=f"{settings['quorum_pct']}%", limit=settings["stand_aside_limit"])
@@ -532,8 +623,8 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
             else _("counts not shown (too few anonymous voters)")
         )
         voted = ngettext(
-            "{voters} of {members} member voted (quorum {quorum}): {counts}.",
-            "{voters} of {members} members voted (quorum {quorum}): {counts}.",
+            "{voters} of {members} member present voted (quorum {quorum}): {counts}.",
+            "{voters} of {members} members present voted (quorum {quorum}): {counts}.",
             result["members"],
         ).format(
             voters=result["voters"],
@@ -566,6 +657,10 @@ def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
         else:
             words = ", ".join(f"{CHOICE_LABELS.get(c, c)} {n}" for c, n in tally.items())
             out.append("  - " + _("Anonymous votes: {counts}.").format(counts=words))
+    for reason in poll.get("reasons", []):
+        by = f" — {md(reason['by'], cell=True)}" if reason["by"] else ""
+        head = SHORT_CHOICE_LABELS[reason["choice"]].capitalize()
+        out.append(f"  - {head}: {md(reason['text'], cell=True)}{by}")
     if poll["outcome"]:
         out.append(
             "  - "
@@ -721,9 +816,13 @@ __all__ = [
     "consensus_rule",
     "item_labels",
     "md",
+    "proposal_labels",
+    "rating_counts",
+    "rating_grids",
     "render_json",
     "render_markdown",
     "roster_safety_number",
+    "step_ratings",
 ]
 
 

@@ -49,6 +49,8 @@ class Refusal(StrEnum):
     STALE_TERM = "stale_term"
     SELF_ABSENT = "self_absent"  # the facilitator declaring themselves absent
     OVERRULED = "overruled"  # a hand-over by a facilitator a majority declared absent
+    NOT_AWAY = "not_away"  # roster.back by a member nobody declared away
+    STALE_RETURN = "stale_return"  # roster.away about an absence the member came back from
 
     # -- the agenda and what a step takes (SPEC §6.3, §6.4, §13.4) --
     NO_SUCH_STEP = "no_such_step"
@@ -85,6 +87,9 @@ class Refusal(StrEnum):
     ITEM_NOT_RELEASED = "item_not_released"
     ROUND_ALREADY_IN = "round_already_in"
     ROUND_NOT_CERTIFIED = "round_not_certified"
+
+    # admission (SPEC §12.11)
+    CODE_RETIRED = "code_retired"  # a join code that was current at a removal
 
 
 @dataclass(frozen=True, slots=True)

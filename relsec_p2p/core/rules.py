@@ -9,6 +9,9 @@ Rules of this file (normative text: protocol/SPEC.md §5 and §6):
 - Every authority rule (who may open a step, close a poll, remove a member)
   lives here, not in the UI: a modified client can write any entry it likes,
   and every honest laptop ignores it the same way.
+- Presence (``roster.away``, ``roster.back``) is decided only by entries:
+  a strict majority of the present members makes a member away; nothing
+  here reads links (SPEC §6.1 "Presence").
 - ``anon.round`` has its rule in core/anon_rules.py; single fields are checked
   with core/fields.py; the state they change is core/state.py.
 """
@@ -57,6 +60,7 @@ from .state import (
     MAX_TAG,
     MAX_TEXT,
     MAX_TITLE,
+    MAX_VIEWERS,
     Contribution,
     MeetingState,
     Member,
@@ -66,6 +70,10 @@ from .wordlist import WORDS
 
 Check = Callable[[MeetingState, Entry], Refused | None]
 Apply = Callable[[MeetingState, Entry], None]
+
+# The entries that end a member with an ``upto`` chosen by the facilitator,
+# to which the restart rule of SPEC §5.3 applies.
+REMOVING_TYPES = frozenset({"roster.remove", "roster.replace"})
 
 
 def _facilitator_check(state: MeetingState, entry: Entry) -> Refused | None:
@@ -87,6 +95,8 @@ def _set_facilitator(state: MeetingState, key: bytes | None) -> None:
 def _member_gone(state: MeetingState, key: bytes, how: str, upto: int, now_ms: int) -> None:
     member = state.members[key]
     member.active, member.gone, member.upto = False, how, upto
+    member.away = False
+    state.away_declared.pop(key, None)
     queue = state.queue
     if key in queue.waiting:
         queue.waiting.remove(key)
@@ -96,9 +106,44 @@ def _member_gone(state: MeetingState, key: bytes, how: str, upto: int, now_ms: i
     _new_epoch(state)
     if state.facilitator == key:
         _set_facilitator(state, state.successor(key))
-    elif state.facilitator is not None and len(state.absent_votes) >= absent_quorum(state):
+    _recount(state)
+
+
+def _recount(state: MeetingState) -> None:
+    """After the present members changed: pending away declarations may now
+    be a majority (SPEC §6.1 "Presence"), and so may the absent declarations
+    about the facilitator (§6.2)."""
+    _settle_presence(state)
+    facilitator = state.facilitator
+    if facilitator is not None and _absent_count(state) >= absent_quorum(state):
         # Fewer members now: the declarations already made may be a majority.
-        _set_facilitator(state, state.successor(state.facilitator))
+        _set_facilitator(state, state.successor(facilitator))
+
+
+def presence_quorum(state: MeetingState) -> int:
+    """Declarations needed to mark a member away: a strict majority of the
+    present members, the target included (SPEC §6.1 "Presence"), so two
+    sides of a split room can never both declare the other away."""
+    return len(state.present_members()) // 2 + 1
+
+
+def _settle_presence(state: MeetingState) -> None:
+    """Mark away every member whose present declarers reach the quorum, in
+    join order, again until nothing changes: each one marked away lowers
+    the quorum of the others."""
+    changed = True
+    while changed:
+        changed = False
+        for member in state.present_members():
+            declarers = state.away_declared.get(member.key, set())
+            counted = sum(1 for key in declarers if state.is_present(key))
+            if counted >= presence_quorum(state):
+                member.away = True
+                del state.away_declared[member.key]
+                if state.facilitator == member.key:
+                    _set_facilitator(state, state.successor(member.key))
+                changed = True
+                break
 
 
 # meeting.create -------------------------------------------------------------
@@ -212,6 +257,82 @@ def apply_remove(state: MeetingState, entry: Entry) -> None:
     _member_gone(state, entry.data["who"], "removed", entry.data["upto"], entry.ts)
 
 
+def check_replace(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if (
+        not has_only(data, ("by", "upto", "who"))
+        or not is_key(data["who"])
+        or not is_key(data["by"])
+        or not is_uint(data["upto"])
+    ):
+        return Refused(Refusal.BAD_FIELDS, "roster.replace has by (key), upto (seq), who (key)")
+    who, by = data["who"], data["by"]
+    if who == entry.author:
+        return Refused(Refusal.REMOVE_SELF, "the facilitator leaves with roster.leave")
+    if who == by or not state.is_member(who) or not state.is_member(by):
+        return Refused(Refusal.BAD_TARGET, "who and by are two current members")
+    if state.members[by].order < state.members[who].order or state.members[by].replaces:
+        return Refused(
+            Refusal.BAD_TARGET, "by is a member who joined after who and replaced nobody yet"
+        )
+    if who == state.creator and data["upto"] < 1:
+        return Refused(Refusal.CUTS_CREATION, "a removal cannot cut the meeting's creation")
+    return None
+
+
+def apply_replace(state: MeetingState, entry: Entry) -> None:
+    """The same person under a new key: the earlier key goes as "replaced"
+    (a removal, §5.3), and the newcomer is marked as taking its place."""
+    data = entry.data
+    state.members[data["by"]].replaces = data["who"]
+    _member_gone(state, data["who"], "replaced", data["upto"], entry.ts)
+
+
+# presence ---------------------------------------------------------------------
+
+
+def check_away(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, ("returns", "who")) or not is_key(data["who"]):
+        return Refused(Refusal.BAD_FIELDS, "roster.away has returns (uint) and who (key)")
+    if not is_uint(data["returns"]):
+        return Refused(Refusal.BAD_FIELDS, "roster.away has returns (uint) and who (key)")
+    if not state.is_present(entry.author):
+        return Refused(Refusal.NOT_A_CURRENT_MEMBER, "a member declared away declares nobody")
+    who = data["who"]
+    if who == entry.author or not state.is_present(who):
+        return Refused(Refusal.BAD_TARGET, "who is another member who is present")
+    if data["returns"] != state.members[who].returns:
+        return Refused(Refusal.STALE_RETURN, "stale: that member has come back since")
+    return None
+
+
+def apply_away(state: MeetingState, entry: Entry) -> None:
+    state.away_declared.setdefault(entry.data["who"], set()).add(entry.author)
+    _recount(state)
+
+
+def check_back(state: MeetingState, entry: Entry) -> Refused | None:
+    if reason := check_member(state, entry):
+        return reason
+    if entry.data:
+        return Refused(Refusal.BAD_FIELDS, "roster.back has no fields")
+    if not state.members[entry.author].away:
+        return Refused(Refusal.NOT_AWAY, "only a member declared away comes back")
+    return None
+
+
+def apply_back(state: MeetingState, entry: Entry) -> None:
+    member = state.members[entry.author]
+    member.away = False
+    member.returns += 1
+    state.away_declared.pop(entry.author, None)
+
+
 # facilitation -----------------------------------------------------------------
 
 
@@ -226,7 +347,7 @@ def check_handover(state: MeetingState, entry: Entry) -> Refused | None:
     # A majority declared this facilitator absent in this term: whatever clock
     # the hand-over carries, the room had already moved on (SPEC §6.2).
     declared = state.absent_declared.get(state.term, frozenset())
-    if len({key for key in declared if state.is_member(key)}) >= absent_quorum(state):
+    if len({key for key in declared if state.is_present(key)}) >= absent_quorum(state):
         return Refused(Refusal.OVERRULED, "a majority had declared this facilitator absent")
     return None
 
@@ -249,15 +370,21 @@ def check_absent(state: MeetingState, entry: Entry) -> Refused | None:
 
 
 def absent_quorum(state: MeetingState) -> int:
-    """Declarations needed to pass facilitation on: a majority of the other
-    active members (SPEC §6.2), so no single member can seize it."""
-    others = len(state.active_members()) - 1
+    """Declarations needed to pass facilitation on: a majority of the present
+    members other than the facilitator (SPEC §6.2), so no single member can
+    seize it. The present set shrinks only by majority (§6.1 "Presence")."""
+    others = sum(1 for m in state.present_members() if m.key != state.facilitator)
     return others // 2 + 1
+
+
+def _absent_count(state: MeetingState) -> int:
+    """The absent declarations that count: those of present members."""
+    return sum(1 for key in state.absent_votes if state.is_present(key))
 
 
 def apply_absent(state: MeetingState, entry: Entry) -> None:
     state.absent_votes.add(entry.author)
-    if len(state.absent_votes) >= absent_quorum(state) and state.facilitator is not None:
+    if _absent_count(state) >= absent_quorum(state) and state.facilitator is not None:
         _set_facilitator(state, state.successor(state.facilitator))
 
 
@@ -327,6 +454,7 @@ def apply_contribution(state: MeetingState, entry: Entry) -> None:
     )
     state.contributions.append(contribution)
     state.contribution_index[entry.hash] = contribution
+    state.item_order[entry.hash] = len(state.item_order)
     state.named_counts[entry.author] = state.named_counts.get(entry.author, 0) + 1
 
 
@@ -467,6 +595,75 @@ def apply_join_code(state: MeetingState, entry: Entry) -> None:
     state.join_code = (entry.data["np"], tuple(entry.data["words"]))
 
 
+def check_join_code_fresh(state: MeetingState, entry: Entry) -> Refused | None:
+    """``join.code`` (SPEC §6.7, §12.11): a code that was current when a
+    member was removed never comes back, so the removed person's knowledge
+    of it is worth nothing, whatever order concurrent entries sort in."""
+    if reason := check_join_code(state, entry):
+        return reason
+    if tuple(entry.data["words"]) in state.retired_codes:
+        return Refused(Refusal.CODE_RETIRED, "that code was retired when a member was removed")
+    return None
+
+
+def apply_remove_and_retire_code(state: MeetingState, entry: Entry) -> None:
+    """``roster.remove`` also retires the current join code (SPEC §12.11):
+    joining needs a fresh ``join.code`` after it."""
+    apply_remove(state, entry)
+    if state.join_code is not None:
+        state.retired_codes.add(state.join_code[1])
+        state.join_code = None
+
+
+def check_join_open(state: MeetingState, entry: Entry) -> Refused | None:
+    """``join.open`` (SPEC §12.11): the facilitator opens or closes joining."""
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(entry.data, ("open",)) or not isinstance(entry.data["open"], bool):
+        return Refused(Refusal.BAD_FIELDS, "join.open has open (bool)")
+    return None
+
+
+def apply_join_open(state: MeetingState, entry: Entry) -> None:
+    state.joining_open = entry.data["open"]
+
+
+def check_viewer_add(state: MeetingState, entry: Entry) -> Refused | None:
+    """``viewer.add`` (SPEC §12.12): the facilitator admits a room display,
+    which reads the meeting and is never a member."""
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("key", "name")) or not is_key(data["key"]):
+        return Refused(Refusal.BAD_FIELDS, "viewer.add has key (32 bytes) and name")
+    if name_problem(data["name"]) is not None:
+        return Refused(Refusal.BAD_TEXT, "a display's name must be a short display name")
+    if data["key"] in state.members or data["key"] in state.viewers:
+        return Refused(Refusal.ALREADY_A_MEMBER, "that key is already a member or a display")
+    if len(state.viewers) >= MAX_VIEWERS:
+        return Refused(Refusal.ROSTER_FULL, "a meeting has at most 8 displays")
+    return None
+
+
+def apply_viewer_add(state: MeetingState, entry: Entry) -> None:
+    state.viewers[entry.data["key"]] = entry.data["name"]
+
+
+def check_viewer_remove(state: MeetingState, entry: Entry) -> Refused | None:
+    data = entry.data
+    if reason := check_member(state, entry) or _facilitator_check(state, entry):
+        return reason
+    if not has_only(data, ("key",)) or not is_key(data["key"]):
+        return Refused(Refusal.BAD_FIELDS, "viewer.remove has key (32 bytes)")
+    if data["key"] not in state.viewers:
+        return Refused(Refusal.BAD_TARGET, "that key is not a display of this meeting")
+    return None
+
+
+def apply_viewer_remove(state: MeetingState, entry: Entry) -> None:
+    del state.viewers[entry.data["key"]]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     check: Check
@@ -477,7 +674,10 @@ RULES: dict[str, Rule] = {
     "meeting.create": Rule(check_create, apply_create),
     "roster.add": Rule(check_add, apply_add),
     "roster.leave": Rule(check_leave, apply_leave),
-    "roster.remove": Rule(check_remove, apply_remove),
+    "roster.remove": Rule(check_remove, apply_remove_and_retire_code),
+    "roster.replace": Rule(check_replace, apply_replace),
+    "roster.away": Rule(check_away, apply_away),
+    "roster.back": Rule(check_back, apply_back),
     "facil.handover": Rule(check_handover, apply_handover),
     "facil.absent": Rule(check_absent, apply_absent),
     "step.open": Rule(check_step_open, apply_step_open),
@@ -494,7 +694,10 @@ RULES: dict[str, Rule] = {
     "hand.raise": Rule(check_hand_raise, apply_hand_raise),
     "hand.lower": Rule(check_hand_lower, apply_hand_lower),
     "hand.next": Rule(check_hand_next, apply_hand_next),
-    "join.code": Rule(check_join_code, apply_join_code),
+    "join.code": Rule(check_join_code_fresh, apply_join_code),
+    "join.open": Rule(check_join_open, apply_join_open),
+    "viewer.add": Rule(check_viewer_add, apply_viewer_add),
+    "viewer.remove": Rule(check_viewer_remove, apply_viewer_remove),
     "tally.sign": Rule(check_tally_sign, apply_tally_sign),
     "tally.object": Rule(check_tally_object, apply_tally_object),
     "outcome.record": Rule(check_outcome, apply_outcome),
@@ -552,7 +755,7 @@ def fold(
     or lowers one to another removal's ``upto``, so there are at most as many
     restarts as removals (SPEC §5.3)."""
     ordered = list(entries)
-    removals = sum(1 for entry in ordered if entry.type == "roster.remove")
+    removals = sum(1 for entry in ordered if entry.type in REMOVING_TYPES)
     declared: dict[int, set[bytes]] = {}
     for entry in ordered:
         term = entry.data.get("term") if entry.type == "facil.absent" else None
@@ -575,7 +778,7 @@ def fold(
             if apply_entry(state, entry) is not None:
                 continue
             applied_seq[entry.author] = max(applied_seq.get(entry.author, 0), entry.seq)
-            if entry.type == "roster.remove":
+            if entry.type in REMOVING_TYPES:
                 who, upto = entry.data["who"], entry.data["upto"]
                 if applied_seq.get(who, 0) > upto:
                     caps[who] = min(upto, caps.get(who, upto))

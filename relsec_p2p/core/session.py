@@ -45,22 +45,36 @@ from .feed import (
     encode_entry,
 )
 from .identity import KEY_BYTES, Identity
+from .places import WHERE, read_where
 from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
-from .rules import apply_entry, fold, why_ignored
+from .rules import REMOVING_TYPES, apply_entry, fold, why_ignored
 from .state import MAX_MEMBERS_EVER, MeetingState
 
 Clock = Callable[[], int]
 
-# Room for the message's own fields around a batch of entries.
-_BATCH_BUDGET = DEFAULT_MAX_FRAME - 4096
+# Envelope bytes in one entries message (SPEC §7.7): a quarter of a frame,
+# so a laptop taking in a catch-up pauses at most about 1 000 signature
+# checks between keepalives (a whole frame's 4 000 could outlast the peer's
+# idle timeout on a loaded laptop); 4096 leave room for the message's fields.
+_BATCH_BUDGET = DEFAULT_MAX_FRAME // 4 - 4096
 MAX_WANT_RANGES = 256
 MAX_ENTRIES_PER_WANT = 20_000
 
 
 def _sync_message(kind: str, mid: bytes, **fields: Any) -> bytes:
     return pack({"t": kind, "mid": mid, **fields})
+
+
+def _in_fold_order(entries: list[Entry]) -> list[Entry]:
+    """Entries to send, in fold order (SPEC §7.2, §5.1). Along one feed the
+    Lamport clock grows with seq, so every feed still arrives in seq order;
+    and a member's ``roster.add`` comes before that member's entries. A
+    laptop catching up then folds each entry once as it arrives, instead of
+    holding entries of members it does not know yet and folding the whole
+    log again each time an entry sorts before what it has folded."""
+    return sorted(entries, key=lambda entry: entry.order_key)
 
 
 class Session:
@@ -85,6 +99,9 @@ class Session:
         self._outbox: list[Send] = []
         self._new_entries: list[Entry] = []  # ours, not yet sent (see take_sends)
         self._held_at_close: dict[bytes, Held] = {}
+        # Envelopes of entries in the log's feeds (never of one that left
+        # them, by a fork): a copy received again is skipped before decoding.
+        self._stored: set[bytes] = set()
         # Anonymous rounds (SPEC §13): their messages are not log entries.
         self.anonymous = AnonymousChannel(
             identity,
@@ -218,12 +235,14 @@ class Session:
         self._last_folded = key_order
         if applied and entry.type == "roster.add":
             self._known.add(entry.data["key"])
-        if applied and entry.type == "roster.remove":
+        if applied and entry.type in REMOVING_TYPES:
             # Entries of the removed member past ``upto`` may already be
             # folded; the full fold knows how to take them out (SPEC §5.3).
             self._dirty = True
 
     def _take(self, result: IngestResult, events: list[Event]) -> None:
+        self._stored.update(entry.envelope for entry in result.accepted)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         for entry in result.accepted:
             if entry.type == "poll.close" and entry.hash not in self._held_at_close:
                 self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
@@ -280,6 +299,19 @@ class Session:
     def remove(self, who: bytes) -> Entry:
         return self.act("roster.remove", {"who": who, "upto": len(self.log.feed(who))})
 
+    def replace_member(self, who: bytes, by: bytes) -> Entry:
+        """The facilitator says ``by`` (a newcomer) is the person who was
+        ``who``: one entry retires the earlier key (SPEC §6.1)."""
+        return self.act("roster.replace", {"who": who, "by": by, "upto": len(self.log.feed(who))})
+
+    def declare_away(self, who: bytes) -> Entry:
+        """This laptop has not reached ``who`` for the absence timeout."""
+        return self.act("roster.away", {"who": who, "returns": self.state.members[who].returns})
+
+    def come_back(self) -> Entry:
+        """This laptop was declared away and is connected again."""
+        return self.act("roster.back", {})
+
     def hand_over(self, to: bytes) -> Entry:
         return self.act("facil.handover", {"to": to})
 
@@ -315,11 +347,19 @@ class Session:
     def propose(self, step: int, text: str) -> Entry:
         return self.act("proposal.add", {"step": step, "text": text})
 
-    def open_poll(self, proposal: bytes) -> Entry:
-        return self.act("poll.open", {"proposal": proposal})
+    def open_poll(self, proposal: bytes, *, anonymous: bool = False) -> Entry:
+        """Open a poll; ``anonymous`` makes a poll on a "both" step count
+        anonymous votes only (SPEC §6.5)."""
+        data: dict[str, Any] = {"proposal": proposal}
+        if anonymous:
+            data["anonymous"] = True
+        return self.act("poll.open", data)
 
-    def vote(self, poll: bytes, choice: str) -> Entry:
-        return self.act("vote.cast", {"poll": poll, "choice": choice})
+    def vote(self, poll: bytes, choice: str, *, reason: str | None = None) -> Entry:
+        data: dict[str, Any] = {"poll": poll, "choice": choice}
+        if reason is not None:
+            data["reason"] = reason
+        return self.act("vote.cast", data)
 
     def close_poll(self, poll: bytes) -> Entry:
         # The cut: every feed's length as this laptop holds it, up to where
@@ -427,6 +467,10 @@ class Session:
         """Rounds started and finished since the last call (no content)."""
         return self.anonymous.take_reports()
 
+    def _on_where(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
+        # Where members listen (SPEC §12.13): hints for the driver's dialer.
+        events.append(read_where(peer, message))
+
     def _on_anon(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         self.anonymous.receive(peer, message)
 
@@ -501,6 +545,12 @@ class Session:
         for envelope in message["e"]:
             if not isinstance(envelope, bytes):
                 raise MalformedFrame("an entry travels as bin")
+            if envelope in self._stored:
+                # Byte for byte an entry in the log: taking it in again would
+                # find a duplicate and change nothing (SPEC §3.3), so it is
+                # not decoded. A laptop catching up gets many: each peer
+                # answers its have with everything it lacks, in flight or not.
+                continue
             try:
                 entry = decode_entry(envelope)
             except RemoteProtocolError as error:
@@ -591,7 +641,7 @@ class Session:
                 # later fork (whether or not they hold any of the entries):
                 # the digest covers the seq it froze at.
                 self._send(peer, _sync_message("fork", self.mid, p=proof.envelopes()))
-        self._send_entries(peer, to_send)
+        self._send_entries(peer, _in_fold_order(to_send))
 
     def _on_want(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         ranges = message.get("r")
@@ -611,7 +661,7 @@ class Session:
             author, first, last = item
             feed = self.log.feed(author)
             to_send.extend(feed[first - 1 : min(last, len(feed), first - 1 + MAX_ENTRIES_PER_WANT)])
-        self._send_entries(peer, to_send[:MAX_ENTRIES_PER_WANT])
+        self._send_entries(peer, _in_fold_order(to_send[:MAX_ENTRIES_PER_WANT]))
 
     def _on_fork(self, peer: bytes, message: dict[str, Any], events: list[Event]) -> None:
         proof = message.get("p")
@@ -622,6 +672,7 @@ class Session:
         ):
             raise MalformedFrame("fork has p: [entry, entry]")
         result = self.log.ingest_fork_proof(proof)
+        self._stored.difference_update(entry.envelope for entry in result.removed)
         if result.fork is not None:
             self._dirty = True
             events.append(ForkDetected(result.fork.author, result.fork.seq))
@@ -634,5 +685,6 @@ class Session:
         "have": _on_have,
         "want": _on_want,
         "fork": _on_fork,
+        WHERE: _on_where,
         **dict.fromkeys(shuffle.MESSAGE_TYPES, _on_anon),
     }

@@ -28,11 +28,16 @@ CHOICES = ("agree", "concerns", "stand_aside", "block")
 RESULTS = ("consensus", "blocked", "no_consensus", "no_quorum")
 
 MAX_NAME = 64
+MAX_VIEWERS = 8  # room displays of one meeting (SPEC §12.12)
 MAX_TITLE = 200
 MAX_PROMPT = 2000
 MAX_HELP = 4000
 MAX_TEXT = 4000
 MAX_TAG = 32
+# A vote's reason (SPEC §6.5): one line, short enough that an anonymous vote
+# with its ring signature still fits a slot (4 UTF-8 bytes a character at most).
+MAX_REASON = 200
+REASON_CHOICES = ("concerns", "block")  # the votes a reason may go with
 MAX_STEPS = 64
 # The canonical encoding of a whole agenda, in bytes (SPEC §6.3). 64 steps of
 # maximal prompt and help would be far more than one entry carries; with this
@@ -66,8 +71,19 @@ class Member:
     name: str
     order: int  # join order; the creator is 0
     active: bool = True
-    gone: str | None = None  # "left" or "removed"
+    gone: str | None = None  # "left", "removed" or "replaced"
     upto: int | None = None  # last seq of theirs that counts, once gone
+    # Presence (SPEC §6.1 "Presence"): declared away by a majority of the
+    # present members, until their own roster.back; ``returns`` counts those
+    # returns, so a declaration made before one is stale after it.
+    away: bool = False
+    returns: int = 0
+    replaces: bytes | None = None  # the earlier key of this person (roster.replace)
+
+    @property
+    def present(self) -> bool:
+        """In the roster and not declared away: the members that count."""
+        return self.active and not self.away
 
 
 @dataclass(slots=True)
@@ -122,6 +138,12 @@ class Vote:
     author: bytes
     seq: int
     choice: str
+    reason: str | None = None  # what the concern or block is (SPEC §6.5)
+
+    def canonical(self) -> list[Any]:
+        # A vote without a reason encodes as it did before reasons existed.
+        row: list[Any] = [self.author, self.seq, self.choice]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -134,6 +156,11 @@ class AnonVote:
     round: int
     author: bytes
     seq: int
+    reason: str | None = None
+
+    def canonical(self) -> list[Any]:
+        row: list[Any] = [self.tag, self.choice, self.round, self.author, self.seq]
+        return row if self.reason is None else [*row, self.reason]
 
 
 @dataclass(slots=True)
@@ -147,6 +174,13 @@ class AnonContribution:
     round: int
     members: int
     slots: int
+    tag: str | None = None  # the process's label, as a named answer's
+    ref: bytes | None = None  # the item it is about, as a named answer's
+
+    def canonical(self) -> list[Any]:
+        # Rows without a tag or ref keep the shape they had before either existed.
+        row: list[Any] = [self.step, self.text, self.round, self.members, self.slots]
+        return row if self.tag is None and self.ref is None else [*row, self.tag, self.ref]
 
 
 @dataclass(slots=True)
@@ -176,8 +210,9 @@ class PollResult:
         """The rule that produced the outcome, in words people can check
         (in the language shown: display only, never part of the digest)."""
         return _(
-            "blocked if any block; no quorum if fewer than {quorum} of {members} members "
-            "vote; no consensus if more than {limit} stand aside; otherwise consensus"
+            "blocked if any block; no quorum if fewer than {quorum} of the {members} "
+            "members present vote; no consensus if more than {limit} stand aside; "
+            "otherwise consensus"
         ).format(quorum=self.quorum, members=self.members, limit=self.stand_aside_limit)
 
 
@@ -212,6 +247,9 @@ class Poll:
     closes: list[Close] = field(default_factory=list)  # fold order; usually one
     outcome: str | None = None  # the facilitator's record of what was decided
     anon_votes: list[AnonVote] = field(default_factory=list)  # fold order
+    # Opened as an anonymous poll on a step of mode "both" (SPEC §6.5
+    # poll.open): its votes then travel in anonymous rounds only.
+    secret: bool = False
 
     @property
     def deciding(self) -> Close | None:
@@ -273,6 +311,21 @@ class Poll:
             counts[choice] += 1
         return counts
 
+    def latest_reasons(self) -> tuple[list[tuple[bytes, str, str]], list[tuple[str, str]]]:
+        """The reasons of the current votes: (author, choice, reason) of named
+        ones and (choice, reason) of anonymous ones, in fold order. A newer
+        vote without a reason takes its voter's reason away."""
+        named: dict[bytes, Vote] = {}
+        for vote in self.votes:
+            named[vote.author] = vote
+        anonymous: dict[bytes, AnonVote] = {}
+        for anon in self.anon_votes:
+            anonymous[anon.tag] = anon
+        return (
+            [(v.author, v.choice, v.reason) for v in named.values() if v.reason is not None],
+            [(a.choice, a.reason) for a in anonymous.values() if a.reason is not None],
+        )
+
     def latest_votes(self, cut: dict[bytes, int] | None = None) -> dict[bytes, str]:
         """Each member's latest vote (within ``cut`` if given): latest wins."""
         latest: dict[bytes, str] = {}
@@ -321,6 +374,9 @@ class MeetingState:
     facilitator: bytes | None = None
     term: int = 0
     absent_votes: set[bytes] = field(default_factory=set)
+    # roster.away declarations pending on each present member, by declarer
+    # (for the target's current ``returns``; SPEC §6.1 "Presence").
+    away_declared: dict[bytes, set[bytes]] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
     current: int | None = None
     contributions: list[Contribution] = field(default_factory=list)
@@ -333,7 +389,18 @@ class MeetingState:
     frozen: dict[bytes, int] = field(default_factory=dict)  # author -> fork seq
     join_code: tuple[int, tuple[str, ...]] | None = None  # secret: never exported or logged
     caps: dict[bytes, int] = field(default_factory=dict)  # removed author -> last seq counted
+    # Admission (SPEC §12.11, §12.12): whether the facilitator has joining
+    # open, the codes retired by removals, the room displays (key -> name).
+    joining_open: bool = True
+    retired_codes: set[tuple[str, ...]] = field(default_factory=set)  # secret, like join_code
+    viewers: dict[bytes, str] = field(default_factory=dict)
     anonymous_contributions: list[AnonContribution] = field(default_factory=list)
+    # Working state, not in the digest (both follow from the log): anonymous
+    # answers by id, so an answer or a rating can be about one (SPEC §6.4),
+    # and every answer's place in fold order, named or anonymous, from which
+    # the record numbers them ("1.3").
+    anonymous_index: dict[bytes, AnonContribution] = field(default_factory=dict)
+    item_order: dict[bytes, int] = field(default_factory=dict)
     anon_rounds: dict[bytes, AnonRound] = field(default_factory=dict)
     # (step, ref) -> link tag -> value: one anonymous rating per member per thing
     anonymous_ratings: dict[tuple[int, bytes | None], dict[bytes, int]] = field(
@@ -361,24 +428,53 @@ class MeetingState:
         return member is not None and member.active
 
     def active_members(self) -> list[Member]:
+        """Members in the roster (not gone), present or away, in join order:
+        who may write entries, and the bound of ``MAX_MEMBERS``."""
         return sorted((m for m in self.members.values() if m.active), key=lambda m: m.order)
 
+    def is_present(self, key: bytes) -> bool:
+        member = self.members.get(key)
+        return member is not None and member.present
+
+    def present_members(self) -> list[Member]:
+        """The one definition of the members who take part (SPEC §6.1
+        "Presence"): in the roster and not declared away, in join order.
+        Quorum, succession, anonymous rounds and the "N members" figures
+        count these and only these."""
+        return [m for m in self.active_members() if not m.away]
+
     def successor(self, after: bytes) -> bytes | None:
-        """The deterministic next facilitator: the next active member in join
-        order after ``after``, wrapping round (SPEC §6.2)."""
-        ring = [m for m in self.active_members() if m.key != after]
+        """The deterministic next facilitator: the next present member in join
+        order after ``after``, wrapping round; only if no other member is
+        present, the next active one (SPEC §6.2)."""
+        ring = [m for m in self.present_members() if m.key != after]
+        if not ring:
+            ring = [m for m in self.active_members() if m.key != after]
         if not ring:
             return None
         position = self.members[after].order if after in self.members else -1
         later = [m for m in ring if m.order > position]
         return (later or ring)[0].key
 
+    def item_step(self, item: bytes) -> int | None:
+        """The step of an answer, named or anonymous, by its id."""
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.step
+
+    def item_text(self, item: bytes) -> str | None:
+        found = self.contribution_index.get(item) or self.anonymous_index.get(item)
+        return None if found is None else found.text
+
+    def poll_counts_anonymously(self, poll: Poll) -> bool:
+        """Whether a poll's votes are anonymous (§13.4 one channel): every
+        poll of an anonymous step, and one opened as anonymous on a "both" step."""
+        return poll.secret or self.steps[poll.step].counts_anonymously()
+
     def anonymous_open(self) -> bool:
         """Whether anything takes anonymous input now: an open step that takes
         anonymous answers, or an open poll on an anonymous step."""
         return any(s.status == "open" and s.allows_anonymous() for s in self.steps) or any(
-            p.status == "open" and self.steps[p.step].counts_anonymously()
-            for p in self.polls.values()
+            p.status == "open" and self.poll_counts_anonymously(p) for p in self.polls.values()
         )
 
     def anonymous_rating_counts(
@@ -432,7 +528,7 @@ class MeetingState:
                     p.id,
                     p.proposal,
                     p.status,
-                    [[v.author, v.seq, v.choice] for v in p.votes],
+                    [v.canonical() for v in p.votes],
                     [
                         [
                             c.id,
@@ -449,8 +545,10 @@ class MeetingState:
                         for c in p.closes
                     ],
                     p.outcome,
-                    [[v.tag, v.choice, v.round, v.author, v.seq] for v in p.anon_votes],
+                    [v.canonical() for v in p.anon_votes],
                 ]
+                # A secret poll's row ends with true; others keep their old shape.
+                + ([True] if p.secret else [])
                 for p in self.polls.values()
             ),
             "queue": [
@@ -464,9 +562,7 @@ class MeetingState:
             "join_code": None
             if self.join_code is None
             else [self.join_code[0], list(self.join_code[1])],
-            "anonymous": [
-                [c.step, c.text, c.round, c.members, c.slots] for c in self.anonymous_contributions
-            ],
+            "anonymous": [c.canonical() for c in self.anonymous_contributions],
             "anon_rounds": sorted(
                 [r.rid, r.ordinal, r.members, r.slots, sorted(r.applied)]
                 for r in self.anon_rounds.values()
@@ -478,7 +574,34 @@ class MeetingState:
             ),
             "pause_requests": self.pause_requests,
             "applied": self.applied,
+            **self._presence_canonical(),
+            **self._admission_canonical(),
         }
+
+    def _admission_canonical(self) -> dict[str, Any]:
+        """``admission`` (SPEC §6.8, §12.11): present only once it differs
+        from a new meeting's (joining open, no retired code, no display), so
+        the digest of a meeting that never used it is the one of v2.0."""
+        if self.joining_open and not self.retired_codes and not self.viewers:
+            return {}
+        return {
+            "admission": [
+                self.joining_open,
+                sorted(list(words) for words in self.retired_codes),
+                sorted([key, name] for key, name in self.viewers.items()),
+            ]
+        }
+
+    def _presence_canonical(self) -> dict[str, Any]:
+        """Presence and replacements (SPEC §6.8): present only once anyone was
+        declared away or replaced, so meetings without either keep the digest
+        they had before these rules."""
+        rows = [
+            [m.key, m.away, m.returns, sorted(self.away_declared.get(m.key, ())), m.replaces]
+            for m in sorted(self.members.values(), key=lambda m: m.order)
+            if m.away or m.returns or self.away_declared.get(m.key) or m.replaces
+        ]
+        return {"presence": rows} if rows else {}
 
     def digest(self) -> bytes:
         return hashlib.blake2b(

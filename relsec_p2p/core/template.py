@@ -66,6 +66,7 @@ STEP_KEYS = (
     "about",
     "tags",
     "guide",
+    "poll",
 )
 MATRIX_KEYS = ("title", "rows", "columns")
 _LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")  # "es", "pt-BR"
@@ -143,6 +144,10 @@ class TemplateStep:
     tags: tuple[str, ...] = ()  # labels offered for each answer (contribution tag)
     guide: str = ""  # a note for the facilitator; never sent to the meeting
     texts: dict[str, StepText] = field(default_factory=dict, hash=False)  # extra languages
+    # How the facilitator's screen offers to open polls on a "both" proposal
+    # step first: "named" or "anonymous" (SPEC §6.5 poll.open). A default
+    # only: the facilitator chooses each time, and it is never sent.
+    poll: str = "named"
 
     def in_language(self, language: str) -> TemplateStep:
         """This step as a person reading ``language`` sees it: that language's
@@ -651,6 +656,14 @@ class _Parser:
             links = self.labels(
                 raw["links"], at("links"), f"the links of step {ident!r}", MAX_STEPS
             )
+        poll = raw.get("poll", "named")
+        if poll not in ("named", "anonymous"):
+            raise self.fail(at("poll"), f"poll in step {ident!r} is named or anonymous")
+        if "poll" in raw and (kind != "proposal" or mode != "both"):
+            raise self.fail(
+                at("poll"),
+                f"only a proposal step of mode both chooses its polls, and {ident!r} is not",
+            )
         about = raw.get("about")
         if about is not None and not isinstance(about, str):
             raise self.fail(at("about"), f"about in step {ident!r} must be one step id in quotes")
@@ -669,6 +682,7 @@ class _Parser:
             about=about,
             tags=tags,
             guide=guide,
+            poll=str(poll),
             texts=texts,
         )
 

@@ -1,10 +1,13 @@
 """Find meeting peers on the LAN: DNS-SD over mDNS with python-zeroconf's asyncio API.
 
-Rules of this file (docs/ARCHITECTURE.md §4 "Discovery"): advertise
-``_relsec._tcp.local.`` under a random instance name with TXT ``v`` and ``np``
-only (no title, no names, no keys); always bind explicit interfaces, IPv4
-only; register in the background (probing and announcing take about 1.6 s)
-while browsing; what the LAN says is untrusted, checked and bounded.
+Rules of this file (docs/ARCHITECTURE.md §4 "Discovery", SPEC §12.1):
+starting sends nothing; browsing (queries) runs only while this laptop is
+looking for a meeting to join, advertising only while the node says so (the
+facilitator's laptop, while joining is open), with ``ADVERT_TTL_S`` on every
+record and goodbye packets when it stops. The record is
+``_relsec._tcp.local.`` under a random instance name with TXT ``v`` and
+``np`` only (no title, no names, no keys); always bind explicit interfaces,
+IPv4 only; what the LAN says is untrusted, checked and bounded.
 """
 
 from __future__ import annotations
@@ -37,6 +40,10 @@ NAMEPLATE_MAX: Final = 99
 MAX_PEERS: Final = 256
 MAX_ADDRESSES: Final = 8
 RESOLVE_TIMEOUT_MS: Final = 3000
+# Every record of the advertisement lives this long in others' caches
+# (python-zeroconf's defaults are 120 s for SRV/A and 4 500 s for PTR/TXT): a
+# laptop that vanishes without its goodbye is forgotten within half a minute.
+ADVERT_TTL_S: Final = 30
 LOOPBACK: Final = "127.0.0.1"
 
 
@@ -260,7 +267,8 @@ class Discovery:
     # -- lifecycle --
 
     async def async_start(self) -> None:
-        """Open the mDNS sockets and start browsing (returns at once)."""
+        """Open the mDNS sockets (returns at once). Nothing is sent: neither
+        queries (``async_browse``) nor records (``async_advertise``) yet."""
         if self._aiozc is not None or self._closed:
             raise RuntimeError("Discovery can be started once")
         try:
@@ -272,9 +280,28 @@ class Discovery:
                     "choose another network interface."
                 ).format(interfaces=", ".join(self.interfaces), reason=exc.strerror)
             ) from exc
-        self._browser = AsyncServiceBrowser(
-            self._aiozc.zeroconf, SERVICE_TYPE, handlers=[self._on_service_state_change]
-        )
+
+    @property
+    def browsing(self) -> bool:
+        return self._browser is not None
+
+    async def async_browse(self) -> None:
+        """Start asking the LAN for relsec meetings (while joining only)."""
+        zc = self._require_started()
+        if self._browser is None:
+            self._browser = AsyncServiceBrowser(
+                zc.zeroconf, SERVICE_TYPE, handlers=[self._on_service_state_change]
+            )
+
+    async def async_stop_browsing(self) -> None:
+        """Stop the queries, and forget what they found."""
+        browser, self._browser = self._browser, None
+        if browser is not None:
+            await browser.async_cancel()
+        for task in self._resolving.values():
+            task.cancel()
+        self._resolving.clear()
+        self._peers.clear()
 
     async def async_advertise(self, port: int, nameplate: int | None) -> None:
         """Advertise this peer (or change what it advertises). Returns at once;
@@ -293,8 +320,22 @@ class Discovery:
             properties=properties,
             server=f"{self.instance}.local.",  # not the laptop's host name
             parsed_addresses=self.interfaces,
+            host_ttl=ADVERT_TTL_S,
+            other_ttl=ADVERT_TTL_S,
         )
         self._advert_task = self._spawn(self._async_sync_advertisement(zc))
+
+    async def async_withdraw(self) -> None:
+        """Stop advertising: goodbye packets (TTL 0) for every record.
+        Returns at once; ``async_wait_advertised`` waits."""
+        zc = self._require_started()
+        self._wanted = None
+        self._advert_task = self._spawn(self._async_sync_advertisement(zc))
+
+    @property
+    def advertising(self) -> bool:
+        """Whether an advertisement is wanted (it may still be on its way)."""
+        return self._wanted is not None
 
     async def async_wait_advertised(self) -> None:
         """Wait until the latest ``async_advertise`` is on the air (or failed)."""
@@ -369,7 +410,12 @@ class Discovery:
         # has not started yet.
         async with self._advertising:
             wanted, current = self._wanted, self._registered
-            if wanted is None or wanted is current:
+            if wanted is current:
+                return
+            if wanted is None:
+                if current is not None:
+                    self._registered = None
+                    await (await zc.async_unregister_service(current))
                 return
             if current is None:
                 await (await zc.async_register_service(wanted, **_NO_PROBE))

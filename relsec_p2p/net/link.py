@@ -135,6 +135,9 @@ class Link:
         self._closed = False
         self.close_reason = ""
         self.remote_address = writer.get_extra_info("peername")
+        # This laptop's end: when its address goes away (the laptop moved to
+        # another network), the link is dead whatever the timers say.
+        self.local_address = writer.get_extra_info("sockname")
         self.bytes_sent = 0
         self.bytes_received = 0
         self.flood_guard = FloodGuard()

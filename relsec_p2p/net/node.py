@@ -1,11 +1,14 @@
 """A node: one member's laptop on the LAN, driving a core ``Session``.
 
 Rules of this file:
-- Every laptop is an equal peer: it listens, advertises by mDNS, dials every
-  relsec instance it discovers and lets the link handshake decide who is a
-  member. Losing any one node, the facilitator's included, loses nothing:
-  every accepted entry is on every connected laptop, and facilitation passes
-  on by the log's own rule (``facil.absent``).
+- Every laptop is an equal peer: it listens, dials every member whose place
+  it hears of (the ``where`` message, SPEC §12.13) and lets the link
+  handshake decide who is a member. Only the facilitator's laptop admits
+  joiners and is announced on mDNS, and only while joining is open (SPEC
+  §12.1, §12.11): a role that follows facilitation, so losing any one node,
+  the facilitator's included, loses nothing: every accepted entry is on
+  every connected laptop, and facilitation passes on by the log's own rule
+  (``facil.absent``), the successor's laptop then admitting and announcing.
 - The core decides; this file moves bytes and keeps time. After every call
   into the Session its outgoing frames are routed to the links at once, and
   ``Node._after_change`` is the one place that tells the front end the
@@ -15,8 +18,12 @@ Rules of this file:
   others), ``net/autosave.py`` (the save file). What it does on its own
   initiative (co-signing tallies, declaring an unreachable facilitator
   absent) is decided by ``core/policies.py``.
+- Sleep, a dropped network and a move cost links, never entries: links
+  die by their timers, the dialer keeps every known place, and a laptop
+  whose addresses change follows them (``following``, ``Node._move``; SPEC
+  §11.8, §12.2).
 - Front ends use its public methods only (``perform``, ``join``, ``panic``,
-  ``nearby_meetings``...), never its attributes starting with ``_``.
+  ``join_addresses``...), never its attributes starting with ``_``.
 - Logs name peers by short key fingerprints and errors by their codes; never
   contribution text, names, codes or keys.
 """
@@ -25,23 +32,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ..core import joincode, shuffle
+from ..core.admission import JoinRequest
 from ..core.anon import Report, RoundStarted
 from ..core.codec import unpack
-from ..core.errors import LocalProtocolError, RemoteProtocolError
+from ..core.errors import LocalError, LocalProtocolError, RemoteProtocolError
 from ..core.events import Event, InputRejected, MeetingChanged, OwnEntryIgnored, short
 from ..core.feed import Entry
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S, keep_link
-from ..core.policies import DEFAULT_ABSENT_AFTER_MS, FacilitatorWatch, tally_answers
+from ..core.places import Place, PlacesHeard, where_message
+from ..core.policies import (
+    DEFAULT_ABSENT_AFTER_MS,
+    FacilitatorWatch,
+    PresenceWatch,
+    tally_answers,
+)
 from ..core.record import roster_safety_number
 from ..core.requests import TEXT_CAPACITY, AnonymousRequest
 from ..core.session import Session
@@ -50,9 +65,16 @@ from ..core.template import Template
 from ..templates import template_for
 from .autosave import Autosave, SaveFailed
 from .dialer import Dialer
-from .discovery import Discovery
+from .discovery import LOOPBACK, Discovery, choose_interfaces
 from .files import SaveFile, export_record
-from .joining import JOIN_FIRST_TYPE, Sponsor, ask_to_join, wait_until_member
+from .joining import (
+    ADMIT_WAIT_S,
+    JOIN_FIRST_TYPE,
+    Joiner,
+    Sponsor,
+    ask_to_join,
+    wait_until_member,
+)
 from .link import FrameReader, Link, LinkClosed
 
 log = logging.getLogger("relsec.node")
@@ -60,7 +82,22 @@ log = logging.getLogger("relsec.node")
 TICK_S = 1.0
 ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
 DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
+# A clean quit waits at most this long for the linked laptops to take the
+# departure in (each closes its link once it has folded it).
+DEPART_WAIT_S = 2.0
 LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
+ADDRESS_CHECK_S = 2.0  # how often a laptop looks whether its addresses changed (SPEC §12.2)
+
+
+def following(requested: str | None) -> Callable[[], list[str]] | None:
+    """How a node finds its addresses again after the network changed under
+    it (SPEC §12.2): the same choice as at start (``choose_interfaces``),
+    made again. None when the person named an address: that one cannot move."""
+    try:
+        ipaddress.ip_address((requested or "").strip())
+    except ValueError:
+        return partial(choose_interfaces, requested)  # an interface name, or the default
+    return None
 
 
 def wall_clock_ms() -> int:
@@ -86,6 +123,9 @@ class PeerDown:
 
 NodeEvent = Event | PeerUp | PeerDown | SaveFailed | Report
 
+# The facilitator's answer to a pending join (SPEC §12.8): True admits.
+AdmissionPolicy = Callable[[JoinRequest], Awaitable[bool]]
+
 
 class Node:
     """Owns the listener, discovery, links and the Session of one member."""
@@ -100,9 +140,16 @@ class Node:
         on_event: Callable[[NodeEvent], None] | None = None,
         absent_after_s: float = DEFAULT_ABSENT_AFTER_S,
         use_mdns: bool = True,
+        admission: AdmissionPolicy | None = None,
+        follow: Callable[[], list[str]] | None = None,
     ) -> None:
         self.identity = identity or Identity.generate()
         self.interfaces = interfaces
+        # Where this laptop is now (``following``): looked up every
+        # ADDRESS_CHECK_S; None keeps ``interfaces`` for good.
+        self._follow = follow
+        self._next_address_check = 0.0
+        self._moving = False
         self.port = port
         self.clock = clock
         self.session: Session | None = None
@@ -114,6 +161,7 @@ class Node:
         self._bootstrap: set[bytes] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._facilitator_watch = FacilitatorWatch(round(absent_after_s * 1000))
+        self._presence_watch = PresenceWatch(round(absent_after_s * 1000))
         self._known_epoch = -1
         self._closing = False
         self._cosigning = False
@@ -122,6 +170,14 @@ class Node:
         self.rejections: list[InputRejected] = []
         self.template: Template | None = None  # the template this laptop started from
         self._sponsor = Sponsor(self)
+        # None admits every joiner who proved the code (headless peers,
+        # benchmarks); the app asks the facilitator (``set_admission``).
+        self._admission = admission
+        self._places: dict[bytes, tuple[Place, ...]] = {}  # members' listening places
+        self._advertised: int | None = None  # the nameplate on the air, if any
+        self._nameplate: int | None = None  # the meeting's, kept when a removal retires a code
+        self._joining = False  # ask_to_join browses on its own
+        self._known_viewers: frozenset[bytes] = frozenset()
         self._dialer = Dialer(
             self, spawn=self._spawn, may_link=self.may_link, on_link=self.add_link
         )
@@ -132,9 +188,9 @@ class Node:
     async def start(self) -> None:
         await self._listen()
         if self._use_mdns:
+            # Sockets only: nothing is announced or asked from the lobby.
             self._discovery = Discovery(self.interfaces, on_change=self._on_discovery_change)
             await self._discovery.async_start()
-            self._spawn(self._discovery.async_advertise(self.port, None))
         self._spawn(self._timer_loop())
         self._spawn(self._round_loop())
         log.info("listening on %s, port %d", ", ".join(self.interfaces), self.port)
@@ -144,11 +200,18 @@ class Node:
         exactly these addresses with that port (SPEC §12.2), so a peer that
         reaches this laptop through any of its interfaces can connect, and
         nothing listens where nothing is advertised (never the wildcard)."""
+        self._servers, self.port = await self._open_listeners(self.interfaces, self.port)
+
+    async def _open_listeners(
+        self, hosts: list[str], wanted: int
+    ) -> tuple[list[asyncio.Server], int]:
+        """Listeners on every one of ``hosts`` at one port (``wanted``, or
+        one the OS picks when 0); raises ``OSError`` if that cannot be."""
         for attempt in range(LISTEN_ATTEMPTS):
-            port = self.port
+            port = wanted
             servers: list[asyncio.Server] = []
             try:
-                for host in self.interfaces:
+                for host in hosts:
                     server = await asyncio.start_server(self._on_connection, host, port)
                     servers.append(server)
                     port = server.sockets[0].getsockname()[1]
@@ -157,12 +220,11 @@ class Node:
                     server.close()
                 # A port the OS picked on the first address can be taken on
                 # another one: pick again. A port the person chose cannot move.
-                if self.port != 0 or attempt == LISTEN_ATTEMPTS - 1:
+                if wanted != 0 or attempt == LISTEN_ATTEMPTS - 1:
                     raise
                 continue
-            self._servers = servers
-            self.port = port
-            return
+            return servers, port
+        raise OSError("no port free on every address")  # not reached: the loop raises
 
     @property
     def listening(self) -> list[tuple[str, int]]:
@@ -186,6 +248,26 @@ class Node:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
+
+    async def depart(self, wait_s: float = DEPART_WAIT_S) -> int:
+        """Leave the meeting cleanly (a clean quit): write ``roster.leave``,
+        then wait, at most ``wait_s``, until every laptop linked now has taken
+        it in. A laptop closes its link to a member once it has folded their
+        departure (``_after_change``), so a closed link is the receipt; a
+        laptop not linked now hears of it from the others. Returns how many
+        linked laptops did not confirm in time (0: all did). The caller
+        closes the node after."""
+        if self.session is None or not self.is_member:
+            return 0
+        self.perform(Session.leave)
+        waiting = list(self.links.values())
+        deadline = time.monotonic() + wait_s
+        while any(not link.closed for link in waiting) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        unconfirmed = sum(1 for link in waiting if not link.closed)
+        if unconfirmed:
+            log.info("departure: %d linked laptop(s) did not confirm in time", unconfirmed)
+        return unconfirmed
 
     def panic(self) -> None:
         """Cut every link and drop the meeting at once, writing nothing; then
@@ -226,20 +308,31 @@ class Node:
         return str(joincode.JoinCode(state.join_code[0], state.join_code[1]))
 
     @property
-    def discovering(self) -> bool:
-        """True once the node browses and advertises by mDNS."""
-        return self._discovery is not None
+    def is_viewer(self) -> bool:
+        """This laptop is a room display of its meeting (SPEC §12.12)."""
+        state = self.state
+        return state is not None and self.identity.key in state.viewers
 
-    def nearby_meetings(self) -> list[tuple[int, int]]:
-        """(nameplate, laptops advertising it) for the meetings discovery sees,
-        by nameplate only: nothing else about a meeting is on the LAN."""
-        if self._discovery is None:
+    def join_addresses(self) -> list[str]:
+        """The address form of the join code, one per listening address
+        (SPEC §12.3): what the facilitator's screen shows for networks
+        where multicast is blocked. Empty when this laptop does not admit."""
+        state = self.state
+        if state is None or state.join_code is None or not self.admits_joiners():
             return []
-        counts: dict[int, int] = {}
-        for peer in self._discovery.peers():
-            if peer.nameplate is not None:
-                counts[peer.nameplate] = counts.get(peer.nameplate, 0) + 1
-        return sorted(counts.items())
+        code = joincode.JoinCode(state.join_code[0], state.join_code[1])
+        return [joincode.format_join_address(code, host, port) for host, port in self.listening]
+
+    @property
+    def advertising(self) -> bool:
+        """True while this laptop announces its meeting on mDNS."""
+        return self._advertised is not None
+
+    @property
+    def browsing(self) -> bool:
+        """True while this laptop asks the LAN for meetings (SPEC §12.1:
+        only while joining by the code alone)."""
+        return self._discovery is not None and self._discovery.browsing
 
     # -- the session ------------------------------------------------------------------
 
@@ -280,15 +373,121 @@ class Node:
             self._emit(MeetingChanged())
             self._report_own_ignored()
         self._cosign_tallies(state)
-        if state.epoch != self._known_epoch:
-            self._known_epoch = state.epoch
+        viewers = frozenset(state.viewers)
+        if state.epoch != self._known_epoch or viewers != self._known_viewers:
+            self._known_epoch, self._known_viewers = state.epoch, viewers
             # New members may now be admitted; departed ones must go.
             self._dialer.redial()
             for peer, link in list(self.links.items()):
                 if not self.may_link(peer):
                     link.close("no longer a member")
-            if self._discovery is not None and state.join_code is not None:
-                self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
+            self._share_places()
+        if state.join_code is not None:
+            self._nameplate = state.join_code[0]
+        self._keep_a_code(state)
+        self._sync_advert()
+
+    def _keep_a_code(self, state: MeetingState) -> None:
+        """A removal retired the code (SPEC §12.11): while joining is open,
+        the facilitator's laptop publishes a fresh one at once."""
+        if (
+            state.join_code is None
+            and state.joining_open
+            and state.facilitator == self.identity.key
+            and self.is_member
+        ):
+            with contextlib.suppress(LocalProtocolError):
+                # Same nameplate: laptops looking for the meeting still find it.
+                self.publish_code(joincode.new_join_code(self._nameplate))
+
+    def _sync_advert(self) -> None:
+        """Announce the meeting exactly while this laptop admits joiners
+        (SPEC §12.1); withdrawing sends goodbye packets."""
+        if self._discovery is None or self._closing:
+            return
+        state = self.state
+        wanted = None
+        if state is not None and state.join_code is not None and self.admits_joiners():
+            wanted = state.join_code[0]
+        if wanted == self._advertised:
+            return
+        self._advertised = wanted
+        if wanted is None:
+            self._spawn(self._discovery.async_withdraw())
+        else:
+            self._spawn(self._discovery.async_advertise(self.port, wanted))
+
+    # -- admission ----------------------------------------------------------------------
+
+    def admits_joiners(self) -> bool:
+        """This laptop sponsors joins now: it is the facilitator's, and the
+        facilitator has joining open (SPEC §12.8, §12.11)."""
+        state = self.state
+        return (
+            state is not None
+            and state.joining_open
+            and state.facilitator == self.identity.key
+            and self.is_member
+        )
+
+    def set_admission(self, policy: AdmissionPolicy | None) -> None:
+        """Who answers a pending join: ``policy`` (the app asks the
+        facilitator), or None to admit everyone who proved the code."""
+        self._admission = policy
+
+    async def decide_admission(self, request: JoinRequest) -> bool:
+        """The facilitator's answer to ``request`` (no answer in
+        ``ADMIT_WAIT_S`` is a no)."""
+        if self._admission is None:
+            return True
+        try:
+            return await asyncio.wait_for(self._admission(request), ADMIT_WAIT_S)
+        except TimeoutError:
+            return False
+
+    def set_joining(self, open_: bool) -> Entry:
+        """The facilitator opens or closes joining (a ``join.open`` entry)."""
+        return self.perform(lambda s: s.act("join.open", {"open": open_}))
+
+    # -- where members listen (SPEC §12.13) -----------------------------------------------
+
+    def _places_table(self) -> dict[bytes, list[Place]]:
+        state = self.state
+        if state is None or not self.is_member:
+            return {}  # a display or a joiner not yet in: nothing to tell
+        table = {key: list(spots) for key, spots in self._places.items() if state.is_member(key)}
+        table[self.identity.key] = list(self.listening)
+        return table
+
+    def _where(self) -> bytes | None:
+        table = self._places_table()
+        if self.session is None or not table:
+            return None
+        return where_message(self.session.mid, table)
+
+    def _share_places(self) -> None:
+        message = self._where()
+        if message is not None:
+            for link in list(self.links.values()):
+                link.send(message)
+
+    def _heard_places(self, heard: PlacesHeard) -> None:
+        state = self.state
+        if state is None:
+            return
+        changed = False
+        for key, spots in heard.places.items():
+            if key == self.identity.key or not state.is_member(key):
+                continue
+            if self._places.get(key) != spots:
+                self._places[key] = spots
+                changed = True
+            if key not in self.links:
+                for host, port in spots:
+                    self._dialer.add(host, port)
+        if changed:
+            self._dialer.dial_all()
+            self._share_places()
 
     def _report_own_ignored(self) -> None:
         """Tell the person when an entry of theirs stopped counting (another
@@ -355,11 +554,9 @@ class Node:
         return self.join_code()
 
     def publish_code(self, code: joincode.JoinCode) -> None:
-        """Make ``code`` the meeting's join code and advertise its number."""
+        """Make ``code`` the meeting's join code (advertised by
+        ``_sync_advert`` while this laptop admits)."""
         self.perform(lambda s: s.set_join_code(code.nameplate, code.words))
-        state = self.state
-        if self._discovery is not None and state is not None and state.join_code:
-            self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
 
     def _on_payload(self, link: Link, payload: bytes) -> None:
         if self.session is None or self.links.get(link.peer) is not link:
@@ -368,6 +565,9 @@ class Node:
         for event in self.session.receive(link.peer, payload):
             if isinstance(event, MeetingChanged):
                 changed = True  # said once, by _flush
+                continue
+            if isinstance(event, PlacesHeard):
+                self._heard_places(event)
                 continue
             self._emit(event)
             if isinstance(event, InputRejected) and event.fatal:
@@ -382,9 +582,10 @@ class Node:
         or, before this laptop is in the roster, the member who sponsored it."""
         state = self.state
         if state is not None and state.created:
-            return state.is_member(key) or (
-                key in self._bootstrap and not state.is_member(self.identity.key)
-            )
+            if state.is_member(self.identity.key):
+                # Members link with members and with the room displays (§12.12).
+                return state.is_member(key) or key in state.viewers
+            return state.is_member(key) or key in self._bootstrap
         return key in self._bootstrap
 
     def _epoch(self) -> int:
@@ -407,6 +608,9 @@ class Node:
         if self.session is not None:
             self.session.peer_connected(link.peer)
             self._flush()
+            where = self._where()
+            if where is not None:
+                link.send(where)
         self._emit(PeerUp(link.peer))
 
     def _on_link_closed(self, link: Link) -> None:
@@ -418,8 +622,32 @@ class Node:
                 self._emit(PeerDown(link.peer, link.close_reason))
 
     def _on_discovery_change(self) -> None:
-        if self._discovery is not None:
-            self._dialer.add_discovered(self._discovery.peers())
+        if self._discovery is None:
+            return
+        peers = self._discovery.peers()
+        if self._nameplate is not None:  # only our meeting's laptop
+            peers = [peer for peer in peers if peer.nameplate == self._nameplate]
+        self._dialer.add_discovered(peers)
+
+    def _find_the_meeting_again(self) -> None:
+        """A member or display with no link at all (resumed from a save, or
+        every other laptop restarted) browses for its meeting's nameplate,
+        which the laptop that admits announces while joining is open, and
+        stops once it has a link (SPEC §12.1): the `where` message does the
+        rest."""
+        discovery = self._discovery
+        if discovery is None or self._joining or self._closing:
+            return
+        lost = (
+            self._nameplate is not None
+            and (self.is_member or self.is_viewer)
+            and not self.links
+            and not self.admits_joiners()
+        )
+        if lost and not discovery.browsing:
+            self._spawn(discovery.async_browse())
+        elif not lost and discovery.browsing:
+            self._spawn(discovery.async_stop_browsing())
 
     async def _on_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -463,17 +691,34 @@ class Node:
 
     # -- joining ------------------------------------------------------------------------
 
-    async def join(self, code_text: str, name: str, timeout: float = 10.0) -> None:
-        """Join the meeting whose code someone read out; raises ``JoinError``
-        (the run itself is ``net/joining.py``'s)."""
-        admitted = await ask_to_join(self._discovery, code_text, self.identity, name, timeout)
+    async def join(
+        self,
+        code_text: str,
+        name: str,
+        timeout: float = 10.0,
+        *,
+        display: bool = False,
+        on_waiting: Callable[[], None] | None = None,
+    ) -> None:
+        """Join the meeting whose code someone read out, or typed with its
+        address (``CODE @ HOST:PORT``); a ``display`` joins as a room display
+        (SPEC §12.12). ``on_waiting``: the facilitator is being asked. Raises
+        ``JoinError`` (the run itself is ``net/joining.py``'s)."""
+        joiner = Joiner(self.identity, name, display=display, on_waiting=on_waiting)
+        self._joining = True
+        try:
+            admitted = await ask_to_join(self._discovery, code_text, joiner, timeout)
+        finally:
+            self._joining = False
         granted = admitted.granted
         self.session = Session.join(self.identity, granted.mid, granted.creator, self.clock)
         self._bootstrap.add(granted.sponsor)
         self.add_endpoint(admitted.host, admitted.port)
-        self._on_discovery_change()
         self._dialer.dial_all()
-        await wait_until_member(lambda: self.is_member, timeout)
+        if display:
+            await wait_until_member(lambda: self.is_viewer, timeout)
+        else:
+            await wait_until_member(lambda: self.is_member, timeout)
 
     # -- templates, saves and records ------------------------------------------------------
 
@@ -620,7 +865,9 @@ class Node:
                 log.exception("timer tick failed")
 
     def _on_tick(self) -> None:
+        self._check_addresses()
         if self._discovery is not None:
+            self._find_the_meeting_again()
             self._on_discovery_change()
         self._dialer.dial_all()
         if self.session is None:
@@ -628,7 +875,82 @@ class Node:
         self.session.tick()
         self._flush()
         self._watch_facilitator()
+        self._watch_presence()
         self._autosave.tick()
+
+    # -- sleep, moves and drops (SPEC §11.8, §12.2) -------------------------------------
+
+    def _check_addresses(self) -> None:
+        """Every ADDRESS_CHECK_S: has this laptop moved to other addresses
+        (another network, a new DHCP lease)? Then it follows them. An
+        interface that is down or has lost its address is a dropped network,
+        not a move: the laptop keeps its listeners and waits for it to come
+        back (its links and the dialer do the rest)."""
+        if self._follow is None or self._moving or self._closing:
+            return
+        now = time.monotonic()
+        if now < self._next_address_check:
+            return
+        self._next_address_check = now + ADDRESS_CHECK_S
+        try:
+            current = self._follow()
+        except LocalError:  # the named interface has no address right now
+            return
+        if not current or current == self.interfaces:
+            return
+        if current == [LOOPBACK] and self.interfaces != [LOOPBACK]:
+            return  # only loopback left: the network is gone for now
+        self._moving = True
+        self._spawn(self._move(current))
+
+    async def _move(self, addresses: list[str]) -> None:
+        """Listen, advertise and link from ``addresses`` instead of the old
+        ones: listeners on the new addresses (the same port if it is free
+        there), links bound to an address this laptop no longer has closed
+        at once (they are dead, whatever their timers say), mDNS started
+        again on the new addresses, and every known place dialled again."""
+        try:
+            try:
+                servers, port = await self._open_listeners(addresses, self.port)
+            except OSError:
+                servers, port = await self._open_listeners(addresses, 0)
+        except OSError as exc:
+            log.warning("addresses changed but cannot listen there: %s", type(exc).__name__)
+            self._moving = False
+            return
+        try:
+            old_servers, self._servers = self._servers, servers
+            self.interfaces, self.port = addresses, port
+            for server in old_servers:
+                server.close()
+            for link in list(self.links.values()):
+                local = link.local_address
+                if isinstance(local, tuple) and local and local[0] not in addresses:
+                    link.close("this laptop's address changed")
+            log.info("addresses changed: listening on %s, port %d", ", ".join(addresses), port)
+            if self._discovery is not None:
+                await self._restart_discovery(addresses)
+            self._dialer.redial()
+            self._dialer.dial_all()
+        finally:
+            self._moving = False
+
+    async def _restart_discovery(self, addresses: list[str]) -> None:
+        """mDNS is bound to addresses: the old ones are gone, so answer again
+        from the new ones, under a new random instance name (the others
+        resolve it afresh: SPEC §12.2), announcing only while this laptop
+        admits joiners (§12.1)."""
+        old = self._discovery
+        discovery = Discovery(addresses, on_change=self._on_discovery_change)
+        await discovery.async_start()
+        self._discovery = discovery
+        # Quiet mDNS (SPEC §12.1): the new responder announces only if this
+        # laptop admits joiners now; _sync_advert decides, as everywhere.
+        self._advertised = None
+        self._sync_advert()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(old.async_close(), 3)
 
     def _watch_facilitator(self) -> None:
         """If the facilitator's laptop has been unreachable for a while, say so
@@ -641,6 +963,22 @@ class Node:
             log.info("facilitator %s unreachable; declaring absent", short(state.facilitator))
             with contextlib.suppress(LocalProtocolError):
                 self.perform(lambda s: s.declare_absent())
+
+    def _watch_presence(self) -> None:
+        """Declare away the members this laptop has not reached for the
+        absence timeout, and say this laptop is back once it reaches the
+        room again (``core.policies.PresenceWatch`` decides; the log's
+        majority rule makes a member away, SPEC §6.1)."""
+        now_ms = int(time.monotonic() * 1000)
+        actions = self._presence_watch.observe(now_ms, self.state, self.identity.key, self.links)
+        for key in actions.away:
+            log.info("member %s unreachable; declaring away", short(key))
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(partial(Session.declare_away, who=key))
+        if actions.back:
+            log.info("declared away, reachable again: writing roster.back")
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(Session.come_back)
 
 
 def _peek_type(payload: bytes) -> str:

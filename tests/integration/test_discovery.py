@@ -102,6 +102,7 @@ async def spawn() -> AsyncIterator[Spawn]:
 async def browser() -> AsyncIterator[Discovery]:
     discovery = Discovery(LOOPBACK)
     await discovery.async_start()
+    await discovery.async_browse()
     try:
         yield discovery
     finally:
@@ -168,6 +169,7 @@ async def test_no_nameplate_means_version_only_and_updates_reach_peers(
 ) -> None:
     advertiser = Discovery(LOOPBACK)
     await advertiser.async_start()
+    await advertiser.async_browse()
     try:
         await advertiser.async_advertise(40001, None)
         assert await wait_until(
@@ -203,6 +205,7 @@ async def test_closing_withdraws_the_service(spawn: Spawn) -> None:
     changes: list[float] = []
     watcher = Discovery(LOOPBACK, on_change=lambda: changes.append(time.monotonic()))
     await watcher.async_start()
+    await watcher.async_browse()
     try:
         (nameplate,) = nameplates(1)
         peer = await spawn(nameplate)

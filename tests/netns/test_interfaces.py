@@ -35,6 +35,7 @@ from relsec_p2p.net.discovery import Discovery
 async def main(interface, port):
     discovery = Discovery([interface])
     await discovery.async_start()
+    await discovery.async_browse()
     try:
         for _ in range(300):
             for peer in discovery.peers():
@@ -76,7 +77,9 @@ def test_multi_homed_laptop_listens_where_it_advertises_and_bridges(
     assert sorted(host for host, _ in both.listening) == expected
     assert {port for _, port in both.listening} == {both.port}
 
-    # What mDNS tells each network: exactly the addresses it listens on.
+    # What mDNS tells each network while joining is open (nothing before,
+    # SPEC §12.1): exactly the addresses it listens on.
+    code = both.ok(cmd="start", title="Two networks", name="bridge", agenda=AGENDA)["code"]
     assert browse(lan, 1, lan.second_address(1), both.port) == expected
     assert browse(lan, 3, lan.address(3), both.port) == expected
 
@@ -84,7 +87,6 @@ def test_multi_homed_laptop_listens_where_it_advertises_and_bridges(
     peers.extend(second)
     first_only = PeerProcess(prefix=lan.prefix(3), interface="lan0")
     peers.append(first_only)
-    code = both.ok(cmd="start", title="Two networks", name="bridge", agenda=AGENDA)["code"]
     for n, peer in enumerate([*second, first_only]):
         peer.ok(cmd="join", code=code, name=f"member{n}", timeout=20)
     both.ok(cmd="open_step", step=0)

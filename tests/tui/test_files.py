@@ -52,7 +52,7 @@ async def test_own_template_save_and_resume(tmp_path: Path) -> None:
     )
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab")
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab")  # name, code, join, process
         await pilot.press(*"Tuesday", "enter")  # the first choice is our own file
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
         assert app.node is not None and app.node.state is not None
@@ -89,7 +89,7 @@ async def test_named_answers_carry_their_label_and_what_they_are_about() -> None
     app = RelsecApp(node_factory(OFFLINE))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Funder", "enter")
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", *"Funder", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
         node = app.node
         assert node is not None and node.state is not None
@@ -113,7 +113,7 @@ async def test_named_answers_carry_their_label_and_what_they_are_about() -> None
 
 async def start_saved_meeting(app: RelsecApp, pilot, save: Path) -> None:  # type: ignore[no-untyped-def]
     await pilot.pause()
-    await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
+    await pilot.press(*"Ana", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
     await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
     assert app.node is not None
     app.node.perform(lambda s: s.open_step(0))
@@ -151,7 +151,7 @@ async def test_the_panic_key_asks_nothing_when_there_is_no_save(tmp_path: Path) 
     app = RelsecApp(node_factory(OFFLINE))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.pause()
-        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
+        await pilot.press(*"Ana", "tab", "tab", "tab", "tab", *"Tuesday", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MeetingScreen))
         await pilot.press("f12")
         await wait_for(pilot, lambda: app.return_value is not None, timeout=5)

@@ -19,12 +19,19 @@ from fakeroom import (
 from textual.widgets import Digits
 
 from relsec_p2p.app.app import RelsecApp
-from relsec_p2p.app.screens.dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog
+from relsec_p2p.app.screens.dialogs import (
+    ChoiceDialog,
+    ConfirmDialog,
+    ModeChoiceDialog,
+    TalkTimeDialog,
+)
 from relsec_p2p.app.screens.display import DisplayScreen
 from relsec_p2p.app.screens.help import HelpScreen, bindings_of, key_label
 from relsec_p2p.app.screens.meeting import MeetingScreen
+from relsec_p2p.app.screens.rating import RatingScreen
 from relsec_p2p.app.widgets.compose import ComposeBox
 from relsec_p2p.app.widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
+from relsec_p2p.app.widgets.rating import RatingList
 from relsec_p2p.core.requests import AnonymousAnswer, AnonymousVote, PauseRequest
 
 SIZE = (100, 30)
@@ -168,7 +175,11 @@ async def test_anonymous_answers_go_through_real_rounds_and_show_unattributed() 
         log = screen.log_text()
         assert "Anonymous: 3 in " in log and "4 members, 4 slots)" in log
         assert "round" not in log.lower()  # one heading, no round of a lone item
-        assert "  - I feel unheard" in log and "  - Me too" in log
+        lines = log.splitlines()
+        # Numbered as the record numbers them (in the round's shuffled order).
+        numbered = sorted(line[4:].split(" ", 1)[0] for line in lines if line.startswith("  - "))
+        assert numbered == ["1.1", "1.2", "1.3"]
+        assert sum(line.endswith((" I feel unheard", " Me too")) for line in lines) == 2
         assert "Ana: I feel unheard" not in log and "Cy: Me too" not in log
         assert room.session(0).state.contributions == []  # nothing named was written
         await pilot.press("escape", "p")
@@ -262,6 +273,10 @@ async def test_poll_named_votes_live_result_and_rule(room: Room) -> None:
         await pilot.pause()
         await pilot.press("c", *"Share the funder contact", "enter", "escape", "o")
         await pilot.pause()
+        dialog = app.screen  # a "both" step: named or anonymous, the facilitator says
+        assert isinstance(dialog, ChoiceDialog) and dialog.options[0][1] is False
+        await pilot.press("1")
+        await pilot.pause()
         state = room.session(0).state
         assert len(state.polls) == 1
         poll = next(iter(state.polls.values()))
@@ -307,33 +322,43 @@ async def test_a_block_shows_blocked(room: Room) -> None:
         assert "Result: BLOCKED" in app.screen.query_one(PollPanel).shown_text
 
 
-async def test_rating_dialog_sets_a_named_rating(room: Room) -> None:
+async def test_rating_screen_sets_a_named_rating_of_the_step(room: Room) -> None:
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")  # nothing to rate one by one yet: the step as a whole
-        assert isinstance(app.screen, ModeChoiceDialog)
+        assert isinstance(app.screen, RatingScreen)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows == [
+            "  How safe do you feel here?\n    0 of 4 have rated · spread shown once 3 have rated"
+        ]
         await pilot.press("3")
         await pilot.pause()
         assert room.session(0).state.ratings == {(RATING, None, IDENTITIES[0].key): 2}
+        await pilot.pause(0.3)
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert rows[0].startswith("✓ How safe") and "1 of 4 have rated" in rows[0]
 
 
-async def test_a_rating_about_another_steps_answers_rates_one_answer(room: Room) -> None:
+async def test_a_rating_about_another_steps_answers_lists_every_answer(room: Room) -> None:
     open_step(room, TEXT)
     funder = room.session(1).contribute(TEXT, "One funder")
-    room.session(2).contribute(TEXT, "Long meetings")
+    meetings = room.session(2).contribute(TEXT, "Long meetings")
     open_step(room, RATING)
     app = RelsecApp(room.factory)
     async with app.run_test(size=SIZE) as pilot:
         await in_meeting(app, pilot)
         await pilot.press("r")
-        assert isinstance(app.screen, ChoiceDialog)  # which answer?
-        await pilot.press("1")
-        assert isinstance(app.screen, ModeChoiceDialog)
-        await pilot.press("1")
+        assert isinstance(app.screen, RatingScreen)  # every answer on one screen
+        rows = app.screen.query_one(RatingList).plain_rows()
+        assert [row.splitlines()[0] for row in rows] == ["  1.1 One funder", "  1.2 Long meetings"]
+        await pilot.press("1", "3")  # the first, then (moved on) the second
         await pilot.pause()
-        assert room.session(0).state.ratings == {(RATING, funder.hash, IDENTITIES[0].key): 0}
+        assert room.session(0).state.ratings == {
+            (RATING, funder.hash, IDENTITIES[0].key): 0,
+            (RATING, meetings.hash, IDENTITIES[0].key): 2,
+        }
 
 
 async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
@@ -417,3 +442,76 @@ async def test_panic_blanks_drops_the_meeting_and_exits(room: Room, tmp_path, mo
         await pilot.pause(0.5)
     assert app.return_value == 3
     assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+async def test_members_away_are_greyed_removed_and_a_rejoined_member_matched(
+    room: Room,
+) -> None:
+    """SPEC §6.1 "Presence": Di's laptop vanished and the room declared it
+    away; the facilitator removes Di (m, confirmed), then matches a newcomer
+    to Cy's earlier place (u), and the roster shows each person once."""
+    di = IDENTITIES[3].key
+    for i in range(3):
+        room.session(i).declare_away(di)
+        room.net.settle()
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        roster = app.screen.query_one(RosterPanel)
+        assert "Di - away" in roster.shown_text
+        assert "quorum: 3 of 3 present" in roster.shown_text
+        assert "4 members (1 away)" in bar_text(app)
+        await pilot.press("escape", "m")
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("1")  # those away come first: Di
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        room.settle(app)
+        await pilot.pause()
+        assert all(s.state.members[di].gone == "removed" for s in room.net if s.me != di)
+        assert "Di" not in roster.shown_text
+        # Cy's laptop crashed; Cy joined again with new keys, under the same name.
+        cy, again = IDENTITIES[2], IDENTITIES[6]
+        room.net.join(again, "Cy", sponsor=room.session(1))
+        room.settle(app)
+        await pilot.pause()
+        assert "Cy #3" in roster.shown_text and "Cy #5" in roster.shown_text
+        assert "may be" not in roster.shown_text  # Cy #3 is present: no hint
+        for i in (0, 1, 4):  # Ana, Bo and the newcomer: 3 of the 4 present
+            room.session(i).declare_away(cy.key)
+            room.net.settle()
+        room.settle(app)
+        await pilot.pause()
+        assert "Cy #5 may be Cy #3 (away): u to match" in roster.shown_text
+        await pilot.press("u")
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("3")  # who rejoined: Bo, Cy #3, Cy #5
+        assert isinstance(app.screen, ChoiceDialog)
+        await pilot.press("1")  # which earlier member: Cy #3 (away first), Bo
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        room.settle(app)
+        await pilot.pause()
+        state = room.session(0).state
+        assert state.members[cy.key].gone == "replaced"
+        assert state.members[again.key].replaces == cy.key
+        lines = roster.shown_text.splitlines()
+        assert [line for line in lines if line.startswith("Cy")] == ["Cy - rejoined"]
+        assert "quorum: 3 of 3 present" in roster.shown_text
+
+
+async def test_ctrl_q_writes_the_departure_before_the_app_exits(room: Room) -> None:
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press("ctrl+q")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        for _ in range(50):
+            await pilot.pause(0.05)
+            if app.return_code is not None:
+                break
+        assert app.return_code == 0
+    room.net.settle()
+    me = IDENTITIES[0].key
+    assert all(s.state.members[me].gone == "left" for s in room.net)

@@ -18,6 +18,7 @@ from nacl import bindings
 from relsec_p2p.core import anon, ring, shuffle
 from relsec_p2p.core.anon_rules import (
     BoundedMemo,
+    check_anonymous_item,
     decode_item,
     ring_of,
     round_id_of,
@@ -27,6 +28,7 @@ from relsec_p2p.core.codec import pack, unpack
 from relsec_p2p.core.errors import EntryRefused, LocalProtocolError
 from relsec_p2p.core.feed import Entry, encode_entry
 from relsec_p2p.core.identity import Identity
+from relsec_p2p.core.record import item_labels, step_ratings
 from relsec_p2p.core.refusals import Refusal, Refused
 from relsec_p2p.core.requests import (
     TEXT_CAPACITY,
@@ -42,7 +44,7 @@ from relsec_p2p.core.session import Session
 from relsec_p2p.core.state import MeetingState
 
 A, B, C, D, E = IDENTITIES[:5]
-UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE = range(6)
+UNSAID, FEEL, DECIDE, OPEN, NAMED, BOTH_RATE, WAY, LIKELY, IMPACT = range(9)
 ANON_AGENDA: list[dict[str, Any]] = [
     {"id": "unsaid", "title": "Unsaid", "prompt": "What is hard to say?", "mode": "anonymous",
      "kind": "text"},
@@ -55,6 +57,11 @@ ANON_AGENDA: list[dict[str, Any]] = [
      "kind": "proposal"},
     {"id": "both", "title": "Both", "prompt": "How was it?", "mode": "both", "kind": "rating",
      "scale": ["bad", "good"]},
+    {"id": "way", "title": "Way", "prompt": "Which way?", "mode": "both", "kind": "proposal"},
+    {"id": "likely", "title": "Likely", "prompt": "How likely is each?", "mode": "anonymous",
+     "kind": "rating", "scale": ["no", "maybe", "yes"], "links": ["unsaid"]},
+    {"id": "impact", "title": "Impact", "prompt": "What harm?", "mode": "both", "kind": "text",
+     "links": ["unsaid"]},
 ]  # fmt: skip
 
 
@@ -830,3 +837,205 @@ def test_rounds_start_just_after_each_beat() -> None:
     # Both schedules put a round just after every beat.
     for interval in (anon.ROUND_INTERVAL_MS, anon.IDLE_INTERVAL_MS):
         assert anon.BEAT_MS % interval == 0
+
+
+# --- votes with reasons (SPEC §6.5, §13.3) -------------------------------------------
+
+
+def test_an_anonymous_block_carries_its_reason_signed_with_it() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    items = [
+        room.item(start, A, vote(poll, "block", "The owner reports us.")),
+        room.item(start, B, vote(poll, "concerns", "The hall has steps.")),
+        room.item(start, C, vote(poll, "agree")),
+    ]
+    room.release(room.certified(start, items))
+    named, anonymous = room.state.polls[poll].latest_reasons()
+    assert named == []
+    assert sorted(anonymous) == [
+        ("block", "The owner reports us."),
+        ("concerns", "The hall has steps."),
+    ]
+
+
+def test_a_reason_swapped_after_signing_makes_the_vote_not_count() -> None:
+    room = Room()
+    poll = room.open_poll()
+    start = room.start()
+    honest = room.item(start, A, vote(poll, "block", "The owner reports us."))
+    fields = unpack(honest)
+    forged = pack({**fields, "reason": "I just dislike Bo."})  # same signature
+    room.release(room.certified(start, [forged, room.item(start, B, vote(poll, "agree"))]))
+    assert room.state.polls[poll].latest_reasons() == ([], [])
+    assert sorted(room.state.polls[poll].latest_anonymous().values()) == ["agree"]
+
+
+def test_anonymous_reasons_follow_the_named_rule() -> None:
+    poll = bytes(32)
+    with pytest.raises(LocalProtocolError, match="concern or a block"):
+        vote(poll, "agree", "Because.")
+    with pytest.raises(LocalProtocolError, match="one line"):
+        vote(poll, "block", "x" * 201)
+    with pytest.raises(LocalProtocolError, match="one line"):
+        vote(poll, "block", "two\nlines")
+    assert wire_item(vote(poll, "block", "Why")) == {
+        "k": "vote",
+        "poll": poll,
+        "choice": "block",
+        "reason": "Why",
+    }
+    assert "reason" not in wire_item(vote(poll, "block"))
+    # A reason of 200 four-byte characters still fits the smallest slot.
+    request = vote(poll, "block", "\U0001f600" * 200)
+    room = Room()
+    start = room.start()
+    item = room.item(start, A, request)
+    assert len(item) <= anon.slot_size(len(start.parts)) - 2
+    assert decode_item(item) is not None
+
+
+# --- anonymous polls on a "both" step (SPEC §6.5 poll.open) ------------------------------
+
+
+def _way_poll(room: Room, **extra: Any) -> bytes:
+    room.open(WAY)
+    proposal = room.scribe.write(B, "proposal.add", {"step": WAY, "text": "We do Y"})
+    return room.scribe.write(A, "poll.open", {"proposal": proposal.hash, **extra}).hash
+
+
+def test_an_anonymous_poll_on_a_both_step_counts_anonymous_votes_only() -> None:
+    room = Room()
+    poll = _way_poll(room, anonymous=True)
+    assert room.state.polls[poll].secret and room.state.anonymous_open()
+    named = room.scribe.write(C, "vote.cast", {"poll": poll, "choice": "block"}, keep=False)
+    refused = why_ignored(room.state, named)
+    assert refused is not None and refused.code == Refusal.ANONYMOUS_ONLY
+    start = room.start()
+    items = [
+        room.item(start, A, vote(poll, "agree")),
+        room.item(start, B, vote(poll, "concerns", "Slowly.")),
+        room.item(start, C, vote(poll, "agree")),
+    ]
+    room.release(room.certified(start, items))
+    room.scribe.write(A, "poll.close", {"poll": poll, "cut": room.cut()})
+    result = room.state.polls[poll].result
+    assert result is not None and result.outcome == "consensus" and result.voters == 3
+    assert result.counts == {"agree": 2, "concerns": 1, "stand_aside": 0, "block": 0}
+    assert room.state.to_canonical()["polls"][0][-1] is True
+
+
+def test_a_named_poll_on_a_both_step_drops_anonymous_votes_and_keeps_its_row() -> None:
+    room = Room()
+    poll = _way_poll(room)
+    assert not room.state.polls[poll].secret
+    start = room.start()
+    room.release(room.certified(start, [room.item(start, A, vote(poll, "block"))]))
+    assert room.state.polls[poll].anon_votes == []
+    assert len(room.state.to_canonical()["polls"][0]) == 7  # the shape before anonymous polls
+
+
+def test_anonymous_poll_refused_on_a_named_step_and_as_a_non_boolean() -> None:
+    room = Room()
+    room.open(NAMED)
+    proposal = room.scribe.write(B, "proposal.add", {"step": NAMED, "text": "Ana does it"})
+    for extra, code in (
+        ({"anonymous": True}, Refusal.NAMED_ONLY),
+        ({"anonymous": 1}, Refusal.BAD_FIELDS),
+    ):
+        entry = room.scribe.write(A, "poll.open", {"proposal": proposal.hash, **extra}, keep=False)
+        refused = why_ignored(room.state, entry)
+        assert refused is not None and refused.code == code
+    opened = room.scribe.write(A, "poll.open", {"proposal": proposal.hash, "anonymous": False})
+    assert not room.state.polls[opened.hash].secret
+
+
+# --- anonymous answers are first-class: tags, refs, labels (issue 12.6) --------------------
+
+
+def _two_anonymous_threats(room: Room) -> tuple[bytes, bytes]:
+    """Two anonymous answers to UNSAID (an anonymous-only step), one tagged;
+    their ids (item ids) in fold order."""
+    room.open(UNSAID)
+    start = room.start()
+    items = [
+        room.item(start, A, contrib(UNSAID, "The landlord knows.", tag="external")),
+        room.item(start, B, contrib(UNSAID, "One of us talks over others.")),
+    ]
+    room.release(room.certified(start, items))
+    ids = [c.id for c in room.state.anonymous_contributions]
+    return ids[0], ids[1]
+
+
+def test_anonymous_answers_carry_a_tag_and_are_numbered_in_fold_order() -> None:
+    room = Room()
+    first, second = _two_anonymous_threats(room)
+    state = room.state
+    tags = {c.text: c.tag for c in state.anonymous_contributions}
+    assert tags == {"The landlord knows.": "external", "One of us talks over others.": None}
+    assert item_labels(state) == {first: "1.1", second: "1.2"}
+    # A row without a tag or ref keeps its old shape; one with a tag grows.
+    rows = {row[1]: row for row in state.to_canonical()["anonymous"]}
+    assert len(rows["One of us talks over others."]) == 5
+    assert rows["The landlord knows."][5:] == ["external", None]
+
+
+def test_answers_and_ratings_can_be_about_an_anonymous_answer() -> None:
+    room = Room()
+    first, second = _two_anonymous_threats(room)
+    room.open(IMPACT)
+    impact = room.scribe.write(
+        C, "contrib.add", {"step": IMPACT, "text": "We lose the room.", "ref": first}
+    )
+    assert room.state.contribution_index[impact.hash].ref == first
+    start = room.start()
+    items = [
+        room.item(start, A, contrib(IMPACT, "People leave.", ref=second)),
+        room.item(start, B, contrib(IMPACT, "x", ref=bytes(32))),  # names nothing: dropped
+    ]
+    room.release(room.certified(start, items))
+    about = {c.text: c.ref for c in room.state.anonymous_contributions if c.step == IMPACT}
+    assert about == {"People leave.": second}
+    labels = item_labels(room.state)
+    assert sorted(
+        labels[i]
+        for i in (
+            impact.hash,
+            *[c.id for c in room.state.anonymous_contributions if c.step == IMPACT],
+        )
+    ) == ["9.1", "9.2"]
+    # Rated anonymously by three members: the record's row and grid count it.
+    room.open(LIKELY)
+    start = room.start()
+    items = [
+        room.item(start, who, AnonymousRating(LIKELY, value, first))
+        for who, value in ((A, 2), (B, 2), (C, 1))
+    ]
+    room.release(room.certified(start, items))
+    rows = step_ratings(room.state, LIKELY)
+    by_label = {row["about"]: row for row in rows}
+    assert by_label["1.1"]["shown"] and by_label["1.1"]["middle"] == "yes"
+    assert by_label["1.1"]["about_text"] == "The landlord knows."
+    assert by_label["1.2"]["answers"] is None  # nobody rated it yet
+
+
+def test_anonymous_tags_and_refs_follow_the_named_rules() -> None:
+    room = Room()
+    first, _ = _two_anonymous_threats(room)
+    room.open(OPEN)  # a step that links to nothing
+    state = room.state
+    assert check_anonymous_item(state, wire_item(contrib(OPEN, "y", ref=first))) == Refused(
+        Refusal.BAD_REF, "ref must point into this step or a step it links to"
+    )
+    long_tag = {"k": "contrib", "step": OPEN, "text": "y", "tag": "t" * 33}
+    refused = check_anonymous_item(state, long_tag)
+    assert refused is not None and refused.code == Refusal.BAD_TEXT
+    with pytest.raises(LocalProtocolError, match="label is 1 to 32"):
+        contrib(OPEN, "y", tag="")
+    # The text and its label share the room for words, so any item fits a slot.
+    fits = contrib(OPEN, "x" * (TEXT_CAPACITY - 4 * 32), tag="\U0001f600" * 32, ref=first)
+    item = room.item(room.start(), A, fits)
+    assert len(item) <= anon.slot_size(shuffle.MIN_PARTICIPANTS) - 2
+    with pytest.raises(LocalProtocolError, match="too long"):
+        contrib(OPEN, "x" * (TEXT_CAPACITY - 4 * 32 + 1), tag="\U0001f600" * 32)

@@ -57,6 +57,7 @@ NOT_SHOWN_AS_IS = {
     ("relsec_p2p/net/joining.py", "the laptop is busy with another join"),
     ("relsec_p2p/net/joining.py", "join handshake ended without a request"),
     ("relsec_p2p/net/joining.py", "the laptop advertised no address"),
+    ("relsec_p2p/net/joining.py", "the facilitator did not admit this laptop"),
     # Messages of the code's own misuse, never a person's mistake.
     ("relsec_p2p/net/discovery.py", "nameplate must be None or .."),
     ("relsec_p2p/net/discovery.py", "Discovery can be started once"),

@@ -16,6 +16,7 @@ from relsec_p2p.core.codec import (
     Limits,
     frame,
     pack,
+    split_entry_envelope,
     unpack,
 )
 from relsec_p2p.core.errors import (
@@ -298,3 +299,59 @@ def test_frame_errors_are_remote_errors() -> None:
     # The driver drops the link on these; they must not look like local bugs.
     assert issubclass(FrameTooLarge, RemoteProtocolError)
     assert not issubclass(FrameTooLarge, LocalProtocolError)
+
+
+# --- the entry envelope's fast path ------------------------------------------------
+
+
+def _generic_envelope(data: bytes) -> tuple[bytes, bytes] | None:
+    """What the generic decoder makes of ``data``: (body, signature) or None."""
+    try:
+        value = unpack(data, ENTRY_LIMITS)
+    except RemoteProtocolError:
+        return None
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and isinstance(value[0], bytes)
+        and isinstance(value[1], bytes)
+        and len(value[1]) == 64
+    ):
+        return value[0], value[1]
+    return None
+
+
+@pytest.mark.parametrize("size", [0, 1, 255, 256, 257, 65_535 - 128, ENTRY_LIMITS.max_bin])
+def test_envelope_fast_path_takes_every_canonical_envelope(size: int) -> None:
+    body, signature = bytes(range(256)) * (size // 256) + bytes(size % 256), b"\x07" * 64
+    envelope = pack([body, signature])
+    assert split_entry_envelope(envelope, ENTRY_LIMITS) == (body, signature)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        b"\x92\xc5\x00\x05abcde\xc4\x40" + bytes(64),  # bin 16 for 5 bytes: not canonical
+        pack([b"body", bytes(63)]),  # a short signature
+        pack([b"body", bytes(64), b""]),  # three items
+        pack([b"body", bytes(64)]) + b"\x00",  # trailing byte
+        pack([b"x" * (ENTRY_LIMITS.max_bin + 1), bytes(64)]),  # over the body limit
+        pack(["body", bytes(64)]),  # a str body
+    ],
+)
+def test_envelope_fast_path_leaves_the_rest_to_unpack(envelope: bytes) -> None:
+    assert split_entry_envelope(envelope, ENTRY_LIMITS) is None
+    assert _generic_envelope(envelope) is None
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300), st.data())
+def test_envelope_fast_path_agrees_with_unpack(body: bytes, data: st.DataObject) -> None:
+    envelope = bytearray(pack([body, b"\x01" * 64]))
+    for _ in range(data.draw(st.integers(0, 3))):
+        where = data.draw(st.integers(0, len(envelope) - 1))
+        envelope[where] = data.draw(st.integers(0, 255))
+    fast = split_entry_envelope(bytes(envelope), ENTRY_LIMITS)
+    assert fast is None or fast == _generic_envelope(bytes(envelope))
+    if _generic_envelope(bytes(envelope)) is not None:
+        assert fast == _generic_envelope(bytes(envelope))

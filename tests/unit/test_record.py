@@ -209,7 +209,7 @@ def test_record_shows_the_proposal_poll_rule_cosigners_and_outcome() -> None:
     assert poll["outcome"] == entered["outcome"]
     assert record["settings"]["stand_aside_limit"] == 2
     text = render_markdown(state, safety_number=SAFETY, template=m.template)
-    assert "Poll closed: **consensus**. 3 of 3 members voted (quorum 3)" in text
+    assert "Poll closed: **consensus**. 3 of 3 members present voted (quorum 3)" in text
     assert "co-signed by 3 of 3 members' laptops" in text
     assert f"Rule: {closed.result.rule()}." in text  # type: ignore[union-attr]
     assert "Outcome recorded by the facilitator: We share the funder relationship" in text

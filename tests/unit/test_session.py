@@ -515,3 +515,73 @@ def test_events_carry_no_contribution_text() -> None:
     events = net[1].receive(net[0].me, entries_frame(MID, bad))
     events += net.events[net[1].me]
     assert events and all(private not in str(e) and private not in repr(e) for e in events)
+
+
+def test_a_copy_of_stored_entries_changes_nothing_and_says_nothing() -> None:
+    """Entries a laptop holds, sent again (a catching-up laptop gets many such
+    copies): no event, no send, no change (SPEC §3.3; they are skipped
+    before decoding)."""
+    net = FakeNetwork.meeting(2)
+    alice, bob = net
+    alice.open_step(TEXT)
+    entry = alice.contribute(TEXT, "once")
+    net.deliver_all()
+    before = (bob.digest(), len(bob.log))
+    frame = entries_frame(MID, *(e.envelope for e in alice.log.entries()))
+    assert bob.receive(alice.me, frame) == []
+    assert bob.take_sends() == []
+    assert (bob.digest(), len(bob.log)) == before
+    assert entry in bob.log.feed(alice.me)
+
+
+def test_an_entry_a_fork_took_out_is_refused_again_not_skipped() -> None:
+    """Entries after a fork leave the feed (SPEC §3.5). A copy arriving later
+    is no longer a stored entry: it is refused as frozen_feed, as it always
+    was, not skipped as a duplicate."""
+    net = FakeNetwork.meeting(2)
+    pat, mallory = net
+    a = mallory.raise_hand()
+    after = mallory.lower_hand()
+    mallory.take_sends()
+    pat.receive(mallory.me, entries_frame(MID, a.envelope, after.envelope))
+    b = forge_next(mallory, "hand.raise", {"x": 1}, seq=a.seq, prev=a.prev, lam=a.lam)
+    assert forks(pat.receive(mallory.me, entries_frame(MID, b.envelope)))
+    assert after not in pat.log.feed(mallory.me)
+    events = pat.receive(mallory.me, entries_frame(MID, after.envelope))
+    assert codes(events) == ["frozen_feed"]
+
+
+def test_a_late_joiner_folds_each_entry_once_and_holds_nothing() -> None:
+    """A have is answered in fold order (SPEC §7.2): the joiner meets every
+    roster.add before that member's entries, so it holds none of them, and
+    folds each entry once as it arrives (its state is only ever extended,
+    never folded again from the start), whatever the order of the keys."""
+    for sponsor_first in (True, False):
+        # The sponsor's feed, written last, sorts before or after the creator's.
+        creator, sponsor = sorted(IDENTITIES[:2], key=lambda i: i.key, reverse=sponsor_first)
+        net = FakeNetwork.meeting(2, identities=[creator, sponsor])
+        a, b = net
+        a.open_step(TEXT)
+        net.deliver_all()
+        b.contribute(TEXT, "early, by the sponsor")
+        net.deliver_all()
+        for i in range(50):
+            a.contribute(TEXT, f"before the joiner #{i}")
+        net.deliver_all()
+        late = Session.join(IDENTITIES[2], MID, a.creator, net.clock)
+        b.add_member(late.me, IDENTITIES[2].ring_key, "Late")  # the latest entry of all
+        b.take_sends()
+        a.receive(b.me, entries_frame(MID, *(e.envelope for e in b.log.feed(b.me))))
+        a.take_sends()
+        state = late.state
+        late.peer_connected(b.me)
+        b.peer_connected(late.me)
+        have = next(s.payload for s in late.take_sends() if s.peer == b.me)
+        b.receive(late.me, have)
+        for send in b.take_sends():
+            if send.peer == late.me:
+                late.receive(b.me, send.payload)
+                assert late.log.held_count == 0
+                assert late.state is state  # extended, not folded again
+        assert late.state.is_member(late.me)
+        assert late.digest() == b.digest()

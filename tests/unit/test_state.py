@@ -160,6 +160,21 @@ def b_left() -> Ctx:
     return ctx
 
 
+def d_away() -> Ctx:
+    """A, B and C (3 of the 4 present) declared D away (SPEC §6.1 "Presence")."""
+    ctx = room()
+    for declarer in (A, B, C):
+        ctx.scribe.write(declarer, "roster.away", {"who": D.key, "returns": 0})
+    return ctx
+
+
+def e_rejoined() -> Ctx:
+    """E joined after the others: a newcomer the facilitator may match."""
+    ctx = room()
+    ctx.scribe.add(B, E, "Cy")
+    return ctx
+
+
 def hand_raised() -> Ctx:
     ctx = room()
     ctx.scribe.write(B, "hand.raise", {})
@@ -277,6 +292,26 @@ CASES = [
     Case("remove without upto", room, A, "roster.remove", _({"who": C.key}), "upto"),
     Case("remove with bool upto", room, A, "roster.remove", _({"who": C.key, "upto": True}),
          "upto"),
+    # roster.replace
+    Case("facilitator replaces", e_rejoined, A, "roster.replace",
+         _({"who": C.key, "by": E.key, "upto": 0}), None),
+    Case("member replaces", e_rejoined, B, "roster.replace",
+         _({"who": C.key, "by": E.key, "upto": 0}), "only the facilitator"),
+    Case("replace by an earlier member", e_rejoined, A, "roster.replace",
+         _({"who": E.key, "by": C.key, "upto": 0}), "joined after who"),
+    Case("replace without by", e_rejoined, A, "roster.replace",
+         _({"who": C.key, "upto": 0}), "has by (key)"),
+    # roster.away and roster.back
+    Case("declare away", room, B, "roster.away", _({"who": D.key, "returns": 0}), None),
+    Case("declare oneself away", room, B, "roster.away", _({"who": B.key, "returns": 0}),
+         "another member who is present"),
+    Case("declare away a stale absence", room, B, "roster.away",
+         _({"who": D.key, "returns": 1}), "come back since"),
+    Case("declare away without returns", room, B, "roster.away", _({"who": D.key}),
+         "has returns"),
+    Case("come back", d_away, D, "roster.back", _({}), None),
+    Case("come back when present", room, D, "roster.back", _({}), "declared away comes back"),
+    Case("come back with fields", d_away, D, "roster.back", _({"x": 1}), "no fields"),
     # facil.handover
     Case("hand over", room, A, "facil.handover", _({"to": B.key}), None),
     Case("member hands over", room, B, "facil.handover", _({"to": C.key}), "only the facilitator"),
@@ -485,7 +520,12 @@ def test_each_phrase_of_the_table_has_one_stable_code() -> None:
 
 # Rules whose checks need machinery of their own (shuffle rounds) are tested
 # in their own module; each must exist and name the rule.
-COVERED_ELSEWHERE = {"anon.round": "test_anon_state.py"}
+COVERED_ELSEWHERE = {
+    "anon.round": "test_anon_state.py",
+    "join.open": "test_admission_rules.py",
+    "viewer.add": "test_admission_rules.py",
+    "viewer.remove": "test_admission_rules.py",
+}
 
 
 def test_every_rule_has_accepted_and_ignored_cases() -> None:

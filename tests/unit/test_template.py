@@ -428,3 +428,21 @@ def test_each_builtin_broken_one_way_reports_the_right_line() -> None:
         error = broken("\n".join(lines))
         assert error.line == number
         assert re.search(r"unknown kind 'vote' in step '[a-z]+'", str(error))
+
+
+def test_a_proposal_step_of_mode_both_may_offer_anonymous_polls_first() -> None:
+    template = load_template("relational-security")
+    way = template.step("way")
+    assert way is not None and way.poll == "anonymous"
+    assert all(step.poll == "named" for step in template.steps if step.id != "way")
+
+
+def test_poll_is_refused_where_there_is_no_choice_to_make() -> None:
+    text = (
+        'format = 1\ntitle = "T"\n[[steps]]\nid = "a"\ntitle = "A"\nprompt = "P"\n'
+        'mode = "anonymous"\nkind = "proposal"\npoll = "anonymous"\n'
+    )
+    with pytest.raises(TemplateError, match="only a proposal step of mode both"):
+        parse_template(text, "own.toml")
+    with pytest.raises(TemplateError, match="poll in step 'a' is named or anonymous"):
+        parse_template(text.replace('poll = "anonymous"', 'poll = "secret"'), "own.toml")

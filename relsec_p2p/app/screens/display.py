@@ -1,7 +1,8 @@
 """The room display: read-only, large type, for a projector.
 
 Rules of this file: it shows what the whole room may see — the current
-prompt, the anonymous answers to it, the poll and its result, the member
+prompt, the anonymous answers to it, the likelihood x impact grid while its
+steps are open, the poll and its result, the decisions taken, the member
 count and the safety number — and never a name beside an answer, the join
 code or anything typed but not sent. It has no way to act on the meeting.
 """
@@ -18,7 +19,10 @@ from textual.screen import Screen
 from textual.widgets import Digits, Static
 
 from ..view import MeetingView, anonymous_heading, held_line
+from ..widgets.decisions import DecisionsPanel
+from ..widgets.grid import GridPanel
 from ..widgets.panels import poll_text
+from ..widgets.rating import board_text
 
 
 class DisplayScreen(Screen[None]):
@@ -32,9 +36,11 @@ class DisplayScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="display-title")
         yield Static(id="display-prompt")
+        yield GridPanel(id="display-grid")
         with VerticalScroll(id="display-answers"):
             yield Static(id="display-anonymous")
         yield Static(id="display-poll")
+        yield DecisionsPanel(id="display-decisions")
         with Vertical(id="display-safety"):
             yield Static(id="display-count")
             yield Digits("", id="display-number")
@@ -78,6 +84,8 @@ class DisplayScreen(Screen[None]):
             for anon in group.rounds:
                 for line in anon.texts:
                     answers.append(f"- {line}\n\n", style="bold")
+        elif view.rating is not None:
+            answers.append_text(board_text(view.rating))
         elif group is not None and group.held:
             answers.append(held_line(group.held, view.anon_threshold), style="dim")
         elif step is not None and step.allows_anonymous:
@@ -90,4 +98,7 @@ class DisplayScreen(Screen[None]):
         panel.display = poll is not None
         if poll is not None:
             panel.update(poll_text(poll, large=True))
+        # The grid and the decisions, as every member's screen has them.
+        self.query_one(GridPanel).show(view.current_grid)
+        self.query_one(DecisionsPanel).show(view.earlier_decisions, rule=False, names=False)
         self.query_one("#display-number", Digits).update(view.safety_number)

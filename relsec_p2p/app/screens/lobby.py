@@ -1,14 +1,17 @@
-"""The lobby: meetings nearby (by number only), start one, or join by code.
+"""The lobby: start a meeting, or join one by its code.
 
 Rules of this file: joining waits on the network, so it runs in the app's
 worker and the lobby only shows its progress; every problem (a wrong code,
-no network interface, nobody found) is one plain sentence in the status line.
-The lobby shows nothing about a meeting but the number it advertises.
+a mistyped address, no network interface, nobody found) is one plain
+sentence in the status line. The lobby sends nothing on the network until
+the person asks to join (SPEC §12.1: no browsing, no announcing from here),
+so it lists no meetings nearby; the code, or the code with the address the
+facilitator's screen shows (``42-harbor-velvet-orbit @ 192.168.1.23:4711``,
+for networks that block multicast), is typed.
 """
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, ClassVar, cast
 
 from rich.text import Text
@@ -16,8 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Select, Static
-from textual.widgets.option_list import Option
+from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from ...core.state import MAX_TITLE
 from ...core.template import TemplateError
@@ -25,8 +27,6 @@ from ..controller import load_template, template_choices
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
-
-NOBODY_AFTER_S = 4.0
 
 
 class LobbyScreen(Screen[None]):
@@ -39,8 +39,6 @@ class LobbyScreen(Screen[None]):
     def __init__(self, *, display_only: bool = False) -> None:
         super().__init__(id="lobby")
         self.display_only = display_only
-        self._opened = time.monotonic()
-        self._nearby: list[tuple[int, int]] | None = None
         self.busy = False
         self.status = ""
 
@@ -74,8 +72,14 @@ class LobbyScreen(Screen[None]):
                     select_on_focus=False,
                 )
                 yield Button("Join", id="join", variant="primary")
-                yield Static(Text("Meetings nearby (number only)", style="dim"))
-                yield OptionList(id="nearby")
+                yield Static(
+                    Text(
+                        "If the Wi-Fi keeps laptops apart, type the whole line from the "
+                        "facilitator's screen: the code @ the address.",
+                        style="dim",
+                    ),
+                    id="join-hint",
+                )
             if not self.display_only:
                 with Vertical(id="start-pane", classes="pane"):
                     yield Static(Text("Start a meeting", style="bold"))
@@ -97,8 +101,6 @@ class LobbyScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#lobby-status", Static).update(Text(self.status))
-        self.refresh_nearby()
-        self.set_interval(1.0, self.refresh_nearby)
 
     # -- status ---------------------------------------------------------------------
 
@@ -106,43 +108,6 @@ class LobbyScreen(Screen[None]):
         self.status = sentence
         if self.is_mounted:
             self.query_one("#lobby-status", Static).update(Text(sentence))
-
-    def refresh_nearby(self) -> None:
-        node = self.relsec.node
-        found = [] if node is None else node.nearby_meetings()
-        if found == self._nearby:
-            self._nudge_if_nobody(found)
-            return
-        self._nearby = found
-        options = self.query_one("#nearby", OptionList)
-        options.clear_options()
-        for nameplate, laptops in found:
-            plural = "laptop" if laptops == 1 else "laptops"
-            options.add_option(
-                Option(Text(f"Meeting {nameplate}  ({laptops} {plural})"), id=str(nameplate))
-            )
-        if found:
-            options.highlighted = 0
-        self._nudge_if_nobody(found)
-
-    def _nudge_if_nobody(self, found: list[tuple[int, int]]) -> None:
-        node = self.relsec.node
-        if found or self.busy or node is None or not node.discovering:
-            return
-        if time.monotonic() - self._opened > NOBODY_AFTER_S and not self.status:
-            self.say(
-                "No meetings found on this network yet: if one has started, check that you "
-                "are on the same Wi-Fi as the others, or type the code anyway."
-            )
-
-    # -- events --------------------------------------------------------------------
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        code = self.query_one("#code", Input)
-        code.value = f"{event.option.id}-"
-        code.focus()
-        code.cursor_position = len(code.value)
-        self.say("Now type the three words of the code, as the facilitator reads them out.")
 
     def _choices(self) -> list[tuple[str, str]]:
         """The built-in processes, after a group's own file if one was given

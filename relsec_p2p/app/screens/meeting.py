@@ -18,14 +18,18 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Input
 
-from ...core.state import CHOICES
+from ...core.state import CHOICES, REASON_CHOICES
 from ...core.wording import CHOICE_LABELS
 from ..controller import Meeting
-from ..view import MeetingView
+from ..view import MeetingView, MemberView, choice_label
 from ..widgets.compose import ComposeBox
 from ..widgets.contributions import ContributionLog
+from ..widgets.decisions import DecisionsPanel
+from ..widgets.grid import GridPanel
 from ..widgets.panels import AgendaList, PollPanel, PromptPanel, RoomBar, RosterPanel
-from .dialogs import ChoiceDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
+from .dialogs import ChoiceDialog, ConfirmDialog, ModeChoiceDialog, TalkTimeDialog, TextDialog
+from .rating import RatingScreen
+from .reason import ReasonDialog
 
 if TYPE_CHECKING:
     from ..app import RelsecApp
@@ -40,11 +44,20 @@ FACILITATOR_ACTIONS = frozenset(
         "hand_over",
         "talk_time",
         "record_outcome",
+        "remove_member",
+        "match_rejoined",
+        "toggle_joining",
     }
 )
 # The vote dialog's options: (label, choice), in the order of the rules' CHOICES.
 VOTE_OPTIONS = [(CHOICE_LABELS[choice], choice) for choice in CHOICES]
 NOT_ABOUT_ONE = b""  # the "not about one of these" choice (ids are 32 bytes)
+# How a poll on a "both" step can be opened (SPEC §6.5 poll.open).
+ANONYMOUS_POLL = "anonymously: votes go through anonymous rounds, nobody's vote is shown"
+NAMED_POLL = "by name: everyone sees who voted what"
+# Outcomes that settle a proposal: it is not offered for a new poll (a blocked
+# one can be changed and proposed again as a new proposal).
+DECIDED = frozenset({"consensus", "blocked"})
 
 
 class MeetingScreen(Screen[None]):
@@ -67,6 +80,9 @@ class MeetingScreen(Screen[None]):
         Binding("f", "hand_over", "Hand over facilitation", show=False),
         Binding("t", "talk_time", "Talk time", show=False),
         Binding("w", "record_outcome", "Record outcome", show=False),
+        Binding("m", "remove_member", "Remove a member", show=False),
+        Binding("u", "match_rejoined", "Match a rejoined member", show=False),
+        Binding("a", "toggle_joining", "Open/close joining", show=False),
     ]
 
     def __init__(self, meeting: Meeting) -> None:
@@ -91,8 +107,10 @@ class MeetingScreen(Screen[None]):
                 yield RosterPanel(id="roster")
             with Vertical(id="main"):
                 yield PromptPanel(id="prompt")
+                yield GridPanel(id="grid")
                 yield ContributionLog(id="log")
                 yield PollPanel(id="poll")
+                yield DecisionsPanel(id="decisions")
                 yield ComposeBox(id="compose")
         yield Footer(compact=True)
 
@@ -131,6 +149,8 @@ class MeetingScreen(Screen[None]):
         self.query_one(PromptPanel).show(view)
         self.query_one(ContributionLog).show(view.groups, view.current, view.anon_threshold)
         self.query_one(PollPanel).show(view)
+        self.query_one(GridPanel).show(view.current_grid)
+        self.query_one(DecisionsPanel).show(view.earlier_decisions)
         compose = self.query_one(ComposeBox)
         was_writable = compose.can_write
         compose.set_step(
@@ -163,28 +183,30 @@ class MeetingScreen(Screen[None]):
     def on_compose_box_send(self, message: ComposeBox.Send) -> None:
         view = self.view
         step = None if view is None else view.current_step
-        if message.anonymous or message.kind == "proposal" or view is None or step is None:
-            self._send(message.text, message.anonymous, message.kind)
+        anonymous = message.anonymous
+        if message.kind == "proposal" or view is None or step is None:
+            self._send(message.text, anonymous, message.kind)
             return
-        # A named answer can say which earlier item it is about (an impact of
-        # a threat, a risk of an option) and carry the process's label for it.
+        # An answer, named or anonymous, can say which earlier item it is
+        # about (an impact of a threat, a risk of an option) and carry the
+        # process's label for it.
         targets = [
-            (item.text[:70], item.id)
+            (choice_label(item.label, item.text), item.id)
             for group in view.groups
             if group.step.index in step.links
-            for item in group.named
+            for item in (*group.named, *(i for r in group.rounds for i in r.items))
             if not item.proposal
         ]
         tags = self.meeting.tags_for(step.index)
 
         def with_tag(ref: bytes | None) -> None:
             if not tags:
-                self._send(message.text, False, message.kind, ref=ref)
+                self._send(message.text, anonymous, message.kind, ref=ref)
                 return
 
             def tagged(tag: str | None) -> None:
                 if tag is not None:
-                    self._send(message.text, False, message.kind, ref=ref, tag=tag)
+                    self._send(message.text, anonymous, message.kind, ref=ref, tag=tag)
 
             choices = [(label, label) for label in tags]
             self.app.push_screen(ChoiceDialog("Which kind is it?", choices), tagged)
@@ -255,9 +277,20 @@ class MeetingScreen(Screen[None]):
             return
 
         def voted(answer: tuple[str, bool] | None) -> None:
-            if answer is not None:
-                choice, anonymous = answer
+            if answer is None:
+                return
+            choice, anonymous = answer
+            if choice not in REASON_CHOICES:
                 self._result(self.meeting.vote(poll.id, choice, anonymous=anonymous))
+                return
+
+            def with_reason(reason: str | None) -> None:
+                if reason is not None:  # "" votes without one; None (Escape) does not vote
+                    self._result(
+                        self.meeting.vote(poll.id, choice, anonymous=anonymous, reason=reason)
+                    )
+
+            self.app.push_screen(ReasonDialog(choice, anonymous=anonymous), with_reason)
 
         mine = f" Your vote now: {CHOICE_LABELS[poll.my_vote]}." if poll.my_vote else ""
         self.app.push_screen(
@@ -272,40 +305,11 @@ class MeetingScreen(Screen[None]):
 
     def action_rate(self) -> None:
         view = self.view
-        step = None if view is None else view.current_step
-        if view is None or step is None or step.kind != "rating":
+        if view is None or view.rating is None:
             self.notify("The current step is not a rating.", timeout=4)
             return
-        # A rating step about another step's answers rates one answer at a time.
-        targets = [
-            (f"{item.text[:70]}", item.id)
-            for group in view.groups
-            if group.step.index in step.links
-            for item in group.named
-            if not item.proposal
-        ]
-        anonymous = step.counts_anonymously
-        options = [(label, i) for i, label in enumerate(step.scale)]
-
-        def rate(ref: bytes | None, title: str) -> None:
-            def rated(answer: tuple[int, bool] | None) -> None:
-                if answer is not None:
-                    value, anon = answer
-                    self._result(self.meeting.rate(value, anonymous=anon, ref=ref))
-
-            dialog = ModeChoiceDialog(title, options, anonymous=anonymous)
-            self.app.push_screen(dialog, rated)
-
-        if not targets:
-            rate(None, step.prompt)
-            return
-
-        def chosen(ref: bytes | None) -> None:
-            if ref is not None:
-                text = next(label for label, item in targets if item == ref)
-                rate(ref, f"{step.prompt}\n{text}")
-
-        self.app.push_screen(ChoiceDialog("Rate which one?", targets), chosen)
+        # Every item of the step on one screen, one key per rating.
+        self.app.push_screen(RatingScreen(self.meeting))
 
     def action_display(self) -> None:
         self.relsec.show_display()
@@ -321,6 +325,10 @@ class MeetingScreen(Screen[None]):
             self.show(self.view)
 
     # -- facilitation ---------------------------------------------------------------
+
+    def action_toggle_joining(self) -> None:
+        """Open or close joining (SPEC §12.11): a ``join.open`` entry."""
+        self._result(self.meeting.toggle_joining())
 
     def action_next_step(self) -> None:
         self._result(self.meeting.next_step())
@@ -346,16 +354,36 @@ class MeetingScreen(Screen[None]):
         view = self.view
         if view is None:
             return
+        # A proposal with a poll open, or one already decided, is not offered.
         polled = {poll.proposal_id for poll in view.polls if poll.status == "open"}
+        decided = {d.poll.proposal_id for d in view.decisions if d.poll.outcome in DECIDED}
         options = [
-            (f"{item.author}: {item.text}", item.id)
+            (choice_label(item.label, f"{item.author}: {item.text}"), item.id)
             for item in view.proposals
-            if item.id not in polled
+            if item.id not in polled | decided
         ]
         if not options:
             self.notify("There is no proposal in this step to poll on yet.", timeout=4)
             return
-        self._choose("Open a poll on which proposal?", options, self.meeting.open_poll)
+        step = view.current_step
+        if step is None or step.mode != "both":
+            # An anonymous step's polls are anonymous, a named step's named.
+            self._choose("Open a poll on which proposal?", options, self.meeting.open_poll)
+            return
+
+        def how(proposal: bytes) -> str | None:
+            ways = [(ANONYMOUS_POLL, True), (NAMED_POLL, False)]
+            if self.meeting.poll_default(step.index) != "anonymous":
+                ways.reverse()
+
+            def opened(anonymous: bool | None) -> None:
+                if anonymous is not None:
+                    self._result(self.meeting.open_poll(proposal, anonymous=anonymous))
+
+            self.app.push_screen(ChoiceDialog("How do people vote on it?", ways), opened)
+            return None
+
+        self._choose("Open a poll on which proposal?", options, how)
 
     def action_close_poll(self) -> None:
         view = self.view
@@ -398,6 +426,72 @@ class MeetingScreen(Screen[None]):
                 self._result(self.meeting.record_outcome(poll.id, text))
 
         self.app.push_screen(TextDialog("What did the group decide?", "the outcome"), written)
+
+    def action_remove_member(self) -> None:
+        """Pick a member (those shown away first) and confirm their removal."""
+        view = self.view
+        others = [] if view is None else [m for m in view.members if not m.me]
+        if not others:
+            self.notify("There is nobody else in the meeting.", timeout=4)
+            return
+        others.sort(key=lambda m: not m.away)
+        options = [(m.name + (" (away)" if m.away else ""), m) for m in others]
+
+        def chosen(member: MemberView | None) -> None:
+            if member is None:
+                return
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self._result(self.meeting.remove(member.key))
+
+            question = (
+                f"Remove {member.name} from the meeting? Their laptop is cut off; what they "
+                "said stays. To come back they join again with the code."
+            )
+            self.app.push_screen(ConfirmDialog(question, "remove", "keep"), confirmed)
+
+        self.app.push_screen(ChoiceDialog("Remove whom?", options), chosen)
+
+    def action_match_rejoined(self) -> None:
+        """Someone rejoined after a crash under a new key: pick them, then the
+        earlier member they were, and confirm (``roster.replace``)."""
+        view = self.view
+        members = [] if view is None else list(view.members)  # in join order
+        newcomers = [m for i, m in enumerate(members) if i > 0 and not m.me and not m.rejoined]
+        if not newcomers:
+            self.notify("Nobody has joined who could be someone returning.", timeout=4)
+            return
+
+        def newcomer_chosen(newcomer: MemberView | None) -> None:
+            if newcomer is None:
+                return
+            earlier = members[: members.index(newcomer)]
+            earlier = sorted((m for m in earlier if not m.me), key=lambda m: not m.away)
+            if not earlier:
+                self.notify("Nobody joined before them but you.", timeout=4)
+                return
+            options = [(m.name + (" (away)" if m.away else ""), m) for m in earlier]
+
+            def old_chosen(old: MemberView | None) -> None:
+                if old is None:
+                    return
+
+                def confirmed(yes: bool | None) -> None:
+                    if yes:
+                        self._result(self.meeting.replace_member(old.key, newcomer.key))
+
+                question = (
+                    f"Is {newcomer.name} the {old.name} who was here before? {old.name}'s "
+                    f"place goes to {newcomer.name} and the old laptop is cut off."
+                )
+                self.app.push_screen(ConfirmDialog(question, "same person", "no"), confirmed)
+
+            title = f"Which earlier member is {newcomer.name}?"
+            self.app.push_screen(ChoiceDialog(title, options), old_chosen)
+
+        options = [(m.name, m) for m in newcomers]
+        self.app.push_screen(ChoiceDialog("Who has rejoined?", options), newcomer_chosen)
 
     def log_text(self) -> str:
         """Everything the contributions pane holds (tests read it)."""

@@ -22,6 +22,8 @@ from textual.strip import Strip
 from ..view import StepGroup, anonymous_heading, held_line
 
 INDENT = "  "
+RATE_HINT = "Press r to rate every item on one screen; the spread shows once enough have rated."
+ABOUT = "↳ about "  # before the label of the item an answer is attached to
 
 
 class ContributionLog(ScrollView, can_focus=True):
@@ -34,6 +36,8 @@ class ContributionLog(ScrollView, can_focus=True):
         "log--proposal",
         "log--round",
         "log--empty",
+        "log--number",
+        "log--about",
     }
     DEFAULT_CSS = """
     ContributionLog { height: 1fr; }
@@ -43,6 +47,8 @@ class ContributionLog(ScrollView, can_focus=True):
     ContributionLog > .log--proposal { text-style: bold; color: $warning; }
     ContributionLog > .log--round { text-style: italic; color: $secondary; }
     ContributionLog > .log--empty { color: $text-muted; }
+    ContributionLog > .log--number { text-style: bold; }
+    ContributionLog > .log--about { text-style: italic; color: $text-muted; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
@@ -81,7 +87,7 @@ class ContributionLog(ScrollView, can_focus=True):
         """(step index at a group's first line, style key, text) in display order.
         Texts are built with their spans directly: ``Text.append`` costs far
         more, and a meeting may hold thousands of lines."""
-        names = ("heading", "prompt", "author", "proposal", "round", "empty")
+        names = ("heading", "prompt", "author", "proposal", "round", "empty", "number", "about")
         styles = {
             name: self.get_component_rich_style(f"log--{name}", partial=True) for name in names
         }
@@ -99,16 +105,28 @@ class ContributionLog(ScrollView, can_focus=True):
             if step.index != self._current:  # the current prompt is shown in full above
                 plain(step.prompt, "prompt")
             for item in group.named:
+                # Numbered as in the record ("1.2", "P1"), with what it is
+                # attached to, so "[5.2]" in a proposal can be found.
+                number = f"{item.label} " if item.label else ""
                 tag = f" [{item.tag}]" if item.tag else ""
+                about = f" {ABOUT}{item.about}" if item.about else ""
+                start = len(number)
                 if item.proposal:
-                    head = f"Proposal by {item.author}{tag}"
+                    head = f"{number}Proposal by {item.author}{tag}"
+                    by = start + len("Proposal by ")
                     spans = [
-                        Span(0, 8, styles["proposal"]),
-                        Span(12, 12 + len(item.author), styles["author"]),
+                        Span(0, start, styles["number"]),
+                        Span(start, start + len("Proposal"), styles["proposal"]),
+                        Span(by, by + len(item.author), styles["author"]),
                     ]
                 else:
-                    head = f"{item.author}{tag}"
-                    spans = [Span(0, len(item.author), styles["author"])]
+                    head = f"{number}{item.author}{tag}{about}"
+                    spans = [
+                        Span(0, start, styles["number"]),
+                        Span(start, start + len(item.author), styles["author"]),
+                    ]
+                    if about:
+                        spans.append(Span(len(head) - len(about) + 1, len(head), styles["about"]))
                 out.append((None, "item", Text(f"{head}: {item.text}", spans=spans)))
             if group.held:
                 plain(held_line(group.held, self._threshold), "round")
@@ -120,7 +138,9 @@ class ContributionLog(ScrollView, can_focus=True):
             if any(count for _, count in group.ratings):
                 summary = ", ".join(f"{label} {count}" for label, count in group.ratings)
                 plain(f"Named ratings: {summary}", "round")
-            if group.empty:
+            if group.empty and step.kind == "rating":
+                plain(RATE_HINT, "empty")
+            elif group.empty:
                 plain("Nothing here yet: press c to write.", "empty")
             plain("")
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS
+from ...core.wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS, SHORT_CHOICE_LABELS
 from ..view import MeetingView, PollView, tally_line
 
 
@@ -44,6 +44,10 @@ class RoomBar(Panel):
         # The count and the number first: a long title is what gets cut.
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{view.member_count} members", style="bold")
+        away = view.member_count - view.present_count
+        if away:
+            # Heads in the room are the members present (SPEC §6.1 "Presence").
+            text.append(f" ({away} away)", style="bold")
         text.append("   safety number ")
         style = "bold reverse" if not acknowledged else "bold"
         text.append(view.safety_number or "...", style=style)
@@ -100,6 +104,10 @@ class RosterPanel(Panel):
         text.append(f"Members ({view.member_count})\n", style="bold underline")
         for member in view.members:
             marks = []
+            if member.away:
+                marks.append("away")  # greyed: not counted (SPEC §6.1 "Presence")
+            if member.rejoined:
+                marks.append("rejoined")
             if member.facilitator:
                 marks.append("facilitates")
             if member.speaking:
@@ -107,10 +115,19 @@ class RosterPanel(Panel):
             elif member.hand_up:
                 marks.append("hand up")
             line = member.name + (" (you)" if member.me else "")
-            text.append(line, style="bold" if member.me else "")
+            style = "dim" if member.away else "bold" if member.me else ""
+            text.append(line, style=style)
             if marks:
-                text.append(" - " + ", ".join(marks), style="italic")
+                text.append(
+                    " - " + ", ".join(marks), style="dim italic" if member.away else "italic"
+                )
             text.append("\n")
+        text.append(view.quorum_line() + "\n", style="dim")
+        if view.am_facilitator:
+            for newcomer, earlier in view.possible_returns:
+                text.append(f"{newcomer} may be {earlier} (away): u to match\n", style="italic")
+        for display in view.displays:
+            text.append(f"{display} (room display, not a member)\n", style="dim")
         text.append("Speaking: ", style="bold")
         text.append((view.speaker or "nobody") + "\n")
         if view.waiting:
@@ -119,6 +136,11 @@ class RosterPanel(Panel):
         if show_code and view.join_code:
             text.append("Join code: ", style="bold")
             text.append(view.join_code + "\n")
+            for form in view.join_addresses:  # for networks that block multicast
+                text.append(f"or {form}\n")
+        if not view.joining_open:
+            text.append("Joining is closed", style="bold")
+            text.append(" (press a to open it)\n" if view.am_facilitator else "\n")
         text.rstrip()
         self.put(text)
 
@@ -176,6 +198,7 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
             text.append(f"shown once at least {poll.threshold} members have voted\n")
         else:
             text.append(tally_line(poll.anonymous) + "\n")
+    reasons_text(poll, text, names=not large)  # the room display names nobody
     if poll.my_vote and not large:
         text.append(f"Your vote: {CHOICE_LABELS[poll.my_vote]}", style="italic")
         if poll.status == "open":
@@ -205,6 +228,16 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
             text.append(poll.record + "\n")
     text.rstrip()
     return text
+
+
+def reasons_text(poll: PollView, text: Text, *, names: bool = True) -> None:
+    """The concerns and blocks in words, one line each, after the tally."""
+    for choice, reason, voter in poll.reasons:
+        text.append(f"{SHORT_CHOICE_LABELS[choice].capitalize()}: ", style="bold")
+        text.append(reason)
+        if names:
+            text.append(f" ({voter or 'anonymous'})", style="italic")
+        text.append("\n")
 
 
 class PollPanel(Panel):
