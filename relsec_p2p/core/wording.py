@@ -93,6 +93,12 @@ REFUSAL_SENTENCES: Final = Labels(
         Refusal.OVERRULED: N_(
             "Most members declared that facilitator absent, so the hand-over did not count."
         ),
+        Refusal.NOT_AWAY: N_(
+            "Nobody declared your laptop away, so there is nothing to come back from."
+        ),
+        Refusal.STALE_RETURN: N_(
+            "That member has come back since; look again before declaring them away."
+        ),
         Refusal.NO_SUCH_STEP: N_("There is no step there: this is the end of the agenda."),
         Refusal.STEP_ALREADY_OPEN: N_("That step is already open."),
         Refusal.STEP_NOT_OPEN: N_("That step is not open."),
@@ -123,6 +129,9 @@ REFUSAL_SENTENCES: Final = Labels(
         Refusal.ITEM_NOT_RELEASED: N_("That anonymous answer was not released."),
         Refusal.ROUND_ALREADY_IN: N_("That anonymous round is already in the meeting."),
         Refusal.ROUND_NOT_CERTIFIED: N_("That anonymous round was not certified by its members."),
+        Refusal.CODE_RETIRED: N_(
+            "That join code was retired when a member was removed; share the new code instead."
+        ),
     }
 )
 
