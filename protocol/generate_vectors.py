@@ -683,6 +683,29 @@ def agenda_limit_meeting(size: int) -> list[Entry]:
     ]
 
 
+def translations_meeting(translations: dict[str, Any]) -> list[Entry]:
+    """alice creates a meeting whose rating step carries ``translations``
+    (SPEC §6.3 "Translations"), opens it and rates: the rule reads the
+    step's own scale, whatever language a laptop shows."""
+    a = Author("alice")
+    agenda = [
+        {
+            "id": "likely",
+            "title": "How likely?",
+            "prompt": "How likely is it?",
+            "mode": "named",
+            "kind": "rating",
+            "scale": ["unlikely", "likely"],
+            "translations": translations,
+        }
+    ]
+    return [
+        a.write(1, "meeting.create", create_data("alice", "Languages", agenda, {})),
+        a.write(2, "step.open", {"step": 0}),
+        a.write(3, "rating.set", {"step": 0, "value": 1}),
+    ]
+
+
 def names_and_whitespace_meeting() -> list[Entry]:
     """Display names and text(n) at the edge of their written lists (§6.0,
     §6.1): no rule reads a Unicode table, so every laptop folds these alike."""
@@ -1327,6 +1350,30 @@ def state_vectors() -> dict[str, Any]:
                 "an agenda of 64001 bytes makes meeting.create ignored, so is every entry",
                 agenda_limit_meeting(MAX_AGENDA_BYTES + 1),
                 {"created": False, "ignored": ["alice#1", "alice#2"]},
+            ),
+            state_case(
+                "agenda_translations",
+                "a step carries its text in Spanish and Brazilian Portuguese (SPEC §6.3 "
+                "Translations): the rating counts against the step's own scale, and the "
+                "translations are the tenth element of the step's row in the state (§6.8)",
+                translations_meeting(
+                    {
+                        "es": {
+                            "title": "¿Qué tan probable?",
+                            "prompt": "¿Qué tan probable es?",
+                            "scale": ["improbable", "probable"],
+                        },
+                        "pt-BR": {"title": "Qual a probabilidade?", "help": ""},
+                    }
+                ),
+                {"created": True, "ignored": []},
+            ),
+            state_case(
+                "agenda_bad_translation",
+                "a translated scale with fewer labels than the step's makes the agenda "
+                "invalid: meeting.create is ignored, and so is every entry",
+                translations_meeting({"fr": {"scale": ["peu probable"]}}),
+                {"created": False, "ignored": ["alice#1", "alice#2", "alice#3"]},
             ),
         ],
     }

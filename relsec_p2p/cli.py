@@ -2,6 +2,9 @@
 
 Rules of this file: parse arguments, call into the package, print. A user's
 mistake gets one plain sentence on stderr and exit status 2, never a traceback.
+Every sentence and help text goes through gettext (core/i18n.py): the
+language is chosen (``--lang``, else the environment) before the parser is
+built, so ``relsec --lang es --help`` is in Spanish too.
 """
 
 from __future__ import annotations
@@ -15,21 +18,31 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .core.i18n import (
+    LANGUAGES,
+    N_,
+    CatalogMissing,
+    _,
+    language_from_environment,
+    set_language,
+)
 
 BENCH_SUITES: dict[str, str] = {
-    "core": "decode, verify, append and fold 10 000 entries from 20 authors",
-    "net": "real peer processes on loopback: join time, fan-out latency, late-joiner sync",
-    "ui": "apply and render 1 000 contributions; key press to screen update (Pilot)",
-    "anon": "anonymous shuffle rounds: round time for 5, 10, 30 peers; ring signatures",
-    "soak": "10 peers in network namespaces for --seconds (default 600; needs root) under "
-    "churn, a partition and 10 % loss: nothing lost, memory per 1 000 actions",
+    "core": N_("decode, verify, append and fold 10 000 entries from 20 authors"),
+    "net": N_("real peer processes on loopback: join time, fan-out latency, late-joiner sync"),
+    "ui": N_("apply and render 1 000 contributions; key press to screen update (Pilot)"),
+    "anon": N_("anonymous shuffle rounds: round time for 5, 10, 30 peers; ring signatures"),
+    "soak": N_(
+        "10 peers in network namespaces for --seconds (default 600; needs root) under "
+        "churn, a partition and 1 packet in 10 lost: nothing lost, memory per 1 000 actions"
+    ),
 }
 
 
 def _bench(args: argparse.Namespace) -> int:
     runner: Callable[..., dict[str, Any]]
     if args.seconds is not None and args.suite != "soak":
-        print("relsec: only the soak suite takes --seconds.", file=sys.stderr)
+        print("relsec: " + _("only the soak suite takes --seconds."), file=sys.stderr)
         return 2
     if args.suite == "core":
         from .bench import core
@@ -53,7 +66,7 @@ def _bench(args: argparse.Namespace) -> int:
         reason = soak.unavailable()
         seconds = soak.DEFAULT_SECONDS if args.seconds is None else args.seconds
         if reason is None and seconds < soak.MIN_SECONDS:
-            reason = f"Give the soak at least {soak.MIN_SECONDS} seconds (--seconds)."
+            reason = _("Give the soak at least {n} seconds (--seconds).").format(n=soak.MIN_SECONDS)
         if reason is not None:
             print(f"relsec: {reason}", file=sys.stderr)
             return 2
@@ -61,7 +74,10 @@ def _bench(args: argparse.Namespace) -> int:
         def runner() -> dict[str, Any]:
             return soak.run(seconds)
     else:  # argparse restricts the choices; this guards a new suite without a runner
-        print(f"relsec: no benchmark suite called {args.suite!r}.", file=sys.stderr)
+        print(
+            "relsec: " + _("no benchmark suite called {name!r}.").format(name=args.suite),
+            file=sys.stderr,
+        )
         return 2
     result = runner()
     if args.json:
@@ -110,7 +126,7 @@ def read_new_passphrase(path: Path) -> str | None:
         "(a few words together are easy to remember)."
     )
     interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
-    for _ in range(PASSPHRASE_TRIES if interactive else 1):
+    for _attempt in range(PASSPHRASE_TRIES if interactive else 1):
         passphrase = read_passphrase(f"Passphrase for {path}: ")
         if len(passphrase) < MIN_PASSPHRASE:
             print(f"relsec: {rule}" + (" Try again." if interactive else ""), file=sys.stderr)
@@ -139,7 +155,7 @@ def read_resume_passphrase(path: Path) -> str | None:
     from .net.files import SaveFile
 
     interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
-    for _ in range(PASSPHRASE_TRIES if interactive else 1):
+    for _attempt in range(PASSPHRASE_TRIES if interactive else 1):
         passphrase = read_passphrase(f"Passphrase for {path}: ")
         if not interactive:
             return passphrase
@@ -161,13 +177,15 @@ def add_file_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--save",
         metavar="FILE",
-        help="keep an encrypted save of the meeting in FILE (passphrase: "
-        f"${PASSPHRASE_ENV}, or asked for); nothing is written without this",
+        help=_(
+            "keep an encrypted save of the meeting in FILE (passphrase: ${variable}, or asked "
+            "for); nothing is written without this"
+        ).format(variable=PASSPHRASE_ENV),
     )
     parser.add_argument(
         "--resume",
         metavar="FILE",
-        help="carry on the meeting saved in FILE (same passphrase)",
+        help=_("carry on the meeting saved in FILE (same passphrase)"),
     )
 
 
@@ -180,18 +198,18 @@ def _export(args: argparse.Namespace) -> int:
 
     if not args.markdown and not args.json:
         print(
-            "relsec: say where to write the record: --markdown OUT and/or --json OUT.",
+            "relsec: " + _("say where to write the record: --markdown OUT and/or --json OUT."),
             file=sys.stderr,
         )
         return 2
-    passphrase = read_passphrase(f"Passphrase for {args.resume}: ")
+    passphrase = read_passphrase(_("Passphrase for {file}: ").format(file=args.resume))
     try:
-        _, payload = SaveFile.opened(Path(args.resume), passphrase)
+        _header, payload = SaveFile.opened(Path(args.resume), passphrase)
         state = restore_session(payload, lambda: 0).state
         template = None
         if payload.template:
             try:
-                template = parse_template(payload.template, "the saved template")
+                template = parse_template(payload.template, _("the saved template"))
             except TemplateError:
                 template = None
         if template is None or not template.matches(state.steps):
@@ -212,30 +230,32 @@ def _export(args: argparse.Namespace) -> int:
 def _add_network_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--interface",
-        help="network interface name or IPv4 address to use (default: the LAN interface)",
+        help=_("network interface name or IPv4 address to use (default: the LAN interface)"),
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port to listen on (default: any)")
     parser.add_argument(
-        "--no-mdns", action="store_true", help="do not use zeroconf; dial --peer addresses only"
+        "--port", type=int, default=0, help=_("TCP port to listen on (default: any)")
+    )
+    parser.add_argument(
+        "--no-mdns", action="store_true", help=_("do not use zeroconf; dial --peer addresses only")
     )
     parser.add_argument(
         "--peer",
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="also dial this address (repeatable)",
+        help=_("also dial this address (repeatable)"),
     )
     parser.add_argument(
         "--absent-after",
         type=float,
         default=15.0,
         metavar="SECONDS",
-        help=(
+        help=_(
             "declare the facilitator absent, and a member away, after this long "
             "unreachable (default 15)"
         ),
     )
-    parser.add_argument("--log-level", default="WARNING", help="log level on stderr")
+    parser.add_argument("--log-level", default="WARNING", help=_("log level on stderr"))
 
 
 def _peer(args: argparse.Namespace) -> int:
@@ -287,9 +307,13 @@ def _peers(args: argparse.Namespace) -> list[tuple[str, int]] | None:
     """``--peer HOST:PORT`` values, or None after saying which one is wrong."""
     endpoints = []
     for item in args.peer:
-        host, _, port = item.rpartition(":")
+        host, _colon, port = item.rpartition(":")
         if not host or not port.isdigit():
-            print(f"relsec: --peer {item!r} is not HOST:PORT, e.g. 10.0.0.5:7777.", file=sys.stderr)
+            print(
+                "relsec: "
+                + _("--peer {value!r} is not HOST:PORT, e.g. 10.0.0.5:7777.").format(value=item),
+                file=sys.stderr,
+            )
             return None
         endpoints.append((host, int(port)))
     return endpoints
@@ -379,8 +403,10 @@ def _demo(args: argparse.Namespace) -> int:
     from .demo import FAST_PACE_S, Demo, DemoHost, run_headless
 
     if args.export and not args.headless:
-        print("relsec: --export goes with --headless (the record of the scripted run).",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "relsec: " + _("--export goes with --headless (the record of the scripted run)."),
+            file=sys.stderr,
+        )
         return 2
     if args.headless:
         return asyncio.run(run_headless(Path(args.export) if args.export else None))
@@ -399,72 +425,125 @@ def _demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="relsec",
-        description="Peer-to-peer meetings for one room on a shared LAN: signed, encrypted, "
-        "with anonymous contributions and consensus votes. No server. "
-        "With no command, relsec opens the app (the lobby).",
+        description=_(
+            "Peer-to-peer meetings for one room on a shared LAN: signed, encrypted, "
+            "with anonymous contributions and consensus votes. No server. "
+            "With no command, relsec opens the app (the lobby)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"relsec {__version__}")
+    _add_language_option(parser, top=True)
     _add_network_options(parser)  # for the app itself: ``relsec`` with no command
     parser.add_argument(
         "--template",
         metavar="FILE",
-        help="offer your group's own meeting process (a TOML file) in the lobby",
+        help=_("offer your group's own meeting process (a TOML file) in the lobby"),
     )
     add_file_options(parser)
     parser.set_defaults(handler=_tui)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     display = commands.add_parser(
-        "display", help="join as the room display: read-only, large type, for a projector"
+        "display", help=_("join as the room display: read-only, large type, for a projector")
     )
+    _add_language_option(display)
     _add_network_options(display)
     display.set_defaults(handler=_display)
     demo = commands.add_parser(
-        "demo", help="a whole meeting on this machine: the app plus simulated members"
+        "demo", help=_("a whole meeting on this machine: the app plus simulated members")
     )
-    demo.add_argument("--headless", action="store_true", help="run the script with no UI")
+    _add_language_option(demo)
+    demo.add_argument("--headless", action="store_true", help=_("run the script with no UI"))
     demo.add_argument(
-        "--export", metavar="FILE", help="with --headless: write the record (.md or .json)"
+        "--export", metavar="FILE", help=_("with --headless: write the record (.md or .json)")
     )
     demo.add_argument(
-        "--pace", type=float, default=4.0, metavar="SECONDS", help="between actions (default 4)"
+        "--pace", type=float, default=4.0, metavar="SECONDS", help=_("between actions (default 4)")
     )
     demo.add_argument(
         "--fast",
         action="store_true",
-        help="run the script quickly and do not wait for your rating and vote (for tests)",
+        help=_("run the script quickly and do not wait for your rating and vote (for tests)"),
     )
     demo.set_defaults(handler=_demo)
     peer = commands.add_parser(
-        "peer", help="run a node without the UI, driven by JSON lines on stdin (see README)"
+        "peer", help=_("run a node without the UI, driven by JSON lines on stdin (see README)")
     )
+    _add_language_option(peer)
     _add_network_options(peer)
     add_file_options(peer)
     peer.set_defaults(handler=_peer)
     export = commands.add_parser(
         "export",
-        help="write the record of a saved meeting as Markdown and/or JSON, offline",
+        help=_("write the record of a saved meeting as Markdown and/or JSON, offline"),
     )
-    export.add_argument("--resume", metavar="FILE", required=True, help="the encrypted save")
-    export.add_argument("--markdown", metavar="OUT", help="write the record as Markdown to OUT")
-    export.add_argument("--json", metavar="OUT", help="write the record as JSON to OUT")
+    _add_language_option(export)
+    export.add_argument("--resume", metavar="FILE", required=True, help=_("the encrypted save"))
+    export.add_argument("--markdown", metavar="OUT", help=_("write the record as Markdown to OUT"))
+    export.add_argument("--json", metavar="OUT", help=_("write the record as JSON to OUT"))
     export.set_defaults(handler=_export)
-    bench = commands.add_parser("bench", help="measure speed; print figures (JSON with --json)")
+    bench = commands.add_parser("bench", help=_("measure speed; print figures (JSON with --json)"))
     bench.add_argument(
         "suite",
         choices=sorted(BENCH_SUITES),
-        help="; ".join(f"{k}: {v}" for k, v in BENCH_SUITES.items()),
+        help="; ".join(f"{k}: {_(v)}" for k, v in BENCH_SUITES.items()),
     )
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--json", action="store_true", help=_("print one JSON object"))
     bench.add_argument(
-        "--seconds", type=float, metavar="N", help="soak only: how long to run (default 600)"
+        "--seconds", type=float, metavar="N", help=_("soak only: how long to run (default 600)")
     )
     bench.set_defaults(handler=_bench)
     return parser
 
 
+def _add_language_option(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """``--lang``, before or after the command (``relsec --lang es demo``,
+    ``relsec export --lang pt ...``); main() reads it before parsing."""
+    parser.add_argument(
+        "--lang",
+        metavar="LANG",
+        default=None if top else argparse.SUPPRESS,
+        help=_("the language to show: {languages} (default: from LANGUAGE, LC_ALL or LANG)").format(
+            languages=", ".join(LANGUAGES)
+        ),
+    )
+
+
+def language_argument(argv: Sequence[str]) -> str | None:
+    """The last ``--lang X`` or ``--lang=X`` in ``argv``, read before the
+    parser is built so its help is in that language."""
+    found = None
+    for index, word in enumerate(argv):
+        if word == "--":
+            break
+        if word == "--lang" and index + 1 < len(argv):
+            found = argv[index + 1]
+        elif word.startswith("--lang="):
+            found = word.split("=", 1)[1]
+    return found
+
+
+def choose_language(argv: Sequence[str]) -> bool:
+    """Show the language ``--lang`` names, else the environment's. False
+    (after one sentence on stderr) when ``--lang`` names one that cannot be
+    shown; a language from the environment without a catalog falls back to
+    English, saying so."""
+    asked = language_argument(argv)
+    try:
+        set_language(asked if asked is not None else language_from_environment())
+    except CatalogMissing as exc:
+        print(f"relsec: {exc}", file=sys.stderr)
+        if asked is not None:
+            return False
+        set_language("en")
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if not choose_language(arguments):
+        return 2
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -8,7 +8,10 @@ blocking (it waits on those processes) and runs in a thread; it never
 touches the UI, only posts lines of narration. Nothing is written to disk
 but the record ``--export`` asks for. The texts are our own, written for the
 scenario in the relational security material (a member who dominates
-meetings and holds the funder relationship).
+meetings and holds the funder relationship). They are marked for the catalog
+and sent in the language shown (``relsec demo --lang es``): the simulated
+members write in it, as people would; tags stay the template's own labels,
+which every laptop shows in its language.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .core.i18n import N_, _, current_language
 from .core.template import Template
 from .peerproc import PeerProcess
 from .templates import load_template
@@ -46,49 +50,79 @@ ROUND_WAIT_S = 30.0  # anonymous rounds run on a schedule of a few seconds
 # anonymous?). Steps not listed get a generic line for their kind.
 LINES: dict[str, list[tuple[int, str, str | None, bool]]] = {
     "threats": [
-        (1, "One member talks for most of every meeting; others stop trying.", "internal", False),
-        (2, "Women and non-binary members come less and less often.", "internal", False),
-        (0, "Our only funder relationship sits with one person.", "external", False),
-        (1, "I have been asked for emotional support in work meetings and feel stuck.", None, True),
+        (
+            1,
+            N_("One member talks for most of every meeting; others stop trying."),
+            "internal",
+            False,
+        ),
+        (2, N_("Women and non-binary members come less and less often."), "internal", False),
+        (0, N_("Our only funder relationship sits with one person."), "external", False),
+        (
+            1,
+            N_("I have been asked for emotional support in work meetings and feel stuck."),
+            None,
+            True,
+        ),
     ],
     "impacts": [
-        (2, "We lose the people the group exists to support.", None, False),
-        (0, "A project could swallow our money without the group agreeing to it.", None, False),
-        (1, "I am close to leaving and have not said so.", None, True),
+        (2, N_("We lose the people the group exists to support."), None, False),
+        (0, N_("A project could swallow our money without the group agreeing to it."), None, False),
+        (1, N_("I am close to leaving and have not said so."), None, True),
     ],
     "options": [
-        (0, "Ask the member to step back from organising for a while, with support.", None, False),
-        (1, "Share the funder relationship between three people.", None, False),
-        (2, "Agree time limits and a rotating facilitator for meetings.", None, False),
-        (1, "Bring in an outside mediator we all trust.", None, True),
+        (
+            0,
+            N_("Ask the member to step back from organising for a while, with support."),
+            None,
+            False,
+        ),
+        (1, N_("Share the funder relationship between three people."), None, False),
+        (2, N_("Agree time limits and a rotating facilitator for meetings."), None, False),
+        (1, N_("Bring in an outside mediator we all trust."), None, True),
     ],
     "tradeoffs": [
-        (0, "Sharing the funder contact risks the relationship for a while.", "risk", False),
-        (2, "It also builds broader ties with the funder.", "benefit", False),
-        (1, "Time limits feel stiff at first but give quieter people room.", "benefit", False),
+        (0, N_("Sharing the funder contact risks the relationship for a while."), "risk", False),
+        (2, N_("It also builds broader ties with the funder."), "benefit", False),
+        (1, N_("Time limits feel stiff at first but give quieter people room."), "benefit", False),
     ],
     "capacity": [
-        (2, "We already check in at the start of meetings: a strength.", "strength", False),
-        (0, "Decisions get made in side conversations: a weakness.", "weakness", False),
-        (1, "A local collective offered mediation last year.", "outside resource", False),
+        (2, N_("We already check in at the start of meetings: a strength."), "strength", False),
+        (0, N_("Decisions get made in side conversations: a weakness."), "weakness", False),
+        (1, N_("A local collective offered mediation last year."), "outside resource", False),
     ],
     "oppression": [
-        (1, "Asking women to absorb the strain repeats patriarchy inside our group.", None, False),
-        (2, "If the member who holds the funder contact is arrested, we lose it overnight.",
-         "the unexpected", False),
+        (
+            1,
+            N_("Asking women to absorb the strain repeats patriarchy inside our group."),
+            None,
+            False,
+        ),
+        (
+            2,
+            N_("If the member who holds the funder contact is arrested, we lose it overnight."),
+            "the unexpected",
+            False,
+        ),
     ],
     "learnings": [
-        (0, "Name who holds which outside relationship, and share each one.", "prevention", False),
-        (2, "Rotate facilitation from the start.", "learning", False),
-        (1, "Say earlier when something feels wrong: it is easier anonymously.", None, True),
+        (
+            0,
+            N_("Name who holds which outside relationship, and share each one."),
+            "prevention",
+            False,
+        ),
+        (2, N_("Rotate facilitation from the start."), "learning", False),
+        (1, N_("Say earlier when something feels wrong: it is easier anonymously."), None, True),
     ],
-}  # fmt: skip
-PROPOSAL = (
+}
+PROPOSAL = N_(
     "Share the funder relationship among three members, rotate facilitation with time "
     "limits, and ask the member to step back for two months with support."
 )
-OUTCOME = "Consensus: start next week; Bo and Cyd join the funder call."
-GENERIC_TEXT = "Here is what I think about this, in a sentence or two."
+OUTCOME = N_("Consensus: start next week; Bo and Cyd join the funder call.")
+GENERIC_TEXT = N_("Here is what I think about this, in a sentence or two.")
+MEETING_TITLE = N_("Demo: the funder relationship")
 
 
 @dataclass
@@ -147,7 +181,7 @@ class Demo:
             raise DemoStopped
         answer = self.peers[0].ok(
             cmd="start",
-            title="Demo: the funder relationship",
+            title=_(MEETING_TITLE),
             name=CAST[0],
             agenda=template.agenda,
             settings=template.settings,
@@ -224,7 +258,7 @@ class Demo:
         deadline = time.monotonic() + timeout
         while len(self.members()) < count:
             if time.monotonic() > deadline:
-                raise TimeoutError("the demo members never all joined")
+                raise TimeoutError(_("the demo members never all joined"))
             self._wait(0.2)
 
     def run_script(
@@ -241,8 +275,9 @@ class Demo:
         for index, step in enumerate(template.steps):
             self._say(0, cmd="open_step", step=index)
             self._everyone_sees(lambda s, i=index: s["current"] == i)  # type: ignore[misc]
-            title = step.title if step.title[-1:] in ".?!" else f"{step.title}."
-            narrate(f"Ana opened step {index + 1}: {title}")
+            shown = step.in_language(current_language())
+            title = shown.title if shown.title[-1:] in ".?!" else f"{shown.title}."
+            narrate(_("Ana opened step {number}: {title}").format(number=index + 1, title=title))
             self._wait()
             if step.kind == "text":
                 self._text_step(index, step.id, step.mode, narrate)
@@ -258,11 +293,11 @@ class Demo:
             you = [m for m in self.members() if m.get("name") == YOU]
             if you:
                 self._say(0, cmd="hand_over", to=you[0]["key"])
-                narrate("Ana handed facilitation to you: n moves on, t shows talk time.")
+                narrate(_("Ana handed facilitation to you: n moves on, t shows talk time."))
         if you_vote is None:  # in the app; headless, there is nothing to leave
-            narrate("The demo meeting is over. Press ctrl+q to leave, or keep exploring.")
+            narrate(_("The demo meeting is over. Press ctrl+q to leave, or keep exploring."))
         else:
-            narrate("The demo meeting is over.")
+            narrate(_("The demo meeting is over."))
 
     def _text_step(
         self, index: int, step_id: str, mode: str, narrate: Callable[[str], None]
@@ -273,16 +308,16 @@ class Demo:
             bo = self.peers[1].key
             self.peers[0].wait_state(lambda s: bo in s["queue"], timeout=JOIN_TIMEOUT_S)
             self._say(0, cmd="next_speaker")
-            narrate("Bo raised a hand; Ana gave Bo the floor.")
+            narrate(_("Bo raised a hand; Ana gave Bo the floor."))
         for who, text, tag, anonymous in lines:
             self._wait()
             if anonymous or mode == "anonymous":
                 if mode != "named" and self._anonymous(
-                    who, {"kind": "contrib", "step": index, "text": text}
+                    who, {"kind": "contrib", "step": index, "text": _(text)}
                 ):
-                    narrate("Someone answered anonymously: it shows in the next round.")
+                    narrate(_("Someone answered anonymously: it shows in the next round."))
                 continue
-            command: dict[str, Any] = {"cmd": "contribute", "step": index, "text": text}
+            command: dict[str, Any] = {"cmd": "contribute", "step": index, "text": _(text)}
             if tag:
                 command["tag"] = tag
             self._say(who, **command)
@@ -308,13 +343,13 @@ class Demo:
                 if mode == "anonymous":
                     item = {"kind": "rating", "step": index, "value": value, "ref": ref}
                     if not self._anonymous(who, item):
-                        narrate("An anonymous rating was refused; going on.")
+                        narrate(_("An anonymous rating was refused; going on."))
                         return
                 else:
                     extra = {} if ref is None else {"ref": ref}
                     self._say(who, cmd="rate", step=index, value=value, **extra)
             self._wait(self.pace / 2)
-        narrate("The simulated members rated; the spread shows once enough have answered.")
+        narrate(_("The simulated members rated; the spread shows once enough have answered."))
 
     def _proposal_step(
         self,
@@ -324,10 +359,10 @@ class Demo:
         you_vote: Callable[[str], None] | None,
         you_present: bool,
     ) -> None:
-        answer = self._say(1, cmd="propose", step=index, text=PROPOSAL)
+        answer = self._say(1, cmd="propose", step=index, text=_(PROPOSAL))
         if answer is None:
             return
-        narrate("Bo proposed a way forward. Ana reads it aloud and opens a poll.")
+        narrate(_("Bo proposed a way forward. Ana reads it aloud and opens a poll."))
         self._wait()
         self.peers[0].wait_state(lambda s: any(p["step"] == index for p in s["proposals"]))
         proposal = self._proposal_id(index)
@@ -357,21 +392,21 @@ class Demo:
             lambda s: any(p["id"] == poll and sum(p["tally"].values()) >= needed
                           for p in s["polls"]), timeout=JOIN_TIMEOUT_S)  # fmt: skip
         self._say(0, cmd="close_poll", poll=poll)
-        narrate("Ana closed the poll; every laptop computed the same result.")
+        narrate(_("Ana closed the poll; every laptop computed the same result."))
         self._wait()
-        self._say(0, cmd="record_outcome", poll=poll, text=OUTCOME)
+        self._say(0, cmd="record_outcome", poll=poll, text=_(OUTCOME))
 
     def _proposal_id(self, index: int) -> str:
         for proposal in self.peers[0].state()["proposals"]:
             if proposal["step"] == index:
                 return str(proposal["id"])
-        raise RuntimeError("the proposal did not arrive")
+        raise RuntimeError(_("the proposal did not arrive"))
 
     def _poll_id(self, proposal: str) -> str:
         for poll in self.peers[0].state()["polls"]:
             if poll["proposal"] == proposal:
                 return str(poll["id"])
-        raise RuntimeError("the poll did not open")
+        raise RuntimeError(_("the poll did not open"))
 
 
 class DemoStopped(Exception):
@@ -392,17 +427,17 @@ class DemoHost:
 
         try:
             code = self.demo.start()
-            narrate("Three simulated members are here; joining you to their meeting...")
+            narrate(_("Three simulated members are here; joining you to their meeting..."))
             post(DemoCode(code))
             self.demo.join_others()
             self.demo.wait_for_members(len(CAST) + 1)
-            narrate("Everyone is in. Compare the safety number aloud (here: press k).")
+            narrate(_("Everyone is in. Compare the safety number aloud (here: press k)."))
             self.demo._wait(self.demo.pace * 2)
             self.demo.run_script(narrate)
         except DemoStopped:
             return
         except (TimeoutError, RuntimeError) as exc:
-            narrate(f"The demo stopped: {exc}.")
+            narrate(_("The demo stopped: {reason}.").format(reason=exc))
 
     def stop(self) -> None:
         self.demo.stop()
@@ -448,14 +483,19 @@ async def run_headless(export: Path | None, *, template_name: str = DEMO_TEMPLAT
 
         await asyncio.to_thread(demo.run_script, narrate, you_vote=you_vote)
         if not await _settle(node, demo):
-            print("The meeting did not reach this laptop in full; the record may miss "
-                  "the last entries.", flush=True)  # fmt: skip
+            print(
+                _(
+                    "The meeting did not reach this laptop in full; the record may miss "
+                    "the last entries."
+                ),
+                flush=True,
+            )
         if export is not None:
             if export.suffix.lower() == ".json":
                 node.export(json=export)
             else:
                 node.export(markdown=export)
-            print(f"Wrote the meeting record to {export}.", flush=True)
+            print(_("Wrote the meeting record to {file}.").format(file=export), flush=True)
         return 0
     finally:
         await asyncio.to_thread(demo.stop)

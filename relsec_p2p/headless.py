@@ -9,7 +9,8 @@ Rules of this file:
   Anonymous answers never carry an author, and anonymous tallies and
   rating counts appear only from ``anon_threshold`` answers on.
 - A bad command gets ``{"event": "error", "code": ..., "message": ...}`` and
-  the peer carries on.
+  the peer carries on. The ``message`` is in the language shown
+  (``relsec peer --lang``); scripts match on ``code``.
 - Files are written only on request (``export``, ``save``, ``--save``).
   The passphrase for ``--save``/``--resume`` comes from ``RELSEC_PASSPHRASE``
   (read once by the CLI) or from a ``{"cmd": "passphrase", ...}`` line.
@@ -30,6 +31,7 @@ from .core.anon import Report, RoundStarted
 from .core.anon_rules import round_id_of
 from .core.errors import LocalProtocolError, RelsecError
 from .core.events import EntryAccepted, ForkDetected, InputRejected
+from .core.i18n import _
 from .core.requests import (
     AnonymousAnswer,
     AnonymousRating,
@@ -52,7 +54,7 @@ def _bytes(value: Any, what: str) -> bytes:
     try:
         return bytes.fromhex(str(value))
     except ValueError:
-        raise LocalProtocolError(f"{what} must be hex") from None
+        raise LocalProtocolError(_("{field} must be hex").format(field=what)) from None
 
 
 def status_summary(node: Node, *, digest: bool = True) -> dict[str, Any]:
@@ -216,7 +218,7 @@ def anonymous_request(command: dict[str, Any]) -> AnonymousRequest:
         return AnonymousVote(_hex_given(command, "poll"), _given(command, "choice", str))
     if kind == "pause":
         return PauseRequest()
-    raise LocalProtocolError("Send an anonymous contrib, rating, vote or pause.")
+    raise LocalProtocolError(_("Send an anonymous contrib, rating, vote or pause."))
 
 
 def round_report(report: Report) -> dict[str, Any]:
@@ -274,7 +276,7 @@ ACTIONS: dict[str, Action] = {
 
 def _path(value: Any, what: str) -> Path:
     if not isinstance(value, str) or not value:
-        raise LocalProtocolError(f"{what} must be a file path")
+        raise LocalProtocolError(_("{field} must be a file path").format(field=what))
     return Path(value)
 
 
@@ -349,7 +351,7 @@ class HeadlessPeer:
         if name == "start":
             if command.get("template") is not None:
                 if command.get("agenda") is not None:
-                    raise LocalProtocolError("give either a template or an agenda, not both")
+                    raise LocalProtocolError(_("give either a template or an agenda, not both"))
                 code = node.start_template(
                     load_template(str(command["template"])),
                     name=str(command["name"]),
@@ -358,7 +360,7 @@ class HeadlessPeer:
                 )
             else:
                 code = node.start_meeting(
-                    title=str(command.get("title", "Meeting")),
+                    title=str(command.get("title", _("Meeting"))),
                     name=str(command["name"]),
                     agenda=list(command.get("agenda", [])),
                     settings=command.get("settings"),
@@ -395,10 +397,10 @@ class HeadlessPeer:
             return {"event": "queued", "pending": pending, "t": time.monotonic()}
         action = ACTIONS.get(str(name))
         if action is None:
-            raise LocalProtocolError(f"unknown command {name!r}")
+            raise LocalProtocolError(_("unknown command {name!r}").format(name=name))
         repeat = int(command.get("repeat", 1))
         if not 1 <= repeat <= 100_000:
-            raise LocalProtocolError("repeat is a count from 1 to 100000")
+            raise LocalProtocolError(_("repeat is a count from 1 to 100000"))
 
         def bulk(session: Session) -> Any:
             # Scripted bulk input (benchmarks): "text #i", sent as one batch.
@@ -441,7 +443,7 @@ class HeadlessPeer:
         try:
             command = json.loads(line)
             if not isinstance(command, dict):
-                raise ValueError("a command is a JSON object")
+                raise ValueError(_("a command is a JSON object"))
             answer = await self.handle(command)
         except RelsecError as exc:
             answer = {"event": "error", "code": exc.code, "message": str(exc)}
@@ -459,17 +461,17 @@ async def _passphrase(peer: HeadlessPeer, command: dict[str, Any]) -> dict[str, 
     """Give the passphrase for --save/--resume (``{"cmd": "passphrase",
     "passphrase": "..."}``); a wrong one changes nothing and can be retried."""
     if not peer._pending:
-        raise LocalProtocolError("no --save or --resume is waiting for a passphrase")
+        raise LocalProtocolError(_("no --save or --resume is waiting for a passphrase"))
     given = command.get("passphrase", peer._passphrase)
     if not isinstance(given, str):
-        raise LocalProtocolError("passphrase must be text")
+        raise LocalProtocolError(_("passphrase must be text"))
     return await peer._files_with(given)
 
 
 def _secret(peer: HeadlessPeer, command: dict[str, Any]) -> str:
     given = command.get("passphrase", peer._passphrase)
     if not isinstance(given, str):
-        raise LocalProtocolError('give the passphrase: {"passphrase": "..."}')
+        raise LocalProtocolError(_('give the passphrase: {"passphrase": "..."}'))
     return given
 
 

@@ -14,6 +14,7 @@ names, §6.3 agenda and settings, §6.5 the cut):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -37,6 +38,7 @@ from .state import (
     MAX_STEPS,
     MAX_TAG,
     MAX_TITLE,
+    MAX_TRANSLATIONS,
     MODES,
     REASON_CHOICES,
     MeetingState,
@@ -112,8 +114,13 @@ def parse_step(raw: Any) -> Step | str:
     """A step of the agenda, or the reason it is invalid."""
     if not isinstance(raw, dict):
         return "a step is a map"
-    if not has_only(raw, ("id", "title", "prompt", "mode", "kind"), ("help", "scale", "links")):
-        return "a step has id, title, prompt, mode, kind and optionally help, scale, links"
+    if not has_only(
+        raw, ("id", "title", "prompt", "mode", "kind"), ("help", "scale", "links", "translations")
+    ):
+        return (
+            "a step has id, title, prompt, mode, kind and optionally help, scale, links, "
+            "translations"
+        )
     if not is_text(raw["id"], MAX_TAG) or not is_text(raw["title"], MAX_TITLE):
         return "step id and title must be short non-empty text"
     if not is_text(raw["prompt"], MAX_PROMPT) or not is_text(
@@ -130,6 +137,9 @@ def parse_step(raw: Any) -> Step | str:
     links = raw.get("links", [])
     if not isinstance(links, list) or not all(is_text(link, MAX_TAG) for link in links):
         return "links must be a list of step ids"
+    translations = parse_translations(raw.get("translations", {}), len(scale))
+    if isinstance(translations, str):
+        return translations
     return Step(
         id=raw["id"],
         title=raw["title"],
@@ -139,7 +149,50 @@ def parse_step(raw: Any) -> Step | str:
         kind=raw["kind"],
         scale=list(scale),
         links=list(links),
+        translations=translations,
     )
+
+
+_LANGUAGE_TAG = re.compile(r"[A-Za-z][A-Za-z0-9-]{1,15}")
+
+
+def is_language_tag(value: Any) -> bool:
+    """A language tag (SPEC §6.3): 2 to 16 ASCII letters, digits or hyphens,
+    starting with a letter ("es", "pt-BR")."""
+    # ASCII classes spelt out: no rule reads a Unicode table (SPEC §6.0).
+    return isinstance(value, str) and _LANGUAGE_TAG.fullmatch(value) is not None
+
+
+def parse_translations(raw: Any, scale_length: int) -> dict[str, dict[str, Any]] | str:
+    """A step's ``translations`` (SPEC §6.3): language tag -> some of title,
+    prompt, help and scale, each with the limits of the step's own field and
+    a scale of as many labels as the step's."""
+    if not isinstance(raw, dict) or len(raw) > MAX_TRANSLATIONS:
+        return f"translations are a map of at most {MAX_TRANSLATIONS} languages"
+    parsed: dict[str, dict[str, Any]] = {}
+    for language, text in raw.items():
+        if not is_language_tag(language):
+            return "a translation's language is a tag like es or pt-BR"
+        if not isinstance(text, dict) or not has_only(
+            text, (), ("title", "prompt", "help", "scale")
+        ):
+            return "a translation has some of title, prompt, help, scale"
+        if "title" in text and not is_text(text["title"], MAX_TITLE):
+            return "a translated title must be short non-empty text"
+        if "prompt" in text and not is_text(text["prompt"], MAX_PROMPT):
+            return "a translated prompt must be non-empty text of at most 2000 characters"
+        if "help" in text and not is_text(text["help"], MAX_HELP, empty=True):
+            return "a translated help is text of at most 4000 characters"
+        if "scale" in text and not (
+            isinstance(text["scale"], list)
+            and len(text["scale"]) == scale_length > 0
+            and all(is_text(label, MAX_TAG) for label in text["scale"])
+        ):
+            return "a translated scale has as many short labels as the step's scale"
+        parsed[language] = {
+            key: list(value) if isinstance(value, list) else value for key, value in text.items()
+        }
+    return parsed
 
 
 def parse_agenda(raw: Any) -> list[Step] | str:

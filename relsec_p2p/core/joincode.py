@@ -26,6 +26,7 @@ from typing import Final
 
 from .charset import WHITESPACE_RANGES, ascii_lower, strip_whitespace
 from .errors import LocalError
+from .i18n import _
 from .wordlist import ALIASES, WORDS
 
 
@@ -42,7 +43,6 @@ JOIN_CODE_WORD_COUNT: Final = 3
 EXAMPLE_CODE: Final = "42-harbor-velvet-orbit"
 
 _WORD_SET: Final = frozenset(WORDS)
-_ORDINALS: Final = ("first", "second", "third")
 # Dashes, the Unicode dashes phones substitute for them, underscores and the
 # whitespace of SPEC §6.0 (written out, not the regex's \s, which follows
 # Python's Unicode tables) all separate the parts of a typed code.
@@ -54,10 +54,12 @@ _SEPARATORS: Final = re.compile(
 _DIGITS: Final = frozenset("0123456789")
 _MAX_CODE_TEXT: Final = 100
 
-_SHAPE_HELP: Final = (
-    f"That code is not right: it looks like {EXAMPLE_CODE}, a number and three words; "
-    "check it with the person who shared it."
-)
+
+def _shape_help() -> str:
+    return _(
+        "That code is not right: it looks like {example}, a number and three words; "
+        "check it with the person who shared it."
+    ).format(example=EXAMPLE_CODE)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -72,14 +74,16 @@ class JoinCode:
 
     def __post_init__(self) -> None:
         if isinstance(self.nameplate, bool) or not isinstance(self.nameplate, int):
-            raise BadJoinCode("A join code's number must be an integer between 10 and 99.")
+            raise BadJoinCode(_("A join code's number must be an integer between 10 and 99."))
         if not NAMEPLATE_MIN <= self.nameplate <= NAMEPLATE_MAX:
             raise BadJoinCode(
-                f"That code's number must be between {NAMEPLATE_MIN} and {NAMEPLATE_MAX}, "
-                f"like the 42 in {EXAMPLE_CODE}; check it with the person who shared it."
+                _(
+                    "That code's number must be between {low} and {high}, like the 42 in "
+                    "{example}; check it with the person who shared it."
+                ).format(low=NAMEPLATE_MIN, high=NAMEPLATE_MAX, example=EXAMPLE_CODE)
             )
         if not isinstance(self.words, tuple) or len(self.words) != JOIN_CODE_WORD_COUNT:
-            raise BadJoinCode(_SHAPE_HELP)
+            raise BadJoinCode(_shape_help())
         for index, word in enumerate(self.words):
             if word not in _WORD_SET:
                 raise BadJoinCode(_unknown_word_help(index))
@@ -98,10 +102,23 @@ class JoinCode:
 
 def _unknown_word_help(index: int) -> str:
     # Name the position, not the word: what was typed is close to a secret.
-    return (
-        f"The {_ORDINALS[index]} word of that code is not one of relsec's code words; "
-        "check its spelling with the person who shared the code."
+    # One whole sentence per position: ordinals agree with "word" differently
+    # in each language.
+    sentences = (
+        _(
+            "The first word of that code is not one of relsec's code words; "
+            "check its spelling with the person who shared the code."
+        ),
+        _(
+            "The second word of that code is not one of relsec's code words; "
+            "check its spelling with the person who shared the code."
+        ),
+        _(
+            "The third word of that code is not one of relsec's code words; "
+            "check its spelling with the person who shared the code."
+        ),
     )
+    return sentences[index]
 
 
 def new_join_code(nameplate: int | None = None) -> JoinCode:
@@ -122,15 +139,17 @@ def parse_join_code(text: str) -> JoinCode:
     cleaned = ascii_lower(strip_whitespace(text))
     if not cleaned:
         raise BadJoinCode(
-            "The join code is empty: type the code shown on the facilitator's screen, "
-            f"like {EXAMPLE_CODE}."
+            _(
+                "The join code is empty: type the code shown on the facilitator's screen, "
+                "like {example}."
+            ).format(example=EXAMPLE_CODE)
         )
     parts = [part for part in _SEPARATORS.split(cleaned) if part]
     if len(cleaned) > _MAX_CODE_TEXT or len(parts) != 1 + JOIN_CODE_WORD_COUNT:
-        raise BadJoinCode(_SHAPE_HELP)
+        raise BadJoinCode(_shape_help())
     number, words = parts[0], parts[1:]
     if not _DIGITS.issuperset(number):
-        raise BadJoinCode(_SHAPE_HELP)
+        raise BadJoinCode(_shape_help())
     words = [ALIASES.get(word, word) for word in words]
     for index, word in enumerate(words):
         if word not in _WORD_SET:
@@ -142,10 +161,13 @@ def parse_join_code(text: str) -> JoinCode:
 
 EXAMPLE_ADDRESS: Final = "192.168.1.23:4711"
 _BROADCAST: Final = 0xFFFFFFFF
-_ADDRESS_HELP: Final = (
-    f"The address after @ is not right: it looks like {EXAMPLE_ADDRESS}, the laptop's "
-    "IPv4 address and port; copy it from the facilitator's screen."
-)
+
+
+def _address_help() -> str:
+    return _(
+        "The address after @ is not right: it looks like {example}, the laptop's "
+        "IPv4 address and port; copy it from the facilitator's screen."
+    ).format(example=EXAMPLE_ADDRESS)
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -172,15 +194,15 @@ def _parse_address(text: str) -> tuple[str, int]:
     host = strip_whitespace(host)
     port_text = strip_whitespace(port_text)
     if not colon or not host or not port_text or not _DIGITS.issuperset(port_text):
-        raise BadJoinCode(_ADDRESS_HELP)
+        raise BadJoinCode(_address_help())
     if len(port_text) > 5 or not 0 < int(port_text) < 65536:
-        raise BadJoinCode(_ADDRESS_HELP)
+        raise BadJoinCode(_address_help())
     try:
         address = ipaddress.IPv4Address(host)
     except ValueError:
-        raise BadJoinCode(_ADDRESS_HELP) from None
+        raise BadJoinCode(_address_help()) from None
     if address.is_multicast or address.is_unspecified or int(address) == _BROADCAST:
-        raise BadJoinCode(_ADDRESS_HELP)
+        raise BadJoinCode(_address_help())
     return str(address), int(port_text)
 
 
@@ -189,7 +211,7 @@ def parse_join_target(text: str) -> JoinTarget:
     ``@ HOST:PORT``, the address form for networks where multicast is
     blocked. Raises ``BadJoinCode`` with one sentence."""
     if len(text) > 2 * _MAX_CODE_TEXT:
-        raise BadJoinCode(_SHAPE_HELP)
+        raise BadJoinCode(_shape_help())
     code_text, at, address_text = text.partition("@")
     code = parse_join_code(code_text)
     if not at:

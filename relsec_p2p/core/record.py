@@ -9,6 +9,10 @@ Rules of this file:
   only if the meeting chose that (``settings.attribute_named``). Rating
   aggregates and anonymous vote tallies appear only once at least
   ``settings.anon_threshold`` answers exist (docs/ARCHITECTURE.md §4 "Small groups leak").
+- Written in the language shown (core/i18n.py; ``relsec export --lang``):
+  the record's own words and the template's texts in that language, what
+  members wrote as they wrote it. The digest is the meeting's, whatever the
+  language.
 - Every text that came from a member is cleaned (core/text.py: control and
   bidi characters out, the same rule as the screens) and, in Markdown,
   escaped, so a contribution cannot forge the record's structure or hide a
@@ -22,11 +26,19 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .safety import safety_number
+from .i18n import _, current_language, ngettext
+from .safety import safety_number, spoken_safety_number
 from .state import MeetingState, Poll, Step
-from .template import Template
+from .template import Template, step_in_language
 from .text import safe_text
-from .wording import CHOICE_LABELS, MODE_LABELS, OUTCOME_LABELS, SHORT_CHOICE_LABELS
+from .wording import (
+    CHOICE_LABELS,
+    KIND_LABELS,
+    MODE_LABELS,
+    OUTCOME_LABELS,
+    SHORT_CHOICE_LABELS,
+    STATUS_LABELS,
+)
 
 FORMAT = "relsec-record/1"
 _NAMED_ITEM = re.compile(r"\[(\d+)\.(\d+)\]")
@@ -119,16 +131,28 @@ def _name(state: MeetingState, key: bytes) -> str | None:
 @dataclass(slots=True)
 class _Builder:
     state: MeetingState
-    template: Template | None
+    template: Template | None  # already in the record's language
+    original: Template | None  # as loaded: its tags in every language
     labels: dict[bytes, str]
     items: list[_Item]
     threshold: int
+    steps: list[Step]  # the meeting's steps in the record's language
+    language: str
+
+    def tag_shown(self, step: int, tag: str | None) -> str | None:
+        """A contribution's tag in the record's language, when the template
+        lists it (a tag someone typed is left as written)."""
+        if tag is None:
+            return None
+        template_step = None if self.original is None else self.original.step(self.steps[step].id)
+        shown = tag if template_step is None else template_step.tag_label(tag, self.language)
+        return safe_text(shown, newlines=False)
 
     def item_json(self, item: _Item) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "label": item.label,
             "text": safe_text(item.text),
-            "tag": None if item.tag is None else safe_text(item.tag, newlines=False),
+            "tag": self.tag_shown(item.step, item.tag),
             "about": self.labels.get(item.ref) if item.ref else None,
             "anonymous": item.anonymous,
         }
@@ -141,7 +165,7 @@ class _Builder:
     def about_step(self, index: int) -> int | None:
         """The step whose items answers in step ``index`` are about: the
         template's ``about``, else the only step it links to."""
-        step = self.state.steps[index]
+        step = self.steps[index]
         target_id: str | None = None
         if self.template is not None:
             template_step = self.template.step(step.id)
@@ -149,14 +173,14 @@ class _Builder:
                 target_id = template_step.about
         if target_id is None and len(step.links) == 1:
             target_id = step.links[0]
-        ids = [s.id for s in self.state.steps]
+        ids = [s.id for s in self.steps]
         return ids.index(target_id) if target_id in ids else None
 
     def rating_values(self, index: int) -> dict[bytes | None, list[int]]:
         """Every rating given in step ``index``, by the thing rated: raw
         values, for the aggregates below and the "2 of 3 have rated" count
         (how many, never who)."""
-        step = self.state.steps[index]
+        step = self.steps[index]
         values: dict[bytes | None, list[int]] = {}
         for (rated_step, ref, _author), value in self.state.ratings.items():
             if rated_step == index:
@@ -169,7 +193,7 @@ class _Builder:
         return values
 
     def ratings(self, index: int) -> list[dict[str, Any]]:
-        step = self.state.steps[index]
+        step = self.steps[index]  # in the reader's language: the scale's labels
         values = self.rating_values(index)
         about = self.about_step(index)
         targets: list[bytes | None] = []
@@ -221,7 +245,7 @@ class _Builder:
             "objections": list(
                 objection_lines(
                     poll,
-                    {k: _name(self.state, k) or "a member" for k in self.state.members},
+                    {k: _name(self.state, k) or _("a member") for k in self.state.members},
                     b"",
                 )
             ),
@@ -276,8 +300,8 @@ class _Builder:
 
     def proposals(self, index: int) -> list[dict[str, Any]]:
         numbered = proposal_labels(self.state)
-        links = self.state.steps[index].links
-        linked = {i for i, s in enumerate(self.state.steps) if s.id in links}
+        links = self.steps[index].links
+        linked = {i for i, s in enumerate(self.steps) if s.id in links}
         by_label = {label: cid for cid, label in self.labels.items()}
         found = []
         for proposal in self.state.proposals.values():
@@ -328,22 +352,22 @@ class _Builder:
 
     def matrices(self) -> list[dict[str, Any]]:
         pairs: list[tuple[str, int, int]] = []
-        ids = [s.id for s in self.state.steps]
+        ids = [s.id for s in self.steps]
         if self.template is not None:
             for matrix in self.template.matrices:
                 if matrix.rows in ids and matrix.columns in ids:
                     pairs.append((matrix.title, ids.index(matrix.rows), ids.index(matrix.columns)))
         else:  # a joined member with a group's own template: pair rating steps about one step
-            rating = [i for i, s in enumerate(self.state.steps) if s.kind == "rating"]
+            rating = [i for i, s in enumerate(self.steps) if s.kind == "rating"]
             for first, second in itertools.pairwise(rating):
                 about = self.about_step(first)
                 if about is not None and about == self.about_step(second):
-                    title = f"{self.state.steps[first].title} / {self.state.steps[second].title}"
+                    title = f"{self.steps[first].title} / {self.steps[second].title}"
                     pairs.append((title, first, second))
         return [self.matrix(title, rows, columns) for title, rows, columns in pairs]
 
     def matrix(self, title: str, rows: int, columns: int) -> dict[str, Any]:
-        row_step, column_step = self.state.steps[rows], self.state.steps[columns]
+        row_step, column_step = self.steps[rows], self.steps[columns]
         by_row = {r["about"]: r for r in self.ratings(rows) if r["about"]}
         by_column = {r["about"]: r for r in self.ratings(columns) if r["about"]}
         cells: list[list[list[str]]] = [[[] for _ in column_step.scale] for _ in row_step.scale]
@@ -369,10 +393,29 @@ class _Builder:
         }
 
 
+def _builder(
+    state: MeetingState, template: Template | None, labels: dict[bytes, str], items: list[_Item]
+) -> _Builder:
+    """A builder in the language shown now (``current_language``)."""
+    language = current_language()
+    return _Builder(
+        state,
+        None if template is None else template.in_language(language),
+        template,
+        labels,
+        items,
+        int(state.settings["anon_threshold"]),
+        [step_in_language(step, language) for step in state.steps],
+        language,
+    )
+
+
 def render_json(
     state: MeetingState, *, safety_number: str, template: Template | None = None
 ) -> dict[str, Any]:
     """The record as JSON-ready data (no bytes, no keys)."""
+    language = current_language()
+    shown_template = None if template is None else template.in_language(language)
     labels = item_labels(state)
     named = [
         _Item(
@@ -388,15 +431,21 @@ def render_json(
     ]
     anonymous = _anonymous_items(state, labels)
     settings = state.settings
-    builder = _Builder(state, template, labels, named + anonymous, int(settings["anon_threshold"]))
+    builder = _builder(state, template, labels, named + anonymous)
     active = state.active_members()
     return {
         "format": FORMAT,
+        "language": language,
         "title": safe_text(state.title, newlines=False),
         "process": None
-        if template is None
-        else {"name": template.name, "title": template.title, "credit": template.credit},
+        if shown_template is None
+        else {
+            "name": shown_template.name,
+            "title": shown_template.title,
+            "credit": shown_template.credit,
+        },
         "safety_number": safety_number,
+        "safety_number_spoken": spoken_safety_number(safety_number) if safety_number else "",
         "roster": {
             "epoch": state.epoch,
             "members": len(active),
@@ -414,15 +463,14 @@ def render_json(
             "rule": consensus_rule(settings),
         },
         "anonymous_rounds": len(state.anon_rounds),
-        "steps": [builder.step_json(i, step) for i, step in enumerate(state.steps)],
+        "steps": [builder.step_json(i, step) for i, step in enumerate(builder.steps)],
         "matrices": builder.matrices(),
         "state_digest": state.digest().hex(),
     }
 
 
 def _live_builder(state: MeetingState, template: Template | None) -> _Builder:
-    threshold = int(state.settings["anon_threshold"])
-    return _Builder(state, template, item_labels(state), [], threshold)
+    return _builder(state, template, item_labels(state), [])
 
 
 def step_ratings(
@@ -456,12 +504,13 @@ def roster_safety_number(state: MeetingState) -> str:
 
 def consensus_rule(settings: dict[str, Any]) -> str:
     """The meeting's consensus rule in words, before any poll has run."""
-    return (
-        f"a block stops a proposal; at least {settings['quorum_pct']}% of the members present "
-        "must vote; "
-        f"more than {settings['stand_aside_limit']} stand-asides means no consensus; "
+    # The share is a value ("75%"), not text around a "%": a "%" in a catalog
+    # entry would be read as a printf placeholder by the catalog tools.
+    return _(
+        "a block stops a proposal; at least {share} of the members present must vote; "
+        "more than {limit} stand-asides means no consensus; "
         "otherwise consensus (concerns are recorded, not counted against)"
-    )
+    ).format(share=f"{settings['quorum_pct']}%", limit=settings["stand_aside_limit"])
 
 
 # --- Markdown ------------------------------------------------------------------------
@@ -476,7 +525,7 @@ def _item_line(item: dict[str, Any]) -> str:
     if item["label"]:
         parts.append(f"**{item['label']}**")
     if item["anonymous"]:
-        parts.append("*(anonymous)*")
+        parts.append("*(" + _("anonymous") + ")*")
     if item["tag"]:
         parts.append(f"*{md(item['tag'], cell=True)}*:")
     parts.append(md(item["text"]))
@@ -485,8 +534,16 @@ def _item_line(item: dict[str, Any]) -> str:
     carried = item.get("round")
     if carried and carried["number"] is not None:
         # How many slots its round held, so a suppressed answer would show.
+        members = ngettext("{n} member", "{n} members", carried["members"]).format(
+            n=carried["members"]
+        )
+        slots = ngettext("{n} slot", "{n} slots", carried["slots"]).format(n=carried["slots"])
         parts.append(
-            f"(round {carried['number']}: {carried['members']} members, {carried['slots']} slots)"
+            "("
+            + _("round {number}: {members}, {slots}").format(
+                number=carried["number"], members=members, slots=slots
+            )
+            + ")"
         )
     return " ".join(parts)
 
@@ -494,7 +551,7 @@ def _item_line(item: dict[str, Any]) -> str:
 def _items_markdown(step: dict[str, Any], out: list[str], texts: dict[str, str]) -> None:
     items = step["items"]
     if not items:
-        out.append("*No answers.*")
+        out.append("*" + _("No answers.") + "*")
         return
     own = {i["label"] for i in items if i["label"]}
     groups: dict[str | None, list[dict[str, Any]]] = {}
@@ -505,27 +562,39 @@ def _items_markdown(step: dict[str, Any], out: list[str], texts: dict[str, str])
     for about, members in groups.items():
         if about is None:
             continue
-        out.append(f"- About **{about}** {md(texts.get(about, ''), cell=True)}")
+        out.append(
+            "- "
+            + _("About {label} {text}").format(
+                label=f"**{about}**", text=md(texts.get(about, ""), cell=True)
+            )
+        )
         out.extend(f"  - {_item_line(item)}" for item in members)
     for item in groups.get(None, []):
-        reply = f" (re **{item['about']}**)" if item["about"] else ""
+        reply = (
+            " (" + _("re {label}").format(label=f"**{item['about']}**") + ")"
+            if item["about"]
+            else ""
+        )
         out.append(f"- {_item_line(item)}{reply}")
 
 
 def _ratings_markdown(step: dict[str, Any], out: list[str], threshold: int) -> None:
     scale = step["scale"]
     out.append(
-        f"Only the spread of answers is shown, and only where at least {threshold} "
-        "members answered."
+        ngettext(
+            "Only the spread of answers is shown, and only where at least {n} member answered.",
+            "Only the spread of answers is shown, and only where at least {n} members answered.",
+            threshold,
+        ).format(n=threshold)
     )
     out.append("")
-    out.append(
-        "| About | Answers | Middle answer | " + " | ".join(md(s, cell=True) for s in scale) + " |"
-    )
+    headers = [_("About"), _("Answers"), _("Middle answer")]
+    headers += [md(label, cell=True) for label in scale]
+    out.append("| " + " | ".join(headers) + " |")
     out.append("|---|---|---|" + "---|" * len(scale))
     for row in step["ratings"]:
         about = (
-            "the group"
+            _("the group")
             if row["about"] is None
             else f"**{row['about']}** {md(row['about_text'] or '', cell=True)}"
         )
@@ -535,46 +604,70 @@ def _ratings_markdown(step: dict[str, Any], out: list[str], threshold: int) -> N
                 f"| {about} | {row['answers']} | {md(row['middle'], cell=True)} | {spread} |"
             )
         else:
-            out.append(f"| {about} | fewer than {threshold} | — |" + " |" * len(scale))
+            fewer = _("fewer than {n}").format(n=threshold)
+            out.append(f"| {about} | {fewer} | — |" + " |" * len(scale))
 
 
 def _poll_markdown(poll: dict[str, Any], out: list[str]) -> None:
     result = poll["result"]
     if result is None:
         so_far = ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in poll["so_far"].items())
-        out.append(f"  - Poll still open (named votes so far: {so_far}).")
+        out.append(
+            "  - " + _("Poll still open (named votes so far: {counts}).").format(counts=so_far)
+        )
     else:
         shown = result["counts"]
         counts = (
             ", ".join(f"{CHOICE_LABELS[c]} {n}" for c, n in shown.items())
             if shown is not None
-            else "counts not shown (too few anonymous voters)"
+            else _("counts not shown (too few anonymous voters)")
         )
-        out.append(
-            f"  - Poll closed: **{OUTCOME_LABELS[result['outcome']]}**. {result['voters']} of "
-            f"{result['members']} members present voted (quorum {result['quorum']}): {counts}."
+        voted = ngettext(
+            "{voters} of {members} member present voted (quorum {quorum}): {counts}.",
+            "{voters} of {members} members present voted (quorum {quorum}): {counts}.",
+            result["members"],
+        ).format(
+            voters=result["voters"],
+            members=result["members"],
+            quorum=result["quorum"],
+            counts=counts,
         )
-        out.append(f"  - Rule: {result['rule']}.")
-        out.append(
-            f"  - Tally digest `{poll['tally_digest']}`, co-signed by {poll['cosigned_by']} of "
-            f"{poll['members']} members' laptops"
-            + (" (final)." if poll.get("final") else " (not final: no majority co-signed it).")
+        closed = _("Poll closed: {outcome}.").format(
+            outcome=f"**{OUTCOME_LABELS[result['outcome']]}**"
         )
+        out.append(f"  - {closed} {voted}")
+        out.append("  - " + _("Rule: {rule}.").format(rule=result["rule"]))
+        cosigned = ngettext(
+            "Tally digest {digest}, co-signed by {cosigned} of {members} member's laptops",
+            "Tally digest {digest}, co-signed by {cosigned} of {members} members' laptops",
+            poll["members"],
+        ).format(
+            digest=f"`{poll['tally_digest']}`",
+            cosigned=poll["cosigned_by"],
+            members=poll["members"],
+        )
+        final = _("(final).") if poll.get("final") else _("(not final: no majority co-signed it).")
+        out.append(f"  - {cosigned} {final}")
         for line in poll.get("objections", []):
-            out.append(f"  - Objection: {line}")
+            out.append("  - " + _("Objection: {line}").format(line=line))
     if "anonymous_tally" in poll:
         tally = poll["anonymous_tally"]
         if tally is None:
-            out.append("  - Anonymous votes: too few to show.")
+            out.append("  - " + _("Anonymous votes: too few to show."))
         else:
             words = ", ".join(f"{CHOICE_LABELS.get(c, c)} {n}" for c, n in tally.items())
-            out.append(f"  - Anonymous votes: {words}.")
+            out.append("  - " + _("Anonymous votes: {counts}.").format(counts=words))
     for reason in poll.get("reasons", []):
         by = f" — {md(reason['by'], cell=True)}" if reason["by"] else ""
         head = SHORT_CHOICE_LABELS[reason["choice"]].capitalize()
         out.append(f"  - {head}: {md(reason['text'], cell=True)}{by}")
     if poll["outcome"]:
-        out.append(f"  - Outcome recorded by the facilitator: {md(poll['outcome'])}")
+        out.append(
+            "  - "
+            + _("Outcome recorded by the facilitator: {outcome}").format(
+                outcome=md(poll["outcome"])
+            )
+        )
 
 
 def _matrix_markdown(matrix: dict[str, Any], out: list[str], threshold: int) -> None:
@@ -582,12 +675,19 @@ def _matrix_markdown(matrix: dict[str, Any], out: list[str], threshold: int) -> 
     out.append(f"### {md(matrix['title'])}")
     out.append("")
     if not any(labels for row in matrix["cells"] for labels in row):
-        left = ", ".join(matrix["left_out"]) or "none yet"
-        out.append(f"No item has at least {threshold} answers on both scales yet (items: {left}).")
+        left = ", ".join(matrix["left_out"]) or _("none yet")
+        out.append(
+            ngettext(
+                "No item has at least {n} answer on both scales yet (items: {items}).",
+                "No item has at least {n} answers on both scales yet (items: {items}).",
+                threshold,
+            ).format(n=threshold, items=left)
+        )
         return
     out.append(
-        f"Each item sits where the middle answers of *{md(rows['title'])}* (rows) and "
-        f"*{md(columns['title'])}* (columns) meet."
+        _(
+            "Each item sits where the middle answers of {rows} (rows) and {columns} (columns) meet."
+        ).format(rows=f"*{md(rows['title'])}*", columns=f"*{md(columns['title'])}*")
     )
     out.append("")
     out.append("| | " + " | ".join(md(s, cell=True) for s in columns["scale"]) + " |")
@@ -598,9 +698,11 @@ def _matrix_markdown(matrix: dict[str, Any], out: list[str], threshold: int) -> 
     if matrix["left_out"]:
         out.append("")
         out.append(
-            f"Left out (fewer than {threshold} answers on a scale): "
-            + ", ".join(matrix["left_out"])
-            + "."
+            ngettext(
+                "Left out (fewer than {n} answer on a scale): {items}.",
+                "Left out (fewer than {n} answers on a scale): {items}.",
+                threshold,
+            ).format(n=threshold, items=", ".join(matrix["left_out"]))
         )
 
 
@@ -613,36 +715,63 @@ def render_markdown(
     threshold = settings["anon_threshold"]
     roster = record["roster"]
     out = [f"# {md(record['title'])}", ""]
-    out.append("Record of a relsec meeting, written on request by one member's laptop.")
+    out.append(_("Record of a relsec meeting, written on request by one member's laptop."))
     out.append("")
     process = record["process"]
     if process is not None:
-        out.append(f"- Process: {md(process['title'])}. {md(process['credit'])}")
-    out.append(
-        f"- Members at the end: {roster['members']} ({roster['ever_joined']} joined in all; "
-        f"roster epoch {roster['epoch']})."
+        out.append(
+            "- "
+            + _("Process: {title}. {credit}").format(
+                title=md(process["title"]), credit=md(process["credit"])
+            )
+        )
+    joined = ngettext("{n} joined in all", "{n} joined in all", roster["ever_joined"]).format(
+        n=roster["ever_joined"]
     )
-    out.append(f"- Safety number at the end: **{record['safety_number'] or 'none'}**")
+    out.append(
+        "- "
+        + _("Members at the end: {members} ({joined}; roster epoch {epoch}).").format(
+            members=roster["members"], joined=joined, epoch=roster["epoch"]
+        )
+    )
+    number = record["safety_number"]
+    out.append(
+        "- "
+        + _("Safety number at the end: {number}").format(
+            number=f"**{number}**" if number else "**" + _("none") + "**"
+        )
+    )
+    if number:
+        out.append("  - " + _("Read aloud: {words}").format(words=record["safety_number_spoken"]))
     if roster["names"] is None:
         # Nobody was asked in the meeting: the setting came with its process
-        # (the template), so the record says where it came from.
-        origin = "the meeting's process keeps" if process is not None else "its settings keep"
-        out.append(
-            f"- Names: not recorded ({origin} who said what out of the record; "
-            "the setting is attribute_named)."
-        )
+        # (the template) or its settings, so the record says which.
+        if process is not None:
+            why = _(
+                "Names: not recorded (the meeting's process keeps who said what out of "
+                "the record; the setting is attribute_named)."
+            )
+        else:
+            why = _(
+                "Names: not recorded (its settings keep who said what out of the record; "
+                "the setting is attribute_named)."
+            )
+        out.append("- " + why)
     else:
-        out.append("- Names: " + ", ".join(md(n, cell=True) for n in roster["names"]) + ".")
-    out.append(f"- Consensus rule: {settings['rule']}.")
-    out.append(f"- Anonymous rounds released: {record['anonymous_rounds']}.")
+        names = ", ".join(md(n, cell=True) for n in roster["names"])
+        out.append("- " + _("Names: {names}.").format(names=names))
+    out.append("- " + _("Consensus rule: {rule}.").format(rule=settings["rule"]))
+    out.append("- " + _("Anonymous rounds released: {n}.").format(n=record["anonymous_rounds"]))
     out.append("")
-    out.append("## Agenda")
+    out.append("## " + _("Agenda"))
     out.append("")
-    status_words = {"pending": "not reached", "open": "open", "closed": "done"}
     for step in record["steps"]:
+        status = (
+            STATUS_LABELS[step["status"]] if step["status"] in STATUS_LABELS else step["status"]
+        )
         out.append(
-            f"{step['number']}. {md(step['title'])} ({step['kind']}, {MODE_LABELS[step['mode']]}; "
-            f"{status_words.get(step['status'], step['status'])})"
+            f"{step['number']}. {md(step['title'])} ({KIND_LABELS[step['kind']]}, "
+            f"{MODE_LABELS[step['mode']]}; {status})"
         )
     texts = {
         item["label"]: item["text"]
@@ -665,28 +794,29 @@ def render_markdown(
             if step["items"]:
                 _items_markdown(step, out, texts)
             if not step["proposals"]:
-                out.append("*No proposals.*")
+                out.append("*" + _("No proposals.") + "*")
             for proposal in step["proposals"]:
                 by = f" — {md(proposal['by'], cell=True)}" if proposal["by"] else ""
-                out.append(f"- **Proposal {proposal['label']}**: {md(proposal['text'])}{by}")
+                heading = _("Proposal {label}").format(label=proposal["label"])
+                out.append(f"- **{heading}**: {md(proposal['text'])}{by}")
                 if proposal["names"]:
                     named = "; ".join(
                         f"**{n['label']}** {md(n['text'] or '', cell=True)}"
                         for n in proposal["names"]
                     )
-                    out.append(f"  - Takes up: {named}")
+                    out.append("  - " + _("Takes up: {items}").format(items=named))
                 for poll in proposal["polls"]:
                     _poll_markdown(poll, out)
         else:
             _items_markdown(step, out, texts)
     if record["matrices"]:
         out.append("")
-        out.append("## Matrices")
+        out.append("## " + _("Matrices"))
         for matrix in record["matrices"]:
             out.append("")
             _matrix_markdown(matrix, out, threshold)
     out.append("")
-    out.append(f"State digest: `{record['state_digest']}`")
+    out.append(_("State digest: {digest}").format(digest=f"`{record['state_digest']}`"))
     out.append("")
     return "\n".join(out)
 
@@ -720,18 +850,38 @@ def objection_lines(poll: Poll, names: dict[bytes, str], me: bytes) -> tuple[str
             anonymous = sum(1 for pair in left_out if pair not in named)
             parts = [", ".join(voters)] if voters else []
             if anonymous:
-                parts.append(f"{anonymous} anonymous")
-            who = "Your" if objector == me else f"{names.get(objector, '?')}'s"
-            mine = any(pair in named and pair[0] == me for pair in left_out)
-            if not left_out:
-                lines.append(
-                    f"{who} laptop refused to co-sign the close by {closer}: {closer} was not "
-                    "the facilitator it knew."
+                parts.append(
+                    ngettext("{n} anonymous", "{n} anonymous", anonymous).format(n=anonymous)
                 )
+            mine = any(pair in named and pair[0] == me for pair in left_out)
+            objector_name = names.get(objector, "?")
+            if not left_out:
+                line = (
+                    _(
+                        "Your laptop refused to co-sign the close by {closer}: {closer} was not "
+                        "the facilitator it knew."
+                    )
+                    if objector == me
+                    else _(
+                        "{name}'s laptop refused to co-sign the close by {closer}: {closer} was "
+                        "not the facilitator it knew."
+                    )
+                )
+                lines.append(line.format(name=objector_name, closer=closer))
                 continue
+            line = (
+                _(
+                    "Your laptop refused to co-sign the close by {closer}: it left out votes "
+                    "already cast ({votes})."
+                )
+                if objector == me
+                else _(
+                    "{name}'s laptop refused to co-sign the close by {closer}: it left out votes "
+                    "already cast ({votes})."
+                )
+            )
             lines.append(
-                f"{who} laptop refused to co-sign the close by {closer}: it left out "
-                f"votes already cast ({'; '.join(parts)})."
-                + (" Yours was one of them." if mine else "")
+                line.format(name=objector_name, closer=closer, votes="; ".join(parts))
+                + (" " + _("Yours was one of them.") if mine else "")
             )
     return tuple(lines)

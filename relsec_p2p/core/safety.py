@@ -5,7 +5,8 @@ deterministic, since every laptop must compute the same number from the same
 roster: the meeting id, the roster epoch and the members' public signing keys
 (in sorted order), hashed with BLAKE2b in fixed-width fields and then
 stretched with Argon2id (RFC 9106). Members compare the number aloud; a
-different number means a different roster.
+different number means a different roster. ``spoken_safety_number`` gives
+the words to read it aloud in the language shown, grouped as it is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Final
 from nacl import pwhash
 
 from .errors import LocalProtocolError
+from .i18n import NC_, pgettext
 from .identity import KEY_BYTES
 
 SAFETY_DIGITS: Final = 20
@@ -58,3 +60,34 @@ def safety_number(mid: bytes, epoch: int, keys: Iterable[bytes]) -> str:
     number = int.from_bytes(stretched, "big") % 10**SAFETY_DIGITS  # bias < 2**-60
     text = f"{number:0{SAFETY_DIGITS}d}"
     return " ".join(text[i : i + 5] for i in range(0, SAFETY_DIGITS, 5))
+
+
+# The digit names, translated with the context "digit" so that "one" read
+# aloud never shares a catalog entry with "one" in another sense.
+_DIGIT_WORDS: Final = tuple(
+    word
+    for _context, word in (
+        NC_("digit", "zero"),
+        NC_("digit", "one"),
+        NC_("digit", "two"),
+        NC_("digit", "three"),
+        NC_("digit", "four"),
+        NC_("digit", "five"),
+        NC_("digit", "six"),
+        NC_("digit", "seven"),
+        NC_("digit", "eight"),
+        NC_("digit", "nine"),
+    )
+)
+
+
+def spoken_safety_number(number: str) -> str:
+    """The safety number as words to read aloud, in the language shown, with
+    the groups of the written number ("12345 67890" -> "one two three four
+    five / six seven eight nine zero"): people compare group by group."""
+    groups = number.split()
+    if not groups or not all(group.isascii() and group.isdigit() for group in groups):
+        raise LocalProtocolError("a safety number is groups of digits separated by spaces")
+    return " / ".join(
+        " ".join(pgettext("digit", _DIGIT_WORDS[int(digit)]) for digit in group) for group in groups
+    )

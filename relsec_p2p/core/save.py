@@ -44,6 +44,7 @@ from nacl.signing import SigningKey
 from .codec import Limits, pack, unpack
 from .errors import LocalError, MalformedFrame
 from .feed import MEETING_ID_BYTES
+from .i18n import _, ngettext
 from .identity import KEY_BYTES, Identity
 from .session import Clock, Session
 
@@ -117,8 +118,10 @@ def derive_key(
     """Stretch ``passphrase`` with Argon2id (RFC 9106) into a secretbox key."""
     if not isinstance(passphrase, str) or len(passphrase) < MIN_PASSPHRASE:
         raise SaveError(
-            f"Choose a passphrase of at least {MIN_PASSPHRASE} characters "
-            "(a few words together are easy to remember)."
+            _(
+                "Choose a passphrase of at least {n} characters "
+                "(a few words together are easy to remember)."
+            ).format(n=MIN_PASSPHRASE)
         )
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     key: bytes = pwhash.argon2id.kdf(
@@ -167,28 +170,36 @@ class _Header:
 def _read_header(blob: bytes) -> _Header:
     if not blob.startswith(MAGIC):
         if MAGIC.startswith(blob):
-            raise DamagedSave("This save file is cut short; it cannot be opened.")
-        raise DamagedSave("This is not a relsec save file.")
+            raise DamagedSave(_("This save file is cut short; it cannot be opened."))
+        raise DamagedSave(_("This is not a relsec save file."))
     if len(blob) < HEADER_BYTES + nacl.secret.SecretBox.MACBYTES + CHECK_BYTES:
-        raise DamagedSave("This save file is cut short; it cannot be opened.")
+        raise DamagedSave(_("This save file is cut short; it cannot be opened."))
     body, check = blob[:-CHECK_BYTES], blob[-CHECK_BYTES:]
     if hashlib.blake2b(body, digest_size=CHECK_BYTES).digest() != check:
-        raise DamagedSave("This save file is damaged (cut short or altered); it cannot be opened.")
+        raise DamagedSave(
+            _("This save file is damaged (cut short or altered); it cannot be opened.")
+        )
     version, opslimit, memlimit = _HEAD.unpack_from(blob, len(MAGIC))
     if version == 1:
         raise DamagedSave(
-            "This save file was written by an older relsec and holds the key that shows "
-            "which anonymous votes were yours; this version does not open it: delete it."
+            _(
+                "This save file was written by an older relsec and holds the key that shows "
+                "which anonymous votes were yours; this version does not open it: delete it."
+            )
         )
     if version != VERSION:
         raise DamagedSave(
-            f"This save file has format {version}, which this version of relsec cannot read."
+            _(
+                "This save file has format {version}, which this version of relsec cannot read."
+            ).format(version=version)
         )
     if not (
         pwhash.argon2id.OPSLIMIT_MIN <= opslimit <= MAX_OPSLIMIT
         and pwhash.argon2id.MEMLIMIT_MIN <= memlimit <= MAX_MEMLIMIT
     ):
-        raise DamagedSave("This save file asks for an unreasonable key cost; it cannot be opened.")
+        raise DamagedSave(
+            _("This save file asks for an unreasonable key cost; it cannot be opened.")
+        )
     at = len(MAGIC) + _HEAD.size
     salt = body[at : at + SALT_BYTES]
     nonce = body[at + SALT_BYTES : HEADER_BYTES]
@@ -199,7 +210,7 @@ def _decode_payload(plain: bytes) -> SavePayload:
     try:
         data = unpack(plain, SAVE_LIMITS)
     except MalformedFrame:
-        raise DamagedSave("This save file's contents are unreadable.") from None
+        raise DamagedSave(_("This save file's contents are unreadable.")) from None
     try:
         if not isinstance(data, dict) or data.get("v") != PAYLOAD_VERSION:
             raise ValueError
@@ -227,7 +238,7 @@ def _decode_payload(plain: bytes) -> SavePayload:
         if template is not None and not isinstance(template, str):
             raise ValueError
     except (ValueError, KeyError):
-        raise DamagedSave("This save file's contents are not a relsec meeting.") from None
+        raise DamagedSave(_("This save file's contents are not a relsec meeting.")) from None
     return SavePayload(
         identity=Identity(SigningKey(seed), None),  # no ring secret: see the rules above
         mid=mid,
@@ -251,15 +262,15 @@ def open_save_keyed(
     saved again later without stretching the passphrase a second time."""
     header = _read_header(blob)
     if not isinstance(passphrase, str) or not passphrase:
-        raise WrongPassphrase("That passphrase does not open this save file.")
+        raise WrongPassphrase(_("That passphrase does not open this save file."))
     key = _key_for(passphrase, header)
     try:
         plain = nacl.secret.SecretBox(key.key).decrypt(header.box, header.nonce)
     except nacl.exceptions.CryptoError:
-        raise WrongPassphrase("That passphrase does not open this save file.") from None
+        raise WrongPassphrase(_("That passphrase does not open this save file.")) from None
     payload = _decode_payload(plain)
     if expected_mid is not None and payload.mid != expected_mid:
-        raise OtherMeeting("This save file belongs to another meeting.")
+        raise OtherMeeting(_("This save file belongs to another meeting."))
     return payload, key
 
 
@@ -337,8 +348,11 @@ def restore_session(payload: SavePayload, clock: Clock) -> Session:
     session.take_sends()  # "want" replies addressed to ourselves: nobody to send them to
     if remaining:
         raise DamagedSave(
-            f"{len(remaining)} of {len(payload.envelopes)} entries in this save do not check out; "
-            "it cannot be resumed."
+            ngettext(
+                "{bad} of {n} entry in this save does not check out; it cannot be resumed.",
+                "{bad} of {n} entries in this save do not check out; it cannot be resumed.",
+                len(payload.envelopes),
+            ).format(bad=len(remaining), n=len(payload.envelopes))
         )
     return session
 

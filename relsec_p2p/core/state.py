@@ -17,6 +17,7 @@ from typing import Any
 
 from .codec import pack
 from .feed import Entry
+from .i18n import _
 from .refusals import Refused
 
 # --- vocabulary ------------------------------------------------------------
@@ -45,6 +46,8 @@ MAX_STEPS = 64
 # tests/unit/test_template.py).
 MAX_AGENDA_BYTES = 64_000
 MAX_SCALE = 11
+# Languages a step may carry besides its own text (SPEC §6.3 "Translations").
+MAX_TRANSLATIONS = 16
 MAX_MEMBERS = 256
 # Members ever added (gone ones included): the keys whose feeds a laptop
 # takes in (SPEC §3.3), so this bounds feeds, a cut and a `have` alike.
@@ -94,6 +97,10 @@ class Step:
     scale: list[str]
     links: list[str]
     status: str = "pending"  # pending | open | closed
+    # Language tag -> the step's text in that language: some of title,
+    # prompt, help and scale (SPEC §6.3 "Translations"). Display only, but
+    # part of the digest, so equal digests still mean equal texts.
+    translations: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def allows_named(self) -> bool:
         return self.mode in ("named", "both")
@@ -200,12 +207,13 @@ class PollResult:
     stand_aside_limit: int
 
     def rule(self) -> str:
-        """The rule that produced the outcome, in words people can check."""
-        return (
-            f"blocked if any block; no quorum if fewer than {self.quorum} of the "
-            f"{self.members} members present vote; no consensus if more than "
-            f"{self.stand_aside_limit} stand aside; otherwise consensus"
-        )
+        """The rule that produced the outcome, in words people can check
+        (in the language shown: display only, never part of the digest)."""
+        return _(
+            "blocked if any block; no quorum if fewer than {quorum} of the {members} "
+            "members present vote; no consensus if more than {limit} stand aside; "
+            "otherwise consensus"
+        ).format(quorum=self.quorum, members=self.members, limit=self.stand_aside_limit)
 
 
 @dataclass(slots=True)
@@ -501,6 +509,9 @@ class MeetingState:
             "absent": sorted(self.absent_votes),
             "steps": [
                 [s.id, s.title, s.prompt, s.help, s.mode, s.kind, s.scale, s.links, s.status]
+                # The translations only where there are some (SPEC §6.8), so
+                # the state of a one-language meeting is what it always was.
+                + ([s.translations] if s.translations else [])
                 for s in self.steps
             ],
             "current": self.current,

@@ -8,6 +8,11 @@ Rules of this file:
   is checked again with the fold's own ``parse_agenda``/``parse_settings``, and
   must fit in one log entry; the extras (``about``, ``tags``, ``guide``,
   matrices, the credit) stay on this laptop and in the record.
+- A template may carry its texts in several languages (``languages``, and a
+  table per extra language beside each text: ``[es]``, ``[steps.es]``,
+  ``[matrix.es]``). The plain keys are in the first language; any text a
+  language leaves out falls back to them. The agenda carries every language
+  (SPEC §6.3 "Translations"); ``in_language`` gives the copy a laptop shows.
 - The format is described in ``relsec_p2p/templates/README.md``.
 """
 
@@ -15,13 +20,14 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .charset import is_blank
 from .codec import pack
 from .errors import LocalError
-from .fields import parse_agenda, parse_settings
+from .fields import is_language_tag, parse_agenda, parse_settings
+from .i18n import primary
 from .state import (
     DEFAULT_SETTINGS,
     KINDS,
@@ -32,6 +38,7 @@ from .state import (
     MAX_STEPS,
     MAX_TAG,
     MAX_TITLE,
+    MAX_TRANSLATIONS,
     MODES,
     Step,
 )
@@ -43,7 +50,10 @@ MAX_GUIDE = 2000
 MAX_TAGS = 12
 MAX_FILE_BYTES = 256 * 1024
 
-TOP_KEYS = ("format", "title", "summary", "credit", "settings", "steps", "matrix")
+TOP_KEYS = ("format", "languages", "title", "summary", "credit", "settings", "steps", "matrix")
+TOP_TEXT_KEYS = ("title", "summary", "credit")  # what a top-level [<language>] table holds
+STEP_TEXT_KEYS = ("title", "prompt", "help", "guide", "scale", "tags")  # a [steps.<language>]
+MATRIX_TEXT_KEYS = ("title",)  # a [matrix.<language>]
 STEP_KEYS = (
     "id",
     "title",
@@ -59,6 +69,7 @@ STEP_KEYS = (
     "poll",
 )
 MATRIX_KEYS = ("title", "rows", "columns")
+_LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")  # "es", "pt-BR"
 _STEP_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _TOML_POSITION = re.compile(r"\s*\((?:at line (\d+), column (\d+)|at end of document)\)\s*$")
 
@@ -76,6 +87,47 @@ class TemplateError(LocalError):
         self.problem = problem
 
 
+def choose_language(available: tuple[str, ...] | list[str], wanted: str) -> str | None:
+    """Which of ``available`` to show a person who reads ``wanted``: the same
+    tag, else the first with the same primary language ("pt-BR" for "pt");
+    None when there is none (then the first language's text is shown)."""
+    if wanted in available:
+        return wanted
+    base = primary(wanted)
+    return next((tag for tag in available if primary(tag) == base), None)
+
+
+@dataclass(frozen=True, slots=True)
+class StepText:
+    """A step's texts in one extra language; "" or () where it gives none."""
+
+    title: str = ""
+    prompt: str = ""
+    help: str = ""
+    guide: str = ""
+    scale: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+
+    def for_agenda(self) -> dict[str, Any]:
+        """What of it travels in the agenda (SPEC §6.3): never guide or tags."""
+        text: dict[str, Any] = {}
+        for key in ("title", "prompt", "help"):
+            if getattr(self, key):
+                text[key] = getattr(self, key)
+        if self.scale:
+            text["scale"] = list(self.scale)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateText:
+    """The template's own texts in one extra language."""
+
+    title: str = ""
+    summary: str = ""
+    credit: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class TemplateStep:
     id: str
@@ -91,10 +143,37 @@ class TemplateStep:
     about: str | None = None
     tags: tuple[str, ...] = ()  # labels offered for each answer (contribution tag)
     guide: str = ""  # a note for the facilitator; never sent to the meeting
+    texts: dict[str, StepText] = field(default_factory=dict, hash=False)  # extra languages
     # How the facilitator's screen offers to open polls on a "both" proposal
     # step first: "named" or "anonymous" (SPEC §6.5 poll.open). A default
     # only: the facilitator chooses each time, and it is never sent.
     poll: str = "named"
+
+    def in_language(self, language: str) -> TemplateStep:
+        """This step as a person reading ``language`` sees it: that language's
+        texts where the template has them, the first language's elsewhere."""
+        chosen = choose_language(tuple(self.texts), language)
+        if chosen is None:
+            return self
+        text = self.texts[chosen]
+        return replace(
+            self,
+            title=text.title or self.title,
+            prompt=text.prompt or self.prompt,
+            help=text.help or self.help,
+            guide=text.guide or self.guide,
+            scale=text.scale or self.scale,
+            tags=text.tags or self.tags,
+        )
+
+    def tag_label(self, tag: str, language: str) -> str:
+        """A contribution's ``tag`` as ``language`` shows it: the log keeps
+        whichever label its writer's laptop sent, in any of the languages."""
+        shown = self.in_language(language).tags
+        for labels in (self.tags, *(t.tags for t in self.texts.values())):
+            if tag in labels and len(labels) == len(shown):
+                return shown[labels.index(tag)]
+        return tag
 
     def to_agenda(self) -> dict[str, Any]:
         """The step as ``meeting.create`` carries it (``fields.parse_step``'s shape)."""
@@ -111,6 +190,13 @@ class TemplateStep:
             step["scale"] = list(self.scale)
         if self.links:
             step["links"] = list(self.links)
+        translations = {
+            language: text.for_agenda()
+            for language, text in self.texts.items()
+            if text.for_agenda()
+        }
+        if translations:
+            step["translations"] = translations
         return step
 
 
@@ -121,6 +207,11 @@ class Matrix:
     title: str
     rows: str
     columns: str
+    titles: dict[str, str] = field(default_factory=dict, hash=False)  # extra languages
+
+    def in_language(self, language: str) -> Matrix:
+        chosen = choose_language(tuple(self.titles), language)
+        return self if chosen is None else replace(self, title=self.titles[chosen])
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +225,25 @@ class Template:
     steps: tuple[TemplateStep, ...]
     matrices: tuple[Matrix, ...] = ()
     text: str = field(default="", repr=False, compare=False)  # the TOML, kept for saves
+    # The languages it is written in, the first one that of its plain keys;
+    # () for a template that does not say (one language, whichever it is).
+    languages: tuple[str, ...] = ()
+    texts: dict[str, TemplateText] = field(default_factory=dict, hash=False)
+
+    def in_language(self, language: str) -> Template:
+        """The template as a person reading ``language`` sees it (display
+        only: start meetings with the template as loaded, whose agenda
+        carries every language)."""
+        chosen = choose_language(tuple(self.texts), language)
+        text = self.texts[chosen] if chosen is not None else TemplateText()
+        return replace(
+            self,
+            title=text.title or self.title,
+            summary=text.summary or self.summary,
+            credit=text.credit or self.credit,
+            steps=tuple(step.in_language(language) for step in self.steps),
+            matrices=tuple(matrix.in_language(language) for matrix in self.matrices),
+        )
 
     @property
     def agenda(self) -> list[dict[str, Any]]:
@@ -166,6 +276,24 @@ def _step_key(step: Step) -> tuple[Any, ...]:
         step.kind,
         step.scale,
         step.links,
+        step.translations,
+    )
+
+
+def step_in_language(step: Step, language: str) -> Step:
+    """A step of the meeting as a person reading ``language`` sees it: its
+    translation's fields where it has that language (SPEC §6.3), its own
+    elsewhere. A copy for display; the state is never changed."""
+    chosen = choose_language(tuple(step.translations), language)
+    if chosen is None:
+        return step
+    text = step.translations[chosen]
+    return replace(
+        step,
+        title=text.get("title", step.title),
+        prompt=text.get("prompt", step.prompt),
+        help=text.get("help", step.help),
+        scale=list(text.get("scale", step.scale)),
     )
 
 
@@ -200,6 +328,18 @@ class _Lines:
         start = self.headers[at][0]
         end = self.headers[at + 1][0] if at + 1 < len(self.headers) else len(self.lines) + 1
         return (start, end)
+
+    def subtable(self, table: str, index: int, sub: str) -> int | None:
+        """The line of ``[table.sub]`` belonging to the ``index``-th ``[[table]]``."""
+        start = self.table(table, index)
+        if start is None:
+            return None
+        later = [number for number, name in self.headers if number > start and name == table]
+        end = later[0] if later else len(self.lines) + 1
+        for number, name in self.headers:
+            if start < number < end and name == f"{table}.{sub}":
+                return number
+        return start
 
     def table(self, table: str, index: int = 0) -> int | None:
         region = self._region(table, index)
@@ -244,6 +384,7 @@ class _Parser:
     def __init__(self, text: str, source: str) -> None:
         self.source = source
         self.where = _Lines(text)
+        self.extra: tuple[str, ...] = ()  # the languages after the first
 
     def fail(self, line: int | None, problem: str) -> TemplateError:
         return TemplateError(self.source, line, problem)
@@ -290,18 +431,136 @@ class _Parser:
 
     # -- the parts ----------------------------------------------------------------
 
+    def languages(self, data: dict[str, Any]) -> tuple[str, ...]:
+        """``languages = ["en", "es"]``: the first is the plain keys' language,
+        each other one may have a table of its own beside each text."""
+        raw = data.get("languages")
+        if raw is None:
+            return ()
+        line = self.where.key("languages")
+        if (
+            not isinstance(raw, list)
+            or not raw
+            or not all(_LANGUAGE.fullmatch(str(tag)) and is_language_tag(tag) for tag in raw)
+        ):
+            raise self.fail(
+                line,
+                "languages must be a list of language tags, the plain texts' first, like "
+                'languages = ["en", "es", "pt-BR"]',
+            )
+        if len(set(raw)) != len(raw):
+            raise self.fail(line, "languages lists the same language twice")
+        for tag in raw:
+            if tag in (*TOP_KEYS, *STEP_KEYS, *MATRIX_KEYS):
+                raise self.fail(
+                    line,
+                    f"the language tag {tag!r} is also a key's name; write it with its "
+                    f"region, like {tag}-{tag.upper()}",
+                )
+        if len(raw) > MAX_TRANSLATIONS + 1:
+            raise self.fail(
+                line, f"languages lists {len(raw)}; at most {MAX_TRANSLATIONS + 1} are allowed"
+            )
+        self.extra = tuple(raw[1:])
+        return tuple(raw)
+
+    def translated(
+        self,
+        raw: dict[str, Any],
+        language: str,
+        keys: tuple[str, ...],
+        line: int | None,
+        where: str,
+    ) -> dict[str, Any]:
+        """The ``[<where>.<language>]`` table: known keys only, each a text."""
+        table = raw.get(language)
+        if table is None:
+            return {}
+        if not isinstance(table, dict):
+            raise self.fail(line, f"{language} {where} must be a table: [{language}]")
+        for key in table:
+            if key not in keys:
+                raise self.fail(
+                    line,
+                    f"unknown key {key!r} in the {language} texts {where}; "
+                    f"they may have {', '.join(keys)}",
+                )
+        return dict(table)
+
     def top(self, data: dict[str, Any]) -> None:
+        known = (*TOP_KEYS, *self.extra_candidates(data))
         for key in data:
-            if key not in TOP_KEYS:
+            if key not in known:
+                hint = (
+                    "; a table of texts in another language needs it listed in languages = [...]"
+                    if is_language_tag(key) and isinstance(data[key], dict)
+                    else ""
+                )
                 raise self.fail(
                     self.where.key(key) or self.where.table(key),
-                    f"unknown key {key!r}; a template has {', '.join(TOP_KEYS)}",
+                    f"unknown key {key!r}; a template has {', '.join(TOP_KEYS)}{hint}",
                 )
         if "format" in data and data["format"] != FORMAT:
             raise self.fail(
                 self.where.key("format"),
                 f"format {data['format']!r} is not one this program reads; use format = {FORMAT}",
             )
+
+    def extra_candidates(self, data: dict[str, Any]) -> tuple[str, ...]:
+        raw = data.get("languages")
+        if isinstance(raw, list) and len(raw) > 1:
+            return tuple(tag for tag in raw[1:] if isinstance(tag, str))
+        return ()
+
+    def template_texts(self, data: dict[str, Any]) -> dict[str, TemplateText]:
+        texts: dict[str, TemplateText] = {}
+        for language in self.extra:
+            line = self.where.table(language) or self.where.key(language)
+            table = self.translated(data, language, TOP_TEXT_KEYS, line, "of the template")
+            if not table:
+                continue
+            of = f" of the template in {language}"
+            texts[language] = TemplateText(
+                title=self.text(table, "title", MAX_TITLE, line, required=False, what=of),
+                summary=self.text(table, "summary", MAX_SUMMARY, line, required=False, what=of),
+                credit=self.text(table, "credit", MAX_CREDIT, line, required=False, what=of),
+            )
+        return texts
+
+    def step_texts(
+        self, index: int, raw: dict[str, Any], ident: str, scale: int, tags: int
+    ) -> dict[str, StepText]:
+        texts: dict[str, StepText] = {}
+        for language in self.extra:
+            line = self.where.subtable("steps", index, language)
+            table = self.translated(raw, language, STEP_TEXT_KEYS, line, f"of step {ident!r}")
+            if not table:
+                continue
+            of = f" of step {ident!r} in {language}"
+            step_text = StepText(
+                title=self.text(table, "title", MAX_TITLE, line, required=False, what=of),
+                prompt=self.text(table, "prompt", MAX_PROMPT, line, required=False, what=of),
+                help=self.text(table, "help", MAX_HELP, line, required=False, what=of),
+                guide=self.text(table, "guide", MAX_GUIDE, line, required=False, what=of),
+                scale=self.translated_labels(table, "scale", scale, line, of, MAX_SCALE),
+                tags=self.translated_labels(table, "tags", tags, line, of, MAX_TAGS),
+            )
+            texts[language] = step_text
+        return texts
+
+    def translated_labels(
+        self, table: dict[str, Any], key: str, count: int, line: int | None, of: str, limit: int
+    ) -> tuple[str, ...]:
+        if key not in table:
+            return ()
+        labels = self.labels(table[key], line, f"the {key}{of}", limit)
+        if len(labels) != count:
+            raise self.fail(
+                line,
+                f"the {key}{of} has {len(labels)} labels and the first language's has {count}; "
+                "give one label for each, in the same order",
+            )
+        return labels
 
     def settings(self, raw: Any) -> dict[str, Any]:
         line = self.where.table("settings")
@@ -345,7 +604,7 @@ class _Parser:
             return self.where.key(key, "steps", index) or header
 
         for key in raw:
-            if key not in STEP_KEYS:
+            if key not in STEP_KEYS and key not in self.extra:
                 raise self.fail(
                     at(key), f"unknown key {key!r} in a step; a step has {', '.join(STEP_KEYS)}"
                 )
@@ -410,6 +669,7 @@ class _Parser:
             raise self.fail(at("about"), f"about in step {ident!r} must be one step id in quotes")
         if about is not None and about not in links:
             links = (*links, about)  # answers about an item of that step refer to it
+        texts = self.step_texts(index, raw, ident, len(scale), len(tags))
         return TemplateStep(
             id=ident,
             title=title,
@@ -423,6 +683,7 @@ class _Parser:
             tags=tags,
             guide=guide,
             poll=str(poll),
+            texts=texts,
         )
 
     def check_references(self, steps: list[TemplateStep]) -> None:
@@ -465,7 +726,7 @@ class _Parser:
                 return self.where.key(key, "matrix", index) or header
 
             for key in item:
-                if key not in MATRIX_KEYS:
+                if key not in MATRIX_KEYS and key not in self.extra:
                     raise self.fail(
                         at(key),
                         f"unknown key {key!r} in a matrix; a matrix has title, rows, columns",
@@ -486,7 +747,15 @@ class _Parser:
                     "a matrix crosses two different rating steps that are about the same step "
                     "(give both the same about = ...)",
                 )
-            found.append(Matrix(title, rows.id, columns.id))
+            titles: dict[str, str] = {}
+            for language in self.extra:
+                line = self.where.subtable("matrix", index, language)
+                table = self.translated(item, language, MATRIX_TEXT_KEYS, line, "of a matrix")
+                if table:
+                    titles[language] = self.text(
+                        table, "title", MAX_TITLE, line, what=f" of a matrix in {language}"
+                    )
+            found.append(Matrix(title, rows.id, columns.id, titles))
         return tuple(found)
 
 
@@ -506,6 +775,8 @@ def parse_template(text: str, source: str, *, name: str | None = None) -> Templa
         raise _toml_error(source, error) from None
     parser = _Parser(text, source)
     parser.top(data)
+    languages = parser.languages(data)
+    texts = parser.template_texts(data)
     title = parser.text(
         data, "title", MAX_TITLE, parser.where.key("title") or 1, what=" of the template"
     )
@@ -525,6 +796,8 @@ def parse_template(text: str, source: str, *, name: str | None = None) -> Templa
         steps=steps,
         matrices=matrices,
         text=text,
+        languages=languages,
+        texts=texts,
     )
     # The agenda's total first (the fold's parse_agenda checks it too, but
     # only this loader can say which step to shorten), then the fold's own
@@ -548,8 +821,12 @@ def parse_template(text: str, source: str, *, name: str | None = None) -> Templa
 __all__ = [
     "FORMAT",
     "Matrix",
+    "StepText",
     "Template",
     "TemplateError",
     "TemplateStep",
+    "TemplateText",
+    "choose_language",
     "parse_template",
+    "step_in_language",
 ]

@@ -28,6 +28,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from ..core.errors import LocalError
+from ..core.i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,10 @@ def choose_interfaces(requested: str | None) -> list[str]:
         if _IOCTLS is None:
             address = _default_route_address()
             return [address] if address else [LOOPBACK]
-        _, _, multicast = _IOCTLS
+        _get_address, _get_flags, multicast = _IOCTLS
         chosen = [
             address
-            for _, flags, address in _interface_table()
+            for _name, flags, address in _interface_table()
             if address is not None
             and flags & _IFF_UP
             and flags & multicast
@@ -160,31 +161,39 @@ def choose_interfaces(requested: str | None) -> list[str]:
     if parsed is not None:
         if parsed.version != 4:
             raise DiscoveryError(
-                "Peers are found over IPv4 only, so give an IPv4 address or an interface name."
+                _("Peers are found over IPv4 only, so give an IPv4 address or an interface name.")
             )
         if not _is_local_address(wanted):
             raise DiscoveryError(
-                f"No network interface on this laptop has the address {wanted}; "
-                "give one of its own addresses or an interface name such as eth0."
+                _(
+                    "No network interface on this laptop has the address {address}; "
+                    "give one of its own addresses or an interface name such as eth0."
+                ).format(address=wanted)
             )
         return [wanted]
 
-    names = [name for _, name in socket.if_nameindex()]
+    names = [name for _index, name in socket.if_nameindex()]
     if wanted not in names:
         raise DiscoveryError(
-            f"There is no network interface named {wanted!r}; "
-            f"choose one of {', '.join(names) or 'none'}, or give an IPv4 address."
+            _(
+                "There is no network interface named {name!r}; "
+                "choose one of {names}, or give an IPv4 address."
+            ).format(name=wanted, names=", ".join(names) or _("none"))
         )
     if _IOCTLS is None:
         raise DiscoveryError(
-            f"On this system give the IPv4 address of {wanted!r} instead of its name."
+            _("On this system give the IPv4 address of {name!r} instead of its name.").format(
+                name=wanted
+            )
         )
-    for name, _, address in _interface_table():
+    for name, _index, address in _interface_table():
         if name == wanted and address is not None:
             return [address]
     raise DiscoveryError(
-        f"The network interface {wanted!r} has no IPv4 address; "
-        "connect it to the network or choose another interface."
+        _(
+            "The network interface {name!r} has no IPv4 address; "
+            "connect it to the network or choose another interface."
+        ).format(name=wanted)
     )
 
 
@@ -237,7 +246,7 @@ class Discovery:
 
     def __init__(self, interfaces: list[str], on_change: Callable[[], None] | None = None) -> None:
         if not interfaces:
-            raise DiscoveryError("Discovery needs at least one interface address to listen on.")
+            raise DiscoveryError(_("Discovery needs at least one interface address to listen on."))
         self.interfaces = list(interfaces)
         self.instance = secrets.token_hex(8)  # random: links nothing across meetings
         self._own_name = f"{self.instance}.{SERVICE_TYPE}"
@@ -266,8 +275,10 @@ class Discovery:
             self._aiozc = AsyncZeroconf(interfaces=self.interfaces, ip_version=IPVersion.V4Only)
         except OSError as exc:
             raise DiscoveryError(
-                f"Cannot listen for peers on {', '.join(self.interfaces)} ({exc.strerror}); "
-                "choose another network interface."
+                _(
+                    "Cannot listen for peers on {interfaces} ({reason}); "
+                    "choose another network interface."
+                ).format(interfaces=", ".join(self.interfaces), reason=exc.strerror)
             ) from exc
 
     @property

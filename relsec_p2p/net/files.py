@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.i18n import _
 from ..core.record import render_json, render_markdown
 from ..core.save import (
     MAGIC,
@@ -62,7 +63,11 @@ def write_atomically(path: Path, data: bytes) -> None:
     try:
         handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=directory)
     except OSError as error:
-        raise SaveError(f"Cannot write in the folder of {path} ({_reason(error)}).") from None
+        raise SaveError(
+            _("Cannot write in the folder of {path} ({reason}).").format(
+                path=path, reason=_reason(error)
+            )
+        ) from None
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
@@ -73,7 +78,9 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise SaveError(
-            f"Could not write {path} ({_reason(error)}); nothing was changed."
+            _("Could not write {path} ({reason}); nothing was changed.").format(
+                path=path, reason=_reason(error)
+            )
         ) from None
     _fsync_folder(directory)  # make the rename itself durable
 
@@ -140,11 +147,15 @@ def delete_save(path: Path) -> bool:
             _overwrite_and_unlink(temporary, empty_too=True)
     try:
         if not _overwrite_and_unlink(path, empty_too=False):
-            raise SaveError(f"{path} is no longer a relsec save; it is left as it is.")
+            raise SaveError(
+                _("{path} is no longer a relsec save; it is left as it is.").format(path=path)
+            )
     except FileNotFoundError:
         return False
     except OSError as error:
-        raise SaveError(f"Could not delete {path} ({_reason(error)}).") from None
+        raise SaveError(
+            _("Could not delete {path} ({reason}).").format(path=path, reason=_reason(error))
+        ) from None
     finally:
         _fsync_folder(path.parent)
     return True
@@ -154,9 +165,11 @@ def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise SaveError(f"There is no file {path}; check the name.") from None
+        raise SaveError(_("There is no file {path}; check the name.").format(path=path)) from None
     except OSError as error:
-        raise SaveError(f"Cannot read {path} ({_reason(error)}).") from None
+        raise SaveError(
+            _("Cannot read {path} ({reason}).").format(path=path, reason=_reason(error))
+        ) from None
 
 
 def _holds_save(path: Path) -> bool:
@@ -170,7 +183,9 @@ def _holds_save(path: Path) -> bool:
 def write_export(path: Path, text: str) -> None:
     """Write an exported record (Markdown or JSON)."""
     if _holds_save(path):
-        raise SaveError(f"{path} is a save file; choose another name for the export.")
+        raise SaveError(
+            _("{path} is a save file; choose another name for the export.").format(path=path)
+        )
     write_atomically(path, text.encode("utf-8"))
 
 
@@ -184,7 +199,7 @@ def export_record(
 ) -> None:
     """Write the meeting's record where asked: Markdown, JSON, or both."""
     if markdown is None and json is None:
-        raise SaveError("Say where to write the record: a Markdown file, a JSON file or both.")
+        raise SaveError(_("Say where to write the record: a Markdown file, a JSON file or both."))
     if markdown is not None:
         text = render_markdown(state, safety_number=safety_number, template=template)
         write_export(markdown, text)
@@ -211,21 +226,29 @@ class SaveFile:
         until a save of the same meeting replaces it)."""
         if not path.exists():
             if not path.parent.is_dir():
-                raise SaveError(f"The folder for {path} does not exist.")
+                raise SaveError(_("The folder for {path} does not exist.").format(path=path))
             return cls(path, derive_key(passphrase))
         blob = read_file(path)
         if not blob.startswith(MAGIC):
-            raise SaveError(f"{path} already exists and is not a relsec save; choose another name.")
+            raise SaveError(
+                _("{path} already exists and is not a relsec save; choose another name.").format(
+                    path=path
+                )
+            )
         try:
             payload, key = open_save_keyed(blob, passphrase)
         except WrongPassphrase:
             raise SaveError(
-                f"{path} holds a save that this passphrase does not open; choose another "
-                "name, or the passphrase it was saved with."
+                _(
+                    "{path} holds a save that this passphrase does not open; choose another "
+                    "name, or the passphrase it was saved with."
+                ).format(path=path)
             ) from None
         except DamagedSave:
             raise SaveError(
-                f"{path} holds a damaged save; it is left as it is: choose another name."
+                _("{path} holds a damaged save; it is left as it is: choose another name.").format(
+                    path=path
+                )
             ) from None
         return cls(path, key, payload.mid)
 
@@ -239,8 +262,10 @@ class SaveFile:
         """Seal ``payload`` and replace the file; returns the bytes written."""
         if self.mid is not None and self.mid != payload.mid:
             raise OtherMeeting(
-                f"{self.path} holds the save of another meeting; it is left as it is: "
-                "choose another name."
+                _(
+                    "{path} holds the save of another meeting; it is left as it is: "
+                    "choose another name."
+                ).format(path=self.path)
             )
         blob = seal_save(payload, self.key)
         write_atomically(self.path, blob)

@@ -37,6 +37,7 @@ from ..core import admission, joincode
 from ..core.codec import frame
 from ..core.errors import JoinError, LocalProtocolError, MalformedFrame, RemoteProtocolError
 from ..core.events import short
+from ..core.i18n import _
 from ..core.identity import Identity
 from ..core.link import HANDSHAKE_LIMITS, HANDSHAKE_TIMEOUT_S
 from .discovery import Discovery
@@ -213,8 +214,11 @@ async def _find(
         return [((target.host,), target.port)]
     if discovery is None:
         raise JoinError(
-            "Joining by the code alone needs discovery on the network; start without "
-            "--no-mdns, or type the code with the address shown on the facilitator's screen."
+            _(
+                "Joining by the code alone needs discovery on the network; start without "
+                "--no-mdns, or type the code with the address shown on the facilitator's "
+                "screen."
+            )
         )
     await discovery.async_browse()
     try:
@@ -223,9 +227,11 @@ async def _find(
         await discovery.async_stop_browsing()
     if not found:
         raise JoinError(
-            f"No meeting with the number {target.code.nameplate} answered on this network; "
-            "check that joining is open and you are on the same Wi-Fi as the others, or type "
-            "the code with the address shown on the facilitator's screen."
+            _(
+                "No meeting with the number {number} answered on this network; check that "
+                "joining is open and you are on the same Wi-Fi as the others, or type the "
+                "code with the address shown on the facilitator's screen."
+            ).format(number=target.code.nameplate)
         )
     return [(tuple(peer.addresses), peer.port) for peer in found if peer.addresses]
 
@@ -253,7 +259,7 @@ async def ask_to_join(
                 granted, host = await join_via(hosts, port, code, joiner)
             except NotAdmitted:
                 raise JoinError(
-                    "The facilitator did not let this laptop in; ask them, then try again."
+                    _("The facilitator did not let this laptop in; ask them, then try again.")
                 ) from None
             except admission.WrongCode:
                 # Two meetings nearby can share a number: another one may
@@ -275,17 +281,23 @@ async def ask_to_join(
         pending = busy
     if refusals:
         raise JoinError(
-            "That code was not accepted: check the words with the person who "
-            "shared it and try again (after a few wrong tries the code changes)."
+            _(
+                "That code was not accepted: check the words with the person who "
+                "shared it and try again (after a few wrong tries the code changes)."
+            )
         )
     if last_error == SponsorBusy.code:
         raise JoinError(
-            "The meeting's laptop did not take the join: joining may be closed or it is "
-            "busy; ask the facilitator to open joining and try again."
+            _(
+                "The meeting's laptop did not take the join: joining may be closed or it "
+                "is busy; ask the facilitator to open joining and try again."
+            )
         )
     raise JoinError(
-        f"Could not reach the meeting ({last_error or 'no answer'}); move closer to the "
-        "others' network and try again."
+        _(
+            "Could not reach the meeting ({reason}); move closer to the "
+            "others' network and try again."
+        ).format(reason=last_error or _("no answer"))
     )
 
 
@@ -296,8 +308,10 @@ async def wait_until_member(is_member: Callable[[], bool], timeout: float) -> No
     while not is_member():
         if time.monotonic() > deadline:
             raise JoinError(
-                "The code was right but the meeting did not arrive in time; "
-                "stay on the network and try joining again."
+                _(
+                    "The code was right but the meeting did not arrive in time; "
+                    "stay on the network and try joining again."
+                )
             )
         await asyncio.sleep(0.05)
 

@@ -13,6 +13,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
+from ..core.i18n import current_language
 from ..core.state import MeetingState
 from ..core.template import MAX_FILE_BYTES, Template, TemplateError, parse_template
 
@@ -44,10 +45,10 @@ def _builtin_names() -> list[str]:
 
 
 def builtin_templates() -> list[TemplateInfo]:
-    """Every built-in template, by name."""
+    """Every built-in template, by name, in the language shown now."""
     found = []
     for name in _builtin_names():
-        template = _builtin(name)
+        template = _builtin(name).in_language(current_language())
         found.append(TemplateInfo(name, template.title, template.summary, template.credit))
     return found
 
