@@ -242,15 +242,17 @@ class Session:
         if self.log.frozen_at(self.me) is not None:
             raise LocalProtocolError("this laptop's feed is frozen after a fork")
         mine = self.log.feed(self.me)
+        deps = self.log.dependencies(self.me)
         entry = encode_entry(
             self.identity,
             mid=self.mid,
             seq=len(mine) + 1,
             prev=head.hash if head else None,
-            lam=self._next_lamport(head),
+            lam=self._next_lamport(deps),
             ts=self._clock(),
             kind=kind,
             data=data,
+            deps=deps,
         )
         refused = why_ignored(self.state, entry)
         if refused is not None:
@@ -261,12 +263,12 @@ class Session:
         self._release_held(None, [])
         return entry
 
-    def _next_lamport(self, head: Entry | None) -> int:
-        """One more than anything seen (Lamport 1978). ``log.max_lamport``
-        leaves out implausible jumps, so a member who writes a huge clock
-        cannot exhaust ours: their entries simply sort last."""
-        own = head.lam if head else 0
-        following = max(own, self.log.max_lamport) + 1
+    def _next_lamport(self, deps: list[tuple[bytes, int]]) -> int:
+        """The clock our next entry must carry (SPEC §3.7): one more than
+        our previous entry's and every dependency's (Lamport 1978). Every
+        clock is checked the same way on arrival, so none in the log exceeds
+        the longest causal chain: nobody can push ours to the limit."""
+        following = self.log.next_clock(self.me, deps)
         if following > MAX_LAMPORT:
             raise LocalProtocolError("this laptop's Lamport clock is exhausted")
         return following
@@ -329,7 +331,7 @@ class Session:
         # a member who has left may have written the round that released
         # someone else's anonymous vote.
         mine = self.log.feed(self.me)
-        place = (self._next_lamport(self.log.head(self.me)), self.me, len(mine) + 1)
+        place = (self._next_lamport(self.log.dependencies(self.me)), self.me, len(mine) + 1)
         members = set(self.state.members)
         cut = []
         for author, _, _ in self.log.summary():
@@ -511,12 +513,9 @@ class Session:
         # introduces them (feeds travel sorted by key): they were held, and
         # go in now rather than being refused and fetched again.
         self._release_held(peer, events)
-        ranges = []
-        for author in sorted(buffered):
-            missing = self.log.missing_range(author)
-            if missing is not None:
-                ranges.append([author, *missing])
-        if ranges:
+        # The gaps before buffered entries, and the dependencies they wait for.
+        ranges = [[author, first, last] for author, first, last in self.log.missing_ranges()]
+        if buffered and ranges:
             self._send(peer, _sync_message("want", self.mid, r=ranges[:MAX_WANT_RANGES]))
 
     def _ingest_one(

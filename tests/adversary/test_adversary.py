@@ -147,11 +147,13 @@ async def test_equivocation_freezes_the_member_everywhere(room: Room) -> None:
     session = room.adversary.session
     assert session is not None
     head = session.log.head(session.me)
+    deps = session.log.dependencies(session.me)
     common = {
         "mid": session.mid,
         "seq": (head.seq + 1) if head else 1,
         "prev": head.hash if head else None,
-        "lam": session.log.max_lamport + 1,
+        "deps": deps,
+        "lam": session.log.next_clock(session.me, deps),
         "ts": 1,
         "kind": "contrib.add",
     }

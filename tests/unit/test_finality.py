@@ -62,11 +62,17 @@ def test_a_back_dated_roster_add_cannot_flip_a_co_signed_close() -> None:
     assert result is not None and result.outcome == "consensus" and result.members == 4
     assert alice.state.polls[poll].final
 
+    # It claims to have seen nothing since its own admission (omits deps).
+    admitted = next(
+        e
+        for e in alice.log.feed(alice.me)
+        if e.type == "roster.add" and e.data["key"] == mallory.me
+    )
     sneaky = forge_next(
         mallory,
         "roster.add",
         {"key": OUTSIDER.key, "ring": OUTSIDER.ring_key, "name": "Eve"},
-        lam=close.lam - 1,
+        deps=[(alice.me, admitted.seq)],
     )
     assert sneaky.order_key < close.order_key  # it sorts before the close...
     net.post(mallory.me, bob.me, entries_frame(MID, sneaky.envelope))
@@ -102,7 +108,7 @@ def test_a_back_dated_departure_cannot_take_a_counted_vote_out_of_a_closed_poll(
     net.settle()
     expected = snapshot(bob, poll)
     assert bob.state.polls[poll].final
-    leave = forge_next(dan, "roster.leave", {}, lam=head.lam + 1)
+    leave = forge_next(dan, "roster.leave", {}, deps=[])
     assert leave.order_key < close.order_key
     net.post(dan.me, bob.me, entries_frame(MID, leave.envelope))
     net.deliver_all()
@@ -147,7 +153,7 @@ def test_a_back_dated_hand_over_cannot_erase_the_successors_close() -> None:
     assert bob.state.polls[poll].final
 
     # Alice, back: a hand-over to dan with a clock before the declarations.
-    handover = forge_next(alice, "facil.handover", {"to": dan.me}, lam=alice_head.lam + 1)
+    handover = forge_next(alice, "facil.handover", {"to": dan.me}, deps=[])
     net.heal()
     net.post(alice.me, carol.me, entries_frame(MID, handover.envelope))
     net.deliver_all()
@@ -299,7 +305,7 @@ def test_a_removal_back_dated_before_a_block_cannot_drop_it_from_a_final_close()
     net.settle()
     expected = snapshot(bob, poll)
     assert expected[0].outcome == "blocked" and expected[3]  # type: ignore[union-attr]
-    removal = forge_next(alice, "roster.remove", {"who": dan.me, "upto": 99}, lam=block.lam - 1)
+    removal = forge_next(alice, "roster.remove", {"who": dan.me, "upto": 99}, deps=[])
     assert removal.order_key < block.order_key
     net.heal()
     for session in net:
@@ -327,7 +333,13 @@ def test_a_close_back_dated_by_a_voted_out_facilitator_is_never_final() -> None:
         held = sum(1 for e in bob.log.feed(author) if e.order_key < place)
         if held:
             cut.append([author, held])
-    early = forge_next(alice, "poll.close", {"poll": poll, "cut": cut}, lam=block.lam - 1)
+    # It names as dependencies just what its cut covers (bob's log holds
+    # alice's feed as she left it).
+    deps = [(author, held) for author, held in cut if author != alice.me]
+    early = forge_next(
+        bob, "poll.close", {"poll": poll, "cut": cut}, identity=alice.identity, deps=deps
+    )
+    assert early.order_key < block.order_key
     net.heal()
     for session in net:
         session.receive(alice.me, entries_frame(MID, early.envelope))

@@ -180,6 +180,7 @@ def test_entry_bytes(case: dict[str, Any]) -> None:
         ts=body["ts"],
         kind=body["type"],
         data=body["data"],
+        deps=[(key, seq) for key, seq in body["deps"]],
     )
     assert entry.body.hex() == case["body_hex"]
     assert entry.signature.hex() == case["signature_hex"]
@@ -197,11 +198,12 @@ def test_entry_bytes(case: dict[str, Any]) -> None:
         body["seq"],
         body["prev"],
     )
-    assert (decoded.lam, decoded.ts, decoded.type, decoded.data) == (
+    assert (decoded.lam, decoded.ts, decoded.type, decoded.data, decoded.deps) == (
         body["lam"],
         body["ts"],
         body["type"],
         body["data"],
+        tuple((key, seq) for key, seq in body["deps"]),
     )
 
 
@@ -234,8 +236,18 @@ def ingest_outcome(log: Log, step: dict[str, Any]) -> dict[str, Any]:
         return {"result": "duplicate"}
     if result.buffered is not None:
         missing = log.missing_range(result.buffered.author)
-        return {"result": "buffered", "seq": result.buffered.seq, "missing": list(missing or ())}
+        return {
+            "result": "buffered",
+            "seq": result.buffered.seq,
+            "missing": list(missing or ()),
+            "wanted": wanted(log),
+        }
     return {"result": "accepted", "seqs": [e.seq for e in result.accepted]}
+
+
+def wanted(log: Log) -> list[list[Any]]:
+    """Every range the log would ask for: gaps and dependencies (SPEC §3.4)."""
+    return [[NAMES[author], first, last] for author, first, last in log.missing_ranges()]
 
 
 @pytest.mark.parametrize("case", FEED["cases"], ids=lambda c: c["name"])
@@ -254,6 +266,7 @@ def test_feed(case: dict[str, Any]) -> None:
         missing = log.missing_range(KEYS[name])
         expected = [m["range"] for m in final["missing"] if m["author"] == name]
         assert ([list(missing)] if missing else []) == expected
+    assert wanted(log) == final["wanted"]
 
 
 # --- state.json ---------------------------------------------------------------------------
