@@ -550,7 +550,9 @@ def main_meeting() -> list[Entry]:
     w(d, "vote.cast", {"poll": poll.hash, "choice": "block"})
     w(d, "vote.cast", {"poll": poll.hash, "choice": "stand_aside"})  # a changed vote
     cut = cut_of(log)
-    # bob's back-dated vote: before the close in fold order, beyond the cut.
+    # bob's vote, concurrent with the close (neither names the other): by its
+    # clock before the close, beyond the cut; once the close has settled it
+    # is re-dated after it (§5.1) and ignored there (the poll is closed).
     late = b.write("vote.cast", {"poll": poll.hash, "choice": "block"}, seen=a.upto(poll))
     close_seen = list(log)
     w(a, "poll.close", {"poll": poll.hash, "cut": cut}, seen=close_seen)
@@ -685,6 +687,39 @@ def names_and_whitespace_meeting() -> list[Entry]:
         b.write("contrib.add", {"step": 0, "text": "\u180e"}),  # text: not whitespace
         b.write("contrib.add", {"step": 0, "text": "\u200b"}),  # text: not whitespace
     ]
+
+
+def settlement_meeting() -> list[Entry]:
+    """alice's laptop goes silent; bob and carol declare her absent and dan
+    acknowledges, so the declarations settle (3 of 4). alice then opens a
+    step claiming she saw nothing since her own last entry: by its clock it
+    sorts before the declarations, but it is re-dated after the settled ones
+    (SPEC §5.1), where bob facilitates: ignored. bob opens that step."""
+    new_room()
+    a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    agenda = [
+        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"},
+        {"id": "t", "title": "Next", "prompt": "What next?", "mode": "named", "kind": "text"},
+    ]
+    log = [
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("roster.add", add_data("dan")),
+    ]
+    opened = a.write("step.open", {"step": 0})
+    log += [
+        opened,
+        b.write("contrib.add", {"step": 0, "text": "Here."}),
+        b.write("facil.absent", {"term": 1}),
+        c.write("facil.absent", {"term": 1}),
+        b.write("ack", {}),
+        d.write("ack", {}),
+    ]
+    late = a.write("step.open", {"step": 1}, seen=a.upto(opened))
+    require(late.lam < log[6].lam, "alice's step.open sorts before the declarations by clock")
+    log += [late, b.write("step.open", {"step": 1})]
+    return log
 
 
 def roster_full_meeting() -> list[Entry]:
@@ -1227,7 +1262,6 @@ def state_case(
     session, events = replay([e.envelope for e in delivery], creator)
     state = session.state
     labels = {e.hash: label(e) for e in delivery}
-    ordered = sorted(delivery, key=lambda e: e.order_key)
     canonical = pack(state.to_canonical())
     summary = state_summary(state, labels)
     # The script means something: if the fold stops agreeing, fail rather than
@@ -1242,7 +1276,7 @@ def state_case(
         "note": note,
         "creator": "alice",
         "log": [{"label": label(e), "envelope_hex": h(e.envelope)} for e in delivery],
-        "fold_order": [label(e) for e in ordered if e in session.log.entries()],
+        "fold_order": [label(e) for e in session.fold_order()],
         "forks": events,
         "expect": {
             "digest_hex": h(state.digest()),
@@ -1270,7 +1304,8 @@ def state_vectors() -> dict[str, Any]:
             state_case(
                 "meeting",
                 "create, three members added, steps, contributions, speaking queue, rating, "
-                "proposal, poll with a changed vote and a back-dated vote outside the cut, "
+                "proposal, poll with a changed vote and a vote concurrent with the close (outside "
+                "its cut, re-dated after it once it settled), "
                 "close, hand-over, succession by an absent majority, a join code, the tally "
                 "co-signed and the outcome recorded",
                 delivery,
@@ -1284,6 +1319,7 @@ def state_vectors() -> dict[str, Any]:
                     "ignored": [
                         "bob#1",
                         "carol#3",
+                        "bob#5",  # after the close: re-dated once the close settled
                         "carol#6",
                         "bob#6",
                         "alice#14",
@@ -1322,6 +1358,14 @@ def state_vectors() -> dict[str, Any]:
                         "bob#1",
                     ]
                 },
+            ),
+            state_case(
+                "settlement",
+                "a step change that claims not to have seen settled declarations is re-dated "
+                "after them (SPEC §5.1, §9.2): alice no longer facilitates there, so it is "
+                "ignored; the acks (SPEC §6.10) are what settles the declarations",
+                settlement_meeting(),
+                {"facilitator": "bob", "current": 1, "ignored": ["alice#6"]},
             ),
             state_case(
                 "roster_full",

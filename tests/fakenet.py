@@ -491,6 +491,21 @@ class Scribe:
         )
 
 
+def acknowledge(net: FakeNetwork, *honest: Session) -> None:
+    """What honest nodes do shortly after accepting a roster, facilitation,
+    step, poll or tally entry (net/node.py, SPEC §6.10): write an ``ack`` if
+    one is owed, until none is; ``honest`` defaults to every session."""
+    sessions = list(honest) or list(net)
+    for _ in range(10):
+        due = [session for session in sessions if session.ack_due()]
+        if not due:
+            return
+        for session in due:
+            session.ack()
+        net.settle()
+    raise NotSettled("acks still owed after 10 rounds")
+
+
 def open_poll(net: FakeNetwork) -> bytes:
     """The first member opens the proposal step, the second proposes, the
     first opens a poll on it; the room settles after each. The poll's id."""

@@ -288,6 +288,8 @@ class Log:
         # that never becomes known ages out before fresh honest entries.
         self._held: dict[tuple[bytes, int], Entry] = {}
         self._held_per_author: dict[bytes, int] = {}
+        # Authors whose next buffered entry waits for a given feed to grow.
+        self._blocked: dict[bytes, set[bytes]] = {}
         # Vector clocks of accepted entries, by entry hash (``past``).
         self._past: dict[bytes, dict[bytes, int]] = {}
         self.max_lamport = 0
@@ -339,9 +341,9 @@ class Log:
             following = pending.get(len(self.feed(author)) + 1)
             if following is None:
                 continue
-            for key, seq in following.deps:
-                have = len(self.feed(key))
-                if seq > have and not self._beyond_fork(key, seq):
+            for key, named in following.deps:
+                have, seq = len(self.feed(key)), self._kept(key, named)
+                if seq > have:
                     first, last = wanted.get(key, (have + 1, seq))
                     wanted[key] = (min(first, have + 1), max(last, seq))
         return [(author, *wanted[author]) for author in sorted(wanted)]
@@ -376,24 +378,21 @@ class Log:
         head = self.head(author)
         return 1 + max([head.lam if head else 0] + [self._dep_clock(k, s)[0] for k, s in deps])
 
-    def _beyond_fork(self, key: bytes, seq: int) -> bool:
+    def _kept(self, key: bytes, seq: int) -> int:
+        """The seq a dependency stands for: itself, or the last entry before
+        its author's fork when it is at or beyond it (the entry it named left
+        the log with the fork, SPEC §3.5)."""
         frozen = self.frozen_at(key)
-        return frozen is not None and seq >= frozen
+        return seq if frozen is None or seq < frozen else frozen - 1
 
     def _dep_clock(self, key: bytes, seq: int) -> tuple[int, bool]:
-        """The clock of a dependency, and whether it is exact: a dependency at
-        or beyond its author's fork counts as the last entry before the fork
-        (the one it named left the log with the fork, SPEC §3.5)."""
-        exact = not self._beyond_fork(key, seq)
-        if not exact:
-            seq = self._forks[key].seq - 1
-        return (self._feeds[key][seq - 1].lam if seq >= 1 else 0), exact
+        """The clock of a dependency, and whether it is exact (not cut by a fork)."""
+        kept = self._kept(key, seq)
+        return (self._feeds[key][kept - 1].lam if kept >= 1 else 0), kept == seq
 
     def _ready(self, entry: Entry) -> bool:
-        """Every dependency accepted (or beyond a fork of its author)."""
-        return all(
-            len(self.feed(key)) >= seq or self._beyond_fork(key, seq) for key, seq in entry.deps
-        )
+        """Every dependency accepted (up to the fork, for one beyond it)."""
+        return all(len(self.feed(key)) >= self._kept(key, seq) for key, seq in entry.deps)
 
     @property
     def pending_count(self) -> int:
@@ -543,12 +542,21 @@ class Log:
                 self._check_clock(feed, entry)
                 result = IngestResult(accepted=[entry])
                 self._append(feed, entry)
-                self._drain(result)
+                self._drain(result, author)
                 return result
+            self._block(author, entry)
         # A gap before it, or a dependency not accepted yet: it waits.
         pending[seq] = entry
         self._pending_total += 1
         return IngestResult(buffered=entry)
+
+    def _block(self, author: bytes, entry: Entry) -> None:
+        """Note which feed ``author``'s next entry waits for (its first
+        dependency not accepted), so that only that feed's growth wakes it."""
+        for key, seq in entry.deps:
+            if len(self.feed(key)) < self._kept(key, seq):
+                self._blocked.setdefault(key, set()).add(author)
+                return
 
     def _check_link(self, feed: list[Entry], entry: Entry) -> None:
         if feed and entry.prev != feed[-1].hash:
@@ -575,9 +583,8 @@ class Log:
 
     def _append(self, feed: list[Entry], entry: Entry) -> None:
         past: dict[bytes, int] = dict(self._past[feed[-1].hash]) if feed else {}
-        for key, seq in entry.deps:
-            if self._beyond_fork(key, seq):
-                seq = self._forks[key].seq - 1
+        for key, named in entry.deps:
+            seq = self._kept(key, named)
             if seq >= 1:
                 for author, covered in self._past[self._feeds[key][seq - 1].hash].items():
                     if covered > past.get(author, 0):
@@ -587,19 +594,24 @@ class Log:
         feed.append(entry)
         self.max_lamport = max(self.max_lamport, entry.lam)
 
-    def _drain(self, result: IngestResult) -> None:
-        """Accept every buffered entry that can go in now: its predecessor is
-        in the feed and its dependencies are accepted. One that does not link
-        or has a wrong clock is dropped (sync brings another, or a fork)."""
-        progress = True
-        while progress:
-            progress = False
-            for author in [a for a, waiting in self._pending.items() if waiting]:
+    def _drain(self, result: IngestResult, grown: bytes) -> None:
+        """Accept every buffered entry that can go in now that ``grown``'s
+        feed grew (or froze): its predecessor is in the feed and its
+        dependencies are accepted. One that does not link or has a wrong
+        clock is dropped (sync brings another, or a fork)."""
+        work = [grown]
+        while work:
+            changed = work.pop()
+            for author in sorted({changed} | self._blocked.pop(changed, set())):
+                pending = self._pending.get(author)
                 feed = self._feeds.setdefault(author, [])
-                pending = self._pending[author]
-                following = pending.get(len(feed) + 1)
-                if following is None or not self._ready(following):
+                following = pending.get(len(feed) + 1) if pending else None
+                if following is None:
                     continue
+                if not self._ready(following):
+                    self._block(author, following)
+                    continue
+                assert pending is not None  # noqa: S101 (following came from it)
                 del pending[following.seq]
                 self._pending_total -= 1
                 try:
@@ -609,7 +621,7 @@ class Log:
                     continue
                 self._append(feed, following)
                 result.accepted.append(following)
-                progress = True
+                work.append(author)
 
     def _fork(self, proof: ForkProof) -> IngestResult:
         author, seq = proof.author, proof.seq
@@ -626,7 +638,7 @@ class Log:
             self._pending_total -= 1
         result = IngestResult(fork=proof, removed=removed)
         # Entries waiting for this author's entries beyond the fork can go in.
-        self._drain(result)
+        self._drain(result, author)
         return result
 
     def ingest_fork_proof(self, envelopes: list[bytes]) -> IngestResult:

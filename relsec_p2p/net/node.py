@@ -60,6 +60,10 @@ log = logging.getLogger("relsec.node")
 TICK_S = 1.0
 ROUND_TICK_S = 0.05  # anonymous round deadlines and schedule (core.anon)
 DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
+# How long an owed ack waits (SPEC §6.10): long enough that an entry this
+# laptop writes anyway (a vote, a co-signature) carries the acknowledgement
+# instead, short enough that settlement follows within about a round trip.
+ACK_DELAY_S = 0.5
 LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
 
 
@@ -117,6 +121,7 @@ class Node:
         self._known_epoch = -1
         self._closing = False
         self._cosigning = False
+        self._ack_scheduled = False
         self._reported_ignored: set[bytes] = set()
         self._seen_log_size = 0
         self.rejections: list[InputRejected] = []
@@ -280,6 +285,7 @@ class Node:
             self._emit(MeetingChanged())
             self._report_own_ignored()
         self._cosign_tallies(state)
+        self._schedule_ack()
         if state.epoch != self._known_epoch:
             self._known_epoch = state.epoch
             # New members may now be admitted; departed ones must go.
@@ -289,6 +295,25 @@ class Node:
                     link.close("no longer a member")
             if self._discovery is not None and state.join_code is not None:
                 self._spawn(self._discovery.async_advertise(self.port, state.join_code[0]))
+
+    def _schedule_ack(self) -> None:
+        """Write an ``ack`` shortly, if this laptop owes one (the core
+        decides: ``Session.ack_due``)."""
+        if self._ack_scheduled or self._closing or self.session is None:
+            return
+        if self.session.ack_due():
+            self._ack_scheduled = True
+            self._spawn(self._ack_later())
+
+    async def _ack_later(self) -> None:
+        try:
+            await asyncio.sleep(ACK_DELAY_S)
+        finally:
+            self._ack_scheduled = False
+        # Anything written meanwhile may have acknowledged it already.
+        if self.session is not None and not self._closing and self.session.ack_due():
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(lambda s: s.ack())
 
     def _report_own_ignored(self) -> None:
         """Tell the person when an entry of theirs stopped counting (another

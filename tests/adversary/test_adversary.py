@@ -284,3 +284,25 @@ async def test_a_member_trickling_a_frame_holds_only_its_own_link(room: Room) ->
         await asyncio.sleep(0.2)
     on_host = room.link(room.host, room.adversary)
     assert on_host.buffered_bytes <= 4 + 512 * 1024
+
+
+async def test_honest_nodes_acknowledge_so_what_the_room_saw_settles(room: Room) -> None:
+    """The defence against claimed ignorance (SPEC §5.1) needs history to
+    settle: real nodes write an ``ack`` shortly after accepting the host's
+    step.open (SPEC §6.10), so it settles on every node within seconds, and
+    an entry that claims not to have seen it would fold after it
+    (tests/unit/test_finality.py plays those attacks)."""
+    assert room.host.session is not None
+    opened = next(e for e in room.host.session.log.entries() if e.type == "step.open")
+    nodes = (room.host, room.honest, room.adversary)
+
+    def settled(node: Node) -> bool:
+        return node.session is not None and opened in node.session.settlement.settled
+
+    await room.until(lambda: all(settled(node) for node in nodes), timeout=15)
+    acks = {e.author for e in room.host.session.log.entries() if e.type == "ack"}
+    # At least one of the other nodes wrote an ack (two of three settle it:
+    # the host's own entry and one acknowledgement).
+    assert acks & {room.honest.identity.key, room.adversary.identity.key}
+    assert all(not node.session.ack_due() for node in nodes if node.session is not None)
+    await room.meeting_goes_on()

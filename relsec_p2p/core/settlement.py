@@ -1,0 +1,245 @@
+"""Settlement: what a majority has acknowledged, and the fold order that keeps
+every entry after what its author claims not to have seen.
+
+Rules of this file (normative text: protocol/SPEC.md §5.1, §9.2;
+docs/integrity-v2.md §2.3):
+- A member **acknowledges** an entry C when C is in the causal past of one
+  of their entries (core/feed.py vector clocks); a feed is a chain, so it is
+  enough to look at the member's latest entry.
+- C is **settled** when a majority of the active members of the membership
+  fold of C's own past (its ``meeting.create``, ``roster.*`` and ``facil.*``
+  entries in that past, folded in ``(lam, au, seq)`` order) acknowledge it.
+  This reads only C's past, which is fixed, and acknowledgements, which only
+  grow: once settled, settled, on every laptop that holds the same entries.
+- **Fold order**: an entry E that is not in the past of a settled entry C
+  with ``lam(C) >= lam(E)`` is re-dated just after the latest such C:
+  ``key(E) = (lam', True, lam, au, seq)`` with ``lam'`` the largest such
+  ``lam(C)``; an entry not re-dated keeps ``(lam, False, lam, au, seq)``.
+  An entry that claims not to have seen settled history cannot sort before
+  it.
+- Only the entry types the room acknowledges (``ACKED_TYPES``) are checked
+  for settlement; everything in their past is protected with them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+from .feed import Entry
+from .poll_rules import MEMBERSHIP_TYPES
+from .state import MeetingState
+
+# The entry types an honest laptop acknowledges with an ``ack`` shortly after
+# accepting one (SPEC §6.10): what the current state and decisions are read
+# from. Answers and votes are protected through the entries that follow them.
+ACKED_TYPES = MEMBERSHIP_TYPES | frozenset(
+    {
+        "step.open",
+        "step.close",
+        "poll.open",
+        "poll.close",
+        "tally.sign",
+        "tally.object",
+        "outcome.record",
+        "join.code",
+        "anon.round",
+    }
+)
+
+OrderKey = tuple[int, bool, int, bytes, int]
+PastOf = Callable[[Entry], Mapping[bytes, int]]
+# Folds membership entries (already in order) from an empty meeting:
+# core/rules.py's fold, handed in to keep the import one way.
+MembershipFold = Callable[[list[Entry]], MeetingState]
+
+
+def plain_key(entry: Entry) -> OrderKey:
+    """The key of an entry that is not re-dated."""
+    return (entry.lam, False, entry.lam, entry.author, entry.seq)
+
+
+class Settlement:
+    """Which acknowledged entries are settled, kept as entries arrive.
+
+    ``past`` gives an accepted entry's vector clock, ``head`` each author's
+    latest accepted entry, ``fold_membership`` the fold of membership
+    entries, ``apply_membership`` applies one more to a folded state (the
+    incremental fold, equal to a full one while no removal needs a restart,
+    SPEC §5.3). ``note`` takes each newly accepted entry and returns the
+    entries it settled."""
+
+    def __init__(
+        self,
+        past: PastOf,
+        head: Callable[[bytes], Entry | None],
+        fold_membership: MembershipFold,
+        apply_membership: Callable[[MeetingState, Entry], bool],
+    ) -> None:
+        self._past = past
+        self._head = head
+        self._fold_membership = fold_membership
+        self._apply_membership = apply_membership
+        self._membership: list[Entry] = []  # (lam, au, seq) order
+        self._unsettled: list[tuple[Entry, frozenset[bytes]]] = []
+        self.settled: list[Entry] = []
+        self._tracked: set[bytes] = set()
+        # The active members after each prefix of ``_membership`` (index k:
+        # after its first k entries), and the state folded so far: an honest
+        # entry has every membership entry before it in its past, so its
+        # members are a prefix's.
+        self._prefix: list[frozenset[bytes]] = []
+        self._prefix_state: MeetingState | None = None
+        self._folded: dict[tuple[bytes, ...], frozenset[bytes]] = {}
+        self._by_clock: list[tuple[int, bytes]] = []  # settled, by clock
+        self._settled_by_hash: dict[bytes, Entry] = {}
+
+    def reset(self, entries: Iterable[Entry]) -> None:
+        """Start again from these entries (after a fork cut a feed)."""
+        self._membership, self._unsettled, self.settled = [], [], []
+        self._tracked.clear()
+        self._folded.clear()
+        self._prefix, self._prefix_state = [], None
+        self._by_clock, self._settled_by_hash = [], {}
+        for entry in sorted(entries, key=plain_key):
+            self._track(entry)
+        self._settle()
+
+    def note(self, entry: Entry) -> list[Entry]:
+        self._track(entry)
+        return self._settle()
+
+    def _track(self, entry: Entry) -> None:
+        if entry.hash in self._tracked:
+            return
+        self._tracked.add(entry.hash)
+        if entry.type in MEMBERSHIP_TYPES:
+            place = bisect_right(self._membership, plain_key(entry), key=plain_key)
+            self._membership.insert(place, entry)
+            if place < len(self._prefix) - 1:
+                # Sorted before entries already folded: fold again from there.
+                self._prefix, self._prefix_state = [], None
+        if entry.type in ACKED_TYPES:
+            members = self.members_of(entry)
+            # An entry with no members in its past can never settle.
+            if members:
+                self._unsettled.append((entry, members))
+
+    def _prefix_members(self, length: int) -> frozenset[bytes]:
+        """The active members after the first ``length`` membership entries."""
+        if self._prefix_state is None:
+            self._prefix_state = self._fold_membership([])
+            self._prefix = [frozenset()]
+        while len(self._prefix) <= length:
+            entry = self._membership[len(self._prefix) - 1]
+            if not self._apply_membership(self._prefix_state, entry):
+                # A removal that needs the fold's restart (SPEC §5.3).
+                self._prefix_state = self._fold_membership(self._membership[: len(self._prefix)])
+            self._prefix.append(frozenset(m.key for m in self._prefix_state.active_members()))
+        return self._prefix[length]
+
+    def members_of(self, entry: Entry) -> frozenset[bytes]:
+        """The active members of the membership fold of ``entry``'s past."""
+        past = self._past(entry)
+        inside = [
+            index
+            for index, member_entry in enumerate(self._membership)
+            if past.get(member_entry.author, 0) >= member_entry.seq
+        ]
+        if not inside or inside[-1] == len(inside) - 1:
+            return self._prefix_members(len(inside))
+        key = tuple(self._membership[i].hash for i in inside)
+        members = self._folded.get(key)
+        if members is None:
+            state = self._fold_membership([self._membership[i] for i in inside])
+            members = frozenset(m.key for m in state.active_members())
+            self._folded[key] = members
+        return members
+
+    def acknowledged_by(self, entry: Entry, member: bytes) -> bool:
+        head = self._head(member)
+        return head is not None and self._past(head).get(entry.author, 0) >= entry.seq
+
+    def is_settled(self, entry: Entry) -> bool:
+        return self._settled_among(entry, self.members_of(entry))
+
+    def _settled_among(self, entry: Entry, members: frozenset[bytes]) -> bool:
+        acks = sum(1 for member in members if self.acknowledged_by(entry, member))
+        return bool(members) and acks >= len(members) // 2 + 1
+
+    def _settle(self) -> list[Entry]:
+        newly: list[Entry] = []
+        waiting: list[tuple[Entry, frozenset[bytes]]] = []
+        for entry, members in self._unsettled:
+            if self._settled_among(entry, members):
+                newly.append(entry)
+            else:
+                waiting.append((entry, members))
+        self._unsettled = waiting
+        self.settled.extend(newly)
+        for entry in newly:
+            insort(self._by_clock, (entry.lam, entry.hash))
+            self._settled_by_hash[entry.hash] = entry
+        return newly
+
+    def redate_of(self, entry: Entry) -> int | None:
+        """The clock ``entry`` is re-dated to now (``redated`` for one entry):
+        only settled entries with a clock at least its own can move it."""
+        moved: int | None = None
+        start = bisect_left(self._by_clock, (entry.lam, b""))
+        for lam, digest in self._by_clock[start:]:
+            settled = self._settled_by_hash[digest]
+            if self._past(settled).get(entry.author, 0) < entry.seq:
+                moved = lam
+        return moved
+
+
+def redated(
+    feeds: Mapping[bytes, Sequence[Entry]], settled: Iterable[Entry], past: PastOf
+) -> dict[bytes, int]:
+    """For each entry to re-date (by hash), the clock it is re-dated to: the
+    largest ``lam(C)`` of a settled C with ``lam(C) >= lam(E)`` and E not in
+    past(C). Along a feed the clock grows, so for each C and author the
+    entries concerned are one run of seqs: those after ``past(C)[author]``
+    with a clock up to ``lam(C)``."""
+    clocks = {author: [e.lam for e in feed] for author, feed in feeds.items()}
+    result: dict[bytes, int] = {}
+    for settled_entry in settled:
+        covered = past(settled_entry)
+        for author, feed in feeds.items():
+            first = covered.get(author, 0)
+            last = bisect_right(clocks[author], settled_entry.lam)
+            for entry in feed[first:last]:
+                if result.get(entry.hash, 0) < settled_entry.lam:
+                    result[entry.hash] = settled_entry.lam
+    return result
+
+
+def order_key(entry: Entry, redate: Mapping[bytes, int]) -> OrderKey:
+    """An entry's place in the fold (SPEC §5.1). A re-dated entry goes after
+    every entry at its new clock that is not re-dated, so after the settled
+    entry it did not have in its past even when their clocks are equal."""
+    moved = redate.get(entry.hash)
+    if moved is None:
+        return plain_key(entry)
+    return (moved, True, entry.lam, entry.author, entry.seq)
+
+
+def fold_order(
+    feeds: Mapping[bytes, Sequence[Entry]], settled: Iterable[Entry], past: PastOf
+) -> list[Entry]:
+    """Every entry of ``feeds`` in fold order."""
+    redate = redated(feeds, settled, past)
+    entries = [entry for feed in feeds.values() for entry in feed]
+    return sorted(entries, key=lambda entry: order_key(entry, redate))
+
+
+__all__ = [
+    "ACKED_TYPES",
+    "OrderKey",
+    "Settlement",
+    "fold_order",
+    "order_key",
+    "plain_key",
+    "redated",
+]
