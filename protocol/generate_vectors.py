@@ -690,35 +690,40 @@ def names_and_whitespace_meeting() -> list[Entry]:
 
 
 def settlement_meeting() -> list[Entry]:
-    """alice's laptop goes silent; bob and carol declare her absent and dan
-    acknowledges, so the declarations settle (3 of 4). alice then opens a
-    step claiming she saw nothing since her own last entry: by its clock it
-    sorts before the declarations, but it is re-dated after the settled ones
-    (SPEC §5.1), where bob facilitates: ignored. bob opens that step."""
+    """alice opens a poll, then her laptop goes silent; bob and carol declare
+    her absent and dan acknowledges, so the declarations settle (3 of 4).
+    alice then opens a step and closes the poll, claiming she saw nothing
+    since the votes: by their clocks both sort before the declarations, but
+    they are re-dated after the settled ones (SPEC §5.1), where bob
+    facilitates: ignored (the close too, though its cut makes alice the
+    facilitator, SPEC §6.5 condition 7). bob opens that step."""
     new_room()
     a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
     agenda = [
-        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"},
+        {"id": "s", "title": "Plan", "prompt": "What do we do?", "mode": "named",
+         "kind": "proposal"},
         {"id": "t", "title": "Next", "prompt": "What next?", "mode": "named", "kind": "text"},
-    ]
+    ]  # fmt: skip
     log = [
         a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
         a.write("roster.add", add_data("bob")),
         a.write("roster.add", add_data("carol")),
         a.write("roster.add", add_data("dan")),
+        a.write("step.open", {"step": 0}),
     ]
-    opened = a.write("step.open", {"step": 0})
-    log += [
-        opened,
-        b.write("contrib.add", {"step": 0, "text": "Here."}),
-        b.write("facil.absent", {"term": 1}),
-        c.write("facil.absent", {"term": 1}),
-        b.write("ack", {}),
-        d.write("ack", {}),
-    ]
-    late = a.write("step.open", {"step": 1}, seen=a.upto(opened))
-    require(late.lam < log[6].lam, "alice's step.open sorts before the declarations by clock")
-    log += [late, b.write("step.open", {"step": 1})]
+    proposal = b.write("proposal.add", {"step": 0, "text": "Meet on Tuesday."})
+    poll = a.write("poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+    votes = [s.write("vote.cast", {"poll": poll.hash, "choice": "agree"}) for s in (b, c)]
+    log += votes
+    seen = a.upto(votes[-1])
+    log += [b.write("hand.raise", {}), c.write("hand.raise", {})]  # the meeting goes on
+    declarations = [b.write("facil.absent", {"term": 1}), c.write("facil.absent", {"term": 1})]
+    log += [*declarations, b.write("ack", {}), d.write("ack", {})]
+    late = a.write("step.open", {"step": 1}, seen=seen)
+    close = a.write("poll.close", {"poll": poll.hash, "cut": cut_of(seen)}, seen=seen)
+    require(close.lam < declarations[0].lam, "alice's entries sort before the declarations")
+    log += [late, close, b.write("step.open", {"step": 1})]
     return log
 
 
@@ -1361,11 +1366,13 @@ def state_vectors() -> dict[str, Any]:
             ),
             state_case(
                 "settlement",
-                "a step change that claims not to have seen settled declarations is re-dated "
-                "after them (SPEC §5.1, §9.2): alice no longer facilitates there, so it is "
-                "ignored; the acks (SPEC §6.10) are what settles the declarations",
+                "a step change and a poll close that claim not to have seen settled "
+                "declarations are re-dated after them (SPEC §5.1, §9.2): alice no longer "
+                "facilitates there, so both are ignored (the close by SPEC §6.5 condition 7, "
+                "though its cut makes alice the facilitator); the acks (SPEC §6.10) are what "
+                "settles the declarations",
                 settlement_meeting(),
-                {"facilitator": "bob", "current": 1, "ignored": ["alice#6"]},
+                {"facilitator": "bob", "current": 1, "ignored": ["alice#7", "alice#8"]},
             ),
             state_case(
                 "roster_full",

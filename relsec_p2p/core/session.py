@@ -281,8 +281,9 @@ class Session:
         """Count ``entry``'s acknowledgements; when entries settle that
         re-date entries already folded, the fold is redone."""
         newly = self.settlement.note(entry)
-        if newly and not self._dirty and redated(self._feeds(), newly, self.log.past):
-            self._dirty = True
+        if newly and not self._dirty:
+            if self.settlement.reordered or redated(self._feeds(), newly, self.log.past):
+                self._dirty = True
 
     def _take(self, result: IngestResult, events: list[Event]) -> None:
         if result.fork is not None:

@@ -84,6 +84,7 @@ class Settlement:
         self._unsettled: list[tuple[Entry, frozenset[bytes]]] = []
         self.settled: list[Entry] = []
         self._tracked: set[bytes] = set()
+        self.reordered = False  # the last ``note`` changed where a settled entry folds
         # The active members after each prefix of ``_membership`` (index k:
         # after its first k entries), and the state folded so far: an honest
         # entry has every membership entry before it in its past, so its
@@ -176,6 +177,9 @@ class Settlement:
             else:
                 waiting.append((entry, members))
         self._unsettled = waiting
+        # An entry re-dated to its own clock stops being re-dated once it
+        # settles (``moves``): the order changes, whatever it re-dates.
+        self.reordered = any(self.redate_of(entry) == entry.lam for entry in newly)
         self.settled.extend(newly)
         for entry in newly:
             insort(self._by_clock, (entry.lam, entry.hash))
@@ -187,11 +191,21 @@ class Settlement:
         only settled entries with a clock at least its own can move it."""
         moved: int | None = None
         start = bisect_left(self._by_clock, (entry.lam, b""))
+        own = entry.hash in self._settled_by_hash
         for lam, digest in self._by_clock[start:]:
             settled = self._settled_by_hash[digest]
-            if self._past(settled).get(entry.author, 0) < entry.seq:
+            if moves(settled, entry, own) and self._past(settled).get(entry.author, 0) < entry.seq:
                 moved = lam
         return moved
+
+
+def moves(settled: Entry, entry: Entry, entry_settled: bool) -> bool:
+    """Whether ``settled`` may re-date ``entry`` (which it does not have in its
+    past): it has a clock at least ``entry``'s, and strictly greater when
+    ``entry`` is settled too. Two settled entries with one clock that do not
+    have each other in their past (written at the same time) keep their
+    ``(lam, au, seq)`` order: re-dating each after the other has no order."""
+    return settled.lam > entry.lam or (settled.lam == entry.lam and not entry_settled)
 
 
 def redated(
@@ -203,6 +217,8 @@ def redated(
     entries concerned are one run of seqs: those after ``past(C)[author]``
     with a clock up to ``lam(C)``."""
     clocks = {author: [e.lam for e in feed] for author, feed in feeds.items()}
+    settled = list(settled)
+    hashes = {entry.hash for entry in settled}
     result: dict[bytes, int] = {}
     for settled_entry in settled:
         covered = past(settled_entry)
@@ -210,6 +226,8 @@ def redated(
             first = covered.get(author, 0)
             last = bisect_right(clocks[author], settled_entry.lam)
             for entry in feed[first:last]:
+                if not moves(settled_entry, entry, entry.hash in hashes):
+                    continue
                 if result.get(entry.hash, 0) < settled_entry.lam:
                     result[entry.hash] = settled_entry.lam
     return result

@@ -327,8 +327,9 @@ def test_a_removal_back_dated_before_a_block_cannot_drop_it_from_a_final_close()
 
 def test_a_close_back_dated_by_a_voted_out_facilitator_is_never_final() -> None:
     """alice, declared absent, writes a close dated before dan's block, with a
-    cut that leaves the block out. Honest laptops co-signed bob's close; it
-    stays final and decides; alice's close gets nobody's co-signature."""
+    cut that leaves the block out. Honest laptops co-signed bob's close and
+    it settled: alice's close folds after it, where she does not facilitate,
+    and is ignored everywhere; bob's close stays final and decides."""
     net, poll, block = _voted_out(5)
     alice, bob = net[0], net[1]
     bob.close_poll(poll)
@@ -359,20 +360,25 @@ def test_a_close_back_dated_by_a_voted_out_facilitator_is_never_final() -> None:
         found = session.state.polls[poll]
         # bob's close had settled (a majority's entries have it in their
         # past); alice's claims not to have seen it and is re-dated after it.
-        assert [c.author for c in found.closes] == [bob.me, alice.me]
+        assert [c.author for c in found.closes] == [bob.me]
         order = session.fold_order()
         assert order.index(early) > order.index(
             next(e for e in order if e.hash == found.closes[0].id)
         )
         assert snapshot(session, poll) == expected  # bob's close decides
-        assert not found.closes[1].final and not found.closes[1].cosigners
+        refused = dict(session.state.ignored).get(early.hash)
+        assert refused is not None and refused.code == Refusal.NOT_FACILITATOR
     assert len(set(net.digests())) == 1
 
 
-def test_a_close_by_someone_no_longer_facilitating_is_objected_to() -> None:
+def test_a_close_by_someone_no_longer_facilitating_is_ignored_once_the_succession_settles() -> None:
     """alice is declared absent, comes back and closes the poll with a cut
-    from before the declarations: in that cut she still facilitates, but
-    every laptop that knows bob facilitates objects, naming nothing left out."""
+    from before the declarations, claiming not to have seen them (its deps
+    are its cut). In that window the close is valid where its clock puts it,
+    and every laptop that knows bob facilitates objects; once the
+    declarations settle (the objections acknowledge them), the close folds
+    after them, where alice does not facilitate: ignored on every laptop
+    (SPEC §6.5 condition 7), and the poll is open for bob to close."""
     net = FakeNetwork.meeting(4)
     alice, bob, carol, dan = net
     poll = open_poll(net)
@@ -381,8 +387,9 @@ def test_a_close_by_someone_no_longer_facilitating_is_objected_to() -> None:
     net.settle()
     net.partition([alice.me], [bob.me, carol.me, dan.me])
     heads = {s.me: s.log.head(s.me) for s in (bob, carol)}
-    bob.declare_absent()
-    carol.declare_absent()
+    bob.raise_hand()  # the room goes on before declaring
+    net.settle()
+    declarations = [bob.declare_absent(), carol.declare_absent()]
     net.settle()
     net.heal()
     net.settle()
@@ -390,17 +397,22 @@ def test_a_close_by_someone_no_longer_facilitating_is_objected_to() -> None:
     for author, length, _ in alice.log.summary():
         head = heads.get(author)
         cut.append([author, head.seq if head is not None else length])
-    close = forge_next(alice, "poll.close", {"poll": poll, "cut": cut})
+    deps = [(author, seq) for author, seq in cut if author != alice.me]
+    close = forge_next(alice, "poll.close", {"poll": poll, "cut": cut}, deps=deps)
+    assert all(close.order_key < d.order_key for d in declarations)
     for session in net:
         session.receive(alice.me, entries_frame(MID, close.envelope))
     net.settle()
+    assert all(session.state.polls[poll].closes for session in net)  # the window
     answer_closes(bob, carol, dan)
     net.settle()
+    acknowledge(net, bob, carol, dan)
     for session in net:
         found = session.state.polls[poll]
-        assert not found.final
-        assert set(found.closes[0].objections) == {bob.me, carol.me, dan.me}
-        assert all(left == [] for left in found.closes[0].objections.values())
+        assert found.closes == [] and found.status == "open" and not found.final
+        refused = dict(session.state.ignored).get(close.hash)
+        assert refused is not None and refused.code == Refusal.NOT_FACILITATOR
+        assert session.state.facilitator == bob.me
     assert len(set(net.digests())) == 1
 
 
