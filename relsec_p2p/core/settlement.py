@@ -12,7 +12,8 @@ docs/integrity-v2.md §2.3):
   This reads only C's past, which is fixed, and acknowledgements, which only
   grow: once settled, settled, on every laptop that holds the same entries.
 - **Fold order**: an entry E that is not in the past of a settled entry C
-  with ``lam(C) >= lam(E)`` is re-dated just after the latest such C:
+  with ``lam(C) > lam(E)`` (or ``=``, when E is not settled itself: see
+  ``moves``) is re-dated just after the latest such C:
   ``key(E) = (lam', True, lam, au, seq)`` with ``lam'`` the largest such
   ``lam(C)``; an entry not re-dated keeps ``(lam, False, lam, au, seq)``.
   An entry that claims not to have seen settled history cannot sort before
