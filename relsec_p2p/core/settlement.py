@@ -82,7 +82,11 @@ class Settlement:
         self._fold_membership = fold_membership
         self._apply_membership = apply_membership
         self._membership: list[Entry] = []  # (lam, au, seq) order
-        self._unsettled: list[tuple[Entry, frozenset[bytes]]] = []
+        # Candidates not settled yet: their members and who acknowledged them;
+        # and, per member, the candidates that member has not acknowledged
+        # (only that member's next entry can change that).
+        self._unsettled: dict[bytes, tuple[Entry, frozenset[bytes], set[bytes]]] = {}
+        self._waiting_for: dict[bytes, dict[bytes, Entry]] = {}
         self.settled: list[Entry] = []
         self._tracked: set[bytes] = set()
         self.reordered = False  # the last ``note`` changed where a settled entry folds
@@ -98,22 +102,35 @@ class Settlement:
 
     def reset(self, entries: Iterable[Entry]) -> None:
         """Start again from these entries (after a fork cut a feed)."""
-        self._membership, self._unsettled, self.settled = [], [], []
+        self._membership, self._unsettled, self.settled = [], {}, []
+        self._waiting_for = {}
         self._tracked.clear()
         self._folded.clear()
         self._prefix, self._prefix_state = [], None
         self._by_clock, self._settled_by_hash = [], {}
+        newly: list[Entry] = []
         for entry in sorted(entries, key=plain_key):
-            self._track(entry)
-        self._settle()
+            newly += self._track(entry)
+        self._mark(newly)
 
     def note(self, entry: Entry) -> list[Entry]:
-        self._track(entry)
-        return self._settle()
+        newly = self._track(entry)
+        # Only the author's own entries can add the author's acknowledgements.
+        waiting = self._waiting_for.get(entry.author, {})
+        if waiting:
+            past = self._past(entry)
+            for digest, candidate in list(waiting.items()):
+                if past.get(candidate.author, 0) >= candidate.seq:
+                    del waiting[digest]
+                    if self._acknowledge(digest, entry.author):
+                        newly.append(candidate)
+        self._mark(newly)
+        return newly
 
-    def _track(self, entry: Entry) -> None:
+    def _track(self, entry: Entry) -> list[Entry]:
+        """Take in one entry; returns it if it is settled at once."""
         if entry.hash in self._tracked:
-            return
+            return []
         self._tracked.add(entry.hash)
         if entry.type in MEMBERSHIP_TYPES:
             place = bisect_right(self._membership, plain_key(entry), key=plain_key)
@@ -121,11 +138,33 @@ class Settlement:
             if place < len(self._prefix) - 1:
                 # Sorted before entries already folded: fold again from there.
                 self._prefix, self._prefix_state = [], None
-        if entry.type in ACKED_TYPES:
-            members = self.members_of(entry)
-            # An entry with no members in its past can never settle.
-            if members:
-                self._unsettled.append((entry, members))
+        if entry.type not in ACKED_TYPES:
+            return []
+        members = self.members_of(entry)
+        if not members:
+            return []  # nobody in its past: it can never settle
+        self._unsettled[entry.hash] = (entry, members, set())
+        settled = False
+        for member in sorted(members):
+            if self.acknowledged_by(entry, member):
+                settled = self._acknowledge(entry.hash, member) or settled
+            else:
+                self._waiting_for.setdefault(member, {})[entry.hash] = entry
+        return [entry] if settled else []
+
+    def _acknowledge(self, digest: bytes, member: bytes) -> bool:
+        """Count ``member``'s acknowledgement; True when that settles it."""
+        found = self._unsettled.get(digest)
+        if found is None:
+            return False
+        _, members, acks = found
+        acks.add(member)
+        if len(acks) < len(members) // 2 + 1:
+            return False
+        del self._unsettled[digest]
+        for other in members:
+            self._waiting_for.get(other, {}).pop(digest, None)
+        return True
 
     def _prefix_members(self, length: int) -> frozenset[bytes]:
         """The active members after the first ``length`` membership entries."""
@@ -163,21 +202,11 @@ class Settlement:
         return head is not None and self._past(head).get(entry.author, 0) >= entry.seq
 
     def is_settled(self, entry: Entry) -> bool:
-        return self._settled_among(entry, self.members_of(entry))
-
-    def _settled_among(self, entry: Entry, members: frozenset[bytes]) -> bool:
+        members = self.members_of(entry)
         acks = sum(1 for member in members if self.acknowledged_by(entry, member))
         return bool(members) and acks >= len(members) // 2 + 1
 
-    def _settle(self) -> list[Entry]:
-        newly: list[Entry] = []
-        waiting: list[tuple[Entry, frozenset[bytes]]] = []
-        for entry, members in self._unsettled:
-            if self._settled_among(entry, members):
-                newly.append(entry)
-            else:
-                waiting.append((entry, members))
-        self._unsettled = waiting
+    def _mark(self, newly: list[Entry]) -> None:
         # An entry re-dated to its own clock stops being re-dated once it
         # settles (``moves``): the order changes, whatever it re-dates.
         self.reordered = any(self.redate_of(entry) == entry.lam for entry in newly)
@@ -185,7 +214,6 @@ class Settlement:
         for entry in newly:
             insort(self._by_clock, (entry.lam, entry.hash))
             self._settled_by_hash[entry.hash] = entry
-        return newly
 
     def redate_of(self, entry: Entry) -> int | None:
         """The clock ``entry`` is re-dated to now (``redated`` for one entry):
