@@ -83,6 +83,15 @@ async def room() -> AsyncIterator[Room]:
                 n.state is not None and n.state.current == 0 and len(n.links) == 2 for n in nodes
             )
         )
+        # The acks the step.open calls for (SPEC §6.10) are written and have
+        # reached everyone: no log grows behind a test's back.
+        await r.until(
+            lambda: (
+                all(n.session is not None and not n.session.ack_due() for n in nodes)
+                and len({repr(n.session.log.summary()) for n in nodes if n.session}) == 1
+            ),
+            timeout=15,
+        )
         yield r
     finally:
         for node in nodes:
