@@ -36,6 +36,7 @@ from relsec_p2p.core.session import Session
 from relsec_p2p.core.state import (
     MAX_AGENDA_BYTES,
     MAX_HELP,
+    MAX_MEMBERS_EVER,
     MAX_PROMPT,
     MAX_REASON,
     MAX_STEPS,
@@ -119,32 +120,104 @@ def error_code(call: Callable[[], Any]) -> str:
 # --- building feeds ------------------------------------------------------------
 
 
-class Author:
-    """One member's feed under construction: keeps seq and prev."""
+class Room:
+    """The entries of one meeting as their authors wrote them: what an honest
+    writer has seen (everything written so far, unless a case says less),
+    each entry's causal past, and so the ``deps`` and the computed clock of
+    the next entry (SPEC §3.3 step 5.4, §3.7)."""
 
-    def __init__(self, name: str, mid: bytes = MID) -> None:
+    def __init__(self) -> None:
+        self.written: list[Entry] = []
+        self.by_hash: dict[bytes, Entry] = {}
+        self.at: dict[tuple[bytes, int], Entry] = {}  # the first written at a place
+        self.past: dict[bytes, dict[bytes, int]] = {}
+
+    def deps(
+        self, author: bytes, prev: bytes | None, seen: list[Entry] | None
+    ) -> list[tuple[bytes, int]]:
+        covered = self.past.get(prev, {}) if prev is not None else {}
+        heads: dict[bytes, int] = {}
+        for entry in self.written if seen is None else seen:
+            if entry.author != author:
+                heads[entry.author] = max(heads.get(entry.author, 0), entry.seq)
+        return [(key, seq) for key, seq in sorted(heads.items()) if seq > covered.get(key, 0)]
+
+    def clock(self, prev: bytes | None, deps: list[tuple[bytes, int]]) -> int:
+        before = self.by_hash.get(prev) if prev is not None else None
+        return 1 + max([before.lam if before else 0] + [self.at[d].lam for d in deps])
+
+    def record(self, entry: Entry) -> None:
+        past: dict[bytes, int] = dict(self.past.get(entry.prev, {})) if entry.prev else {}
+        for place in entry.deps:
+            for key, seq in self.past[self.at[place].hash].items():
+                past[key] = max(past.get(key, 0), seq)
+        past[entry.author] = entry.seq
+        self.past[entry.hash] = past
+        self.written.append(entry)
+        self.by_hash[entry.hash] = entry
+        self.at.setdefault((entry.author, entry.seq), entry)
+
+
+ROOM = Room()
+
+
+def new_room() -> Room:
+    """Start the entries of another meeting (authors made after this share it)."""
+    global ROOM
+    ROOM = Room()
+    return ROOM
+
+
+class Author:
+    """One member's feed under construction: keeps seq and prev; each entry
+    names what its author has seen and carries the clock that makes."""
+
+    def __init__(self, name: str, mid: bytes = MID, room: Room | None = None) -> None:
         self.name = name
         self.identity = IDS[name]
         self.mid = mid
+        self.room = room or ROOM
         self.seq = 0
         self.prev: bytes | None = None
         self.mark = ""  # "'" for the second branch of a fork
 
-    def write(self, lam: int, kind: str, data: dict[str, Any], ts: int | None = None) -> Entry:
+    def write(
+        self,
+        kind: str,
+        data: dict[str, Any],
+        ts: int | None = None,
+        *,
+        seen: list[Entry] | None = None,
+        lam: int | None = None,
+    ) -> Entry:
+        """The next entry; ``seen``: what its author claims to have seen
+        (default: everything written in the room so far); ``lam``: a clock
+        other than the computed one (for refusal cases)."""
         self.seq += 1
+        deps = self.room.deps(self.identity.key, self.prev, seen)
+        clock = self.room.clock(self.prev, deps) if lam is None else lam
         entry = encode_entry(
             self.identity,
             mid=self.mid,
             seq=self.seq,
             prev=self.prev,
-            lam=lam,
-            ts=T0 + 15_000 * lam if ts is None else ts,
+            lam=clock,
+            ts=T0 + 15_000 * clock if ts is None else ts,
             kind=kind,
             data=data,
+            deps=deps,
         )
         self.prev = entry.hash
         LABELS[entry.hash] = f"{self.name}#{self.seq}{self.mark}"
+        if lam is None:
+            self.room.record(entry)
         return entry
+
+    def upto(self, entry: Entry) -> list[Entry]:
+        """Everything written in the room up to ``entry`` (a claim of ignorance
+        of what came after it)."""
+        written = self.room.written
+        return written[: written.index(entry) + 1]
 
     def fork(self) -> Author:
         """A second author object at the same place: writing with both forks the feed."""
@@ -153,7 +226,7 @@ class Author:
     def branch(self, seq: int, prev: bytes | None, mark: str) -> Author:
         """An author object whose next entry is at ``seq + 1`` after ``prev``,
         labelled with ``mark`` (alice#2' is another alice#2)."""
-        twin = Author(self.name, self.mid)
+        twin = Author(self.name, self.mid, self.room)
         twin.seq, twin.prev, twin.mark = seq, prev, mark
         return twin
 
@@ -181,6 +254,7 @@ def body_fields(author: Identity, **changes: Any) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "au": author.key,
         "data": {},
+        "deps": [],
         "lam": 1,
         "mid": MID,
         "prev": None,
@@ -418,91 +492,111 @@ def cut_of(entries: list[Entry]) -> list[list[Any]]:
 
 def main_meeting() -> list[Entry]:
     """A whole meeting, its entries in delivery order."""
+    new_room()
     a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
     log: list[Entry] = []
 
-    def w(author: Author, lam: int, kind: str, data: dict[str, Any], ts: int | None = None):
-        entry = author.write(lam, kind, data, ts)
+    def w(
+        author: Author,
+        kind: str,
+        data: dict[str, Any],
+        ts: int | None = None,
+        *,
+        seen: list[Entry] | None = None,
+    ) -> Entry:
+        entry = author.write(kind, data, ts, seen=seen)
         log.append(entry)
         return entry
 
     w(
         a,
-        1,
         "meeting.create",
         create_data("alice", "Relational security", AGENDA, {"quorum_pct": 75}),
     )
-    w(a, 2, "roster.add", add_data("bob"))
-    w(a, 3, "roster.add", add_data("carol"))
-    w(a, 4, "roster.add", add_data("dan"))
-    w(a, 5, "step.open", {"step": 0})
-    w(b, 6, "step.open", {"step": 1})  # ignored: bob is not the facilitator
+    w(a, "roster.add", add_data("bob"))
+    w(a, "roster.add", add_data("carol"))
+    w(a, "roster.add", add_data("dan"))
+    w(a, "step.open", {"step": 0})
+    opened = w(b, "step.open", {"step": 1})  # ignored: bob is not the facilitator
     landlord = w(
         b,
-        7,
         "contrib.add",
         {"step": 0, "text": "The landlord knows our meeting place.", "tag": "threat"},
     )
-    w(c, 7, "contrib.add", {"step": 0, "text": "Someone photographs people arriving."})
+    # carol writes at the same time as bob: neither names the other's entry.
+    w(
+        c,
+        "contrib.add",
+        {"step": 0, "text": "Someone photographs people arriving."},
+        seen=a.upto(opened),
+    )
     w(
         d,
-        8,
         "contrib.add",
         {"step": 0, "text": "He was seen with the landlord.", "ref": landlord.hash},
     )
-    w(d, 9, "hand.raise", {})
-    w(c, 10, "hand.raise", {})
-    w(a, 11, "hand.next", {})  # dan speaks
-    w(d, 12, "hand.lower", {})  # dan spoke 15 s
-    w(a, 13, "hand.next", {})  # carol speaks
-    w(a, 14, "step.open", {"step": 1})
-    w(b, 15, "rating.set", {"step": 1, "value": 2})
-    w(c, 15, "rating.set", {"step": 1, "value": 3})  # ignored: the scale has 3 positions
-    w(a, 16, "step.open", {"step": 2})
-    proposal = w(c, 17, "proposal.add", {"step": 2, "text": "Meet in the community hall."})
-    poll = w(a, 18, "poll.open", {"proposal": proposal.hash})
-    w(a, 19, "vote.cast", {"poll": poll.hash, "choice": "agree"})
-    w(b, 19, "vote.cast", {"poll": poll.hash, "choice": "agree"})
-    w(c, 19, "vote.cast", {"poll": poll.hash, "choice": "concerns"})
-    w(d, 19, "vote.cast", {"poll": poll.hash, "choice": "block"})
-    w(d, 20, "vote.cast", {"poll": poll.hash, "choice": "stand_aside"})  # a changed vote
+    w(d, "hand.raise", {})
+    w(c, "hand.raise", {})
+    w(a, "hand.next", {})  # dan speaks
+    w(d, "hand.lower", {})  # dan spoke 15 s
+    w(a, "hand.next", {})  # carol speaks
+    w(a, "step.open", {"step": 1})
+    rated = w(b, "rating.set", {"step": 1, "value": 2})
+    # ignored: the scale has 3 positions (concurrent with bob's rating)
+    w(c, "rating.set", {"step": 1, "value": 3}, seen=log[: log.index(rated)])
+    w(a, "step.open", {"step": 2})
+    proposal = w(c, "proposal.add", {"step": 2, "text": "Meet in the community hall."})
+    poll = w(a, "poll.open", {"proposal": proposal.hash})
+    w(a, "vote.cast", {"poll": poll.hash, "choice": "agree"})
+    w(b, "vote.cast", {"poll": poll.hash, "choice": "agree"})
+    w(c, "vote.cast", {"poll": poll.hash, "choice": "concerns"})
+    w(d, "vote.cast", {"poll": poll.hash, "choice": "block"})
+    w(d, "vote.cast", {"poll": poll.hash, "choice": "stand_aside"})  # a changed vote
     cut = cut_of(log)
-    # bob's back-dated vote: before the close in fold order, beyond the cut.
-    late = b.write(21, "vote.cast", {"poll": poll.hash, "choice": "block"})
-    w(a, 22, "poll.close", {"poll": poll.hash, "cut": cut})
+    # bob's vote, concurrent with the close (neither names the other): by its
+    # clock before the close, beyond the cut; once the close has settled it
+    # is re-dated after it (§5.1) and ignored there (the poll is closed).
+    late = b.write("vote.cast", {"poll": poll.hash, "choice": "block"}, seen=a.upto(poll))
+    close_seen = list(log)
+    w(a, "poll.close", {"poll": poll.hash, "cut": cut}, seen=close_seen)
     log.append(late)
-    w(c, 23, "vote.cast", {"poll": poll.hash, "choice": "block"})  # ignored: the poll is closed
-    w(a, 24, "facil.handover", {"to": IDS["bob"].key})
-    w(a, 25, "step.close", {"step": 2})  # ignored: alice handed over
+    w(c, "vote.cast", {"poll": poll.hash, "choice": "block"})  # ignored: the poll is closed
+    w(a, "facil.handover", {"to": IDS["bob"].key})
+    w(a, "step.close", {"step": 2})  # ignored: alice handed over
     # bob, about to be declared absent, hands over to dan with a clock from
     # before the declarations: ignored, a majority overruled him (§6.2).
-    w(b, 25, "facil.handover", {"to": IDS["dan"].key})
+    w(b, "facil.handover", {"to": IDS["dan"].key}, seen=log[:-1])
     # bob's laptop goes dark; the others pass facilitation on.
-    w(c, 26, "facil.absent", {"term": 2})
-    w(a, 27, "facil.absent", {"term": 1})  # ignored: stale term
-    w(d, 28, "facil.absent", {"term": 2})  # the majority of the others: carol succeeds bob
-    w(c, 29, "step.close", {"step": 2})
-    w(c, 30, "join.code", {"np": 42, "words": ["harbor", "velvet", "orbit"]})
-    w(d, 31, "join.code", {"np": 7, "words": ["acorn", "basil", "anchor"]})  # ignored: np < 10
+    w(c, "facil.absent", {"term": 2})
+    w(a, "facil.absent", {"term": 1})  # ignored: stale term
+    w(d, "facil.absent", {"term": 2})  # the majority of the others: carol succeeds bob
+    w(c, "step.close", {"step": 2})
+    w(c, "join.code", {"np": 42, "words": ["harbor", "velvet", "orbit"]})
+    w(d, "join.code", {"np": 7, "words": ["acorn", "basil", "anchor"]})  # ignored: np < 10
     # Co-signing the closed tally (§6.5): a laptop signs the digest it computed itself.
     ordered = sorted(log, key=lambda e: e.order_key)
     tally = fold_rules.fold(MID, IDS["alice"].key, ordered, {}).polls[poll.hash].tally_digest
-    w(b, 32, "tally.sign", {"poll": poll.hash, "digest": tally})
-    w(d, 33, "tally.sign", {"poll": poll.hash, "digest": bytes(32)})  # ignored: another tally
-    w(b, 34, "tally.sign", {"poll": poll.hash, "digest": tally})  # ignored: signed already
-    w(c, 35, "outcome.record", {"poll": poll.hash, "text": "We meet in the community hall."})
-    w(d, 36, "outcome.record", {"poll": poll.hash, "text": "Decided."})  # ignored: not facilitator
+    w(b, "tally.sign", {"poll": poll.hash, "digest": tally})
+    w(d, "tally.sign", {"poll": poll.hash, "digest": bytes(32)})  # ignored: another tally
+    w(b, "tally.sign", {"poll": poll.hash, "digest": tally})  # ignored: signed already
+    w(c, "outcome.record", {"poll": poll.hash, "text": "We meet in the community hall."})
+    w(d, "outcome.record", {"poll": poll.hash, "text": "Decided."})  # ignored: not facilitator
     # carol objects that the close left out bob's vote written before it (§6.5).
     left_out = {"poll": poll.hash, "digest": tally, "left_out": [[IDS["bob"].key, late.seq]]}
-    w(c, 37, "tally.object", left_out)
-    w(b, 38, "tally.object", left_out)  # ignored: bob co-signed already
+    w(c, "tally.object", left_out)
+    w(b, "tally.object", left_out)  # ignored: bob co-signed already
     # An answer to step 0, closed since: kept, shown under its step (§6.4).
-    w(d, 39, "contrib.add", {"step": 0, "text": "One more thing about the landlord."})
+    w(d, "contrib.add", {"step": 0, "text": "One more thing about the landlord."})
     # Delivery differs from fold order: carol's and bob's concurrent contributions
-    # swap, and dan#2 arrives after dan#3 (a gap, buffered then released).
+    # swap; dan#1, which names bob's landlord entry, arrives before it (it
+    # waits for its dependency, §3.4); dan#2 arrives after dan#3 (a gap).
     delivery = list(log)
-    i, j = delivery.index(landlord), delivery.index(landlord) + 1
-    delivery[i], delivery[j] = delivery[j], delivery[i]
+    i = delivery.index(landlord)
+    delivery[i], delivery[i + 1] = delivery[i + 1], delivery[i]
+    d1 = next(e for e in delivery if label(e) == "dan#1")
+    require((IDS["bob"].key, landlord.seq) in d1.deps, "dan#1 names bob's landlord entry")
+    delivery.remove(d1)
+    delivery.insert(delivery.index(landlord), d1)
     d2 = next(e for e in delivery if label(e) == "dan#2")
     d3 = next(e for e in delivery if label(e) == "dan#3")
     k2, k3 = delivery.index(d2), delivery.index(d3)
@@ -514,27 +608,28 @@ def vote_reasons_meeting() -> list[Entry]:
     """Votes with reasons (SPEC §6.5): a concern and a block carry one line;
     a reason with an agree, a reason of two lines and one over MAX_REASON
     characters are ignored; a newer vote without a reason replaces one with."""
+    new_room()
     a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
     log = [
-        a.write(1, "meeting.create", create_data("alice", "Reasons", AGENDA, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "roster.add", add_data("carol")),
-        a.write(4, "roster.add", add_data("dan")),
-        a.write(5, "step.open", {"step": 2}),
+        a.write("meeting.create", create_data("alice", "Reasons", AGENDA, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("roster.add", add_data("dan")),
+        a.write("step.open", {"step": 2}),
     ]
-    proposal = c.write(6, "proposal.add", {"step": 2, "text": "Meet in the community hall."})
-    poll = a.write(7, "poll.open", {"proposal": proposal.hash})
+    proposal = c.write("proposal.add", {"step": 2, "text": "Meet in the community hall."})
+    poll = a.write("poll.open", {"proposal": proposal.hash})
     log += [proposal, poll]
     vote = {"poll": poll.hash}
     log += [
-        b.write(8, "vote.cast", {**vote, "choice": "concerns", "reason": "The hall has steps."}),
-        c.write(8, "vote.cast", {**vote, "choice": "agree", "reason": "Close to me."}),
-        d.write(8, "vote.cast", {**vote, "choice": "block", "reason": "The owner reports us."}),
-        a.write(9, "vote.cast", {**vote, "choice": "concerns", "reason": "Two\nlines"}),
-        a.write(10, "vote.cast", {**vote, "choice": "block", "reason": "x" * (MAX_REASON + 1)}),
-        a.write(11, "vote.cast", {**vote, "choice": "concerns", "reason": "x" * MAX_REASON}),
-        c.write(12, "vote.cast", {**vote, "choice": "concerns", "reason": "Rent is high."}),
-        c.write(13, "vote.cast", {**vote, "choice": "agree"}),  # takes carol's reason away
+        b.write("vote.cast", {**vote, "choice": "concerns", "reason": "The hall has steps."}),
+        c.write("vote.cast", {**vote, "choice": "agree", "reason": "Close to me."}),
+        d.write("vote.cast", {**vote, "choice": "block", "reason": "The owner reports us."}),
+        a.write("vote.cast", {**vote, "choice": "concerns", "reason": "Two\nlines"}),
+        a.write("vote.cast", {**vote, "choice": "block", "reason": "x" * (MAX_REASON + 1)}),
+        a.write("vote.cast", {**vote, "choice": "concerns", "reason": "x" * MAX_REASON}),
+        c.write("vote.cast", {**vote, "choice": "concerns", "reason": "Rent is high."}),
+        c.write("vote.cast", {**vote, "choice": "agree"}),  # takes carol's reason away
     ]
     return log
 
@@ -542,44 +637,47 @@ def vote_reasons_meeting() -> list[Entry]:
 def anonymous_poll_meeting() -> list[Entry]:
     """An anonymous poll on a step of mode "both" (SPEC §6.5 poll.open): named
     votes on it are ignored; ``anonymous`` must be a bool."""
+    new_room()
     a, b = (Author(n) for n in ("alice", "bob"))
     log = [
-        a.write(1, "meeting.create", create_data("alice", "Secret", AGENDA, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "roster.add", add_data("carol")),
-        a.write(4, "step.open", {"step": 2}),
+        a.write("meeting.create", create_data("alice", "Secret", AGENDA, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("step.open", {"step": 2}),
     ]
-    proposal = b.write(5, "proposal.add", {"step": 2, "text": "Move the meeting."})
+    proposal = b.write("proposal.add", {"step": 2, "text": "Move the meeting."})
     log.append(proposal)
-    log.append(a.write(6, "poll.open", {"proposal": proposal.hash, "anonymous": "yes"}))
-    poll = a.write(7, "poll.open", {"proposal": proposal.hash, "anonymous": True})
+    log.append(a.write("poll.open", {"proposal": proposal.hash, "anonymous": "yes"}))
+    poll = a.write("poll.open", {"proposal": proposal.hash, "anonymous": True})
     log += [
         poll,
-        b.write(8, "vote.cast", {"poll": poll.hash, "choice": "block"}),  # named: ignored
+        b.write("vote.cast", {"poll": poll.hash, "choice": "block"}),  # named: ignored
     ]
-    log.append(a.write(9, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    log.append(a.write("poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
     return log
 
 
 def removal_meeting() -> list[Entry]:
     """A removal whose ``upto`` excludes an entry the removed member back-dated (§5.3)."""
+    new_room()
     a, b, c = (Author(n) for n in ("alice", "bob", "carol"))
     agenda = [
         {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
     ]
     return [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "roster.add", add_data("carol")),
-        a.write(4, "step.open", {"step": 0}),
-        c.write(5, "contrib.add", {"step": 0, "text": "Tired but here."}),
-        b.write(6, "contrib.add", {"step": 0, "text": "Glad to see you all."}),
-        a.write(8, "roster.remove", {"who": IDS["carol"].key, "upto": 1}),
-        # carol saw the removal and back-dated her next entries below its clock
-        c.write(7, "contrib.add", {"step": 0, "text": "Written after my removal."}),
-        c.write(9, "hand.raise", {}),
-        b.write(10, "roster.leave", {}),
-        b.write(11, "hand.raise", {}),  # ignored: bob left
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("step.open", {"step": 0}),
+        c.write("contrib.add", {"step": 0, "text": "Tired but here."}),
+        b.write("contrib.add", {"step": 0, "text": "Glad to see you all."}),
+        a.write("roster.remove", {"who": IDS["carol"].key, "upto": 1}),
+        # carol saw the removal and claims she had not (names nothing new), so
+        # her entry's clock is below the removal's
+        c.write("contrib.add", {"step": 0, "text": "Written after my removal."}, seen=[]),
+        c.write("hand.raise", {}),
+        b.write("roster.leave", {}),
+        b.write("hand.raise", {}),  # ignored: bob left
     ]
 
 
@@ -587,21 +685,22 @@ def presence_meeting() -> list[Entry]:
     """Members declared away by a strict majority of the present ones, a
     close whose quorum counts the present, a return, a replacement, and a
     succession that skips a member declared away (SPEC §6.1 "Presence")."""
+    new_room()
     a, b, c, d, f = (Author(n) for n in ("alice", "bob", "carol", "dan", "frank"))
     log: list[Entry] = [
-        a.write(1, "meeting.create", create_data("alice", "Presence", AGENDA, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "roster.add", add_data("carol")),
-        a.write(4, "roster.add", add_data("dan")),
-        a.write(5, "roster.add", add_data("erin")),
-        a.write(6, "step.open", {"step": 2}),
+        a.write("meeting.create", create_data("alice", "Presence", AGENDA, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("roster.add", add_data("dan")),
+        a.write("roster.add", add_data("erin")),
+        a.write("step.open", {"step": 2}),
     ]
-    proposal = c.write(7, "proposal.add", {"step": 2, "text": "Meet in the hall."})
-    poll = a.write(8, "poll.open", {"proposal": proposal.hash})
+    proposal = c.write("proposal.add", {"step": 2, "text": "Meet in the hall."})
+    poll = a.write("poll.open", {"proposal": proposal.hash})
     log += [proposal, poll]
 
     def away(author: Author, lam: int, who: str, returns: int = 0) -> Entry:
-        entry = author.write(lam, "roster.away", {"who": IDS[who].key, "returns": returns})
+        entry = author.write("roster.away", {"who": IDS[who].key, "returns": returns})
         log.append(entry)
         return entry
 
@@ -612,13 +711,13 @@ def presence_meeting() -> list[Entry]:
     for lam, author in ((13, a), (14, b), (15, c)):
         away(author, lam, "erin")  # 3 of 4: erin is away
     for author in (a, b, c):
-        log.append(author.write(16, "vote.cast", {"poll": poll.hash, "choice": "agree"}))
-    log.append(a.write(17, "poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
-    log.append(d.write(18, "roster.back", {}))  # dan is present again, returns 1
+        log.append(author.write("vote.cast", {"poll": poll.hash, "choice": "agree"}))
+    log.append(a.write("poll.close", {"poll": poll.hash, "cut": cut_of(log)}))
+    log.append(d.write("roster.back", {}))  # dan is present again, returns 1
     away(b, 19, "dan")  # ignored: stale, about the absence dan came back from
-    log.append(b.write(20, "roster.add", {**add_data("frank"), "name": "Erin"}))
+    log.append(b.write("roster.add", {**add_data("frank"), "name": "Erin"}))
     log.append(
-        a.write(21, "roster.replace", {"who": IDS["erin"].key, "by": IDS["frank"].key, "upto": 0})
+        a.write("roster.replace", {"who": IDS["erin"].key, "by": IDS["frank"].key, "upto": 0})
     )
     for lam, author in ((22, c), (23, d), (24, f)):
         away(author, lam, "bob")  # 3 of 5: bob is away
@@ -630,23 +729,26 @@ def presence_meeting() -> list[Entry]:
 def admission_meeting() -> list[Entry]:
     """The facilitator closes joining, admits a room display, removes a member
     (which retires the code) and publishes a fresh code (SPEC §12.11, §12.12)."""
+    new_room()
     a, b, d = (Author(n) for n in ("alice", "bob", "dan"))
     agenda = [
         {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
     ]
     old = {"np": 42, "words": ["harbor", "velvet", "orbit"]}
     return [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        a.write(2, "join.code", old),
-        a.write(3, "roster.add", add_data("bob")),
-        a.write(4, "roster.add", add_data("carol")),
-        b.write(5, "join.open", {"open": False}),  # ignored: only the facilitator
-        a.write(6, "join.open", {"open": False}),
-        a.write(7, "viewer.add", {"key": IDS["dan"].key, "name": "Room display"}),
-        d.write(8, "hand.raise", {}),  # not even stored: a display is no known author (§3.3)
-        a.write(9, "roster.remove", {"who": IDS["carol"].key, "upto": 0}),
-        b.write(10, "join.code", old),  # ignored: retired by the removal
-        a.write(11, "join.code", {"np": 42, "words": ["harbor", "velvet", "acorn"]}),
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("join.code", old),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        b.write("join.open", {"open": False}),  # ignored: only the facilitator
+        a.write("join.open", {"open": False}),
+        a.write("viewer.add", {"key": IDS["dan"].key, "name": "Room display"}),
+        a.write("roster.remove", {"who": IDS["carol"].key, "upto": 0}),
+        b.write("join.code", old),  # ignored: retired by the removal
+        a.write("join.code", {"np": 42, "words": ["harbor", "velvet", "acorn"]}),
+        # Last, so that no member's entry names it: not even stored, a display
+        # being no known author (§3.3).
+        d.write("hand.raise", {}),
     ]
 
 
@@ -676,10 +778,11 @@ def agenda_of_size(size: int) -> list[dict[str, Any]]:
 
 def agenda_limit_meeting(size: int) -> list[Entry]:
     """alice creates a meeting whose agenda takes ``size`` bytes, then opens step 0."""
+    new_room()
     a = Author("alice")
     return [
-        a.write(1, "meeting.create", create_data("alice", "Big agenda", agenda_of_size(size), {})),
-        a.write(2, "step.open", {"step": 0}),
+        a.write("meeting.create", create_data("alice", "Big agenda", agenda_of_size(size), {})),
+        a.write("step.open", {"step": 0}),
     ]
 
 
@@ -687,6 +790,7 @@ def translations_meeting(translations: dict[str, Any]) -> list[Entry]:
     """alice creates a meeting whose rating step carries ``translations``
     (SPEC §6.3 "Translations"), opens it and rates: the rule reads the
     step's own scale, whatever language a laptop shows."""
+    new_room()
     a = Author("alice")
     agenda = [
         {
@@ -700,60 +804,123 @@ def translations_meeting(translations: dict[str, Any]) -> list[Entry]:
         }
     ]
     return [
-        a.write(1, "meeting.create", create_data("alice", "Languages", agenda, {})),
-        a.write(2, "step.open", {"step": 0}),
-        a.write(3, "rating.set", {"step": 0, "value": 1}),
+        a.write("meeting.create", create_data("alice", "Languages", agenda, {})),
+        a.write("step.open", {"step": 0}),
+        a.write("rating.set", {"step": 0, "value": 1}),
     ]
 
 
 def names_and_whitespace_meeting() -> list[Entry]:
     """Display names and text(n) at the edge of their written lists (§6.0,
     §6.1): no rule reads a Unicode table, so every laptop folds these alike."""
+    new_room()
     a, b = Author("alice"), Author("bob")
     agenda = [
         {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
     ]
 
-    def add(lam: int, who: str, name: str) -> Entry:
-        return a.write(lam, "roster.add", {**add_data(who), "name": name})
+    def add(who: str, name: str) -> Entry:
+        return a.write("roster.add", {**add_data(who), "name": name})
 
     return [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        add(2, "bob", "\U0001f469\u200d\U0001f4bb Bob"),  # applied: ZWJ is allowed
-        add(3, "carol", "Ca\u00adrol"),  # ignored: soft hyphen
-        add(4, "carol", "Carol\U000e0067"),  # ignored: a tag character
-        add(5, "carol", "\u3000\u2003"),  # ignored: only whitespace
-        add(6, "carol", "\U0001d49e" * 64),  # applied: 64 characters of 4 UTF-8 bytes
-        add(7, "dan", "\u200b"),  # ignored: not blank, but forbidden
-        add(8, "dan", "Dan\u2065"),  # ignored: unassigned, inside a listed range
-        add(9, "dan", "Dan\U0010fffe"),  # ignored: a noncharacter
-        add(10, "dan", "Dan\u0378"),  # applied: unassigned today, not listed
-        a.write(11, "step.open", {"step": 0}),
-        b.write(12, "contrib.add", {"step": 0, "text": "\x1c\u3000 \u2028\x85"}),  # blank
-        b.write(13, "contrib.add", {"step": 0, "text": "\u180e"}),  # text: not whitespace
-        b.write(14, "contrib.add", {"step": 0, "text": "\u200b"}),  # text: not whitespace
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        add("bob", "\U0001f469\u200d\U0001f4bb Bob"),  # applied: ZWJ is allowed
+        add("carol", "Ca\u00adrol"),  # ignored: soft hyphen
+        add("carol", "Carol\U000e0067"),  # ignored: a tag character
+        add("carol", "\u3000\u2003"),  # ignored: only whitespace
+        add("carol", "\U0001d49e" * 64),  # applied: 64 characters of 4 UTF-8 bytes
+        add("dan", "\u200b"),  # ignored: not blank, but forbidden
+        add("dan", "Dan\u2065"),  # ignored: unassigned, inside a listed range
+        add("dan", "Dan\U0010fffe"),  # ignored: a noncharacter
+        add("dan", "Dan\u0378"),  # applied: unassigned today, not listed
+        a.write("step.open", {"step": 0}),
+        b.write("contrib.add", {"step": 0, "text": "\x1c\u3000 \u2028\x85"}),  # blank
+        b.write("contrib.add", {"step": 0, "text": "\u180e"}),  # text: not whitespace
+        b.write("contrib.add", {"step": 0, "text": "\u200b"}),  # text: not whitespace
     ]
+
+
+def settlement_meeting() -> list[Entry]:
+    """alice opens a poll, then her laptop goes silent; bob and carol declare
+    her absent and dan acknowledges, so the declarations settle (3 of 4).
+    alice then opens a step and closes the poll, claiming she saw nothing
+    since the votes: by their clocks both sort before the declarations, but
+    they are re-dated after the settled ones (SPEC §5.1), where bob
+    facilitates: ignored (the close too, though its cut makes alice the
+    facilitator, SPEC §6.5 condition 7). bob opens that step."""
+    new_room()
+    a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    agenda = [
+        {"id": "s", "title": "Plan", "prompt": "What do we do?", "mode": "named",
+         "kind": "proposal"},
+        {"id": "t", "title": "Next", "prompt": "What next?", "mode": "named", "kind": "text"},
+    ]  # fmt: skip
+    log = [
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("roster.add", add_data("carol")),
+        a.write("roster.add", add_data("dan")),
+        a.write("step.open", {"step": 0}),
+    ]
+    proposal = b.write("proposal.add", {"step": 0, "text": "Meet on Tuesday."})
+    poll = a.write("poll.open", {"proposal": proposal.hash})
+    log += [proposal, poll]
+    votes = [s.write("vote.cast", {"poll": poll.hash, "choice": "agree"}) for s in (b, c)]
+    log += votes
+    seen = a.upto(votes[-1])
+    log += [b.write("hand.raise", {}), c.write("hand.raise", {})]  # the meeting goes on
+    declarations = [b.write("facil.absent", {"term": 1}), c.write("facil.absent", {"term": 1})]
+    log += [*declarations, b.write("ack", {}), d.write("ack", {})]
+    late = a.write("step.open", {"step": 1}, seen=seen)
+    close = a.write("poll.close", {"poll": poll.hash, "cut": cut_of(seen)}, seen=seen)
+    require(close.lam < declarations[0].lam, "alice's entries sort before the declarations")
+    log += [late, close, b.write("step.open", {"step": 1})]
+    return log
+
+
+def roster_full_meeting() -> list[Entry]:
+    """alice adds and removes members until 1 024 keys have been members,
+    the creator's included (SPEC §6.1 condition 7, MAX_MEMBERS_EVER): one
+    more roster.add is ignored, though only one member is active."""
+    new_room()
+    a = Author("alice")
+    agenda = [
+        {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "named", "kind": "text"}
+    ]
+    log = [a.write("meeting.create", create_data("alice", "Many", agenda, {}))]
+    for i in range(MAX_MEMBERS_EVER):
+        seed = hashlib.blake2b(b"member %d" % i, digest_size=32).digest()
+        member = Identity.from_seed(seed)
+        name = f"m{i:04d}"
+        NAME_OF.setdefault(member.key, name)
+        log.append(
+            a.write("roster.add", {"key": member.key, "ring": member.ring_key, "name": name})
+        )
+        if i < MAX_MEMBERS_EVER - 1:
+            log.append(a.write("roster.remove", {"who": member.key, "upto": 0}))
+    return log
 
 
 def fork_meeting() -> list[Entry]:
     """bob signs two different entries at seq 2: his feed freezes before the fork."""
+    new_room()
     a, b = Author("alice"), Author("bob")
     agenda = [
         {"id": "s", "title": "Check-in", "prompt": "How are you?", "mode": "both", "kind": "text"}
     ]
     first = [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "step.open", {"step": 0}),
-        b.write(4, "contrib.add", {"step": 0, "text": "One."}),
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("step.open", {"step": 0}),
+        b.write("contrib.add", {"step": 0, "text": "One."}),
     ]
     twin = b.fork()
     return [
         *first,
-        b.write(5, "contrib.add", {"step": 0, "text": "Two, as alice saw it."}),
-        b.write(6, "contrib.add", {"step": 0, "text": "Three."}),
-        twin.write(5, "contrib.add", {"step": 0, "text": "Two, as carol saw it."}),
-        a.write(7, "hand.raise", {}),
+        b.write("contrib.add", {"step": 0, "text": "Two, as alice saw it."}),
+        b.write("contrib.add", {"step": 0, "text": "Three."}),
+        twin.write("contrib.add", {"step": 0, "text": "Two, as carol saw it."}),
+        a.write("hand.raise", {}),
     ]
 
 
@@ -813,6 +980,22 @@ def invalid_entry_cases() -> list[dict[str, Any]]:
         ("type of 33 characters", raw_body(body_fields(alice, type="x" * 33))),
         ("type not a str", raw_body(body_fields(alice, type=b"hand.raise"))),
         ("data not a map", raw_body(body_fields(alice, data=[]))),
+        ("deps not an array", raw_body(body_fields(alice, deps={}))),
+        ("deps naming the author itself", raw_body(body_fields(alice, deps=[[alice.key, 1]]))),
+        (
+            "deps not ascending by key",
+            raw_body(body_fields(alice, deps=[[b"\x02" * 32, 1], [b"\x01" * 32, 1]])),
+        ),
+        (
+            "deps naming one author twice",
+            raw_body(body_fields(alice, deps=[[b"\x02" * 32, 1], [b"\x02" * 32, 2]])),
+        ),
+        ("deps seq 0", raw_body(body_fields(alice, deps=[[b"\x02" * 32, 0]]))),
+        ("deps pair of three items", raw_body(body_fields(alice, deps=[[b"\x02" * 32, 1, 1]]))),
+        (
+            "deps of 257 pairs",
+            raw_body(body_fields(alice, deps=[[i.to_bytes(2, "big") * 16, 1] for i in range(257)])),
+        ),
         ("a float in data", raw_body(body_fields(alice, data={"x": 0.5}))),
         ("body not a map", raw_body([1])),
     ]
@@ -837,15 +1020,16 @@ def invalid_entry_cases() -> list[dict[str, Any]]:
 
 
 def entries_vectors() -> dict[str, Any]:
+    new_room()
     a, b = Author("alice"), Author("bob")
     agenda = [AGENDA[0]]
     entries = [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "step.open", {"step": 0}),
-        b.write(4, "contrib.add", {"step": 0, "text": "Hello, everyone."}),
-        a.write(4, "hand.raise", {}),
-        b.write(5, "contrib.add", {"step": 0, "text": "Ça va ✓", "tag": "mood"}),
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("step.open", {"step": 0}),
+        b.write("contrib.add", {"step": 0, "text": "Hello, everyone."}),
+        a.write("hand.raise", {}),
+        b.write("contrib.add", {"step": 0, "text": "Ça va ✓", "tag": "mood"}),
     ]
     return {
         "description": (
@@ -886,8 +1070,18 @@ def ingest_outcome(log: Log, call: Callable[[], Any]) -> dict[str, Any]:
         return {"result": "duplicate"}
     if result.buffered is not None:
         missing = log.missing_range(result.buffered.author)
-        return {"result": "buffered", "seq": result.buffered.seq, "missing": list(missing or ())}
+        return {
+            "result": "buffered",
+            "seq": result.buffered.seq,
+            "missing": list(missing or ()),
+            "wanted": wanted(log),
+        }
     return {"result": "accepted", "seqs": [e.seq for e in result.accepted]}
+
+
+def wanted(log: Log) -> list[list[Any]]:
+    """What the log would ask for in ``want`` (SPEC §3.4): gaps and dependencies."""
+    return [[NAME_OF[author], first, last] for author, first, last in log.missing_ranges()]
 
 
 def feed_case(
@@ -921,6 +1115,7 @@ def feed_case(
             for n in known
             if log.missing_range(IDS[n].key) is not None
         ],
+        "wanted": wanted(log),
     }
     return {"name": name, "note": note, "known": known, "steps": rows, "final": final}
 
@@ -940,19 +1135,36 @@ def flip_bit(envelope: bytes) -> bytes:
 
 
 def feed_vectors() -> dict[str, Any]:
+    new_room()
     a = Author("alice")
-    a1, a2, a3, a4 = (
-        a.write(lam, "hand.raise" if lam % 2 else "hand.lower", {}) for lam in range(1, 5)
-    )
+    a1, a2, a3, a4 = (a.write("hand.raise" if lam % 2 else "hand.lower", {}) for lam in range(1, 5))
     text = {"step": 0, "text": "the other branch"}
-    a2x = a.branch(1, a1.hash, "'").write(2, "contrib.add", text)
-    a3x = a.branch(2, a2.hash, "'").write(3, "contrib.add", text)
-    a3_off = a.branch(2, a2x.hash, "~").write(3, "hand.raise", {})  # after alice#2'
-    a2_flat = a.branch(1, a1.hash, "~lam").write(1, "hand.lower", {})  # lam not increasing
-    a2_wrong = a.branch(1, bytes(32), "~prev").write(2, "hand.lower", {})  # prev not a1's
-    other = Author("alice", OTHER_MID).write(1, "hand.raise", {})
-    eve1 = Author("eve").write(1, "hand.raise", {})
-    bob1 = Author("bob").write(1, "hand.raise", {})
+    a2x = a.branch(1, a1.hash, "'").write("contrib.add", text)
+    a3x = a.branch(2, a2.hash, "'").write("contrib.add", text)
+    a3_off = a.branch(2, a2x.hash, "~").write("hand.raise", {})  # after alice#2'
+    a2_flat = a.branch(1, a1.hash, "~lam").write("hand.lower", {}, lam=1)  # clock not computed
+    a2_high = a.branch(1, a1.hash, "~lam+").write("hand.lower", {}, lam=3)  # one too high
+    a2_max = a.branch(1, a1.hash, "~max").write("hand.lower", {}, T0, lam=(1 << 53) - 1)
+    a2_wrong = a.branch(1, bytes(32), "~prev").write("hand.lower", {}, lam=2)  # prev not a1's
+    other = Author("alice", OTHER_MID, Room()).write("hand.raise", {})
+    eve1 = Author("eve", room=Room()).write("hand.raise", {})
+    bob1 = Author("bob", room=Room()).write("hand.raise", {})
+    # bob writes after seeing alice#2: his entry names it and waits for it (§3.4)
+    causal = new_room()
+    ca = Author("alice", room=causal)
+    c1, c2 = ca.write("hand.raise", {}), ca.write("hand.lower", {})
+    cb = Author("bob", room=causal)
+    b1_after = cb.write("hand.raise", {})
+    require(b1_after.deps == ((IDS["alice"].key, 2),) and b1_after.lam == 3, "bob#1 names alice#2")
+    b2_after = cb.write("hand.lower", {})
+    b1_low = (
+        Author("bob", room=causal)
+        .branch(0, None, "~lam")
+        .write("hand.raise", {}, seen=[c1, c2], lam=2)
+    )
+    b1_ignorant = (
+        Author("bob", room=causal).branch(0, None, "~deps").write("hand.raise", {}, seen=[c1])
+    )
     bob_body_as_alice = signed_envelope(IDS["bob"], a1.body)  # au=alice, signed by bob
 
     largest = signed_envelope(IDS["bob"], body_of_size(IDS["bob"], ENTRY_LIMITS.max_bin))
@@ -988,12 +1200,41 @@ def feed_vectors() -> dict[str, Any]:
         ),
         feed_case(
             "broken_chain",
-            "prev must be the hash of the previous body; lam must increase along the feed",
+            "prev must be the hash of the previous body",
+            [("", a1), ("prev is not a1's hash", a2_wrong), ("", a2)],
+        ),
+        feed_case(
+            "bad_clock",
+            "lam must be 1 + max(lam of prev, lam of each dependency) (SPEC §3.3 step 5.4): "
+            "any other clock is refused, 2^53 - 1 included",
             [
                 ("", a1),
-                ("prev is not a1's hash", a2_wrong),
                 ("lam equal to a1's", a2_flat),
+                ("lam one above the computed clock", a2_high),
+                ("lam 2^53 - 1", a2_max),
                 ("", a2),
+            ],
+        ),
+        feed_case(
+            "dependency_buffered",
+            "an entry waits in the buffer until every entry its deps name is accepted, "
+            "and the log asks for what it waits for (SPEC §3.3 step 5.4, §3.4)",
+            [
+                ("bob#1 names alice#2, which this log lacks", b1_after),
+                ("bob#2 waits behind bob#1", b2_after),
+                ("", c1),
+                ("alice#2 releases bob#1 and bob#2", c2),
+            ],
+        ),
+        feed_case(
+            "dependency_clock",
+            "a clock is computed from the dependencies named: one below is refused; a "
+            "writer may name fewer (claim ignorance), and its clock follows that claim",
+            [
+                ("", c1),
+                ("", c2),
+                ("names alice#2 with the clock of alice#1 + 1", b1_low),
+                ("names only alice#1: accepted, clock 2", b1_ignorant),
             ],
         ),
         feed_case(
@@ -1063,9 +1304,11 @@ def feed_vectors() -> dict[str, Any]:
             "mid_hex in which the authors in 'known' may write. Each step ingests one "
             "envelope (envelope_hex) or one fork proof (fork_proof_hex) and MUST have the "
             "outcome in 'expect': accepted (seqs newly in the feed, in order), duplicate, "
-            "buffered (with the missing range the log would ask for), fork (seq, the seqs "
+            "buffered (with the author's missing range, and 'wanted': every range the log "
+            "would ask for, gaps and dependencies, SPEC §3.4), fork (seq, the seqs "
             "cut from the feed, the proof in canonical order) or error (code). 'final' is "
-            "the summary vector, the frozen feeds and the missing ranges after the last step."
+            "the summary vector, the frozen feeds, the missing ranges and 'wanted' after the "
+            "last step."
         ),
         "conventions": CONVENTIONS,
         "mid_hex": h(MID),
@@ -1193,7 +1436,6 @@ def state_case(
     session, events = replay([e.envelope for e in delivery], creator)
     state = session.state
     labels = {e.hash: label(e) for e in delivery}
-    ordered = sorted(delivery, key=lambda e: e.order_key)
     canonical = pack(state.to_canonical())
     summary = state_summary(state, labels)
     # The script means something: if the fold stops agreeing, fail rather than
@@ -1208,7 +1450,7 @@ def state_case(
         "note": note,
         "creator": "alice",
         "log": [{"label": label(e), "envelope_hex": h(e.envelope)} for e in delivery],
-        "fold_order": [label(e) for e in ordered if e in session.log.entries()],
+        "fold_order": [label(e) for e in session.fold_order()],
         "forks": events,
         "expect": {
             "digest_hex": h(state.digest()),
@@ -1236,7 +1478,8 @@ def state_vectors() -> dict[str, Any]:
             state_case(
                 "meeting",
                 "create, three members added, steps, contributions, speaking queue, rating, "
-                "proposal, poll with a changed vote and a back-dated vote outside the cut, "
+                "proposal, poll with a changed vote and a vote concurrent with the close (outside "
+                "its cut, re-dated after it once it settled), "
                 "close, hand-over, succession by an absent majority, a join code, the tally "
                 "co-signed and the outcome recorded",
                 delivery,
@@ -1250,6 +1493,7 @@ def state_vectors() -> dict[str, Any]:
                     "ignored": [
                         "bob#1",
                         "carol#3",
+                        "bob#5",  # after the close: re-dated once the close settled
                         "carol#6",
                         "bob#6",
                         "alice#14",
@@ -1338,6 +1582,23 @@ def state_vectors() -> dict[str, Any]:
                 "display's own entry is never stored, its key being no known author (§3.3)",
                 admission_meeting(),
                 {"epoch": 4, "ignored": ["bob#1", "bob#2"]},
+            ),
+            state_case(
+                "settlement",
+                "a step change and a poll close that claim not to have seen settled "
+                "declarations are re-dated after them (SPEC §5.1, §9.2): alice no longer "
+                "facilitates there, so both are ignored (the close by SPEC §6.5 condition 7, "
+                "though its cut makes alice the facilitator); the acks (SPEC §6.10) are what "
+                "settles the declarations",
+                settlement_meeting(),
+                {"facilitator": "bob", "current": 1, "ignored": ["alice#7", "alice#8"]},
+            ),
+            state_case(
+                "roster_full",
+                "1 024 keys have been members (1 023 added and removed, and the creator): "
+                "a 1 025th roster.add is ignored (SPEC §6.1 condition 7, MAX_MEMBERS_EVER)",
+                roster_full_meeting(),
+                {"epoch": 2 * MAX_MEMBERS_EVER - 1, "ignored": [f"alice#{2 * MAX_MEMBERS_EVER}"]},
             ),
             state_case(
                 "agenda_at_limit",
@@ -1441,18 +1702,19 @@ def frames_vectors() -> dict[str, Any]:
 
 
 def sync_vectors() -> dict[str, Any]:
+    new_room()
     a, b = Author("alice"), Author("bob")
     agenda = [AGENDA[0]]
     log = [
-        a.write(1, "meeting.create", create_data("alice", "Check-in", agenda, {})),
-        a.write(2, "roster.add", add_data("bob")),
-        a.write(3, "step.open", {"step": 0}),
-        b.write(4, "contrib.add", {"step": 0, "text": "Hello."}),
-        b.write(5, "hand.raise", {}),
+        a.write("meeting.create", create_data("alice", "Check-in", agenda, {})),
+        a.write("roster.add", add_data("bob")),
+        a.write("step.open", {"step": 0}),
+        b.write("contrib.add", {"step": 0, "text": "Hello."}),
+        b.write("hand.raise", {}),
     ]
     a_fork = a.fork()
-    a4 = a.write(6, "hand.raise", {})
-    a4x = a_fork.write(6, "hand.lower", {})
+    a4 = a.write("hand.raise", {})
+    a4x = a_fork.write("hand.lower", {})
     peer = IDS["carol"].key  # whoever is on the other end of the link
     creator = IDS["alice"].key
     labels = {e.hash: label(e) for e in [*log, a4, a4x]}

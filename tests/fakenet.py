@@ -67,20 +67,34 @@ def forge_next(
     seq: int | None = None,
     prev: bytes | bool | None = True,
     mid: bytes | None = None,
+    deps: Sequence[tuple[bytes, int]] | None = None,
 ) -> Entry:
     """Sign the entry a modified client of ``identity`` (default: the
     session's own) could write next, skipping every local rule check. The
-    defaults chain it correctly onto what ``session`` holds; the keywords
-    override any field (``prev=True`` means "link to the head")."""
+    defaults chain it correctly onto what ``session`` holds, naming every
+    head ``session`` holds as a dependency and computing the clock from
+    them, as an honest writer would; the keywords override any field
+    (``prev=True`` means "link to the entry at seq - 1"; ``deps=[]`` claims
+    to have seen nothing new, the clock then follows from that claim)."""
     identity = identity or session.identity
-    feed = session.log.feed(identity.key)
-    head = feed[-1] if feed else None
+    log = session.log
+    feed = log.feed(identity.key)
     if seq is None:
         seq = len(feed) + 1
+    before = feed[seq - 2] if seq >= 2 and len(feed) >= seq - 1 else None
     if prev is True:
-        prev = feed[seq - 2].hash if seq >= 2 and len(feed) >= seq - 1 else None
+        prev = before.hash if before is not None else None
+    if deps is None:
+        covered = log.past(before) if before is not None else {}
+        deps = [
+            (author, length)
+            for author, length, _ in log.summary()
+            if author != identity.key and length > covered.get(author, 0)
+        ]
     if lam is None:
-        lam = max(session.log.max_lamport, head.lam if head else 0) + 1
+        clocks = [before.lam if before is not None else 0]
+        clocks += [log.feed(author)[s - 1].lam for author, s in deps if s <= len(log.feed(author))]
+        lam = 1 + max(clocks)
     return encode_entry(
         identity,
         mid=mid or session.mid,
@@ -90,6 +104,7 @@ def forge_next(
         ts=session.clock() if ts is None else ts,
         kind=kind,
         data=data,
+        deps=deps,
     )
 
 
@@ -388,15 +403,18 @@ def codes(events: Iterable[Event]) -> list[str]:
 
 
 class Scribe:
-    """Writes correctly chained, signed entries for any identities, with
-    Lamport clocks of the test's choosing, and folds them. For rule tests
-    that need no network."""
+    """Writes correctly chained, signed entries for any identities, and folds
+    them. Each entry names every head written before it (``deps``) and carries
+    the clock that makes, as an honest writer does (SPEC §3.7), unless the
+    test chooses a clock (``lam``: for rule tests that fold without a Log,
+    which does not check clocks). For rule tests that need no network."""
 
     def __init__(self, creator: Identity, mid: bytes = MID) -> None:
         self.mid = mid
         self.creator = creator
         self.entries: list[Entry] = []
         self._heads: dict[bytes, Entry] = {}
+        self._past: dict[bytes, dict[bytes, int]] = {}
         self.lam = 0
         self.ts = START_MS
 
@@ -413,8 +431,14 @@ class Scribe:
         """Append the author's next entry; ``keep=False`` signs it without
         adding it to the log (to ask the fold about it)."""
         head = self._heads.get(identity.key)
+        covered = self._past[head.hash] if head is not None else {}
+        deps = [
+            (author, other.seq)
+            for author, other in sorted(self._heads.items())
+            if author != identity.key and other.seq > covered.get(author, 0)
+        ]
         if lam is None:
-            lam = self.lam + 1
+            lam = 1 + max([head.lam if head else 0] + [self._heads[a].lam for a, _ in deps])
         if head is not None and lam <= head.lam:
             raise ValueError("a feed's Lamport clock must increase (Log would refuse this)")
         entry = encode_entry(
@@ -426,8 +450,15 @@ class Scribe:
             ts=self.ts if ts is None else ts,
             kind=kind,
             data=data,
+            deps=deps,
         )
         if keep:
+            past = dict(covered)
+            for author, _ in deps:
+                for key, seq in self._past[self._heads[author].hash].items():
+                    past[key] = max(past.get(key, 0), seq)
+            past[identity.key] = entry.seq
+            self._past[entry.hash] = past
             self.entries.append(entry)
             self._heads[identity.key] = entry
             self.lam = max(self.lam, lam)
@@ -458,6 +489,21 @@ class Scribe:
         return self.write(
             sponsor, "roster.add", {"key": member.key, "ring": member.ring_key, "name": name}
         )
+
+
+def acknowledge(net: FakeNetwork, *honest: Session) -> None:
+    """What honest nodes do shortly after accepting a roster, facilitation,
+    step, poll or tally entry (net/node.py, SPEC §6.10): write an ``ack`` if
+    one is owed, until none is; ``honest`` defaults to every session."""
+    sessions = list(honest) or list(net)
+    for _ in range(10):
+        due = [session for session in sessions if session.ack_due()]
+        if not due:
+            return
+        for session in due:
+            session.ack()
+        net.settle()
+    raise NotSettled("acks still owed after 10 rounds")
 
 
 def open_poll(net: FakeNetwork) -> bytes:

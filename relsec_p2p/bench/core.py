@@ -55,21 +55,23 @@ def build_log(total: int, authors: int, seed: int = 7) -> tuple[bytes, bytes, li
     session.open_step(0)
     entries = [e for e in session.log.entries()]
     heads: dict[bytes, Entry] = {}
-    lam = session.log.max_lamport
     rng = random.Random(seed)
     while len(entries) < total:
         author = identities[1 + len(entries) % (authors - 1)]
         head = heads.get(author.key)
-        lam += 1
+        # Each entry names the one written just before it (SPEC §3.7), so
+        # the log is one causal chain and each clock is one more.
+        last = entries[-1]
         entry = encode_entry(
             author,
             mid=session.mid,
             seq=head.seq + 1 if head else 1,
             prev=head.hash if head else None,
-            lam=lam,
+            lam=last.lam + 1,
             ts=next(clock_ms),
             kind="contrib.add",
             data={"step": 0, "text": f"contribution {rng.random():.12f}"},
+            deps=[(last.author, last.seq)] if last.author != author.key else [],
         )
         heads[author.key] = entry
         entries.append(entry)

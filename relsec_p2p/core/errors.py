@@ -122,10 +122,16 @@ class BadSignature(RemoteProtocolError):
 
 
 class BrokenChain(RemoteProtocolError):
-    """``prev`` does not hash-link to the author's previous entry, or the
-    Lamport clock does not increase along the author's feed."""
+    """``prev`` does not hash-link to the author's previous entry."""
 
     code = "broken_chain"
+
+
+class BadClock(RemoteProtocolError):
+    """The entry's Lamport clock is not the one its ``prev`` and ``deps``
+    make it (SPEC §3.3 step 5.4): clocks are computed, not chosen."""
+
+    code = "bad_clock"
 
 
 class FrozenFeed(RemoteProtocolError):
@@ -135,7 +141,8 @@ class FrozenFeed(RemoteProtocolError):
 
 
 class BufferFull(RemoteProtocolError):
-    """Out-of-order entries beyond the gap buffer's bound are dropped."""
+    """Entries waiting for a predecessor or a dependency beyond the gap
+    buffer's bound are refused (SPEC §3.4)."""
 
     code = "buffer_full"
 

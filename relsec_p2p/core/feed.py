@@ -10,7 +10,13 @@ Rules of this file (normative text: protocol/SPEC.md §3):
 - ``(author, seq)`` is unique. The same entry again is a harmless duplicate; a
   different signed entry at the same place is a fork proof, kept and shared,
   and the author's feed freezes before the fork (SPEC §3.5).
-- Out-of-order entries wait in a bounded gap buffer for their predecessor.
+- Entries are causal (SPEC §3.1, §3.3): an entry names, in ``deps``, the heads
+  of other feeds its author had accepted, and its clock is computed from them,
+  ``lam = 1 + max(lam(prev), lam(each dependency))``; any other clock is
+  refused (``bad_clock``). Each accepted entry gets a vector clock, its causal
+  past, so "is E in the past of F" is one lookup.
+- Out-of-order entries, and entries whose dependencies are not all accepted
+  yet, wait in one bounded gap buffer.
 - Entries by a key not known yet (a member whose ``roster.add`` has not
   arrived) wait, signature checked, in a bounded hold until the key becomes
   known; when the hold is full the oldest held entry is evicted (sync
@@ -20,7 +26,7 @@ Rules of this file (normative text: protocol/SPEC.md §3):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +35,7 @@ from nacl.signing import VerifyKey
 
 from .codec import ENTRY_LIMITS, pack, split_entry_envelope, unpack
 from .errors import (
+    BadClock,
     BadForkProof,
     BadSignature,
     BrokenChain,
@@ -48,11 +55,17 @@ PROTOCOL_VERSION = 2
 ENTRY_CONTEXT = b"relsec/v2/entry\x00"
 MEETING_ID_BYTES = 16
 HASH_BYTES = 32
-BODY_KEYS = ("au", "data", "lam", "mid", "prev", "seq", "ts", "type", "v")
+BODY_KEYS = ("au", "data", "deps", "lam", "mid", "prev", "seq", "ts", "type", "v")
 MAX_TYPE_LEN = 32
 MAX_SEQ = (1 << 32) - 1
 MAX_LAMPORT = (1 << 53) - 1
-MAX_LAMPORT_STEP = 1 << 24  # larger jumps are ignored by the local clock hint
+# Dependencies one entry names (SPEC §3.1): one per other author at most, and
+# an honest writer names only feeds that grew since its previous entry.
+MAX_DEPS = 256
+# A dependency beyond a fork cannot be checked (the entry it named left the
+# log with the fork, §3.5): the clock may exceed the checked parts by at most
+# this much (SPEC §3.3 step 5.4).
+MAX_UNCHECKED_STEP = 1 << 24
 MAX_PENDING_PER_AUTHOR = 1024
 MAX_PENDING_TOTAL = 16 * 1024
 # Entries held for keys not known yet (SPEC §3.3). A late joiner receives a
@@ -83,6 +96,7 @@ class Entry:
     ts: int
     type: str
     data: dict[str, Any]
+    deps: tuple[tuple[bytes, int], ...] = ()
 
     @property
     def order_key(self) -> tuple[int, bytes, int]:
@@ -92,6 +106,26 @@ class Entry:
 
 def _is_uint(value: Any, maximum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= maximum
+
+
+def parse_deps(raw: Any, author: bytes) -> tuple[tuple[bytes, int], ...] | None:
+    """``[[au, seq], ...]``: at most MAX_DEPS pairs, strictly ascending by
+    ``au``, none by ``author`` itself (``prev`` covers its own feed)."""
+    if not isinstance(raw, list) or len(raw) > MAX_DEPS:
+        return None
+    pairs: list[tuple[bytes, int]] = []
+    for item in raw:
+        if not (isinstance(item, list) and len(item) == 2):
+            return None
+        key, seq = item
+        if not (isinstance(key, bytes) and len(key) == KEY_BYTES and key != author):
+            return None
+        if not (_is_uint(seq, MAX_SEQ) and seq >= 1):
+            return None
+        if pairs and key <= pairs[-1][0]:
+            return None
+        pairs.append((key, seq))
+    return tuple(pairs)
 
 
 def decode_entry(envelope: bytes) -> Entry:
@@ -138,6 +172,11 @@ def decode_entry(envelope: bytes) -> Entry:
         raise MalformedFrame("type must be a short string")
     if not isinstance(data, dict):
         raise MalformedFrame("data must be a map")
+    deps = parse_deps(fields["deps"], author)
+    if deps is None:
+        raise MalformedFrame(
+            f"deps must be at most {MAX_DEPS} [key, seq] pairs of other authors, ascending by key"
+        )
     return Entry(
         envelope=envelope,
         body=body,
@@ -151,6 +190,7 @@ def decode_entry(envelope: bytes) -> Entry:
         ts=ts,
         type=kind,
         data=data,
+        deps=deps,
     )
 
 
@@ -164,9 +204,11 @@ def encode_entry(
     ts: int,
     kind: str,
     data: dict[str, Any],
+    deps: Sequence[tuple[bytes, int]] = (),
 ) -> Entry:
     """Build and sign an entry, then decode it back so that what we store is
-    exactly what every peer will check."""
+    exactly what every peer will check. ``deps`` as ``Log.dependencies``
+    gives them (the reference writer, core/session.py)."""
     body = pack(
         {
             "v": PROTOCOL_VERSION,
@@ -178,6 +220,7 @@ def encode_entry(
             "ts": ts,
             "type": kind,
             "data": data,
+            "deps": [[key, dep_seq] for key, dep_seq in deps],
         }
     )
     # The body is the binding limit (SPEC §2.3): a body within max_bin always
@@ -248,6 +291,10 @@ class Log:
         # that never becomes known ages out before fresh honest entries.
         self._held: dict[tuple[bytes, int], Entry] = {}
         self._held_per_author: dict[bytes, int] = {}
+        # Authors whose next buffered entry waits for a given feed to grow.
+        self._blocked: dict[bytes, set[bytes]] = {}
+        # Vector clocks of accepted entries, by entry hash (``past``).
+        self._past: dict[bytes, dict[bytes, int]] = {}
         self.max_lamport = 0
 
     # -- reading ----------------------------------------------------------
@@ -281,9 +328,74 @@ class Log:
     def missing_range(self, author: bytes) -> tuple[int, int] | None:
         """The seq range this log lacks before its earliest buffered entry."""
         pending = self._pending.get(author)
-        if not pending:
+        if not pending or min(pending) <= len(self.feed(author)) + 1:
             return None
         return (len(self.feed(author)) + 1, min(pending) - 1)
+
+    def missing_ranges(self) -> list[tuple[bytes, int, int]]:
+        """What the buffer waits for, as ``(author, first, last)`` ranges
+        sorted by author: the gaps before buffered entries, and the
+        dependencies buffered entries name that this log lacks."""
+        wanted: dict[bytes, tuple[int, int]] = {}
+        for author, pending in self._pending.items():
+            gap = self.missing_range(author)
+            if gap is not None:
+                wanted[author] = gap
+            following = pending.get(len(self.feed(author)) + 1)
+            if following is None:
+                continue
+            for key, named in following.deps:
+                have, seq = len(self.feed(key)), self._kept(key, named)
+                if seq > have:
+                    first, last = wanted.get(key, (have + 1, seq))
+                    wanted[key] = (min(first, have + 1), max(last, seq))
+        return [(author, *wanted[author]) for author in sorted(wanted)]
+
+    # -- causality (SPEC §3.3, §5) ------------------------------------------------
+
+    def past(self, entry: Entry) -> Mapping[bytes, int]:
+        """The causal past of an accepted entry as a vector clock: for each
+        author, the highest seq of theirs the entry has in its past (itself,
+        its ``prev`` chain and, recursively, its dependencies)."""
+        return self._past[entry.hash]
+
+    def in_past(self, earlier: Entry, later: Entry) -> bool:
+        """Whether ``earlier`` is in the causal past of ``later`` (or is it)."""
+        return self._past[later.hash].get(earlier.author, 0) >= earlier.seq
+
+    def dependencies(self, author: bytes) -> list[tuple[bytes, int]]:
+        """What ``author``'s next entry names in ``deps`` (SPEC §3.7): the
+        head of every other feed that grew beyond the past of the author's
+        latest entry, ascending by key, at most ``MAX_DEPS``."""
+        head = self.head(author)
+        covered: Mapping[bytes, int] = self._past[head.hash] if head is not None else {}
+        grown = [
+            (key, len(feed))
+            for key, feed in sorted(self._feeds.items())
+            if key != author and len(feed) > covered.get(key, 0)
+        ]
+        return grown[:MAX_DEPS]
+
+    def next_clock(self, author: bytes, deps: Sequence[tuple[bytes, int]]) -> int:
+        """The clock ``author``'s next entry must carry with these ``deps``."""
+        head = self.head(author)
+        return 1 + max([head.lam if head else 0] + [self._dep_clock(k, s)[0] for k, s in deps])
+
+    def _kept(self, key: bytes, seq: int) -> int:
+        """The seq a dependency stands for: itself, or the last entry before
+        its author's fork when it is at or beyond it (the entry it named left
+        the log with the fork, SPEC §3.5)."""
+        frozen = self.frozen_at(key)
+        return seq if frozen is None or seq < frozen else frozen - 1
+
+    def _dep_clock(self, key: bytes, seq: int) -> tuple[int, bool]:
+        """The clock of a dependency, and whether it is exact (not cut by a fork)."""
+        kept = self._kept(key, seq)
+        return (self._feeds[key][kept - 1].lam if kept >= 1 else 0), kept == seq
+
+    def _ready(self, entry: Entry) -> bool:
+        """Every dependency accepted (up to the fork, for one beyond it)."""
+        return all(len(self.feed(key)) >= self._kept(key, seq) for key, seq in entry.deps)
 
     @property
     def pending_count(self) -> int:
@@ -424,51 +536,95 @@ class Log:
             if entry.hash in (proof.first.hash, proof.second.hash):
                 return IngestResult(duplicate=True)
             raise FrozenFeed(f"author equivocated at seq {frozen}; their feed is frozen")
+        if len(pending) >= MAX_PENDING_PER_AUTHOR or self._pending_total >= MAX_PENDING_TOTAL:
+            if seq != len(feed) + 1 or not self._ready(entry):
+                raise BufferFull("too many entries waiting for the ones before them")
         if seq == len(feed) + 1:
             self._check_link(feed, entry)
-            result = IngestResult(accepted=[entry])
-            self._append(feed, entry)
-            self._release(author, feed, result)
-            return result
-        if len(pending) >= MAX_PENDING_PER_AUTHOR or self._pending_total >= MAX_PENDING_TOTAL:
-            raise BufferFull("too many out-of-order entries waiting")
+            if self._ready(entry):
+                self._check_clock(feed, entry)
+                result = IngestResult(accepted=[entry])
+                self._append(feed, entry)
+                self._drain(result, author)
+                return result
+            self._block(author, entry)
+        # A gap before it, or a dependency not accepted yet: it waits.
         pending[seq] = entry
         self._pending_total += 1
         return IngestResult(buffered=entry)
 
+    def _block(self, author: bytes, entry: Entry) -> None:
+        """Note which feed ``author``'s next entry waits for (its first
+        dependency not accepted), so that only that feed's growth wakes it."""
+        for key, seq in entry.deps:
+            if len(self.feed(key)) < self._kept(key, seq):
+                self._blocked.setdefault(key, set()).add(author)
+                return
+
     def _check_link(self, feed: list[Entry], entry: Entry) -> None:
-        if feed:
-            last = feed[-1]
-            if entry.prev != last.hash:
-                raise BrokenChain(f"seq {entry.seq} does not link to seq {last.seq}")
-            if entry.lam <= last.lam:
-                raise BrokenChain("Lamport clock must increase along a feed")
+        if feed and entry.prev != feed[-1].hash:
+            raise BrokenChain(f"seq {entry.seq} does not link to seq {feed[-1].seq}")
+
+    def _check_clock(self, feed: list[Entry], entry: Entry) -> None:
+        """``lam`` is computed, not chosen (SPEC §3.3 step 5.4): one more than
+        the clock of its ``prev`` and of each dependency. Nobody can write a
+        clock that their claimed knowledge does not justify."""
+        parts = [feed[-1].lam if feed else 0]
+        exact = True
+        for key, seq in entry.deps:
+            clock, known = self._dep_clock(key, seq)
+            parts.append(clock)
+            exact = exact and known
+        expected = 1 + max(parts)
+        if exact and entry.lam != expected:
+            raise BadClock(f"seq {entry.seq} has clock {entry.lam}, its past makes it {expected}")
+        if not exact and not expected <= entry.lam <= expected + MAX_UNCHECKED_STEP:
+            raise BadClock(
+                f"seq {entry.seq} has clock {entry.lam}, its past makes it "
+                f"{expected} to {expected + MAX_UNCHECKED_STEP}"
+            )
 
     def _append(self, feed: list[Entry], entry: Entry) -> None:
-        previous = feed[-1].lam if feed else 0
+        past: dict[bytes, int] = dict(self._past[feed[-1].hash]) if feed else {}
+        for key, named in entry.deps:
+            seq = self._kept(key, named)
+            if seq >= 1:
+                for author, covered in self._past[self._feeds[key][seq - 1].hash].items():
+                    if covered > past.get(author, 0):
+                        past[author] = covered
+        past[entry.author] = entry.seq
+        self._past[entry.hash] = past
         feed.append(entry)
-        # The clock hint for our next entry. A jump far beyond anything an
-        # honest laptop writes (SPEC §3.7) does not count: otherwise one
-        # member writing a huge clock would push every laptop towards the
-        # limit, or out of step with each other.
-        if entry.lam > self.max_lamport and entry.lam - previous <= MAX_LAMPORT_STEP:
-            self.max_lamport = entry.lam
+        self.max_lamport = max(self.max_lamport, entry.lam)
 
-    def _release(self, author: bytes, feed: list[Entry], result: IngestResult) -> None:
-        pending = self._pending.get(author)
-        while pending:
-            following = pending.pop(len(feed) + 1, None)
-            if following is None:
-                break
-            self._pending_total -= 1
-            try:
-                self._check_link(feed, following)
-            except BrokenChain:
-                # The author signed another predecessor we have not seen: drop
-                # it; sync will bring the other one and a fork proof.
-                continue
-            self._append(feed, following)
-            result.accepted.append(following)
+    def _drain(self, result: IngestResult, grown: bytes) -> None:
+        """Accept every buffered entry that can go in now that ``grown``'s
+        feed grew (or froze): its predecessor is in the feed and its
+        dependencies are accepted. One that does not link or has a wrong
+        clock is dropped (sync brings another, or a fork)."""
+        work = [grown]
+        while work:
+            changed = work.pop()
+            for author in sorted({changed} | self._blocked.pop(changed, set())):
+                pending = self._pending.get(author)
+                feed = self._feeds.setdefault(author, [])
+                following = pending.get(len(feed) + 1) if pending else None
+                if following is None:
+                    continue
+                if not self._ready(following):
+                    self._block(author, following)
+                    continue
+                assert pending is not None  # noqa: S101 (following came from it)
+                del pending[following.seq]
+                self._pending_total -= 1
+                try:
+                    self._check_link(feed, following)
+                    self._check_clock(feed, following)
+                except (BrokenChain, BadClock):
+                    continue
+                self._append(feed, following)
+                result.accepted.append(following)
+                work.append(author)
 
     def _fork(self, proof: ForkProof) -> IngestResult:
         author, seq = proof.author, proof.seq
@@ -483,7 +639,10 @@ class Log:
         for late in [s for s in pending if s >= seq]:
             del pending[late]
             self._pending_total -= 1
-        return IngestResult(fork=proof, removed=removed)
+        result = IngestResult(fork=proof, removed=removed)
+        # Entries waiting for this author's entries beyond the fork can go in.
+        self._drain(result, author)
+        return result
 
     def ingest_fork_proof(self, envelopes: list[bytes]) -> IngestResult:
         """Check a fork proof from a peer; freeze the author if it is new."""

@@ -6,9 +6,10 @@ Rules of this file (normative text: protocol/SPEC.md §6.5):
   those active when the membership entries inside the cut are folded again on
   their own, and its quorum is over those of them present there (not declared
   away, or voting inside the cut); the votes are each counted member's latest
-  vote inside the cut;
-  its author must have been the facilitator there. No entry outside the cut,
-  whatever its Lamport clock, changes a close's members, votes or result.
+  vote inside the cut; its author must have been the facilitator there, and
+  must be the facilitator where the close folds too (after settled history,
+  SPEC §5.1). No entry outside the cut, whatever its Lamport clock, changes a
+  close's members, votes or result.
 - A close may only cover entries that the fold has already passed: a cut that
   reaches past the close's own place is refused, so every covered entry is
   known when the close is applied, the same way on every laptop.
@@ -171,7 +172,10 @@ def check_poll_close(state: MeetingState, entry: Entry, sub_fold: SubFold) -> Re
     inside = membership_in_cut(state, cut, sub_fold)
     if not inside.is_member(entry.author):
         return Refused(Refusal.NOT_A_CURRENT_MEMBER, "author is not a current member")
-    return _facilitator_check(inside, entry)
+    # The facilitator in the cut and where the close folds: a close that
+    # claims not to have seen a settled succession folds after it (§5.1),
+    # where its author no longer facilitates, and is ignored there.
+    return _facilitator_check(inside, entry) or _facilitator_check(state, entry)
 
 
 def quorum_of(present: int, settings: dict[str, Any]) -> int:

@@ -664,6 +664,24 @@ def apply_viewer_remove(state: MeetingState, entry: Entry) -> None:
     del state.viewers[entry.data["key"]]
 
 
+# acknowledgement ------------------------------------------------------------------
+
+
+def check_ack(state: MeetingState, entry: Entry) -> Refused | None:
+    """An ``ack`` says only what its ``deps`` say: what its author has seen
+    (SPEC §6.10). It changes nothing in the state but the count of applied
+    entries; settlement reads it from the vector clocks (core/settlement.py)."""
+    if reason := check_member(state, entry):
+        return reason
+    if entry.data:
+        return Refused(Refusal.BAD_FIELDS, "ack has no fields")
+    return None
+
+
+def apply_ack(state: MeetingState, entry: Entry) -> None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     check: Check
@@ -702,6 +720,7 @@ RULES: dict[str, Rule] = {
     "tally.object": Rule(check_tally_object, apply_tally_object),
     "outcome.record": Rule(check_outcome, apply_outcome),
     "anon.round": Rule(check_anon_round, apply_anon_round),
+    "ack": Rule(check_ack, apply_ack),
 }
 
 

@@ -12,7 +12,12 @@ Rules of this file (sync messages: protocol/SPEC.md §7):
   so this laptop never writes an entry the others would ignore; a refusal is
   an ``EntryRefused`` carrying the rule's stable code.
 - The fold is incremental while entries arrive in fold order, and redone
-  lazily (once, on the next read) when one arrives out of order.
+  lazily (once, on the next read) when one arrives out of order, or when an
+  entry settles that re-dates entries already folded (core/settlement.py).
+- After accepting an acknowledged type from another laptop (a roster,
+  facilitation, step, poll or tally entry), this laptop owes an ``ack``
+  (``ack_due``); the driver writes it shortly after unless this laptop
+  wrote something else meanwhile (SPEC §6.10).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from .policies import Held
 from .refusals import Refusal, Refused
 from .requests import AnonymousRequest
 from .rules import REMOVING_TYPES, apply_entry, fold, why_ignored
+from .settlement import ACKED_TYPES, OrderKey, Settlement, fold_order, order_key, redated
 from .state import MAX_MEMBERS_EVER, MeetingState
 
 Clock = Callable[[], int]
@@ -61,6 +67,19 @@ Clock = Callable[[], int]
 _BATCH_BUDGET = DEFAULT_MAX_FRAME // 4 - 4096
 MAX_WANT_RANGES = 256
 MAX_ENTRIES_PER_WANT = 20_000
+
+
+def _apply_membership(state: MeetingState, entry: Entry) -> bool:
+    """Apply one membership entry to a folded state; False when only a full
+    fold gives the right state: a declaration (the hand-over rule reads every
+    one in the input, §6.2) or a removal below what its member had folded
+    (the restart rule, §5.3). The same cases make the session refold."""
+    applied = apply_entry(state, entry) is None
+    if entry.type == "facil.absent":
+        return False
+    if applied and entry.type == "roster.remove":
+        return bool(state.folded_seq.get(entry.data["who"], 0) <= entry.data["upto"])
+    return True
 
 
 def _sync_message(kind: str, mid: bytes, **fields: Any) -> bytes:
@@ -93,7 +112,12 @@ class Session:
         self._known: set[bytes] = {creator}
         self.log = Log(mid, self._is_known)
         self._state = MeetingState(mid=mid, creator=creator)
-        self._last_folded: tuple[int, bytes, int] | None = None
+        self._last_folded: OrderKey | None = None
+        self.settlement = Settlement(
+            self.log.past, self.log.head, self._fold_membership, _apply_membership
+        )
+        # Entries of the acknowledged types by others, not yet in our past.
+        self._to_ack: list[Entry] = []
         self._dirty = False
         self._peers: set[bytes] = set()
         self._outbox: list[Send] = []
@@ -162,16 +186,41 @@ class Session:
     @property
     def state(self) -> MeetingState:
         if self._dirty:
-            ordered = sorted(self.log.entries(), key=lambda e: e.order_key)
+            ordered = self.fold_order()
             frozen = {au: proof.seq for au, proof in self.log.forks.items()}
             self._state = fold(self.mid, self.creator, ordered, frozen)
-            self._last_folded = ordered[-1].order_key if ordered else None
+            redate = redated(self._feeds(), self.settlement.settled, self.log.past)
+            self._last_folded = order_key(ordered[-1], redate) if ordered else None
             self._dirty = False
             self._known = {self.creator, *self._state.members}
         return self._state
 
     def digest(self) -> bytes:
         return self.state.digest()
+
+    def fold_order(self) -> list[Entry]:
+        """The log in fold order (SPEC §5.1): by clock, each entry re-dated
+        after the settled entries it claims not to have seen."""
+        return fold_order(self._feeds(), self.settlement.settled, self.log.past)
+
+    def _feeds(self) -> dict[bytes, list[Entry]]:
+        return {author: self.log.feed(author) for author, _, _ in self.log.summary()}
+
+    def _fold_membership(self, entries: list[Entry]) -> MeetingState:
+        frozen = {au: proof.seq for au, proof in self.log.forks.items()}
+        return fold(self.mid, self.creator, entries, frozen)
+
+    def ack_due(self) -> bool:
+        """Whether this laptop owes an ``ack``: it accepted an entry of an
+        acknowledged type from another laptop that none of its own entries
+        has in its past yet, and it is a member who may write."""
+        head = self.log.head(self.me)
+        self._to_ack = [e for e in self._to_ack if head is None or not self.log.in_past(e, head)]
+        return bool(self._to_ack) and self.state.is_member(self.me)
+
+    def ack(self) -> Entry:
+        """Acknowledge everything this laptop has accepted (SPEC §6.10)."""
+        return self.act("ack", {})
 
     def own_ignored(self) -> list[tuple[Entry, Refused]]:
         """This laptop's own entries the fold ignores now, with the reason
@@ -227,7 +276,7 @@ class Session:
             self._dirty = True
         if self._dirty:
             return
-        key_order = entry.order_key
+        key_order = self._order_key(entry)
         if self._last_folded is not None and key_order < self._last_folded:
             self._dirty = True
             return
@@ -240,18 +289,40 @@ class Session:
             # folded; the full fold knows how to take them out (SPEC §5.3).
             self._dirty = True
 
+    def _order_key(self, entry: Entry) -> OrderKey:
+        """Where ``entry`` folds now, given what has settled."""
+        moved = self.settlement.redate_of(entry)
+        return order_key(entry, {} if moved is None else {entry.hash: moved})
+
+    def _settle(self, entry: Entry) -> None:
+        """Count ``entry``'s acknowledgements; when entries settle that
+        re-date entries already folded, the fold is redone."""
+        newly = self.settlement.note(entry)
+        if newly and not self._dirty:
+            if self.settlement.reordered or redated(self._feeds(), newly, self.log.past):
+                self._dirty = True
+
     def _take(self, result: IngestResult, events: list[Event]) -> None:
-        self._stored.update(entry.envelope for entry in result.accepted)
         self._stored.difference_update(entry.envelope for entry in result.removed)
-        for entry in result.accepted:
-            if entry.type == "poll.close" and entry.hash not in self._held_at_close:
-                self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
-            self._note_accepted(entry)
-            events.append(EntryAccepted(entry.author, entry.seq, entry.type, entry.hash))
+        if result.fork is not None:
+            # The fork cut a feed: settlement is counted again on what is left.
+            self.settlement.reset(self.log.entries())
+        self._accept(result.accepted, events)
         if result.fork is not None:
             self._dirty = True
             events.append(ForkDetected(result.fork.author, result.fork.seq))
             self._broadcast(_sync_message("fork", self.mid, p=result.fork.envelopes()))
+
+    def _accept(self, accepted: list[Entry], events: list[Event]) -> None:
+        self._stored.update(entry.envelope for entry in accepted)
+        for entry in accepted:
+            if entry.type == "poll.close" and entry.hash not in self._held_at_close:
+                self._held_at_close[entry.hash] = self._votes_held(entry.data.get("poll"))
+            if entry.type in ACKED_TYPES and entry.author != self.me:
+                self._to_ack.append(entry)
+            self._settle(entry)
+            self._note_accepted(entry)
+            events.append(EntryAccepted(entry.author, entry.seq, entry.type, entry.hash))
 
     # -- local actions ----------------------------------------------------------
 
@@ -261,15 +332,17 @@ class Session:
         if self.log.frozen_at(self.me) is not None:
             raise LocalProtocolError("this laptop's feed is frozen after a fork")
         mine = self.log.feed(self.me)
+        deps = self.log.dependencies(self.me)
         entry = encode_entry(
             self.identity,
             mid=self.mid,
             seq=len(mine) + 1,
             prev=head.hash if head else None,
-            lam=self._next_lamport(head),
+            lam=self._next_lamport(deps),
             ts=self._clock(),
             kind=kind,
             data=data,
+            deps=deps,
         )
         refused = why_ignored(self.state, entry)
         if refused is not None:
@@ -280,12 +353,12 @@ class Session:
         self._release_held(None, [])
         return entry
 
-    def _next_lamport(self, head: Entry | None) -> int:
-        """One more than anything seen (Lamport 1978). ``log.max_lamport``
-        leaves out implausible jumps, so a member who writes a huge clock
-        cannot exhaust ours: their entries simply sort last."""
-        own = head.lam if head else 0
-        following = max(own, self.log.max_lamport) + 1
+    def _next_lamport(self, deps: list[tuple[bytes, int]]) -> int:
+        """The clock our next entry must carry (SPEC §3.7): one more than
+        our previous entry's and every dependency's (Lamport 1978). Every
+        clock is checked the same way on arrival, so none in the log exceeds
+        the longest causal chain: nobody can push ours to the limit."""
+        following = self.log.next_clock(self.me, deps)
         if following > MAX_LAMPORT:
             raise LocalProtocolError("this laptop's Lamport clock is exhausted")
         return following
@@ -369,7 +442,7 @@ class Session:
         # a member who has left may have written the round that released
         # someone else's anonymous vote.
         mine = self.log.feed(self.me)
-        place = (self._next_lamport(self.log.head(self.me)), self.me, len(mine) + 1)
+        place = (self._next_lamport(self.log.dependencies(self.me)), self.me, len(mine) + 1)
         members = set(self.state.members)
         cut = []
         for author, _, _ in self.log.summary():
@@ -561,12 +634,9 @@ class Session:
         # introduces them (feeds travel sorted by key): they were held, and
         # go in now rather than being refused and fetched again.
         self._release_held(peer, events)
-        ranges = []
-        for author in sorted(buffered):
-            missing = self.log.missing_range(author)
-            if missing is not None:
-                ranges.append([author, *missing])
-        if ranges:
+        # The gaps before buffered entries, and the dependencies they wait for.
+        ranges = [[author, first, last] for author, first, last in self.log.missing_ranges()]
+        if buffered and ranges:
             self._send(peer, _sync_message("want", self.mid, r=ranges[:MAX_WANT_RANGES]))
 
     def _ingest_one(
@@ -674,6 +744,8 @@ class Session:
         result = self.log.ingest_fork_proof(proof)
         self._stored.difference_update(entry.envelope for entry in result.removed)
         if result.fork is not None:
+            self.settlement.reset(self.log.entries())
+            self._accept(result.accepted, events)
             self._dirty = True
             events.append(ForkDetected(result.fork.author, result.fork.seq))
             self._broadcast(_sync_message("fork", self.mid, p=result.fork.envelopes()), skip=peer)

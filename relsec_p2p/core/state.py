@@ -42,7 +42,7 @@ MAX_STEPS = 64
 # The canonical encoding of a whole agenda, in bytes (SPEC §6.3). 64 steps of
 # maximal prompt and help would be far more than one entry carries; with this
 # total, any valid agenda fits one meeting.create beside the longest title,
-# name and settings (1 322 bytes besides the agenda at worst, of 65 408;
+# name and settings (1 328 bytes besides the agenda at worst, of 65 408;
 # tests/unit/test_template.py).
 MAX_AGENDA_BYTES = 64_000
 MAX_SCALE = 11

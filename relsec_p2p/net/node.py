@@ -85,6 +85,10 @@ DEFAULT_ABSENT_AFTER_S = DEFAULT_ABSENT_AFTER_MS / 1000
 # A clean quit waits at most this long for the linked laptops to take the
 # departure in (each closes its link once it has folded it).
 DEPART_WAIT_S = 2.0
+# How long an owed ack waits (SPEC §6.10): long enough that an entry this
+# laptop writes anyway (a vote, a co-signature) carries the acknowledgement
+# instead, short enough that settlement follows within about a round trip.
+ACK_DELAY_S = 0.5
 LISTEN_ATTEMPTS = 5  # ephemeral ports to try until every address has the same one
 ADDRESS_CHECK_S = 2.0  # how often a laptop looks whether its addresses changed (SPEC §12.2)
 
@@ -165,6 +169,7 @@ class Node:
         self._known_epoch = -1
         self._closing = False
         self._cosigning = False
+        self._ack_scheduled = False
         self._reported_ignored: set[bytes] = set()
         self._seen_log_size = 0
         self.rejections: list[InputRejected] = []
@@ -373,6 +378,7 @@ class Node:
             self._emit(MeetingChanged())
             self._report_own_ignored()
         self._cosign_tallies(state)
+        self._schedule_ack()
         viewers = frozenset(state.viewers)
         if state.epoch != self._known_epoch or viewers != self._known_viewers:
             self._known_epoch, self._known_viewers = state.epoch, viewers
@@ -488,6 +494,25 @@ class Node:
         if changed:
             self._dialer.dial_all()
             self._share_places()
+
+    def _schedule_ack(self) -> None:
+        """Write an ``ack`` shortly, if this laptop owes one (the core
+        decides: ``Session.ack_due``)."""
+        if self._ack_scheduled or self._closing or self.session is None:
+            return
+        if self.session.ack_due():
+            self._ack_scheduled = True
+            self._spawn(self._ack_later())
+
+    async def _ack_later(self) -> None:
+        try:
+            await asyncio.sleep(ACK_DELAY_S)
+        finally:
+            self._ack_scheduled = False
+        # Anything written meanwhile may have acknowledged it already.
+        if self.session is not None and not self._closing and self.session.ack_due():
+            with contextlib.suppress(LocalProtocolError):
+                self.perform(lambda s: s.ack())
 
     def _report_own_ignored(self) -> None:
         """Tell the person when an entry of theirs stopped counting (another

@@ -83,6 +83,15 @@ async def room() -> AsyncIterator[Room]:
                 n.state is not None and n.state.current == 0 and len(n.links) == 2 for n in nodes
             )
         )
+        # The acks the step.open calls for (SPEC §6.10) are written and have
+        # reached everyone: no log grows behind a test's back.
+        await r.until(
+            lambda: (
+                all(n.session is not None and not n.session.ack_due() for n in nodes)
+                and len({repr(n.session.log.summary()) for n in nodes if n.session}) == 1
+            ),
+            timeout=15,
+        )
         yield r
     finally:
         for node in nodes:
@@ -147,11 +156,13 @@ async def test_equivocation_freezes_the_member_everywhere(room: Room) -> None:
     session = room.adversary.session
     assert session is not None
     head = session.log.head(session.me)
+    deps = session.log.dependencies(session.me)
     common = {
         "mid": session.mid,
         "seq": (head.seq + 1) if head else 1,
         "prev": head.hash if head else None,
-        "lam": session.log.max_lamport + 1,
+        "deps": deps,
+        "lam": session.log.next_clock(session.me, deps),
         "ts": 1,
         "kind": "contrib.add",
     }
@@ -282,3 +293,28 @@ async def test_a_member_trickling_a_frame_holds_only_its_own_link(room: Room) ->
         await asyncio.sleep(0.2)
     on_host = room.link(room.host, room.adversary)
     assert on_host.buffered_bytes <= 4 + 512 * 1024
+
+
+async def test_honest_nodes_acknowledge_so_what_the_room_saw_settles(room: Room) -> None:
+    """The defence against claimed ignorance (SPEC §5.1) needs history to
+    settle: real nodes write an ``ack`` shortly after accepting the host's
+    step.open (SPEC §6.10), so it settles on every node within seconds, and
+    an entry that claims not to have seen it would fold after it
+    (tests/unit/test_finality.py plays those attacks)."""
+    assert room.host.session is not None
+    opened = next(e for e in room.host.session.log.entries() if e.type == "step.open")
+    nodes = (room.host, room.honest, room.adversary)
+
+    def settled(node: Node) -> bool:
+        return node.session is not None and opened in node.session.settlement.settled
+
+    await room.until(lambda: all(settled(node) for node in nodes), timeout=15)
+    acks = {e.author for e in room.host.session.log.entries() if e.type == "ack"}
+    # At least one of the other nodes wrote an ack (two of three settle it:
+    # the host's own entry and one acknowledgement).
+    assert acks & {room.honest.identity.key, room.adversary.identity.key}
+    # Every ack owed is written within about half a second.
+    await room.until(
+        lambda: all(node.session is not None and not node.session.ack_due() for node in nodes)
+    )
+    await room.meeting_goes_on()

@@ -214,8 +214,9 @@ def test_vote_back_dated_after_the_close_is_not_counted() -> None:
     close = alice.close_poll(poll)
     net.settle()
     result = alice.state.polls[poll].result
-    # Dan's client signs a block with a Lamport clock from before the close.
-    late = forge_next(dan, "vote.cast", {"poll": poll, "choice": "block"}, lam=head.lam + 1)
+    # Dan's client signs a block claiming to have seen nothing since its vote,
+    # so its clock is from before the close.
+    late = forge_next(dan, "vote.cast", {"poll": poll, "choice": "block"}, deps=[])
     assert late.order_key < close.order_key
     net.post(dan.me, bob.me, entries_frame(MID, late.envelope))
     net.deliver_all()
@@ -323,7 +324,8 @@ def test_a_removed_member_back_dated_entry_is_ignored_by_every_path() -> None:
     removal = alice.remove(mallory.me)
     net.settle()
     digests = net.digests()
-    sneaky = forge_next(mallory, "contrib.add", {"step": TEXT, "text": "sneaky"}, lam=m1.lam + 1)
+    sneaky = forge_next(mallory, "contrib.add", {"step": TEXT, "text": "sneaky"}, deps=[])
+    assert sneaky.lam == m1.lam + 1
     assert sneaky.order_key < removal.order_key
     net.post(mallory.me, bob.me, entries_frame(MID, sneaky.envelope))
     net.settle()

@@ -10,6 +10,7 @@ from fakenet import IDENTITIES, MID, OUTSIDER, FakeNetwork, codes, fork_frame, f
 from relsec_p2p.core import feed as feed_module
 from relsec_p2p.core.codec import ENTRY_LIMITS, pack, unpack
 from relsec_p2p.core.errors import (
+    BadClock,
     BadForkProof,
     BadSignature,
     BrokenChain,
@@ -107,6 +108,7 @@ def _body(**override: Any) -> dict[str, Any]:
         "ts": 10,
         "type": "hand.raise",
         "data": {},
+        "deps": [],
     }
     for key, value in override.items():
         if value is ...:
@@ -146,6 +148,25 @@ MALFORMED: list[tuple[str, bytes, type[RemoteProtocolError]]] = [
     ("empty type", _envelope(_body(type="")), MalformedFrame),
     ("long type", _envelope(_body(type="x" * 33)), MalformedFrame),
     ("data not a map", _envelope(_body(data=[])), MalformedFrame),
+    ("deps not a list", _envelope(_body(deps={})), MalformedFrame),
+    ("deps naming the author", _envelope(_body(deps=[[ALICE.key, 1]])), MalformedFrame),
+    (
+        "deps not ascending",
+        _envelope(_body(deps=[[b"\x02" * 32, 1], [b"\x01" * 32, 1]])),
+        MalformedFrame,
+    ),
+    (
+        "deps naming one author twice",
+        _envelope(_body(deps=[[BOB.key, 1], [BOB.key, 2]])),
+        MalformedFrame,
+    ),
+    ("deps seq 0", _envelope(_body(deps=[[BOB.key, 0]])), MalformedFrame),
+    ("deps key of 31 bytes", _envelope(_body(deps=[[BOB.key[:31], 1]])), MalformedFrame),
+    (
+        "deps of 257 pairs",
+        _envelope(_body(deps=[[i.to_bytes(2, "big") * 16, 1] for i in range(257)])),
+        MalformedFrame,
+    ),
     ("non-canonical body", _envelope(b"\x81\xa1v\xcc\x01"), NonCanonical),
     ("entry over entry limits", _envelope(_body(data={"x": b"y" * 70_000})), LimitExceeded),
     ("trailing byte", _envelope(_body()) + b"\x00", MalformedFrame),
@@ -172,7 +193,7 @@ def _data_for_body_of(size: int) -> dict[str, Any]:
     for pad in range(size - 200, size):
         data = {"x": b"y" * pad}
         body = pack({"v": 2, "mid": MID, "au": ALICE.key, "seq": 1, "prev": None, "lam": 1,
-                     "ts": 1000, "type": "hand.raise", "data": data})  # fmt: skip
+                     "ts": 1000, "type": "hand.raise", "data": data, "deps": []})  # fmt: skip
         if len(body) == size:
             return data
     raise AssertionError(f"no body of {size} bytes")
@@ -211,7 +232,7 @@ def test_an_envelope_one_byte_over_max_bytes_is_refused_by_size() -> None:
     # max_bytes: refused by the size check, before any parsing (SPEC §2.4 phase 1).
     body = pack({"v": 2, "mid": MID, "au": ALICE.key, "seq": 1, "prev": None, "lam": 1,
                  "ts": 1000, "type": "hand.raise",
-                 "data": _data_for_body_of(ENTRY_LIMITS.max_bin + 1)})  # fmt: skip
+                 "data": _data_for_body_of(ENTRY_LIMITS.max_bin + 1), "deps": []})  # fmt: skip
     envelope = pack([body, ALICE.sign(ENTRY_CONTEXT, body)])
     assert len(envelope) == ENTRY_LIMITS.max_bytes + 1
     with pytest.raises(LimitExceeded, match="over the limit of 65478"):
@@ -334,17 +355,20 @@ def _rejections(e1: Entry, e2: Entry) -> list[tuple[str, bytes, type[RemoteProto
         ("signed by an outsider", _resign(e2, body, OUTSIDER), BadSignature),
         ("body changed after signing", pack([_with_fields(e2, ALICE), signature]), MalformedFrame),
         ("broken prev", _with_fields(e2, ALICE, prev=b"\x42" * 32), BrokenChain),
-        ("same Lamport clock", _with_fields(e2, ALICE, lam=e1.lam), BrokenChain),
-        ("lower Lamport clock", _with_fields(e2, ALICE, lam=e1.lam - 1), BrokenChain),
+        ("same Lamport clock", _with_fields(e2, ALICE, lam=e1.lam), BadClock),
+        ("lower Lamport clock", _with_fields(e2, ALICE, lam=e1.lam - 1), BadClock),
+        ("a clock beyond its past", _with_fields(e2, ALICE, lam=e1.lam + 2), BadClock),
+        ("a clock at the limit", _with_fields(e2, ALICE, lam=(1 << 53) - 1), BadClock),
     ]
 
 
 def test_each_rejection_is_typed_and_changes_nothing() -> None:
-    e1 = chain(ALICE, 1, start_lam=5)[0]
+    e0, e1 = chain(ALICE, 2)
     e2 = chain(ALICE, 1, after=e1)[0]
     cases = _rejections(e1, e2)
     for name, envelope, error in cases:
         log = new_log()
+        log.ingest(e0.envelope)
         log.ingest(e1.envelope)
         before = observe(log)
         with pytest.raises(RemoteProtocolError) as caught:

@@ -271,12 +271,13 @@ def test_a_batch_may_introduce_its_own_authors() -> None:
 def test_an_unknown_authors_entry_is_held_until_the_fold_adds_the_key() -> None:
     net = FakeNetwork.meeting(2)
     alice, bob = net
-    # Written after the roster.add it expects (a later clock), as a new
-    # member's first entries are.
-    stranger = forge_next(alice, "hand.raise", {}, identity=OUTSIDER, lam=1000)
+    # Written after the roster.add it names as a dependency, as a new
+    # member's first entries are; it reaches bob first.
+    add = alice.add_member(OUTSIDER.key, OUTSIDER.ring_key, "Olu")
+    stranger = forge_next(alice, "hand.raise", {}, identity=OUTSIDER)
+    assert (alice.me, add.seq) in stranger.deps
     events = bob.receive(alice.me, entries_frame(MID, stranger.envelope))
     assert events == [] and bob.log.held_count == 1 and len(bob.log.feed(OUTSIDER.key)) == 0
-    add = alice.add_member(OUTSIDER.key, OUTSIDER.ring_key, "Olu")
     events = bob.receive(alice.me, entries_frame(MID, add.envelope))
     assert [e.hash for e in accepted(events)] == [add.hash, stranger.hash]
     assert bob.log.held_count == 0 and bob.state.queue.waiting == [OUTSIDER.key]

@@ -430,6 +430,10 @@ CASES = [
     Case("next speaker", hand_raised, A, "hand.next", _({}), None),
     Case("member calls next", hand_raised, B, "hand.next", _({}), "only the facilitator"),
     Case("next with nobody waiting", room, A, "hand.next", _({}), "nobody"),
+    # ack (SPEC §6.10)
+    Case("acknowledge", room, B, "ack", _({}), None),
+    Case("ack with fields", room, B, "ack", _({"x": 1}), "no fields"),
+    Case("outsider acknowledges", room, OUTSIDER, "ack", _({}), "not a current member"),
     # removing the creator
     Case("remove the creator", b_facilitates, B, "roster.remove", _({"who": A.key, "upto": 4}),
          None),

@@ -180,6 +180,7 @@ def test_entry_bytes(case: dict[str, Any]) -> None:
         ts=body["ts"],
         kind=body["type"],
         data=body["data"],
+        deps=[(key, seq) for key, seq in body["deps"]],
     )
     assert entry.body.hex() == case["body_hex"]
     assert entry.signature.hex() == case["signature_hex"]
@@ -197,11 +198,12 @@ def test_entry_bytes(case: dict[str, Any]) -> None:
         body["seq"],
         body["prev"],
     )
-    assert (decoded.lam, decoded.ts, decoded.type, decoded.data) == (
+    assert (decoded.lam, decoded.ts, decoded.type, decoded.data, decoded.deps) == (
         body["lam"],
         body["ts"],
         body["type"],
         body["data"],
+        tuple((key, seq) for key, seq in body["deps"]),
     )
 
 
@@ -234,8 +236,18 @@ def ingest_outcome(log: Log, step: dict[str, Any]) -> dict[str, Any]:
         return {"result": "duplicate"}
     if result.buffered is not None:
         missing = log.missing_range(result.buffered.author)
-        return {"result": "buffered", "seq": result.buffered.seq, "missing": list(missing or ())}
+        return {
+            "result": "buffered",
+            "seq": result.buffered.seq,
+            "missing": list(missing or ()),
+            "wanted": wanted(log),
+        }
     return {"result": "accepted", "seqs": [e.seq for e in result.accepted]}
+
+
+def wanted(log: Log) -> list[list[Any]]:
+    """Every range the log would ask for: gaps and dependencies (SPEC §3.4)."""
+    return [[NAMES[author], first, last] for author, first, last in log.missing_ranges()]
 
 
 @pytest.mark.parametrize("case", FEED["cases"], ids=lambda c: c["name"])
@@ -254,6 +266,7 @@ def test_feed(case: dict[str, Any]) -> None:
         missing = log.missing_range(KEYS[name])
         expected = [m["range"] for m in final["missing"] if m["author"] == name]
         assert ([list(missing)] if missing else []) == expected
+    assert wanted(log) == final["wanted"]
 
 
 # --- state.json ---------------------------------------------------------------------------
@@ -289,7 +302,7 @@ def test_state_digest(case: dict[str, Any]) -> None:
         item["label"]: decode_entry(bytes.fromhex(item["envelope_hex"])) for item in case["log"]
     }
     kept = [by_label[label] for label in case["fold_order"]]
-    assert kept == sorted(kept, key=lambda e: e.order_key)
+    assert kept == delivered.fold_order()  # by clock, re-dated after what settled (§5.1)
     assert sorted(e.hash for e in delivered.log.entries()) == sorted(e.hash for e in kept)
     summary = expect["summary"]
     frozen = {KEYS[name]: seq for name, seq in summary["frozen"].items()}
@@ -359,10 +372,11 @@ def test_tally_digest_from_the_spec() -> None:
 
 
 def close_late_seq(case: dict[str, Any]) -> int:
-    """The seq of bob's back-dated vote: his last one, before the close in
-    fold order but outside its cut (carol's objection names it)."""
-    votes = case["expect"]["summary"]["polls"][0]["votes_in_fold_order"]
-    return max(int(v.split("#")[1].split(":")[0]) for v in votes if v.startswith("bob#"))
+    """The seq of bob's vote concurrent with the close: his last one, outside
+    its cut (carol's objection names it; once the close settled it is
+    re-dated after it, SPEC §5.1)."""
+    entries = [decode_entry(bytes.fromhex(item["envelope_hex"])) for item in case["log"]]
+    return max(e.seq for e in entries if e.author == KEYS["bob"] and e.type == "vote.cast")
 
 
 # --- sync.json -------------------------------------------------------------------------------
