@@ -121,27 +121,35 @@ def read_new_passphrase(path: Path) -> str | None:
     again): the meeting then does not start, rather than start unsaved."""
     from .core.save import MIN_PASSPHRASE
 
-    rule = (
-        f"A save passphrase needs at least {MIN_PASSPHRASE} characters "
-        "(a few words together are easy to remember)."
-    )
     interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
+    if interactive:
+        rule = _(
+            "A save passphrase needs at least {count} characters (a few words together "
+            "are easy to remember). Try again."
+        )
+    else:
+        rule = _(
+            "A save passphrase needs at least {count} characters (a few words together "
+            "are easy to remember)."
+        )
     for _attempt in range(PASSPHRASE_TRIES if interactive else 1):
-        passphrase = read_passphrase(f"Passphrase for {path}: ")
+        passphrase = read_passphrase(_("Passphrase for {file}: ").format(file=path))
         if len(passphrase) < MIN_PASSPHRASE:
-            print(f"relsec: {rule}" + (" Try again." if interactive else ""), file=sys.stderr)
+            print(f"relsec: {rule.format(count=MIN_PASSPHRASE)}", file=sys.stderr)
             continue
         if interactive and not path.exists():
             import getpass
 
-            if getpass.getpass("The same passphrase again: ") != passphrase:
-                print("relsec: the two passphrases differ; type it again.", file=sys.stderr)
+            if getpass.getpass(_("The same passphrase again: ")) != passphrase:
+                print("relsec: " + _("the two passphrases differ; type it again."), file=sys.stderr)
                 continue
         return passphrase
     if not interactive:
-        print("relsec: nothing was started, so nothing is saved.", file=sys.stderr)
+        print("relsec: " + _("nothing was started, so nothing is saved."), file=sys.stderr)
     else:
-        print("relsec: no passphrase was accepted, so nothing was started.", file=sys.stderr)
+        print(
+            "relsec: " + _("no passphrase was accepted, so nothing was started."), file=sys.stderr
+        )
     return None
 
 
@@ -156,19 +164,23 @@ def read_resume_passphrase(path: Path) -> str | None:
 
     interactive = PASSPHRASE_ENV not in os.environ and sys.stdin.isatty()
     for _attempt in range(PASSPHRASE_TRIES if interactive else 1):
-        passphrase = read_passphrase(f"Passphrase for {path}: ")
+        passphrase = read_passphrase(_("Passphrase for {file}: ").format(file=path))
         if not interactive:
             return passphrase
         try:
             SaveFile.opened(path, passphrase)
         except WrongPassphrase:
-            print(f"relsec: that passphrase does not open {path}; try again.", file=sys.stderr)
+            print(
+                "relsec: "
+                + _("that passphrase does not open {file}; try again.").format(file=path),
+                file=sys.stderr,
+            )
             continue
         except SaveError as exc:  # no such file, a damaged one: asking again will not help
             print(f"relsec: {exc}", file=sys.stderr)
             return None
         return passphrase
-    print("relsec: no passphrase opened the save, so nothing was started.", file=sys.stderr)
+    print("relsec: " + _("no passphrase opened the save, so nothing was started."), file=sys.stderr)
     return None
 
 

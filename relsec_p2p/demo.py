@@ -123,6 +123,17 @@ PROPOSAL = N_(
 OUTCOME = N_("Consensus: start next week; Bo and Cyd join the funder call.")
 GENERIC_TEXT = N_("Here is what I think about this, in a sentence or two.")
 MEETING_TITLE = N_("Demo: the funder relationship")
+# What the demo says while it waits for the person at the keyboard, by what
+# it waits for (``you_did``): whole sentences, so that each language can
+# word "your rating" and "your vote" its own way.
+YOUR_TURN_MISSED = {
+    "rating": N_("No rating from you; the demo goes on without it."),
+    "vote": N_("No vote from you; the demo goes on without it."),
+}
+YOUR_TURN_DONE = {
+    "rating": N_("Thank you: your rating is in."),
+    "vote": N_("Thank you: your vote is in."),
+}
 
 
 @dataclass
@@ -158,13 +169,17 @@ class Demo:
         while not done.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
-                narrate(f"No {what} from you; the demo goes on without it.")
+                narrate(_(YOUR_TURN_MISSED[what]))
                 return
             minutes, seconds = divmod(int(left), 60)
-            narrate(f"Waiting for you: press {key} (the demo goes on in {minutes}:{seconds:02d}).")
+            narrate(
+                _(
+                    "Waiting for you: press {key} (the demo goes on in {minutes}:{seconds:02d})."
+                ).format(key=key, minutes=minutes, seconds=seconds)
+            )
             if self._stop.wait(1.0):
                 raise DemoStopped
-        narrate(f"Thank you: your {what} is in.")
+        narrate(_(YOUR_TURN_DONE[what]))
         self._wait()  # time to see it counted before the step moves on
 
     # -- the processes -------------------------------------------------------------
