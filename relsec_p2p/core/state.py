@@ -333,6 +333,9 @@ class MeetingState:
         default_factory=dict
     )
     pause_requests: int = 0
+    # Members named for withholding their inner key after a unanimous GO
+    # (``anon.blame``, SPEC §13.4): key -> the rounds it was named in.
+    anon_withheld: dict[bytes, set[bytes]] = field(default_factory=dict)
     applied: int = 0
     ignored: list[tuple[bytes, Refused]] = field(default_factory=list)  # diagnostics only
     # Working state of the fold, not in the digest: the highest seq folded so
@@ -468,6 +471,17 @@ class MeetingState:
             ),
             "pause_requests": self.pause_requests,
             "applied": self.applied,
+            # Only once someone is named, so meetings without a withholding
+            # keep the digests they had (SPEC §13.4, §6.8).
+            **(
+                {
+                    "anon_withheld": sorted(
+                        [key, sorted(rids)] for key, rids in self.anon_withheld.items()
+                    )
+                }
+                if self.anon_withheld
+                else {}
+            ),
         }
 
     def digest(self) -> bytes:

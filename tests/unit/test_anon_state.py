@@ -112,6 +112,7 @@ class Room:
         body = shuffle.statement("release", MID, start.rid, shuffle.release_digest(ids))
         by_key = {i.key: i for i in (signers or IDENTITIES)}
         return {
+            "after": start.after,
             "epoch": start.epoch,
             "nonce": start.nonce,
             "members": list(start.parts),
