@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from . import ring, shuffle, shuffle_round
@@ -212,9 +212,6 @@ class _Naming:
     transcript: bytes
     gos: list[bytes]
     withheld: list[bytes]
-    at: int
-    stagger: int  # this laptop's place among those who saw it
-    tried: set[bytes] = field(default_factory=set)
 
 
 class AnonymousChannel:
@@ -259,7 +256,7 @@ class AnonymousChannel:
         self._awaiting: list[tuple[bytes, bytes, Queued, int, frozenset[bytes]]] = []
         self._releases: dict[bytes, tuple[shuffle.Released, int]] = {}
         self._namings: dict[bytes, _Naming] = {}
-        self._named_seen: set[tuple[bytes, bytes]] = set()  # (key, rid) read from the log
+        self._barred_seen: set[bytes] = set()  # bars read from the log
         self.withholders: set[bytes] = set()  # seen withholding here, or named in the log
         self.excluded: dict[bytes, int | None] = {}  # key -> until (ms), None: for good
         self._last_lead_ms: int | None = None  # when this laptop last looked at leading
@@ -476,7 +473,7 @@ class AnonymousChannel:
             self._settle(rid)
         self._learn_namings(self._state(), now)
         self._append_due(now)
-        self._append_namings(now)
+        self._append_namings()
         self._check_awaiting(now)
         self._maybe_lead(now)
 
@@ -557,15 +554,15 @@ class AnonymousChannel:
                 self._append_due(now)  # the first participant appends at once
             return
         culprits = set(outcome.culprits) if isinstance(outcome, shuffle.Blamed) else set()
-        withheld: set[bytes] = set()
         if round_.released_inner:
             # Our inner key is out: whoever holds every other key may have
-            # read the round's items. Those whose key (or, once all keys were
-            # out, release signature) never came withheld it after a
-            # unanimous GO (SPEC §13.5 "No narrowing").
-            if isinstance(outcome, shuffle.Aborted):
-                withheld = set(outcome.missing) - {self.me}
-            shown_to = set(round_.reveals) - withheld - culprits
+            # read the round's items, so ours goes only where the members
+            # whose key came here go too. One whose key never came kept it
+            # after a unanimous GO: not counted on, and named (SPEC §13.5
+            # "No narrowing"). A missing release signature is no such sign:
+            # its member may lack a key someone kept from it alone.
+            withheld = set(round_.parts) - set(round_.reveals)
+            shown_to = set(round_.reveals) - culprits
             if running.request is not None:
                 running.request = running.request.exposed(shown_to, withheld | culprits)
             if withheld:
@@ -591,41 +588,31 @@ class AnonymousChannel:
         back early, and the log is told (``anon.blame``), so every laptop
         does the same."""
         self.withholders.update(withheld)
+        for key in withheld:
+            self.excluded[key] = now + EXCLUDE_MS
         start = round_.start
-        revealers = sorted(round_.reveals)
         self._namings[start.rid] = _Naming(
             start,
             round_.gos[self.me][1],
             [round_.gos[p][2] for p in start.parts],
             withheld,
-            now,
-            revealers.index(self.me) if self.me in revealers else len(revealers),
         )
 
     def _learn_namings(self, state: MeetingState, now: int) -> None:
-        """Withholdings the log names (any laptop's ``anon.blame``): each
-        sits its member out of this laptop's rounds for ``EXCLUDE_MS``."""
-        for key, rids in state.anon_withheld.items():
-            for rid in rids:
-                if (key, rid) in self._named_seen:
-                    continue
-                self._named_seen.add((key, rid))
-                self.withholders.add(key)
-                if key != self.me and self.excluded.get(key, 0) is not None:
-                    self.excluded[key] = max(self.excluded.get(key) or 0, now + EXCLUDE_MS)
+        """Members the log bars (most of a round's other participants named
+        them, ``anon.blame``): they never lead here again, and each new bar
+        sits them out of this laptop's rounds for ``EXCLUDE_MS``, whatever
+        their links do."""
+        for key in state.anon_barred() - self._barred_seen:
+            self._barred_seen.add(key)
+            self.withholders.add(key)
+            if key != self.me and self.excluded.get(key, 0) is not None:
+                self.excluded[key] = max(self.excluded.get(key) or 0, now + EXCLUDE_MS)
 
-    def _append_namings(self, now: int) -> None:
-        """Write the withholdings seen here to the log: the first laptop that
-        saw one at once, the next a little later if it is not there yet."""
-        state = self._state()
+    def _append_namings(self) -> None:
+        """Write the withholdings seen here to the log, each laptop its own
+        (a bar needs most of the round's other participants)."""
         for rid, naming in list(self._namings.items()):
-            if all(rid in state.anon_withheld.get(k, ()) for k in naming.withheld) or (
-                rid in state.anon_rounds
-            ):
-                del self._namings[rid]
-                continue
-            if now < naming.at + naming.stagger * APPEND_STAGGER_MS:
-                continue
             start = naming.start
             data = {
                 "epoch": start.epoch,

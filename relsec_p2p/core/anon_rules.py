@@ -348,7 +348,9 @@ def go_statement(mid: bytes, rid: bytes, transcript: bytes) -> bytes:
 
 def check_anon_blame(state: MeetingState, entry: Entry) -> Refused | None:
     """A participant names members whose inner key it never received after
-    every participant had said GO over one transcript (SPEC §13.4)."""
+    every participant had said GO over one transcript (SPEC §13.4). Not
+    receiving cannot be proved, so the fold only records the claim; a member
+    is barred once most of the round's other participants name it."""
     data = entry.data
     if reason := check_member(state, entry):
         return reason
@@ -375,8 +377,9 @@ def check_anon_blame(state: MeetingState, entry: Entry) -> Refused | None:
         return reason
     if rid in state.anon_rounds:
         return Refused(Refusal.ROUND_RELEASED, "the round was released, so every key came out")
-    if all(rid in state.anon_withheld.get(key, ()) for key in withheld):
-        return Refused(Refusal.ALREADY_NAMED, "that withholding is in the log already")
+    named = state.anon_namings.get(rid, (0, {}))[1]
+    if any(entry.author in by for by in named.values()):
+        return Refused(Refusal.ALREADY_NAMED, "its author named that round's withholding already")
     body = go_statement(state.mid, rid, data["h"])
     memo = hashlib.blake2b(body + pack([members, go]), digest_size=HASH_BYTES).digest()
     certified = _CERTIFIED.recall(
@@ -394,7 +397,9 @@ def check_anon_blame(state: MeetingState, entry: Entry) -> Refused | None:
 
 
 def apply_anon_blame(state: MeetingState, entry: Entry) -> None:
+    """Record who named whom; ``MeetingState.anon_barred`` counts them."""
     rid = round_id_of(state.mid, entry)
     assert rid is not None  # noqa: S101 (checked)
+    named = state.anon_namings.setdefault(rid, (len(entry.data["members"]), {}))[1]
     for key in entry.data["withheld"]:
-        state.anon_withheld.setdefault(key, set()).add(rid)
+        named.setdefault(key, set()).add(entry.author)
