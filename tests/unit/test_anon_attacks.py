@@ -360,3 +360,41 @@ def test_e_a_release_given_a_clock_before_the_poll_does_not_swallow_votes() -> N
         assert counted == sorted(choices)  # the block is there
         assert session.anonymous.pending() == 0
     assert len({s.digest() for s in room.honest}) == 1
+
+
+def test_e_a_round_started_with_an_old_clock_gets_no_vote_and_none_vanishes() -> None:
+    """(e, the leader's variant) The leader starts its rounds with ``after``
+    0, so that its release could sort before the poll. No honest laptop puts
+    its vote in such a round: each keeps it, shown as waiting, and sends it
+    once a round fits; every vote then counts on every laptop."""
+    room = Room(1, lowest=True)
+    (attacker,) = room.attackers
+    net = room.net
+    net[0].open_step(DECIDE)
+    net.settle()
+    proposal = net[1].propose(DECIDE, "We do X")
+    net.settle()
+    poll = net[0].open_poll(proposal.hash).hash
+    net.settle()
+    attacker.anonymous._log_clock = lambda: 0  # type: ignore[method-assign]
+    choices = ["block", "agree", "agree", "stand_aside", "agree", "agree"]
+    for session, choice in zip(room.honest, choices, strict=True):
+        session.submit_anonymous(AnonymousVote(poll, choice))
+    for _ in range(3):  # three beats of rounds led by the attacker
+        for _ in range(anon.BEAT_MS // 100):
+            net.advance(100)
+            net.tick_rounds()
+            net.deliver_all()
+    net.settle()
+    released = [r for r in attacker.take_round_reports() if isinstance(r, shuffle.Released)]
+    assert released and all(r.start.after == 0 for r in released)  # its rounds ran
+    for session in room.honest:
+        assert session.state.polls[poll].anon_votes == []  # nothing counted ...
+        assert session.anonymous.pending() == 1  # ... and nothing lost: still waiting
+    attacker.anonymous._log_clock = lambda: attacker.log.max_lamport  # type: ignore[method-assign]
+    net.run_rounds(
+        lambda: all(len(s.state.polls[poll].latest_anonymous()) == 6 for s in room.honest)
+    )
+    for session in room.honest:
+        assert sorted(session.state.polls[poll].latest_anonymous().values()) == sorted(choices)
+        assert session.anonymous.pending() == 0
