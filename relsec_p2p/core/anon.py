@@ -486,8 +486,10 @@ class AnonymousChannel:
                 del self.excluded[key]
         present = [p for p in self._peers() if state.is_member(p)]
         parts = sorted(p for p in {self.me, *present} if p not in self.excluded)
-        while parts and parts[0] in self.withholders and parts[0] != self.me:
-            parts.pop(0)  # one seen withholding never leads, so never comes first
+        while parts and parts[0] in self.withholders:
+            # One seen withholding never leads, so never comes first (this
+            # laptop too, if the log bars it: the others refuse its starts).
+            parts.pop(0)
         return parts
 
     def _maybe_lead(self, now: int) -> None:
