@@ -97,6 +97,9 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ITEM_NOT_RELEASED,
         Refusal.ROUND_ALREADY_IN,
         Refusal.ROUND_NOT_CERTIFIED,
+        Refusal.RELEASE_BEFORE_START,
+        Refusal.ROUND_RELEASED,
+        Refusal.ALREADY_NAMED,
     }
 )
 
