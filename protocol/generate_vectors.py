@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import pathlib
+import random
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 import msgpack
 from nacl import bindings
 
-from relsec_p2p.core import ring
+from relsec_p2p.core import anon, onion, ring, shuffle, shuffle_round
 from relsec_p2p.core import rules as fold_rules
 from relsec_p2p.core.codec import ENTRY_LIMITS, FRAME_LIMITS, FrameDecoder, Limits, frame, pack
 from relsec_p2p.core.codec import unpack as canonical_unpack
@@ -3068,6 +3069,195 @@ def duplicate_links_vectors() -> dict[str, Any]:
     }
 
 
+# --- anonymous rounds (anon.json, SPEC §13.2-§13.4) ----------------------------------------
+
+ANON_SEED = b"relsec anon.json"
+ANON_AFTER = 5  # the leader's log clock when it started the round (after step.open)
+ANON_NONCE = bytes(range(0x40, 0x50))
+ANON_AGENDA: list[dict[str, Any]] = [
+    {"id": "unsaid", "title": "Unsaid", "prompt": "What is hard to say?", "mode": "anonymous",
+     "kind": "text"},
+]  # fmt: skip
+
+
+class SeededBytes:
+    """Every secret a round draws (``onion.random_bytes``), from BLAKE2b of a
+    fixed seed and a counter: a test vector's stand-in for the CSPRNG."""
+
+    def __init__(self, seed: bytes) -> None:
+        self.seed = seed
+        self.count = 0
+
+    def __call__(self, size: int) -> bytes:
+        out = b""
+        while len(out) < size:
+            self.count += 1
+            out += hashlib.blake2b(self.count.to_bytes(8, "big"), key=self.seed).digest()
+        return out[:size]
+
+
+def anon_item(fields: dict[str, Any]) -> bytes:
+    return pack(fields)
+
+
+def run_anon_round(
+    names: list[str],
+    contents: dict[str, bytes],
+    start: shuffle.RoundStart,
+    secrets: dict[str, tuple[bytes, bytes]],
+) -> tuple[dict[str, shuffle_round.Round], list[dict[str, Any]]]:
+    """The round with seeded secrets and shuffles, messages delivered FIFO;
+    every message once, with the participants it went to."""
+    slot = anon.slot_size(len(names))
+    drawn = SeededBytes(ANON_SEED)
+    saved = onion.random_bytes
+    onion.random_bytes = drawn
+    try:
+        rounds = {
+            IDS[n].key: shuffle_round.Round(
+                IDS[n],
+                start,
+                shuffle.pad(contents.get(n, b""), slot),
+                now_ms=0,
+                rng=random.Random(k),
+            )
+            for k, n in enumerate(names)
+        }
+        # The per-round secrets, for the checker (a round forgets them).
+        secrets.update(
+            {NAME_OF[key]: (r._inner_secret, r._outer_secret) for key, r in rounds.items()}
+        )
+        sent: list[dict[str, Any]] = []
+        queue: list[tuple[bytes, bytes, dict[str, Any]]] = []
+
+        def post(src: bytes, sends: list[tuple[bytes, dict[str, Any]]]) -> None:
+            grouped: dict[bytes, tuple[dict[str, Any], list[str]]] = {}
+            for dst, message in sends:
+                body = pack(message)
+                grouped.setdefault(body, (message, []))[1].append(NAME_OF[dst])
+                queue.append((src, dst, message))
+            for body, (message, to) in grouped.items():
+                sent.append(
+                    {"from": NAME_OF[src], "to": to, "message": to_json(message), "hex": h(body)}
+                )
+
+        for key in sorted(rounds):
+            post(key, rounds[key].begin())
+        while queue:
+            src, dst, message = queue.pop(0)
+            post(dst, rounds[dst].receive(src, message, 0))
+    finally:
+        onion.random_bytes = saved
+    return {NAME_OF[k]: r for k, r in rounds.items()}, sent
+
+
+def anon_vectors() -> dict[str, Any]:
+    names = sorted(("alice", "bob", "carol", "dan"), key=lambda n: IDS[n].key)
+    start = shuffle.RoundStart(MID, 4, ANON_NONCE, tuple(IDS[n].key for n in names), ANON_AFTER)
+    said = anon_item({"k": "contrib", "n": bytes(8), "step": 0, "text": "I am afraid to say it."})
+    pause = anon_item({"k": "pause", "n": bytes([1]) * 8})
+    contents = {"bob": said, "dan": pause}  # alice and carol send dummies
+    secrets: dict[str, tuple[bytes, bytes]] = {}
+    rounds, sent = run_anon_round(names, contents, start, secrets)
+    outcomes = {n: r.outcome for n, r in rounds.items()}
+    released = outcomes[names[0]]
+    require(
+        all(isinstance(o, shuffle.Released) for o in outcomes.values())
+        and isinstance(released, shuffle.Released)
+        and sorted(released.items) == sorted([said, pause]),
+        "the anon.json round releases both items",
+    )
+    if not isinstance(released, shuffle.Released):
+        raise RuntimeError("vector generation: the round did not release")
+    secrets_of = {
+        n: {
+            "inner_public_hex": h(r.keys[IDS[n].key][0]),
+            "outer_public_hex": h(r.keys[IDS[n].key][1]),
+            "inner_secret_hex": h(secrets[n][0]),
+            "outer_secret_hex": h(secrets[n][1]),
+        }
+        for n, r in rounds.items()
+    }
+    round_case = {
+        "participants": names,
+        "leader": names[0],
+        "start": {
+            "epoch": start.epoch,
+            "nonce_hex": h(start.nonce),
+            "after": start.after,
+            "rid_hex": h(start.rid),
+            "message": to_json(start.message(IDS[names[0]])),
+            "hex": h(pack(start.message(IDS[names[0]]))),
+        },
+        "slot_bytes": anon.slot_size(len(names)),
+        "onion_bytes": onion.onion_size(anon.slot_size(len(names)), len(names)),
+        "slots": {
+            n: h(shuffle.pad(contents.get(n, b""), anon.slot_size(len(names)))) for n in names
+        },
+        "keys": secrets_of,
+        "messages": sent,
+        "expect": {
+            "transcript_hex": h(rounds[names[0]].gos[IDS[names[0]].key][1]),
+            "ids_hex": [h(i) for i in released.ids],
+            "items_hex": [h(i) for i in released.items],
+            "release_digest_hex": h(shuffle.release_digest(list(released.ids))),
+            "certificate_hex": [h(g) for g in released.certificate],
+        },
+    }
+
+    # The release in a meeting's log, and two entries the fold ignores.
+    new_room()
+    a, b, c, d = (Author(n) for n in ("alice", "bob", "carol", "dan"))
+    log: list[Entry] = []
+
+    def w(
+        author: Author, kind: str, data: dict[str, Any], seen: list[Entry] | None = None
+    ) -> Entry:
+        entry = author.write(kind, data, seen=seen)
+        log.append(entry)
+        return entry
+
+    w(a, "meeting.create", create_data("alice", "Unsaid", ANON_AGENDA, {}))
+    w(a, "roster.add", add_data("bob"))
+    w(a, "roster.add", add_data("carol"))
+    w(a, "roster.add", add_data("dan"))
+    w(a, "step.open", {"step": 0})  # clock 5: ANON_AFTER, the leader's log clock
+    (data,) = anon.release_entries(released)
+    by_name = {"alice": a, "bob": b, "carol": c, "dan": d}
+    # The leader names only the roster (not the step.open), so its release's
+    # computed clock is 5, not above its round's 'after': ignored.
+    release = w(by_name[names[0]], "anon.round", data, seen=log[:4])
+    require(release.lam == ANON_AFTER, "the leader's release has the round's own clock")
+    w(by_name[names[1]], "anon.round", data)  # the next participant's: applied
+    w(c, "anon.round", data)  # ignored: its items are in already
+    state = state_case(
+        "anonymous_round",
+        "the round of this file released into a meeting: the leader's entry sorts at the "
+        "round's own clock 'after' and is ignored; the next participant's applies both items "
+        "(one unattributed answer, one pause request); carol's copy is ignored",
+        log,
+        {"ignored": [label(log[5]), label(log[7])]},
+    )
+    return {
+        "description": (
+            "SPEC §13.2-§13.4: one whole shuffle round of four members with every message in "
+            "the order a FIFO network delivers them (each message once, with the members it "
+            "went to), the per-round keys (every secret was drawn from a seeded BLAKE2b "
+            "stream, so the file is reproducible; a real laptop uses its CSPRNG), and what it "
+            "releases; then that release as anon.round entries in a meeting, with the state "
+            "they fold to. An implementation checks: the rid from the start; every signature "
+            "of every statement; each onion's size and that hop k's batch is hop k-1's, peeled "
+            "with hop k's outer key (the first layer also holding the submitter's key), as a "
+            "permutation; the transcript hash; the items opened with the revealed inner "
+            "secrets; the release digest and certificate; and the state digest."
+        ),
+        "conventions": CONVENTIONS,
+        "mid_hex": h(MID),
+        "round": round_case,
+        "state": state,
+    }
+
+
 # --- writing ------------------------------------------------------------------------------
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
@@ -3081,6 +3271,7 @@ BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {
     "link.json": link_vectors,
     "admission.json": admission_vectors,
     "duplicate_links.json": duplicate_links_vectors,
+    "anon.json": anon_vectors,
 }
 
 

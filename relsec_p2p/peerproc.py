@@ -52,6 +52,7 @@ class PeerProcess:
         prefix: Sequence[str] = (),
         interface: str | None = "127.0.0.1",
         env: dict[str, str] | None = None,
+        ready_timeout: float = 60,  # ten interpreters at once on a busy machine: 23 s seen
     ) -> None:
         chosen = [] if interface is None else ["--interface", interface]
         command = [*prefix, sys.executable, "-m", "relsec_p2p", "peer", *chosen, *args]
@@ -72,9 +73,12 @@ class PeerProcess:
         self._cond = threading.Condition()
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
-        # Generous: ten interpreters starting at once on a busy two-core
-        # machine took 23 s to say "ready"; a slow start is not a failure.
-        ready = self.wait_event(lambda e: e.get("event") == "ready", timeout=60)
+        try:
+            ready = self.wait_event(lambda e: e.get("event") == "ready", timeout=ready_timeout)
+        except TimeoutError:
+            self.proc.kill()  # never left running behind a failed start
+            self.proc.wait()
+            raise
         self.port: int = ready["port"]
         self.listening: list[tuple[str, int]] = [(h, p) for h, p in ready["listening"]]
         self.key: str = ready["key"]

@@ -22,7 +22,7 @@ from nacl import bindings
 
 from relsec_p2p.core.errors import MalformedFrame
 from relsec_p2p.core.identity import Identity
-from relsec_p2p.core.onion import seal_layer, seal_to_all
+from relsec_p2p.core.onion import bind_owner, seal_layer, seal_to_all
 from relsec_p2p.core.shuffle import BadRoundMessage, RoundStart, pad
 from relsec_p2p.core.shuffle_round import Round
 
@@ -151,9 +151,12 @@ def garbage_layer(layer: int) -> type[Round]:
             onion = inner
             for peer in reversed(self.parts[layer + 1 :]):
                 onion = seal_layer(onion, self.keys[peer][1])
-            onion = os.urandom(len(onion) + 48)  # what hop ``layer`` cannot open
-            for peer in reversed(self.parts[:layer]):
+            owner = 32 if layer == 0 else 0  # the first layer also seals the owner's key
+            onion = os.urandom(len(onion) + 48 + owner)  # what hop ``layer`` cannot open
+            for peer in reversed(self.parts[1:layer]):
                 onion = seal_layer(onion, self.keys[peer][1])
+            if layer > 0:
+                onion = seal_layer(bind_owner(self.me, onion), self.keys[self.parts[0]][1])
             return inner, onion
 
     return Garbage
@@ -182,12 +185,12 @@ def record_round_keys(monkeypatch: pytest.MonkeyPatch) -> dict[bytes, bytes]:
     a test needs to show a secret never reached the wire (the round keeps its
     secrets to itself; its public keys are in ``Round.keys``)."""
     made: dict[bytes, bytes] = {}
-    original = bindings.crypto_box_keypair
+    original = bindings.crypto_box_seed_keypair
 
-    def recording() -> tuple[bytes, bytes]:
-        public, secret = original()
+    def recording(seed: bytes) -> tuple[bytes, bytes]:
+        public, secret = original(seed)
         made[public] = secret
         return public, secret
 
-    monkeypatch.setattr(bindings, "crypto_box_keypair", recording)
+    monkeypatch.setattr(bindings, "crypto_box_seed_keypair", recording)
     return made

@@ -100,6 +100,9 @@ AS_THE_RULE_SAYS: frozenset[Refusal] = frozenset(
         Refusal.ROUND_ALREADY_IN,
         Refusal.ROUND_NOT_CERTIFIED,
         Refusal.CODE_RETIRED,  # laptops publish fresh codes only; the rule's phrase is exact
+        Refusal.RELEASE_BEFORE_START,
+        Refusal.ROUND_RELEASED,
+        Refusal.ALREADY_NAMED,
     }
 )
 

@@ -21,7 +21,9 @@
 from __future__ import annotations
 
 import random
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from nacl import bindings
@@ -33,9 +35,15 @@ from ..core.shuffle_round import Round
 from ..peerproc import PeerProcess
 from . import ring
 from .common import median, percentile
-from .net import _close_all, _start, _wait_mesh
+from .net import _close_all, _wait_mesh
 
 SIZES = (5, 10, 30)
+# Peer processes started at once, and how long each may take to say it is
+# ready: thirty at once on a small machine shared with other work missed the
+# peer's usual 20 s (failed runs of this benchmark, issue 12.8).
+START_AT_ONCE = 2
+READY_TIMEOUT_S = 120
+RELEASE_WAIT_S = 180
 LATENCY_AT = 10  # members
 LATENCY_SAMPLES = 12
 AGENDA: list[dict[str, Any]] = [
@@ -92,7 +100,10 @@ def _round_time(
             and e.get("outcome") == "released"
             and e.get("items", 0) >= 1
         ),
-        timeout=60,
+        # An item read in a failed round waits for a round holding every
+        # member whose key came (SPEC §13.5 "No narrowing"); on a loaded
+        # machine rounds fail often. The wait is counted in batch_latency_s.
+        timeout=RELEASE_WAIT_S,
     )
     rid = released["rid"]
     starts = []
@@ -151,20 +162,50 @@ def _round_time(
     return float(shown - min(starts)), float(shown - entered), int(released["slots"])
 
 
+def _start_peers(n: int) -> list[PeerProcess]:
+    """n peer processes, a few at a time; if one fails to come up, the ones
+    that did are closed before the error goes on (none is left running)."""
+    with ThreadPoolExecutor(max_workers=START_AT_ONCE) as pool:
+        futures = [
+            pool.submit(lambda: PeerProcess(ready_timeout=READY_TIMEOUT_S)) for _ in range(n)
+        ]
+    started = [f.result() for f in futures if f.exception() is None]
+    failed = [f.exception() for f in futures if f.exception() is not None]
+    if failed:
+        _close_all(started)
+        raise RuntimeError(f"{len(failed)} of {n} peers did not start") from failed[0]
+    return started
+
+
+JOIN_TRIES = 3
+
+
 def _meeting(peers: list[PeerProcess]) -> None:
-    """As ``bench.net``'s meeting, with an anonymous step on the agenda."""
+    """As ``bench.net``'s meeting, with an anonymous step on the agenda.
+
+    On a loaded machine a join can fail the way it fails for a person on a
+    bad network (issue 12.8: failed runs at thirty members): the run times
+    out ("Could not reach the meeting"), and the joiner tries again, as its
+    message says; or the code was accepted but the meeting did not arrive
+    within the join's own wait (15 s), and the joiner keeps its session and
+    becomes a member as the meeting syncs (``_wait_mesh`` waits for that)."""
     code = peers[0].ok(cmd="start", title="bench", name="p0", agenda=AGENDA)["code"]
     for i, peer in enumerate(peers[1:], start=1):
-        peer.ok(cmd="join", code=code, name=f"p{i}", timeout=30)
+        for attempt in range(1, JOIN_TRIES + 1):
+            answer = peer.cmd(cmd="join", code=code, name=f"p{i}", timeout=180)
+            if answer["event"] != "error" or "did not arrive in time" in answer["message"]:
+                break
+            if "Could not reach" not in answer["message"] or attempt == JOIN_TRIES:
+                raise RuntimeError(f"join failed: {answer}")
 
 
 def round_seconds(n: int, rounds: int = 5) -> tuple[float, list[float]]:
     """The median round time at n members, and each full round's Enter to
     appearance (seconds)."""
-    peers = _start(n)
+    peers = _start_peers(n)
     try:
         _meeting(peers)
-        _wait_mesh(peers, timeout=120)
+        _wait_mesh(peers, timeout=300)
         peers[0].ok(cmd="open_step", step=0)
         for peer in peers:
             peer.wait_state(lambda s: s["current"] == 0, timeout=30)
@@ -194,6 +235,7 @@ def run() -> dict[str, Any]:
     for n in SIZES:
         seconds, latencies = round_seconds(n, rounds=LATENCY_SAMPLES if n == LATENCY_AT else 5)
         result["round_s"][str(n)] = round(seconds, 3)
+        print(f"bench anon: round_s at {n}: {seconds:.3f}", file=sys.stderr, flush=True)
         if n == LATENCY_AT:
             result["batch_latency_s"] = {
                 "members": n,

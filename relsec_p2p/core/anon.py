@@ -18,9 +18,20 @@ Rules of this file:
   items (SPEC §13.5 "Batching"). Holding happens on the sender, not on the
   screens: a modified client reading the log learns no more than a screen.
 - A ready item goes into a round only if the round holds at least three
-  members and at least two thirds of those this laptop can reach; otherwise
-  the slot is a dummy and the item waits. It leaves the queue once the log
-  holds it, and goes back if its round fails.
+  members and at least two thirds of those this laptop can reach, started
+  after everything the item answers (``after``), and holds every member the
+  item's earlier failed rounds require (below); otherwise the slot is a
+  dummy and the item waits. It leaves the queue only once it has taken
+  effect in this laptop's fold, and goes back if its round fails.
+- No narrowing (SPEC §13.5 "No narrowing"): once this laptop has sent its
+  inner key in a round, anyone holding every other key may have read its
+  item. If that round then fails, the item goes back with the round's
+  members whose key reached this laptop as members any later round carrying
+  it must hold; members seen withholding (a key or a release signature,
+  after a unanimous GO) leave that set, are named in the log
+  (``anon.blame``), never lead a round again and sit out 30 s whatever
+  their links do. So the item's senders stay hidden among the honest
+  members of the first round that could have shown it.
 - Rounds run on a fixed schedule aligned to the meeting clock whether or not
   anyone has something to say (one starts ``LEAD_OFFSET_MS`` after each beat,
   so clocks that differ by less than that agree on which items are ready);
@@ -48,7 +59,7 @@ from .errors import EntryRefused, LocalProtocolError, MalformedFrame, RemoteProt
 from .events import short
 from .feed import HASH_BYTES, Entry
 from .identity import Identity, random_scalar, ring_point
-from .refusals import Refused
+from .refusals import Refusal, Refused
 from .requests import (
     TEXT_CAPACITY,
     AnonymousRating,
@@ -165,10 +176,43 @@ Report = shuffle.Outcome | RoundStarted
 
 
 @dataclass(slots=True)
+class Queued:
+    """One item on its way: the request, the log clock when it was made (a
+    round carrying it must start after that, so its release sorts after
+    everything it answers) and the members a round carrying it must hold,
+    grown by every failed round that could have shown it (SPEC §13.5)."""
+
+    request: AnonymousRequest
+    floor: int
+    must_include: frozenset[bytes] = frozenset()
+
+    def fits(self, start: shuffle.RoundStart) -> bool:
+        return self.floor <= start.after and self.must_include <= set(start.parts)
+
+    def exposed(self, shown_to: set[bytes], withheld: set[bytes]) -> Queued:
+        """The item after a failed round in which it could have been read:
+        it must go only where the members whose key reached this laptop go
+        too; members seen withholding are no longer counted on."""
+        return Queued(
+            self.request, self.floor, frozenset((self.must_include | shown_to) - withheld)
+        )
+
+
+@dataclass(slots=True)
 class _Running:
     round: shuffle_round.Round
-    request: AnonymousRequest | None
+    request: Queued | None
     item: bytes  # what this laptop put in the slot (empty: a dummy)
+
+
+@dataclass(slots=True)
+class _Naming:
+    """A withholding this laptop saw, to be written to the log (``anon.blame``)."""
+
+    start: shuffle.RoundStart
+    transcript: bytes
+    gos: list[bytes]
+    withheld: list[bytes]
 
 
 class AnonymousChannel:
@@ -186,6 +230,7 @@ class AnonymousChannel:
         clock: Callable[[], int],
         send: Send,
         append: Append,
+        log_clock: Callable[[], int],
         timeout_ms: int = shuffle.DEFAULT_TIMEOUT_MS,
         rng: shuffle.Shuffler | None = None,
     ) -> None:
@@ -197,15 +242,23 @@ class AnonymousChannel:
         self._clock = clock
         self._send = send
         self._append = append
+        self._log_clock = log_clock  # the highest Lamport clock in this laptop's log
         self.timeout_ms = timeout_ms
         self._rng = rng
-        self.queue: list[AnonymousRequest] = []  # ready: their beat has passed
-        self.held: list[tuple[AnonymousRequest, int]] = []  # (item, the beat it waits for)
+        # Tests play a modified member by putting a subclass here
+        # (tests/roundnet.py); nothing in the product does.
+        self.round_class: type[shuffle_round.Round] = shuffle_round.Round
+        self.queue: list[Queued] = []  # ready: their beat has passed
+        self.held: list[tuple[Queued, int]] = []  # (item, the beat it waits for)
         self.rounds: dict[bytes, _Running] = {}
         self._early: dict[bytes, list[tuple[bytes, dict[str, Any]]]] = {}
         self._finished: list[bytes] = []
-        self._awaiting: list[tuple[bytes, bytes, AnonymousRequest, int]] = []
+        # (round, item id, the item, since, the round's participants)
+        self._awaiting: list[tuple[bytes, bytes, Queued, int, frozenset[bytes]]] = []
         self._releases: dict[bytes, tuple[shuffle.Released, int]] = {}
+        self._namings: dict[bytes, _Naming] = {}
+        self._barred_seen: set[bytes] = set()  # bars read from the log
+        self.withholders: set[bytes] = set()  # seen withholding here, or named in the log
         self.excluded: dict[bytes, int | None] = {}  # key -> until (ms), None: for good
         self._last_lead_ms: int | None = None  # when this laptop last looked at leading
         self._restart = False  # a round just failed: the next one starts at once
@@ -237,11 +290,21 @@ class AnonymousChannel:
         if refused is not None:
             text = f"This cannot be sent anonymously: {refused.text}."
             raise EntryRefused(Refused(refused.code, text))
-        self.queue = [queued for queued in self.queue if not _same_target(queued, request)]
-        self.held = [(h, beat) for h, beat in self.held if not _same_target(h, request)]
+        self.queue = [q for q in self.queue if not _same_target(q.request, request)]
+        self.held = [(h, beat) for h, beat in self.held if not _same_target(h.request, request)]
         if len(self.queue) + len(self.held) >= MAX_QUEUE:
             raise LocalProtocolError("Too much is waiting to be sent; wait a few rounds.")
-        self.held.append((request, next_beat(self._clock())))
+        # A newer vote replacing one already in a failed round keeps that
+        # round's requirement: the old vote may have been read there.
+        must = frozenset().union(
+            *(
+                q.must_include
+                for q in [*self.queue, *(r.request for r in self.rounds.values() if r.request)]
+                if _same_target(q.request, request)
+            )
+        )
+        queued = Queued(request, self._log_clock(), must)
+        self.held.append((queued, next_beat(self._clock())))
 
     def _ready(self, now: int) -> None:
         """Move held items whose beat has passed to the queue, in the order typed."""
@@ -273,8 +336,12 @@ class AnonymousChannel:
     # -- links -----------------------------------------------------------------------
 
     def peer_connected(self, peer: bytes) -> None:
-        """Linked again: a member who had missed a deadline takes part again
-        (one proven to cheat stays out)."""
+        """Linked again: a member who had missed a deadline before any inner
+        key was out takes part again. One proven to cheat stays out, and one
+        seen withholding after a unanimous GO sits out its time whatever its
+        links do (a reconnect must not bring it back early, issue 12.1)."""
+        if peer in self.withholders:
+            return
         if peer in self.excluded and self.excluded[peer] is not None:
             del self.excluded[peer]
 
@@ -320,6 +387,11 @@ class AnonymousChannel:
             return
         if not all(state.is_member(key) for key in start.parts):
             return  # a roster change not folded here yet: sit this one out
+        self._learn_namings(state, self._clock())
+        if start.leader in self.withholders or start.leader in self.excluded:
+            # A member seen withholding never leads again, and one excluded
+            # here does not start rounds around that (issue 12.1).
+            return
         for rid, running in list(self.rounds.items()):
             if running.round.released_inner:
                 continue  # past the point of no return: let it finish
@@ -339,11 +411,15 @@ class AnonymousChannel:
         def build() -> bytes:
             # Called once the keys are out (``prepare``) or when first needed.
             running.item = encode_item(
-                request, mid=self.mid, rid=start.rid, keys=keys, secret=self.identity.ring_secret
+                None if request is None else request.request,
+                mid=self.mid,
+                rid=start.rid,
+                keys=keys,
+                secret=self.identity.ring_secret,
             )
             return shuffle.pad(running.item, size)
 
-        round_ = shuffle_round.Round(
+        round_ = self.round_class(
             self.identity,
             start,
             build,
@@ -365,18 +441,18 @@ class AnonymousChannel:
                 continue  # the early message was bad; the link layer never saw it
         self._settle(start.rid)
 
-    def _next_request(
-        self, state: MeetingState, start: shuffle.RoundStart
-    ) -> AnonymousRequest | None:
+    def _next_request(self, state: MeetingState, start: shuffle.RoundStart) -> Queued | None:
         present = 1 + sum(1 for p in self._peers() if state.is_present(p))
         if len(start.parts) < shuffle.MIN_PARTICIPANTS or 3 * len(start.parts) < 2 * present:
             return None  # too small an anonymity set: a dummy, and the item waits
         self._ready(self._clock())
-        while self.queue:
-            request = self.queue.pop(0)
-            if check_anonymous_item(state, wire_item(request)) is None:
-                return request
-            # The step or poll closed while it waited: it can no longer count.
+        # The step or poll closed while it waited: it can no longer count.
+        self.queue = [
+            q for q in self.queue if check_anonymous_item(state, wire_item(q.request)) is None
+        ]
+        for position, queued in enumerate(self.queue):
+            if queued.fits(start):
+                return self.queue.pop(position)
         return None
 
     # -- time ------------------------------------------------------------------------------
@@ -396,7 +472,9 @@ class AnonymousChannel:
         for rid, running in list(self.rounds.items()):
             self._route(running.round.tick(now))
             self._settle(rid)
+        self._learn_namings(self._state(), now)
         self._append_due(now)
+        self._append_namings()
         self._check_awaiting(now)
         self._maybe_lead(now)
 
@@ -410,7 +488,12 @@ class AnonymousChannel:
         # Only members present take part (SPEC §6.1 "Presence"): a laptop the
         # room declared away joins rounds again once its roster.back is in.
         present = [p for p in self._peers() if state.is_present(p)]
-        return sorted(p for p in {self.me, *present} if p not in self.excluded)
+        parts = sorted(p for p in {self.me, *present} if p not in self.excluded)
+        while parts and parts[0] in self.withholders:
+            # One seen withholding never leads, so never comes first (this
+            # laptop too, if the log bars it: the others refuse its starts).
+            parts.pop(0)
+        return parts
 
     def _maybe_lead(self, now: int) -> None:
         state = self._state()
@@ -430,7 +513,7 @@ class AnonymousChannel:
             return
         if parts[0] != self.me:
             return  # someone earlier in key order leads
-        start = shuffle.RoundStart.new(self.mid, state.epoch, parts)
+        start = shuffle.RoundStart.new(self.mid, state.epoch, parts, self._log_clock())
         payload = pack(start.message(self.identity))
         for peer in parts[1:]:
             self._send(peer, payload)
@@ -456,22 +539,39 @@ class AnonymousChannel:
         running = self.rounds.get(rid)
         if running is None or running.round.outcome is None:
             return
-        outcome = running.round.outcome
+        round_ = running.round
+        outcome = round_.outcome
+        assert outcome is not None  # noqa: S101 (checked above)
         now = self._clock()
         del self.rounds[rid]
         self._remember(rid)
         self._reports.append(outcome)
+        parts = frozenset(round_.parts)
         if isinstance(outcome, shuffle.Released):
             if running.request is not None:
                 ident = shuffle.item_id(running.item)
                 if ident in outcome.ids:
-                    self._awaiting.append((rid, ident, running.request, now))
-                else:
-                    self.queue.insert(0, running.request)
+                    self._awaiting.append((rid, ident, running.request, now, parts))
+                else:  # everyone read the round: it must go where they all go
+                    self.queue.insert(0, running.request.exposed(set(parts), set()))
             if outcome.items:
                 self._releases[rid] = (outcome, now)
                 self._append_due(now)  # the first participant appends at once
             return
+        culprits = set(outcome.culprits) if isinstance(outcome, shuffle.Blamed) else set()
+        if round_.released_inner:
+            # Our inner key is out: whoever holds every other key may have
+            # read the round's items, so ours goes only where the members
+            # whose key came here go too. One whose key never came kept it
+            # after a unanimous GO: not counted on, and named (SPEC §13.5
+            # "No narrowing"). A missing release signature is no such sign:
+            # its member may lack a key someone kept from it alone.
+            withheld = set(round_.parts) - set(round_.reveals)
+            shown_to = set(round_.reveals) - culprits
+            if running.request is not None:
+                running.request = running.request.exposed(shown_to, withheld | culprits)
+            if withheld:
+                self._saw_withholding(round_, sorted(withheld), now)
         if running.request is not None:
             self.queue.insert(0, running.request)
         if isinstance(outcome, shuffle.Aborted):
@@ -485,13 +585,68 @@ class AnonymousChannel:
                     self.excluded[key] = now + EXCLUDE_MS if timed_out else None
         self._restart = True  # restart at once, without them
 
+    def _saw_withholding(
+        self, round_: shuffle_round.Round, withheld: list[bytes], now: int
+    ) -> None:
+        """Members kept their key or release signature after a unanimous GO
+        seen here: they never lead again, a reconnect does not bring them
+        back early, and the log is told (``anon.blame``), so every laptop
+        does the same."""
+        self.withholders.update(withheld)
+        for key in withheld:
+            self.excluded[key] = now + EXCLUDE_MS
+        start = round_.start
+        self._namings[start.rid] = _Naming(
+            start,
+            round_.gos[self.me][1],
+            [round_.gos[p][2] for p in start.parts],
+            withheld,
+        )
+
+    def _learn_namings(self, state: MeetingState, now: int) -> None:
+        """Members the log bars (most of a round's other participants named
+        them, ``anon.blame``): they never lead here again, and each new bar
+        sits them out of this laptop's rounds for ``EXCLUDE_MS``, whatever
+        their links do."""
+        for key in state.anon_barred() - self._barred_seen:
+            self._barred_seen.add(key)
+            self.withholders.add(key)
+            if key != self.me and self.excluded.get(key, 0) is not None:
+                self.excluded[key] = max(self.excluded.get(key) or 0, now + EXCLUDE_MS)
+
+    def _append_namings(self) -> None:
+        """Write the withholdings seen here to the log, each laptop its own
+        (a bar needs most of the round's other participants)."""
+        for rid, naming in list(self._namings.items()):
+            start = naming.start
+            data = {
+                "epoch": start.epoch,
+                "nonce": start.nonce,
+                "members": list(start.parts),
+                "after": start.after,
+                "h": naming.transcript,
+                "go": naming.gos,
+                "withheld": naming.withheld,
+            }
+            try:
+                self._append("anon.blame", data)
+            except EntryRefused as refused:
+                if refused.code is Refusal.RELEASE_BEFORE_START:
+                    continue  # this log is behind the leader's: try again later
+            except LocalProtocolError:
+                pass
+            del self._namings[rid]
+
     def _append_due(self, now: int) -> None:
         """Put released rounds in the log: the first participant still here
         at once, the next one a little later if it has not arrived, and so on."""
         state = self._state()
         for rid, (released, at) in list(self._releases.items()):
             record = state.anon_rounds.get(rid)
-            if record is not None and set(released.ids) <= record.seen | record.applied:
+            # Until every item has taken effect: an entry whose items the
+            # fold dropped where it sorts (a clock its appender chose) is
+            # followed by the next participant's (issue 12.2).
+            if record is not None and set(released.ids) <= record.applied:
                 del self._releases[rid]
                 continue
             if not state.is_member(self.me):
@@ -500,24 +655,33 @@ class AnonymousChannel:
             here = [p for p in released.start.parts if p == self.me or p in self._peers()]
             if now < at + here.index(self.me) * APPEND_STAGGER_MS:
                 continue
-            del self._releases[rid]
+            retry = False
             for data in release_entries(released):
                 try:
                     self._append("anon.round", data)
+                except EntryRefused as refused:
+                    # This log is behind the leader's: its clock would put
+                    # the entry before the round's start. Sync catches up.
+                    retry = retry or refused.code is Refusal.RELEASE_BEFORE_START
                 except LocalProtocolError:
                     continue  # someone else's entry got there first
+            if not retry:
+                del self._releases[rid]
 
     def _check_awaiting(self, now: int) -> None:
+        """An item leaves for good only once it has taken effect in this
+        laptop's fold; one released but not counted by then goes again, only
+        where its round's members all go (they all read it)."""
         state = self._state()
-        still: list[tuple[bytes, bytes, AnonymousRequest, int]] = []
-        for rid, ident, request, since in self._awaiting:
+        still: list[tuple[bytes, bytes, Queued, int, frozenset[bytes]]] = []
+        for rid, ident, queued, since, parts in self._awaiting:
             record = state.anon_rounds.get(rid)
             if record is not None and ident in record.applied:
-                continue  # in the log
+                continue  # counted
             if now - since > AWAIT_LOG_MS:
-                self.queue.insert(0, request)
+                self.queue.insert(0, queued.exposed(set(parts), set()))
                 continue
-            still.append((rid, ident, request, since))
+            still.append((rid, ident, queued, since, parts))
         self._awaiting = still
 
 
@@ -538,6 +702,7 @@ def release_entries(released: shuffle.Released) -> list[dict[str, Any]]:
     the certificate in each, the items split so each entry stays small."""
     start = released.start
     base = {
+        "after": start.after,
         "epoch": start.epoch,
         "nonce": start.nonce,
         "members": list(start.parts),

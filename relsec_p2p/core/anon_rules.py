@@ -209,31 +209,57 @@ def _sorted_keys(value: Any, low: int, high: int, size: int) -> bool:
 
 
 def round_id_of(mid: bytes, entry: Entry) -> bytes | None:
-    """The id of the round an ``anon.round`` entry releases (SPEC §13.2.1),
-    or None if its fields do not name one."""
+    """The id of the round an ``anon.round`` or ``anon.blame`` entry names
+    (SPEC §13.2.1), or None if its fields do not name one."""
     data = entry.data
     epoch: Any = data.get("epoch")
     nonce: Any = data.get("nonce")
     members: Any = data.get("members")
+    after: Any = data.get("after")
     if not (
         is_uint(epoch)
         and isinstance(nonce, bytes)
         and len(nonce) == shuffle.NONCE_BYTES
         and _sorted_keys(members, shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS, KEY_BYTES)
+        and is_uint(after)
     ):
         return None
-    return shuffle.rid_of(mid, epoch, nonce, members)
+    return shuffle.rid_of(mid, epoch, nonce, members, after)
+
+
+ROUND_FIELDS = ("after", "epoch", "members", "nonce")
+
+
+def _check_round_fields(state: MeetingState, entry: Entry) -> Refused | None:
+    """Rules shared by ``anon.round`` and ``anon.blame``: the round's
+    participants are current members and the entry sorts after the round's
+    start (SPEC §13.4 rules 4 and 8)."""
+    members = entry.data["members"]
+    # Only current members have a voice: a removed member (or one who left)
+    # must not count in a round two others run with them (issue 12).
+    if not all(state.is_member(key) for key in members):
+        return Refused(
+            Refusal.STRANGER_IN_ROUND, "a participant of the round is not a current member"
+        )
+    # A release cannot sort before its round began: the appender cannot give
+    # it a clock from before the poll its votes answer (issue 12.2).
+    if entry.lam <= entry.data["after"]:
+        return Refused(Refusal.RELEASE_BEFORE_START, "the entry sorts before its round started")
+    return None
 
 
 def check_anon_round(state: MeetingState, entry: Entry) -> Refused | None:
     data = entry.data
     if reason := check_member(state, entry):
         return reason
-    if not has_only(data, ("epoch", "go", "ids", "items", "members", "nonce")):
-        return Refused(Refusal.BAD_FIELDS, "anon.round has epoch, go, ids, items, members, nonce")
+    if not has_only(data, ("after", "epoch", "go", "ids", "items", "members", "nonce")):
+        return Refused(
+            Refusal.BAD_FIELDS, "anon.round has after, epoch, go, ids, items, members, nonce"
+        )
     members, ids, items, go = data["members"], data["ids"], data["items"], data["go"]
     if not (
         is_uint(data["epoch"])
+        and is_uint(data["after"])
         and isinstance(data["nonce"], bytes)
         and len(data["nonce"]) == shuffle.NONCE_BYTES
         and _sorted_keys(members, shuffle.MIN_PARTICIPANTS, shuffle.MAX_PARTICIPANTS, KEY_BYTES)
@@ -246,12 +272,8 @@ def check_anon_round(state: MeetingState, entry: Entry) -> Refused | None:
         and all(isinstance(x, bytes) and len(x) == 64 for x in go)
     ):
         return Refused(Refusal.BAD_FIELDS, "anon.round fields have the wrong shape")
-    # Only current members have a voice: a removed member (or one who left)
-    # must not count in a round two others run with them (issue 12).
-    if not all(state.is_member(key) for key in members):
-        return Refused(
-            Refusal.STRANGER_IN_ROUND, "a participant of the round is not a current member"
-        )
+    if reason := _check_round_fields(state, entry):
+        return reason
     item_ids = [shuffle.item_id(item) for item in items]
     if len(set(item_ids)) != len(item_ids) or not set(item_ids) <= set(ids):
         return Refused(Refusal.ITEM_NOT_RELEASED, "an item the round did not release")
@@ -279,7 +301,7 @@ def apply_anon_round(state: MeetingState, entry: Entry) -> None:
     closed step, a bad ring signature, a dummy's garbage) is dropped alone."""
     data = entry.data
     members = data["members"]
-    rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members)
+    rid = shuffle.rid_of(state.mid, data["epoch"], data["nonce"], members, data["after"])
     record = state.anon_rounds.get(rid)
     if record is None:
         # "N members": the members present here, the round's own participants
@@ -344,3 +366,71 @@ def _apply_anonymous_item(
         tag = _ring_tag(message, keys, item["sig"], rating_event(state.mid, step, ref))
         if tag is not None:
             state.anonymous_ratings.setdefault((step, ref), {})[tag] = value
+
+
+# --- anon.blame: a member named for withholding its inner key ------------------------
+
+
+def go_statement(mid: bytes, rid: bytes, transcript: bytes) -> bytes:
+    """A participant's GO over ``transcript`` (SPEC §13.2.2): what every
+    participant signed before any inner key went out."""
+    return shuffle.statement("go", mid, rid, True, transcript)
+
+
+def check_anon_blame(state: MeetingState, entry: Entry) -> Refused | None:
+    """A participant names members whose inner key it never received after
+    every participant had said GO over one transcript (SPEC §13.4). Not
+    receiving cannot be proved, so the fold only records the claim; a member
+    is barred once most of the round's other participants name it."""
+    data = entry.data
+    if reason := check_member(state, entry):
+        return reason
+    if not has_only(data, (*ROUND_FIELDS, "go", "h", "withheld")):
+        return Refused(
+            Refusal.BAD_FIELDS, "anon.blame has after, epoch, go, h, members, nonce, withheld"
+        )
+    members, go, withheld = data["members"], data["go"], data["withheld"]
+    rid = round_id_of(state.mid, entry)
+    if not (
+        rid is not None
+        and isinstance(data["h"], bytes)
+        and len(data["h"]) == HASH_BYTES
+        and isinstance(go, list)
+        and len(go) == len(members)
+        and all(isinstance(x, bytes) and len(x) == 64 for x in go)
+        and _sorted_keys(withheld, 1, len(members) - 1, KEY_BYTES)
+        and set(withheld) <= set(members)
+        and entry.author in members
+        and entry.author not in withheld
+    ):
+        return Refused(Refusal.BAD_FIELDS, "anon.blame fields have the wrong shape")
+    if reason := _check_round_fields(state, entry):
+        return reason
+    if rid in state.anon_rounds:
+        return Refused(Refusal.ROUND_RELEASED, "the round was released, so every key came out")
+    named = state.anon_namings.get(rid, (0, {}))[1]
+    if any(entry.author in by for by in named.values()):
+        return Refused(Refusal.ALREADY_NAMED, "its author named that round's withholding already")
+    body = go_statement(state.mid, rid, data["h"])
+    memo = hashlib.blake2b(body + pack([members, go]), digest_size=HASH_BYTES).digest()
+    certified = _CERTIFIED.recall(
+        memo,
+        lambda: all(
+            shuffle.verify_statement(key, body, signature)
+            for key, signature in zip(members, go, strict=True)
+        ),
+    )
+    if not certified:
+        return Refused(
+            Refusal.ROUND_NOT_CERTIFIED, "the round's GO is not signed by every participant"
+        )
+    return None
+
+
+def apply_anon_blame(state: MeetingState, entry: Entry) -> None:
+    """Record who named whom; ``MeetingState.anon_barred`` counts them."""
+    rid = round_id_of(state.mid, entry)
+    assert rid is not None  # noqa: S101 (checked)
+    named = state.anon_namings.setdefault(rid, (len(entry.data["members"]), {}))[1]
+    for key in entry.data["withheld"]:
+        named.setdefault(key, set()).add(entry.author)

@@ -38,6 +38,7 @@ from .onion import (
     label_hash,
     onion_hash,
     open_layer,
+    owner_of,
     public_of,
     transcript_hash,
 )
@@ -194,9 +195,20 @@ def _replay(
         assert blame.outer_secret is not None  # noqa: S101 (the caller checked)
         outer[who] = blame.outer_secret
     publics = {who: facts.keys[who][1] for who in facts.parts}
+    first = facts.parts[0]
+    batch: list[bytes] = []  # the submissions with their first layer peeled
     for who in facts.parts:
-        onion: bytes | None = facts.onions[who]
-        for peer in facts.parts:
+        owned = owner_of(open_layer(facts.onions[who], publics[first], outer[first]) or b"")
+        if owned is not None and owned[0] != who:
+            # A copy of another member's onion (or one made to name another
+            # member): evidence against its submitter, never against the hop
+            # that refused it (SPEC §13.2.7 rule 4).
+            culprits[who] = "submitted a copy of another member's slot"
+            continue
+        onion: bytes | None = None if owned is None else owned[1]
+        if onion is not None:
+            batch.append(onion)
+        for peer in facts.parts[1:]:
             onion = open_layer(onion, publics[peer], outer[peer]) if onion is not None else None
         if onion is None:
             culprits[who] = "submitted a slot that does not decrypt"
@@ -207,7 +219,6 @@ def _replay(
         for (kind, _, hop), values in evidence.values.items()
         if kind == "hop"
     }
-    batch = [facts.onions[p] for p in facts.parts]
     for hop in range(1, facts.n + 1):
         shuffler = facts.parts[hop - 1]
         output = _output_of(facts, blames, hop, hop_hashes)
@@ -216,7 +227,12 @@ def _replay(
                 # The next hop signed an output, so it had this input.
                 culprits[facts.parts[hop]] = "withheld the batch it received"
             break  # the cascade got no further
-        expected = sorted(open_layer(x, publics[shuffler], outer[shuffler]) or b"" for x in batch)
+        if hop == 1:
+            expected = sorted(batch)  # peeled above
+        else:
+            expected = sorted(
+                open_layer(x, publics[shuffler], outer[shuffler]) or b"" for x in batch
+            )
         if sorted(output) != expected:
             culprits[shuffler] = "dropped, replaced or duplicated an item"
             break

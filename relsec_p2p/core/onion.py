@@ -8,8 +8,9 @@ judgement core/blame.py; all of them build on this file. Normative text:
 protocol/SPEC.md §13.2 (the inner layer §13.2.5).
 
 Rules of this file:
-- Pure functions of their inputs (the one exception: ``seal_to_all`` and
-  ``seal_layer`` draw fresh ephemeral keys). No round state, no I/O.
+- Pure functions of their inputs (the one exception: ``seal_to_all``,
+  ``seal_layer`` and ``keypair`` draw fresh secrets, all through
+  ``random_bytes``, so vectors can fix them). No round state, no I/O.
 - Outer layers are libsodium sealed boxes, one per participant; the inner
   layer is one box that needs every participant's share to open (below).
 - Opening never raises on hostile input: it returns None, and the caller
@@ -83,15 +84,55 @@ def inner_size(slot: int) -> int:
 
 
 def onion_size(slot: int, n: int, peeled: int = 0) -> int:
-    """Bytes of an onion (inner ciphertext in n outer layers) with ``peeled``
-    outer layers removed."""
-    return inner_size(slot) + SEAL_BYTES * (n - peeled)
+    """Bytes of an onion (inner ciphertext in n outer layers, the first
+    also holding its owner's key) with ``peeled`` outer layers removed."""
+    owner = OWNER_BYTES if peeled == 0 else 0
+    return inner_size(slot) + SEAL_BYTES * (n - peeled) + owner
+
+
+def random_bytes(size: int) -> bytes:
+    """Fresh secret bytes from the operating system's CSPRNG (libsodium's
+    ``randombytes``); the one source of every secret a round draws."""
+    drawn: bytes = bindings.randombytes(size)
+    return drawn
+
+
+def keypair() -> tuple[bytes, bytes]:
+    """A fresh X25519 key pair (public, secret) for one round."""
+    public, secret = bindings.crypto_box_seed_keypair(random_bytes(32))
+    return public, secret
 
 
 def seal_layer(message: bytes, public: bytes) -> bytes:
-    """Wrap one outer layer: a sealed box to one participant's outer key."""
-    sealed: bytes = bindings.crypto_box_seal(message, public)
-    return sealed
+    """Wrap one outer layer: a sealed box to one participant's outer key.
+    Built as libsodium's ``crypto_box_seal`` builds it (ephemeral public key
+    ``E``, then ``crypto_box(message, nonce = BLAKE2b-192(E || public))``), so
+    ``crypto_box_seal_open`` opens it; written out only so that the ephemeral
+    secret comes from ``random_bytes``."""
+    ephemeral, secret = keypair()
+    nonce = hashlib.blake2b(ephemeral + public, digest_size=bindings.crypto_box_NONCEBYTES).digest()
+    box: bytes = bindings.crypto_box(message, nonce, public, secret)
+    return ephemeral + box
+
+
+# The first outer layer carries its submitter's identity key before the rest
+# of the onion, so a copied onion convicts its copier: hop 1 (and the blame
+# replay, with hop 1's outer secret) sees that the key inside is not the
+# submitter's. Nobody else can make a first layer naming another member with
+# that member's inner onion inside: only its builder knows what is under it.
+OWNER_BYTES = 32
+
+
+def bind_owner(owner: bytes, onion: bytes) -> bytes:
+    """What the first outer layer seals: the submitter's key, then the onion."""
+    return owner + onion
+
+
+def owner_of(opened: bytes) -> tuple[bytes, bytes] | None:
+    """(owner key, the rest) of an opened first layer, or None if too short."""
+    if len(opened) < OWNER_BYTES:
+        return None
+    return opened[:OWNER_BYTES], opened[OWNER_BYTES:]
 
 
 def open_layer(sealed: bytes, public: bytes, secret: bytes) -> bytes | None:
@@ -159,7 +200,7 @@ def _inner_key(ephemeral: bytes, publics: Sequence[bytes], shares: Sequence[byte
 def seal_to_all(message: bytes, publics: Sequence[bytes]) -> bytes:
     """Encrypt ``message`` so that only the holders of every secret key behind
     ``publics`` together can open it: ephemeral key || secretbox."""
-    secret = bindings.randombytes(32)
+    secret = random_bytes(32)
     ephemeral: bytes = bindings.crypto_scalarmult_base(secret)
     shares = []
     for public in publics:

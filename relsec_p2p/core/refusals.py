@@ -87,6 +87,9 @@ class Refusal(StrEnum):
     ITEM_NOT_RELEASED = "item_not_released"
     ROUND_ALREADY_IN = "round_already_in"
     ROUND_NOT_CERTIFIED = "round_not_certified"
+    RELEASE_BEFORE_START = "release_before_start"  # sorts before its round started
+    ROUND_RELEASED = "round_released"  # a withholding named in a round that released
+    ALREADY_NAMED = "already_named"  # that withholding is in the log already
 
     # admission (SPEC §12.11)
     CODE_RETIRED = "code_retired"  # a join code that was current at a removal

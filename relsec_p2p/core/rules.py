@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .anon_rules import apply_anon_round, check_anon_round
+from .anon_rules import apply_anon_blame, apply_anon_round, check_anon_blame, check_anon_round
 from .feed import Entry
 from .fields import (
     check_member,
@@ -721,6 +721,7 @@ RULES: dict[str, Rule] = {
     "outcome.record": Rule(check_outcome, apply_outcome),
     "anon.round": Rule(check_anon_round, apply_anon_round),
     "ack": Rule(check_ack, apply_ack),
+    "anon.blame": Rule(check_anon_blame, apply_anon_blame),
 }
 
 

@@ -135,6 +135,7 @@ class Session:
             clock=clock,
             send=self._send,
             append=self.act,
+            log_clock=lambda: self.log.max_lamport,
         )
 
     # -- construction ---------------------------------------------------------

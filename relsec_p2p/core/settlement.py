@@ -48,6 +48,7 @@ ACKED_TYPES = MEMBERSHIP_TYPES | frozenset(
         "viewer.add",
         "viewer.remove",
         "anon.round",
+        "anon.blame",
     }
 )
 

@@ -118,13 +118,16 @@ def require_fields(message: dict[str, Any], *keys: str) -> None:
 @dataclass(frozen=True, slots=True)
 class RoundStart:
     """What fixes a round: the meeting, the roster epoch the leader saw, a
-    fresh nonce and the participants in roster order (sorted keys). The
-    leader is the first participant; the round id hashes all of it."""
+    fresh nonce, the participants in roster order (sorted keys) and
+    ``after``, the highest Lamport clock in the leader's log when it started
+    (a release of the round sorts after it: SPEC §13.4 rule 8). The leader
+    is the first participant; the round id hashes all of it."""
 
     mid: bytes
     epoch: int
     nonce: bytes
     parts: tuple[bytes, ...]
+    after: int = 0
 
     def __post_init__(self) -> None:
         if len(self.mid) != MEETING_ID_BYTES or len(self.nonce) != NONCE_BYTES:
@@ -137,18 +140,20 @@ class RoundStart:
             len(p) != KEY_BYTES for p in self.parts
         ):
             raise LocalProtocolError("participants are distinct keys in ascending order")
+        if not is_uint(self.after):
+            raise LocalProtocolError("a round start's clock is a 32-bit unsigned integer")
 
     @property
     def rid(self) -> bytes:
-        return rid_of(self.mid, self.epoch, self.nonce, self.parts)
+        return rid_of(self.mid, self.epoch, self.nonce, self.parts, self.after)
 
     @property
     def leader(self) -> bytes:
         return self.parts[0]
 
     @classmethod
-    def new(cls, mid: bytes, epoch: int, parts: Sequence[bytes]) -> RoundStart:
-        return cls(mid, epoch, secrets.token_bytes(NONCE_BYTES), tuple(sorted(parts)))
+    def new(cls, mid: bytes, epoch: int, parts: Sequence[bytes], after: int = 0) -> RoundStart:
+        return cls(mid, epoch, secrets.token_bytes(NONCE_BYTES), tuple(sorted(parts)), after)
 
     def message(self, leader: Identity) -> dict[str, Any]:
         if leader.key != self.leader:
@@ -160,24 +165,26 @@ class RoundStart:
             "ep": self.epoch,
             "n": self.nonce,
             "p": list(self.parts),
+            "a": self.after,
             "g": signature,
         }
 
     @classmethod
     def from_message(cls, sender: bytes, message: dict[str, Any]) -> RoundStart:
         """Parse and check a start message from the linked peer ``sender``."""
-        require_fields(message, "ep", "n", "p", "g")
+        require_fields(message, "ep", "n", "p", "a", "g")
         parts = message["p"]
         if not (
             is_uint(message["ep"])
             and is_bin(message["n"], NONCE_BYTES)
+            and is_uint(message["a"])
             and is_bin(message["g"], SIG_BYTES)
             and isinstance(parts, list)
             and all(is_bin(p, KEY_BYTES) for p in parts)
         ):
-            raise MalformedFrame("anon.start has ep: uint, n: bin16, p: [bin32], g: bin64")
+            raise MalformedFrame("anon.start has ep: uint, n: bin16, p: [bin32], a: uint, g: bin64")
         try:
-            start = cls(message["mid"], message["ep"], message["n"], tuple(parts))
+            start = cls(message["mid"], message["ep"], message["n"], tuple(parts), message["a"])
         except LocalProtocolError as exc:
             raise BadRoundMessage(str(exc)) from exc
         if start.leader != sender:
@@ -187,8 +194,8 @@ class RoundStart:
         return start
 
 
-def rid_of(mid: bytes, epoch: int, nonce: bytes, parts: Sequence[bytes]) -> bytes:
-    return label_hash(RID_LABEL, pack([mid, epoch, nonce, list(parts)]))
+def rid_of(mid: bytes, epoch: int, nonce: bytes, parts: Sequence[bytes], after: int) -> bytes:
+    return label_hash(RID_LABEL, pack([mid, epoch, nonce, list(parts), after]))
 
 
 # --- outcomes -------------------------------------------------------------------------

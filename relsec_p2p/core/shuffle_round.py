@@ -27,7 +27,6 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
-from nacl import bindings
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -38,14 +37,17 @@ from .identity import KEY_BYTES, Identity
 from .onion import (
     SIG_BYTES,
     batch_hash,
+    bind_owner,
     inner_share,
     inner_size,
     is_bin,
     is_uint,
+    keypair,
     onion_hash,
     onion_size,
     open_layer,
     open_with_shares,
+    owner_of,
     public_of,
     seal_layer,
     seal_to_all,
@@ -119,8 +121,8 @@ class Round:
         self.timeline: list[tuple[str, int]] = [(Phase.KEYS.value, now_ms)]
         self.outcome: Outcome | None = None
         self._verify_keys = {key: VerifyKey(key) for key in self.parts}
-        self._inner_public, self._inner_secret = bindings.crypto_box_keypair()
-        self._outer_public, self._outer_secret = bindings.crypto_box_keypair()
+        self._inner_public, self._inner_secret = keypair()
+        self._outer_public, self._outer_secret = keypair()
         self._released_key: str | None = None  # "inner" or "outer": never both
         self._my_inner = b""
         self._began = False
@@ -283,13 +285,14 @@ class Round:
     # -- the honest steps (the hooks a modified client overrides) ------------------------
 
     def build_onion(self) -> tuple[bytes, bytes]:
-        """(inner ciphertext, outer onion) of this laptop's slot."""
+        """(inner ciphertext, outer onion) of this laptop's slot; the first
+        outer layer also seals this laptop's key (SPEC §13.2.4)."""
         self.prepare()
         inner = seal_to_all(self._payload, [self.keys[peer][0] for peer in self.parts])
         outer = inner
-        for peer in reversed(self.parts):
+        for peer in reversed(self.parts[1:]):
             outer = seal_layer(outer, self.keys[peer][1])
-        return inner, outer
+        return inner, seal_layer(bind_owner(self.me, outer), self.keys[self.parts[0]][1])
 
     def permute(self, items: list[bytes]) -> list[bytes]:
         """This hop's secret permutation of the items it peeled."""
@@ -521,11 +524,16 @@ class Round:
         size = onion_size(self.slot, self.n, self.index)
         peeled: list[bytes] = []
         fine = len(batch) == self.n and len(set(batch)) == self.n
-        for item in batch if fine else ():
+        for position, item in enumerate(batch if fine else ()):
             if len(item) != size:
                 fine = False
                 break
             opened = open_layer(item, self._outer_public, self._outer_secret)
+            if opened is not None and self.index == 0:
+                # The first layer names its submitter: a copied onion names
+                # someone else (the blame replay convicts the copier).
+                owned = owner_of(opened)
+                opened = owned[1] if owned and owned[0] == self.parts[position] else None
             if opened is None:
                 fine = False
                 break

@@ -407,6 +407,9 @@ class MeetingState:
         default_factory=dict
     )
     pause_requests: int = 0
+    # Withholdings named in the log (``anon.blame``, SPEC §13.4): round id ->
+    # (its participants, named key -> the members who named it).
+    anon_namings: dict[bytes, tuple[int, dict[bytes, set[bytes]]]] = field(default_factory=dict)
     applied: int = 0
     ignored: list[tuple[bytes, Refused]] = field(default_factory=list)  # diagnostics only
     # Working state of the fold, not in the digest: the highest seq folded so
@@ -426,6 +429,17 @@ class MeetingState:
     def is_member(self, key: bytes) -> bool:
         member = self.members.get(key)
         return member is not None and member.active
+
+    def anon_barred(self) -> set[bytes]:
+        """Members a majority of the other participants of some round named
+        for withholding their inner key (SPEC §13.4 ``anon.blame``): they
+        never lead a round again. One member's word alone bars no one."""
+        return {
+            key
+            for size, named in self.anon_namings.values()
+            for key, by in named.items()
+            if 2 * len(by) > size - 1
+        }
 
     def active_members(self) -> list[Member]:
         """Members in the roster (not gone), present or away, in join order:
@@ -576,6 +590,18 @@ class MeetingState:
             "applied": self.applied,
             **self._presence_canonical(),
             **self._admission_canonical(),
+            # Only once someone is named, so meetings without a withholding
+            # keep the digests they had (SPEC §13.4, §6.8).
+            **(
+                {
+                    "anon_namings": sorted(
+                        [rid, size, sorted([key, sorted(by)] for key, by in named.items())]
+                        for rid, (size, named) in self.anon_namings.items()
+                    )
+                }
+                if self.anon_namings
+                else {}
+            ),
         }
 
     def _admission_canonical(self) -> dict[str, Any]:

@@ -119,6 +119,7 @@ class Room:
         body = shuffle.statement("release", MID, start.rid, shuffle.release_digest(ids))
         by_key = {i.key: i for i in (signers or IDENTITIES)}
         return {
+            "after": start.after,
             "epoch": start.epoch,
             "nonce": start.nonce,
             "members": list(start.parts),
@@ -1045,3 +1046,94 @@ def test_anonymous_tags_and_refs_follow_the_named_rules() -> None:
     assert len(item) <= anon.slot_size(shuffle.MIN_PARTICIPANTS) - 2
     with pytest.raises(LocalProtocolError, match="too long"):
         contrib(OPEN, "x" * (TEXT_CAPACITY - 4 * 32 + 1), tag="\U0001f600" * 32)
+
+
+# --- a release sorts after its round's start; withholdings in the log ----------------
+
+
+def test_a_release_cannot_sort_before_its_round_started() -> None:
+    """Issue 12.2: the round start carries the leader's log clock ``after``
+    (in the rid); an ``anon.round`` entry at or below it is refused, so an
+    appender cannot put a release before the poll its votes answer."""
+    room = Room()
+    poll = room.open_poll()
+    opened = next(e for e in room.scribe.entries if e.hash == poll)
+    start = shuffle.RoundStart.new(MID, room.state.epoch, [i.key for i in room.ids], opened.lam)
+    data = room.certified(start, [room.item(start, B, vote(poll, "block"))])
+    early = room.scribe.write(D, "anon.round", data, lam=opened.lam, keep=False)
+    assert why_ignored(room.state, early) == Refused(
+        Refusal.RELEASE_BEFORE_START, "the entry sorts before its round started"
+    )
+    # Claiming an older start changes the round id the certificate signed.
+    older = dict(data, after=0)
+    assert room.why(older) == Refused(
+        Refusal.ROUND_NOT_CERTIFIED, "the round is not signed by every participant"
+    )
+    room.release(data)
+    assert room.state.polls[poll].latest_anonymous() != {}
+
+
+def naming(room: Room, start: shuffle.RoundStart, withheld: list[Identity]) -> dict[str, Any]:
+    """An ``anon.blame`` for ``start``: every participant's GO over one transcript."""
+    transcript = os.urandom(32)
+    body = shuffle.statement("go", MID, start.rid, True, transcript)
+    by_key = {i.key: i for i in IDENTITIES}
+    return {
+        "epoch": start.epoch,
+        "nonce": start.nonce,
+        "members": list(start.parts),
+        "after": start.after,
+        "h": transcript,
+        "go": [by_key[k].sign(shuffle.ANON_CONTEXT, body) for k in start.parts],
+        "withheld": sorted(i.key for i in withheld),
+    }
+
+
+def why_named(room: Room, data: dict[str, Any], author: Identity) -> Refused | None:
+    entry = room.scribe.write(author, "anon.blame", data, keep=False)
+    return why_ignored(room.state, entry)
+
+
+def test_a_withholding_bars_only_when_most_of_the_others_name_it() -> None:
+    """``anon.blame`` records who named whom; not receiving a key cannot be
+    proved, so one member's word bars no one: a member is barred (never
+    leads again) once most of the round's other participants named it."""
+    room = Room(5)
+    start = room.start()
+    data = naming(room, start, [E])
+    room.scribe.write(A, "anon.blame", data)
+    assert room.state.anon_barred() == set()  # one of four others
+    assert why_named(room, data, A) == Refused(
+        Refusal.ALREADY_NAMED, "its author named that round's withholding already"
+    )
+    room.scribe.write(B, "anon.blame", data)
+    assert room.state.anon_barred() == set()  # two of four: not most
+    room.scribe.write(C, "anon.blame", data)
+    assert room.state.anon_barred() == {E.key}
+    # The liar's word against an honest member stays one word.
+    room.scribe.write(E, "anon.blame", naming(room, start, [A]))
+    assert room.state.anon_barred() == {E.key}
+    assert "anon_namings" in room.state.to_canonical()
+
+
+def test_a_naming_needs_a_unanimous_go_and_a_round_that_did_not_release() -> None:
+    room = Room()
+    room.open(UNSAID)
+    start = room.start()
+    data = naming(room, start, [D])
+    forged = dict(data, go=[*data["go"][:-1], bytes(64)])
+    assert why_named(room, forged, A) == Refused(
+        Refusal.ROUND_NOT_CERTIFIED, "the round's GO is not signed by every participant"
+    )
+    assert why_named(room, dict(data, withheld=[A.key]), A) == Refused(
+        Refusal.BAD_FIELDS, "anon.blame fields have the wrong shape"
+    )  # naming oneself
+    outsider = room.start(room.ids[:3])  # D is not in it
+    assert why_named(room, naming(room, outsider, [B]), D) == Refused(
+        Refusal.BAD_FIELDS, "anon.blame fields have the wrong shape"
+    )
+    room.release(room.certified(start, [room.item(start, B, contrib(UNSAID, "out"))]))
+    assert why_named(room, data, A) == Refused(
+        Refusal.ROUND_RELEASED, "the round was released, so every key came out"
+    )
+    assert "anon_namings" not in room.state.to_canonical()  # digests unchanged without one

@@ -284,3 +284,28 @@ def test_no_signature_check_passes_no_claim() -> None:
     still runs (every outer key is there) and convicts no GO."""
     _, facts, blames = _liar_round()
     assert judge(facts, blames, lambda who, signature, kind, /, *fields: False) == {}
+
+
+def test_a_copied_onion_convicts_its_copier_not_the_hop_that_refused_it() -> None:
+    """Issue 12.3: a member submits a copy of another member's onion (so a
+    duplicate would mark that member's item). Hop 1 refuses the batch with a
+    NO-GO; the replay finds, in the first layer, the key of the member who
+    built the onion, and names the copier: never the hop, never the owner."""
+    from test_anon_attacks import copier
+
+    net = RoundNet(7)
+    owner, thief = 5, 3  # the thief copies in the middle of the roster
+    net.rounds[net.keys[thief]] = copier(net.keys[owner])(
+        net.ids[thief], net.start, net[thief]._payload, now_ms=0, timeout_ms=1000
+    )
+    net.run()
+    net.expire()
+    for k, round_ in enumerate(net.rounds.values()):
+        if k == thief:
+            continue
+        assert isinstance(round_.outcome, Blamed), round_.outcome
+        assert round_.outcome.culprits == {
+            net.keys[thief]: "submitted a copy of another member's slot"
+        }
+    hop_one = net[0]
+    assert hop_one.gos[hop_one.me][0] is False  # it refused the batch, and is not blamed

@@ -41,6 +41,7 @@ FILES = (
     "admission.json",  # checked by test_vectors_link.py
     "duplicate_links.json",  # checked by test_vectors_link.py
     "ring.json",  # checked by test_ring.py
+    "anon.json",  # checked by test_vectors_anon.py
 )
 
 
