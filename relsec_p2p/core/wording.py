@@ -132,6 +132,11 @@ REFUSAL_SENTENCES: Final = Labels(
         Refusal.CODE_RETIRED: N_(
             "That join code was retired when a member was removed; share the new code instead."
         ),
+        Refusal.RELEASE_BEFORE_START: N_(
+            "That anonymous round was written as if before it began; another member sends it."
+        ),
+        Refusal.ROUND_RELEASED: N_("That anonymous round was released, so nobody withheld in it."),
+        Refusal.ALREADY_NAMED: N_("That withholding is already in the meeting."),
     }
 )
 

@@ -323,16 +323,22 @@ def test_e_a_release_given_a_clock_before_the_poll_does_not_swallow_votes() -> N
     backdated: list[Entry] = []
 
     def back_date(kind: str, data: dict[str, Any]) -> Entry:
-        """The modified appender: its entry carries a clock from before the
-        poll opened (its own feed is empty, so nothing stops it)."""
+        """The modified appender: its entry claims to have seen the
+        facilitator's feed only up to just before the poll opened (``deps``),
+        so its computed clock comes from before the poll (its own feed is
+        empty, so nothing else stops it)."""
         head = attacker.log.head(attacker.me)
-        assert head is None or head.lam < opened.lam - 1
+        assert head is None
+        before = attacker.log.feed(opened.author)[opened.seq - 2]
+        lam = before.lam + 1
+        assert lam < opened.lam
         entry = encode_entry(
             attacker.identity,
             mid=attacker.mid,
-            seq=1 if head is None else head.seq + 1,
-            prev=None if head is None else head.hash,
-            lam=opened.lam - 1,
+            seq=1,
+            prev=None,
+            deps=[(opened.author, opened.seq - 1)],
+            lam=lam,
             ts=net.now_ms,
             kind=kind,
             data=data,

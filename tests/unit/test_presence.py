@@ -267,6 +267,7 @@ def test_anonymous_answers_need_three_members_present() -> None:
         clock=lambda: 0,
         send=lambda peer, payload: None,
         append=lambda kind, data: None,  # type: ignore[arg-type,return-value]
+        log_clock=lambda: 0,
     )
     try:
         channel.submit(PauseRequest())
