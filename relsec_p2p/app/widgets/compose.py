@@ -53,7 +53,15 @@ class ComposeBox(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="compose-mode")
-        yield Input(placeholder="", id="compose-input", max_length=MAX_TEXT, compact=True)
+        # Not select_on_focus: coming back with c after Escape (to raise a hand,
+        # say) must keep the draft, not select it for the next key to replace.
+        yield Input(
+            placeholder="",
+            id="compose-input",
+            max_length=MAX_TEXT,
+            compact=True,
+            select_on_focus=False,
+        )
         yield Static("", id="compose-left")
 
     def on_mount(self) -> None:
