@@ -210,6 +210,11 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
         if poll.counts is not None and poll.counts != poll.named:
             text.append(f"  ({tally_line(poll.counts)})")  # what counted at the close
         text.append("\n")
+        # The outcome in words is the decision: right under the result, where
+        # a small screen (80x24) still shows it, before the rule and the co-signing.
+        if poll.record:
+            text.append("Recorded outcome: ", style="bold")
+            text.append(poll.record + "\n")
         if poll.rule:
             text.append(f"Rule: {poll.rule}\n", style="dim")
         if poll.final:
@@ -223,9 +228,6 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
         for line in poll.objections:
             text.append("Objection: ", style="bold")
             text.append(line + "\n")
-        if poll.record:
-            text.append("Recorded outcome: ", style="bold")
-            text.append(poll.record + "\n")
     text.rstrip()
     return text
 
