@@ -386,6 +386,16 @@ async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("2")  # the second other member: Cy
         await pilot.pause()
+        # Asked again before the meeting changes hands; n keeps it.
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Hand facilitation to Cy? Only Cy can hand it back." in str(
+            app.screen.query_one(".dialog-title").render()
+        )
+        await pilot.press("n")
+        await pilot.pause()
+        assert room.session(0).state.facilitator == IDENTITIES[0].key
+        await pilot.press("f", "2", "y")
+        await pilot.pause()
         assert room.session(0).state.facilitator == IDENTITIES[2].key
         assert "Cy - facilitates" in app.screen.query_one(RosterPanel).shown_text
 
