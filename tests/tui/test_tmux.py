@@ -170,9 +170,11 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     ana.keys("Escape", "n")  # step 1, threats: named or anonymous
     bo.wait_for("Step 1 of 10")
     bo.keys("Escape", "c", "C-t")
-    bo.wait_for("anonymous")
+    bo.wait_for("Write anonymously")
     bo.type("I am afraid to say this aloud")
     bo.keys("Enter")
+    bo.wait_for("Which kind is it?")  # the step's tags: internal or external
+    bo.keys("1")
     # Below the threshold (3) every screen holds it, the author's included.
     for terminal in (ana, bo, cy):
         screen = terminal.wait_for("1 anonymous answer is in", timeout=60)
@@ -180,6 +182,8 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     for text in ("Nobody asked us", "The budget is a secret"):
         bo.type(text)
         bo.keys("Enter")
+        bo.wait_for("Which kind is it?")
+        bo.keys("1")
     for terminal in (ana, bo, cy):
         screen = terminal.wait_for("The budget is a secret", timeout=90)
         assert "I am afraid to say this aloud" in screen
