@@ -91,6 +91,21 @@ async def test_named_contribution_typed_goes_to_the_room_with_its_author(room: R
         assert "Bo: Meetings run long" in screen.log_text()
 
 
+async def test_a_draft_survives_leaving_the_box_and_coming_back(room: Room) -> None:
+    open_step(room, TEXT)
+    app = RelsecApp(room.factory)
+    async with app.run_test(size=SIZE) as pilot:
+        await in_meeting(app, pilot)
+        await pilot.press(*"We depend", "escape", "h")  # out of the box to raise a hand
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press(*" on one funder")  # the draft goes on, not replaced
+        box = app.screen.query_one(ComposeBox)
+        assert box.input.has_focus
+        assert box.input.value == "We depend on one funder"
+
+
 async def test_text_from_the_network_is_shown_as_text_never_markup() -> None:
     room = Room(members=1)
     hostile = "[@click=app.quit]Eve[/] \u202eevil\x1b[2J"
@@ -370,6 +385,16 @@ async def test_hand_over_facilitation_and_talk_time(room: Room) -> None:
         await pilot.press("escape", "f")
         assert isinstance(app.screen, ChoiceDialog)
         await pilot.press("2")  # the second other member: Cy
+        await pilot.pause()
+        # Asked again before the meeting changes hands; n keeps it.
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Hand facilitation to Cy? Only Cy can hand it back." in str(
+            app.screen.query_one(".dialog-title").render()
+        )
+        await pilot.press("n")
+        await pilot.pause()
+        assert room.session(0).state.facilitator == IDENTITIES[0].key
+        await pilot.press("f", "2", "y")
         await pilot.pause()
         assert room.session(0).state.facilitator == IDENTITIES[2].key
         assert "Cy · facilitates" in app.screen.query_one(RosterPanel).shown_text

@@ -29,10 +29,11 @@ WAY_STEP = 9  # "The way forward" is step 9 of the relational security template
 class Terminal:
     """One tmux session on a private server, running one ``relsec``."""
 
-    def __init__(self, server: str, name: str) -> None:
+    def __init__(self, server: str, name: str, width: int = 120, height: int = 40) -> None:
         self.server, self.name = server, name
         command = f"{sys.executable} -m relsec_p2p --interface 127.0.0.1"
-        self.tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "40", command)
+        size = ("-x", str(width), "-y", str(height))
+        self.tmux("new-session", "-d", "-s", name, *size, command)
         # Escape then a letter must stay two keys, not become alt+letter.
         self.tmux("set-option", "-s", "escape-time", "0")
 
@@ -51,17 +52,26 @@ class Terminal:
     def keys(self, *keys: str) -> None:
         for key in keys:
             self.tmux("send-keys", "-t", self.name, key)
-            # Textual waits briefly after Escape to tell it from an escape sequence.
-            time.sleep(0.3 if key == "Escape" else 0.05)
+            if key == "Escape":
+                # An Escape read together with the next letter is alt+letter
+                # (Textual waits only ESCDELAY for more), which a loaded machine
+                # makes likely. F9, bound nowhere, ends the Escape either way:
+                # read together they are Escape then F9 (the parser reissues a
+                # second ESC as a new sequence), never alt+anything.
+                time.sleep(0.3)
+                self.tmux("send-keys", "-t", self.name, "F9")
+            time.sleep(0.05)
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for(self, *texts: str, timeout: float = 30.0) -> str:
+        """The screen once it shows every one of ``texts`` at the same time."""
         deadline = time.monotonic() + timeout
         while True:
             screen = self.screen()
-            if text in screen:
+            if all(text in screen for text in texts):
                 return screen
             if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name} never showed {text!r}; screen:\n{screen}")
+                missing = [text for text in texts if text not in screen]
+                raise AssertionError(f"{self.name} never showed {missing!r}; screen:\n{screen}")
             time.sleep(0.2)
 
 
@@ -177,6 +187,8 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     bo.wait_for("anonymous")
     bo.type("I am afraid to say this aloud")
     bo.keys("Enter")
+    bo.wait_for("Which kind is it?")  # the step's tags: internal or external
+    bo.keys("1")
     # Below the threshold (3) every screen holds it, the author's included.
     for terminal in (ana, bo, cy):
         screen = terminal.wait_for("1 anonymous answer is in", timeout=60)
@@ -184,6 +196,8 @@ def test_anonymous_contribution_crosses_unattributed(terminals) -> None:  # type
     for text in ("Nobody asked us", "The budget is a secret"):
         bo.type(text)
         bo.keys("Enter")
+        bo.wait_for("Which kind is it?")
+        bo.keys("1")
     for terminal in (ana, bo, cy):
         screen = terminal.wait_for("The budget is a secret", timeout=90)
         assert "I am afraid to say this aloud" in screen

@@ -559,8 +559,19 @@ class MeetingScreen(Screen[None]):
             return
 
         def chosen(value: bytes | None) -> None:
-            if value is not None:
-                self._result(self.meeting.hand_over(value))
+            if value is None:
+                return
+            name = next(label for label, key in options if key == value)
+
+            def confirmed(yes: bool | None) -> None:
+                if yes:
+                    self._result(self.meeting.hand_over(value))
+
+            # Asked again: letters typed outside the box (f, then Enter at the
+            # end of a sentence) must not give the meeting away; only the new
+            # facilitator can hand it back.
+            question = f"Hand facilitation to {name}? Only {name} can hand it back."
+            self.app.push_screen(ConfirmDialog(question, "hand over", "keep it"), confirmed)
 
         self.app.push_screen(ChoiceDialog("Hand facilitation to whom?", options), chosen)
 

@@ -39,18 +39,20 @@ def decision_text(decision: Decision, *, rule: bool = True, names: bool = True) 
         text.append(" ")
         text.append(tally_line(poll.counts) if poll.counts is not None else COUNTS_HIDDEN)
         text.append(f" ({FINAL if poll.final else NOT_FINAL})", style="italic")
-    for choice, reason, voter in poll.reasons:
-        text.append("\n  ")
-        text.append(f"{SHORT_CHOICE_LABELS[choice].capitalize()}: ", style="bold")
-        text.append(reason)
-        if names:
-            text.append(f" ({voter or ANONYMOUS})", style="italic")
+    # The outcome in words next, before the reasons: the panel is short at
+    # 80x24 and the decision itself must stay in view.
     text.append("\n  ")
     if poll.record:
         text.append(RECORDED, style="bold")
         text.append(poll.record)
     else:
         text.append(NOT_RECORDED, style="italic dim")
+    for choice, reason, voter in poll.reasons:
+        text.append("\n  ")
+        text.append(f"{SHORT_CHOICE_LABELS[choice].capitalize()}: ", style="bold")
+        text.append(reason)
+        if names:
+            text.append(f" ({voter or ANONYMOUS})", style="italic")
     if rule and poll.rule:  # last: the longest line, and the first a small screen cuts
         text.append("\n  ")
         text.append(RULE.format(rule=poll.rule), style="dim")

@@ -260,14 +260,16 @@ def poll_text(poll: PollView, *, large: bool = False) -> Text:
                 f"(a majority makes it final)\n",
                 style="italic",
             )
+        # The outcome in words is the decision: right under the result, where
+        # a small screen (80x24) still shows it, before the rule.
+        if poll.record:
+            text.append("Recorded outcome: ", style="bold")
+            text.append(poll.record + "\n")
         if poll.rule:
             text.append(f"Rule: {poll.rule}\n", style="dim")
         for line in poll.objections:
             text.append("Objection: ", style="bold")
             text.append(line + "\n")
-        if poll.record:
-            text.append("Recorded outcome: ", style="bold")
-            text.append(poll.record + "\n")
     text.rstrip()
     return text
 
